@@ -1,0 +1,26 @@
+"""glmix-viz: see what a GLMix network groups, and turn the groupings into segmentation labels.
+
+Importing the package registers every GLNet variant with timm.
+"""
+
+from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, ImageLoadError
+from glmix_viz.models import GLNet
+from glmix_viz.models.loading import class_names, default_device, load_model, save_checkpoint
+from glmix_viz.probe import GroupingProbe, GroupingRecord, glmix_block_names
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "DataError",
+    "GLNet",
+    "GlmixVizError",
+    "GroupingProbe",
+    "GroupingRecord",
+    "ImageLoadError",
+    "class_names",
+    "default_device",
+    "glmix_block_names",
+    "load_model",
+    "save_checkpoint",
+]

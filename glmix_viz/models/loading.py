@@ -1,0 +1,297 @@
+"""Load GLNet checkpoints safely: official ``.pth`` files, bare state dicts, and glmix-viz ``.safetensors``.
+
+Nothing here executes code from a file. ``.pth`` files are read with ``torch.load(weights_only=True)``; the official
+training files may also pickle a config object (an OmegaConf ``DictConfig``), which the weights-only unpickler
+refuses. For those, every foreign class named in the file is replaced by an inert placeholder that only stores
+what the pickle hands it, so the tensors are recovered without importing or running anything from the file.
+
+glmix-viz checkpoints are ``.safetensors`` with a JSON config (variant, constructor overrides, class names) in the
+file's metadata and beside it as ``<name>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple, Union
+
+import timm
+import torch
+import torch.nn as nn
+
+from glmix_viz.errors import CheckpointError
+from glmix_viz.models.glnet import VARIANT_ARGS, GLNet, checkpoint_filter_fn
+
+__all__ = ["load_model", "load_state_dict", "save_checkpoint", "read_checkpoint_config", "infer_variant",
+           "default_device", "class_names"]
+
+CONFIG_KEY = "glmix_viz_config"
+CONFIG_FORMAT = "glmix-viz/1"
+PathLike = Union[str, os.PathLike]
+
+
+def default_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
+    """``device`` if given, else CUDA when available, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class _InertObject:
+    """Stands in for a foreign pickled object: stores its constructor arguments and state, runs nothing."""
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> "_InertObject":
+        obj = super().__new__(cls)
+        obj.__dict__["_pickled_args"] = args
+        return obj
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def __setstate__(self, state: Any) -> None:
+        self.__dict__["_pickled_state"] = state
+
+
+def _torch_load_inert(path: Path) -> Any:
+    """``torch.load(weights_only=True)`` with every non-allow-listed global replaced by an inert placeholder."""
+    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    placeholders = [(type(name.rsplit(".", 1)[-1], (_InertObject,), {}), name) for name in names]
+    with torch.serialization.safe_globals(placeholders):
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+
+
+def _read_raw(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, Any]]]:
+    """The tensors of a checkpoint file and the glmix-viz config stored in it, if any."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    if path.suffix == ".safetensors":
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+        except Exception as error:  # safetensors raises several types for a corrupt header
+            raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
+        config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
+        return tensors, config
+    try:
+        obj = torch.load(str(path), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        try:
+            obj = _torch_load_inert(path)
+        except Exception as error:
+            raise CheckpointError(
+                f"{path}: holds pickled objects that cannot be read safely ({_one_line(error)}); from a trusted "
+                "Python session re-save just the weights: torch.save(torch.load(p, weights_only=False)['model'], q)"
+            ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_one_line(error)})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
+    state = checkpoint_filter_fn(obj, None)  # type: ignore[arg-type]
+    tensors = {key: value for key, value in state.items() if isinstance(value, torch.Tensor)}
+    if not tensors:
+        raise CheckpointError(f"{path}: holds no tensors (keys: {_short(list(obj))})")
+    return tensors, None
+
+
+def _one_line(error: BaseException) -> str:
+    text = " ".join(str(error).split())
+    return text[:200] + ("..." if len(text) > 200 else "")
+
+
+def _short(items: List[str], limit: int = 4) -> str:
+    shown = ", ".join(items[:limit])
+    return shown + (f", ... ({len(items)} in all)" if len(items) > limit else "")
+
+
+def read_checkpoint_config(path: PathLike) -> Optional[Dict[str, Any]]:
+    """The glmix-viz config of a checkpoint: from the safetensors metadata, else from ``<name>.json`` beside it."""
+    path = Path(path)
+    if path.suffix == ".safetensors" and path.is_file():
+        from safetensors import safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+            if CONFIG_KEY in metadata:
+                return json.loads(metadata[CONFIG_KEY])
+        except Exception:
+            pass
+    sidecar = path.with_suffix(".json")
+    if sidecar.is_file():
+        try:
+            config = json.loads(sidecar.read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise CheckpointError(f"{sidecar}: unreadable checkpoint config ({_one_line(error)})") from None
+        if isinstance(config, dict) and config.get("format") == CONFIG_FORMAT:
+            return config
+    return None
+
+
+def load_state_dict(path: PathLike) -> Dict[str, torch.Tensor]:
+    """The GLNet state dict in a checkpoint file (wrappers and ``module.`` prefixes removed), read safely."""
+    return checkpoint_filter_fn(_read_raw(Path(path))[0], None)  # type: ignore[arg-type]
+
+
+def _num_classes(state: Dict[str, torch.Tensor]) -> int:
+    head = state.get("head.weight")
+    return int(head.shape[0]) if head is not None and head.ndim == 2 else 0
+
+
+def _expected_shapes(variant: str, num_classes: int, overrides: Optional[Dict[str, Any]] = None) -> Dict[str, tuple]:
+    with torch.device("meta"):
+        model = timm.create_model(variant, **dict(overrides or {}, num_classes=num_classes))
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def _mismatch(state: Dict[str, torch.Tensor], expected: Dict[str, tuple]) -> Tuple[List[str], List[str], List[str]]:
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    misshaped = [
+        f"{key} {list(state[key].shape)} vs {list(shape)}"
+        for key, shape in expected.items()
+        if key in state and tuple(state[key].shape) != shape
+    ]
+    return missing, unexpected, misshaped
+
+
+def _describe(variant: str, missing: List[str], unexpected: List[str], misshaped: List[str]) -> str:
+    parts = []
+    if missing:
+        parts.append(f"missing {_short(missing)}")
+    if unexpected:
+        parts.append(f"unexpected {_short(unexpected)}")
+    if misshaped:
+        parts.append(f"mis-shaped {_short(misshaped, 3)}")
+    return f"closest variant {variant}: " + "; ".join(parts)
+
+
+def infer_variant(state: Dict[str, torch.Tensor], *, path: PathLike = "<state dict>") -> str:
+    """The registered GLNet variant whose keys and shapes a state dict matches exactly.
+
+    Raises:
+        CheckpointError: naming the closest variant and the missing, unexpected and mis-shaped keys.
+    """
+    num_classes = _num_classes(state)
+    best: Optional[Tuple[int, str, Tuple[List[str], List[str], List[str]]]] = None
+    for variant in VARIANT_ARGS:
+        diff = _mismatch(state, _expected_shapes(variant, num_classes))
+        errors = sum(len(part) for part in diff)
+        if errors == 0:
+            return variant
+        if best is None or errors < best[0]:
+            best = (errors, variant, diff)
+    assert best is not None
+    raise CheckpointError(f"{path}: fits no GLNet variant; {_describe(best[1], *best[2])}")
+
+
+def class_names(model: nn.Module) -> Optional[List[str]]:
+    """The class names of a model's classifier: from its checkpoint config, or ImageNet's for a 1000-class head."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    names = cfg.get("label_names")
+    if names:
+        return list(names)
+    if getattr(model, "num_classes", 0) == 1000:
+        from timm.data import ImageNetInfo
+
+        info = ImageNetInfo()
+        return [info.index_to_description(i) for i in range(1000)]
+    return None
+
+
+def load_model(
+    path: PathLike,
+    variant: Optional[str] = None,
+    device: Optional[Union[str, torch.device]] = None,
+) -> GLNet:
+    """Build the GLNet a checkpoint holds and load its weights strictly; return it in eval mode.
+
+    Args:
+        path: an official ``.pth`` (a dict holding ``model``, ``model_ema`` or ``state_dict``, or a bare state dict;
+            ``module.`` prefixes are stripped), or a ``.safetensors`` file (glmix-viz checkpoints carry their
+            config; a bare one is matched like a ``.pth``).
+        variant: a registered variant name; inferred from the keys and shapes when None.
+        device: where to put the model; CUDA when available if None.
+
+    Returns:
+        The model, with ``model.pretrained_cfg["label_names"]`` holding the class names when the checkpoint names
+        them and ``model.checkpoint_config`` the config it was built from.
+
+    Raises:
+        CheckpointError: unreadable file, or weights that fit no variant (one line naming the closest variant and
+            the missing, unexpected and mis-shaped keys).
+    """
+    path = Path(path)
+    tensors, config = _read_raw(path)
+    config = config or read_checkpoint_config(path)
+    state = checkpoint_filter_fn(tensors, None)  # type: ignore[arg-type]
+    overrides: Dict[str, Any] = {}
+    if config is not None:
+        variant = variant or config.get("variant")
+        overrides = dict(config.get("model_args") or {})
+    if variant is None:
+        variant = infer_variant(state, path=path)
+    elif variant not in VARIANT_ARGS:
+        raise CheckpointError(f"{path}: unknown variant {variant!r}; known: {', '.join(VARIANT_ARGS)}")
+    overrides["num_classes"] = _num_classes(state)
+    diff = _mismatch(state, _expected_shapes(variant, overrides["num_classes"], overrides))
+    if any(diff):
+        raise CheckpointError(f"{path}: does not fit {variant}; {_describe(variant, *diff)}")
+    model = timm.create_model(variant, **overrides)
+    model.load_state_dict(state, strict=True)
+    model.checkpoint_config = dict(config or {}, variant=variant, model_args=overrides, source=str(path))
+    if config and config.get("class_names"):
+        names = list(config["class_names"])
+        if len(names) != model.num_classes:
+            raise CheckpointError(f"{path}: config names {len(names)} classes but the head has {model.num_classes}")
+        model.pretrained_cfg = dict(model.pretrained_cfg, label_names=names)
+    if config and config.get("input_size"):
+        model.pretrained_cfg = dict(model.pretrained_cfg, input_size=tuple(config["input_size"]))
+    return model.to(default_device(device)).eval()
+
+
+def save_checkpoint(
+    model: GLNet,
+    path: PathLike,
+    *,
+    variant: str,
+    model_args: Optional[Dict[str, Any]] = None,
+    class_names: Optional[List[str]] = None,
+    extra: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
+    """Write ``model``'s weights as safetensors with its config in the metadata and in ``<name>.json`` beside it.
+
+    Both files are written atomically (temp file + rename). Returns the config.
+    """
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config: Dict[str, Any] = {
+        "format": CONFIG_FORMAT,
+        "variant": variant,
+        "model_args": {key: value for key, value in (model_args or {}).items() if key != "num_classes"},
+        "num_classes": int(model.num_classes),
+        "class_names": list(class_names) if class_names else None,
+        **(extra or {}),
+    }
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    for target, write in (
+        (path, lambda tmp: save_file(state, tmp, metadata={CONFIG_KEY: json.dumps(config)})),
+        (path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n")),
+    ):
+        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
+        os.close(handle)
+        try:
+            write(tmp)
+            os.replace(tmp, target)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+    return config
