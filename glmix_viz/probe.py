@@ -30,7 +30,9 @@ __all__ = ["GroupingProbe", "GroupingRecord", "glmix_block_names"]
 
 def _taps(model: nn.Module) -> Dict[str, GroupingTap]:
     """Block path -> tap, for every GLMix block of ``model`` in network order."""
-    return {name.rsplit(".", 1)[0]: module for name, module in model.named_modules() if isinstance(module, GroupingTap)}
+    return {
+        name.rpartition(".")[0]: module for name, module in model.named_modules() if isinstance(module, GroupingTap)
+    }
 
 
 def glmix_block_names(model: nn.Module) -> List[str]:

@@ -58,10 +58,21 @@ class _InertObject:
 
 def _torch_load_inert(path: Path) -> Any:
     """``torch.load(weights_only=True)`` with every non-allow-listed global replaced by an inert placeholder."""
-    names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    try:
+        names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
+    except Exception as error:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_one_line(error)})") from None
+    if not names:
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (the weights-only unpickler refused it)")
     placeholders = [(type(name.rsplit(".", 1)[-1], (_InertObject,), {}), name) for name in names]
-    with torch.serialization.safe_globals(placeholders):
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+    try:
+        with torch.serialization.safe_globals(placeholders):
+            return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"{path}: holds pickled objects that cannot be read safely ({_one_line(error)}); from a trusted "
+            "Python session re-save just the weights: torch.save(torch.load(p, weights_only=False)['model'], q)"
+        ) from None
 
 
 def _read_raw(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, Any]]]:
@@ -82,13 +93,7 @@ def _read_raw(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, A
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
-        try:
-            obj = _torch_load_inert(path)
-        except Exception as error:
-            raise CheckpointError(
-                f"{path}: holds pickled objects that cannot be read safely ({_one_line(error)}); from a trusted "
-                "Python session re-save just the weights: torch.save(torch.load(p, weights_only=False)['model'], q)"
-            ) from None
+        obj = _torch_load_inert(path)
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_one_line(error)})") from None
     if not isinstance(obj, dict):
