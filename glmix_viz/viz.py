@@ -1,0 +1,859 @@
+"""Palettes, overlays, slot boundaries, grids and interactive figures: numpy in, pictures out.
+
+Everything here takes plain arrays (RGB ``uint8`` images ``(H, W, 3)``, label maps ``(H, W)``, slot maps
+``(S, h, w)`` float) and returns pictures: RGB ``uint8`` arrays, or Plotly figures. Nothing here knows about the model,
+probes or data sets, so the command line, the app and the notebooks draw the same pictures the same way.
+
+* One palette for slots, :func:`slot_palette`: slot ``s`` has the same colour in every view and for every number of
+  slots. Class palettes (e.g. VOC's) live with their data set and are simply passed in.
+* One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay` and friends build on it.
+* The authors' figure pieces: :func:`soft_map_grid` (the 8x8 grid of dispatch maps), :func:`representative_slots`
+  (k-medoids on the maps) and :func:`masked_slot_view` (the image shown through one slot's map).
+
+Colours are RGB throughout, never BGR.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Mapping, Sequence
+
+import matplotlib
+import numpy as np
+import plotly.graph_objects as go
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from plotly.subplots import make_subplots
+
+__all__ = [
+    "colorize_labels",
+    "colormap_lut",
+    "draw_boundaries",
+    "grouping_overlay",
+    "heatmap_overlay",
+    "hstack_panels",
+    "label_legend",
+    "masked_slot_view",
+    "overlay",
+    "representative_slots",
+    "slot_boundaries",
+    "slot_distribution_figure",
+    "slot_labels",
+    "slot_palette",
+    "soft_map_grid",
+    "soft_maps_figure",
+    "upsample_labels",
+    "upsample_maps",
+    "vstack_panels",
+]
+
+RGB = tuple[int, int, int]
+
+# Frame colours the authors used for the four representative slots: red, orange, brown, deep pink.
+REPRESENTATIVE_FRAME_COLORS: tuple[RGB, ...] = ((255, 0, 0), (255, 165, 0), (165, 42, 42), (255, 20, 147))
+
+_SOFT_MAP_HOVER = "slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{z:.4f}<extra></extra>"
+_PALETTE_FIRST_COLOR = np.array([230, 25, 75], dtype=np.float64)
+_PALETTE_CANDIDATE_LEVELS = np.arange(0, 256, 15, dtype=np.float64)  # 18 levels per channel.
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Palettes and label maps
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=8)
+def _palette_sequence(length: int) -> np.ndarray:
+    """The first ``length`` colours of the slot colour sequence (farthest-point sampling in RGB), ``(length, 3)``.
+
+    Candidates are the colours of an 18-level RGB grid that are neither near-black nor near-white (those are kept for
+    backgrounds and boundaries). Starting from a fixed red, each next colour is the candidate farthest (Euclidean, RGB)
+    from all colours chosen so far; ties go to the first candidate. The sequence is a prefix-stable, deterministic
+    function of nothing, so colour ``s`` never depends on how many slots there are.
+    """
+    grid = np.stack(np.meshgrid(*[_PALETTE_CANDIDATE_LEVELS] * 3, indexing="ij"), axis=-1).reshape(-1, 3)
+    brightest, darkest = grid.max(axis=1), grid.min(axis=1)
+    candidates = grid[(brightest >= 100) & (darkest <= 180)]
+    length = min(length, len(candidates))
+    chosen = np.empty((length, 3), dtype=np.float64)
+    chosen[0] = _PALETTE_FIRST_COLOR
+    nearest_distance = np.linalg.norm(candidates - chosen[0], axis=1)
+    for index in range(1, length):
+        pick = int(np.argmax(nearest_distance))
+        chosen[index] = candidates[pick]
+        nearest_distance = np.minimum(nearest_distance, np.linalg.norm(candidates - chosen[index], axis=1))
+    return chosen.astype(np.uint8)
+
+
+def slot_palette(num_slots: int) -> np.ndarray:
+    """Distinct, deterministic colours for slots (or any labels).
+
+    Colour ``s`` is the same whatever ``num_slots`` is, so a slot keeps its colour across views and models. The
+    colours are chosen greedily to be far apart in RGB (any two of the first 64 are more than 60 apart), avoiding
+    near-black and near-white. Beyond the ~5,000 candidate colours the sequence repeats.
+
+    Args:
+        num_slots: Number of colours wanted, ``S >= 0``.
+
+    Returns:
+        ``(S, 3)`` ``uint8`` RGB.
+    """
+    if num_slots < 0:
+        raise ValueError(f"num_slots must be >= 0, got {num_slots}")
+    if num_slots == 0:
+        return np.zeros((0, 3), dtype=np.uint8)
+    sequence = _palette_sequence(max(64, num_slots))
+    return sequence[np.arange(num_slots) % len(sequence)].copy()
+
+
+def colorize_labels(labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Colour a label map.
+
+    Args:
+        labels: ``(H, W)`` integer labels in ``0..K-1``.
+        palette: ``(K, 3)`` ``uint8`` RGB colours.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    labels = np.asarray(labels)
+    palette = np.asarray(palette, dtype=np.uint8)
+    if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be an (H, W) integer array, got shape {labels.shape} dtype {labels.dtype}")
+    if palette.ndim != 2 or palette.shape[1] != 3:
+        raise ValueError(f"palette must be (K, 3), got {palette.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(palette)):
+        raise ValueError(f"labels range {labels.min()}..{labels.max()} exceeds the palette's {len(palette)} colours")
+    return palette[labels]
+
+
+def colormap_lut(colormap: str) -> np.ndarray:
+    """A matplotlib colour map as a ``(256, 3)`` ``uint8`` RGB lookup table (index 0 = low, 255 = high).
+
+    For ``"jet"`` low is dark blue and high is dark red; for ``"viridis"`` low is purple and high is yellow.
+    """
+    return _colormap_lut(colormap).copy()
+
+
+@functools.lru_cache(maxsize=16)
+def _colormap_lut(colormap: str) -> np.ndarray:
+    try:
+        color_map = matplotlib.colormaps[colormap]
+    except KeyError as error:
+        raise ValueError(f"unknown matplotlib colour map {colormap!r}") from error
+    rgba = color_map(np.linspace(0.0, 1.0, 256))
+    return np.clip(np.floor(rgba[:, :3] * 255.0 + 0.5), 0, 255).astype(np.uint8)
+
+
+def _apply_colormap(values: np.ndarray, colormap: str) -> np.ndarray:
+    """Map values in ``[0, 1]`` (any shape) to RGB uint8 through a colour map; adds a trailing axis of 3."""
+    indices = np.clip(np.floor(np.nan_to_num(values, nan=0.0) * 255.0 + 0.5), 0, 255).astype(np.intp)
+    return _colormap_lut(colormap)[indices]
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Overlays
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def overlay(
+    image: np.ndarray,
+    colors: np.ndarray | Sequence[int],
+    *,
+    palette: np.ndarray | None = None,
+    alpha: float = 0.5,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Alpha-blend colours onto an image: ``out = image * (1 - w) + colors * w`` with ``w = alpha * mask``.
+
+    This is the one overlay function of glmix-viz; every coloured picture over an image goes through it.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        colors: ``(H, W, 3)`` ``uint8`` RGB colours, a single RGB colour ``(3,)``, or an ``(H, W)`` integer label map
+            (then ``palette`` is required and the labels are coloured with it).
+        palette: ``(K, 3)`` ``uint8`` colours for a label map.
+        alpha: Weight of the colours, in ``[0, 1]``.
+        mask: Optional ``(H, W)`` bool (blend only where True) or float weights in ``[0, 1]`` multiplying ``alpha``.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB, rounded half up.
+    """
+    image = _check_image(image)
+    if not 0.0 <= alpha <= 1.0:
+        raise ValueError(f"alpha must be in [0, 1], got {alpha}")
+    colors = np.asarray(colors)
+    if colors.ndim == 2:
+        if palette is None:
+            raise ValueError("a label map needs a palette to be overlaid")
+        colors = colorize_labels(colors, palette)
+    if colors.shape == (3,):
+        colors = np.broadcast_to(colors.astype(np.uint8), image.shape)
+    if colors.shape != image.shape:
+        raise ValueError(f"colors shape {colors.shape} does not match image shape {image.shape}")
+    weight = np.full(image.shape[:2], alpha, dtype=np.float32)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != image.shape[:2]:
+            raise ValueError(f"mask shape {mask.shape} does not match image size {image.shape[:2]}")
+        weight = weight * np.clip(mask.astype(np.float32), 0.0, 1.0)
+    weight = weight[:, :, None]
+    blended = image.astype(np.float32) * (1.0 - weight) + colors.astype(np.float32) * weight
+    return np.clip(np.floor(blended + 0.5), 0, 255).astype(np.uint8)
+
+
+def heatmap_overlay(
+    image: np.ndarray,
+    score: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    colormap: str = "jet",
+    normalize: bool = True,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """Overlay a score map on an image through a colour map (via :func:`overlay`).
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        score: ``(h, w)`` float scores; bilinearly resized to ``(H, W)``.
+        alpha: Weight of the colour map.
+        colormap: A matplotlib colour map name. With ``"jet"`` high scores are red and low scores blue; with
+            ``"viridis"`` high is yellow and low purple.
+        normalize: Min-max scale the resized scores to ``[0, 1]`` (a constant map becomes 0); otherwise the scores
+            must already be in ``[0, 1]`` and are clipped to it.
+        mask: Optional ``(H, W)`` weights passed on to :func:`overlay`.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(image)
+    score = np.asarray(score, dtype=np.float32)
+    if score.ndim != 2:
+        raise ValueError(f"score must be (h, w), got {score.shape}")
+    resized = upsample_maps(score[None], image.shape[:2])[0]
+    values = _min_max(resized) if normalize else np.clip(resized, 0.0, 1.0)
+    return overlay(image, _apply_colormap(values, colormap), alpha=alpha, mask=mask)
+
+
+def slot_boundaries(labels: np.ndarray) -> np.ndarray:
+    """Pixels on a region border: those with a 4-neighbour of a different label (both sides of a border are marked).
+
+    Args:
+        labels: ``(H, W)`` integer label map.
+
+    Returns:
+        ``(H, W)`` bool.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (H, W), got {labels.shape}")
+    border = np.zeros(labels.shape, dtype=bool)
+    horizontal = labels[:, 1:] != labels[:, :-1]
+    vertical = labels[1:, :] != labels[:-1, :]
+    border[:, 1:] |= horizontal
+    border[:, :-1] |= horizontal
+    border[1:, :] |= vertical
+    border[:-1, :] |= vertical
+    return border
+
+
+def draw_boundaries(image: np.ndarray, boundaries: np.ndarray, color: Sequence[int] = (255, 255, 255)) -> np.ndarray:
+    """Paint boundary pixels in one colour.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        boundaries: ``(H, W)`` bool.
+        color: RGB colour of the boundaries.
+
+    Returns:
+        A new ``(H, W, 3)`` ``uint8`` image.
+    """
+    image = _check_image(image)
+    boundaries = np.asarray(boundaries, dtype=bool)
+    if boundaries.shape != image.shape[:2]:
+        raise ValueError(f"boundaries shape {boundaries.shape} does not match image size {image.shape[:2]}")
+    painted = image.copy()
+    painted[boundaries] = np.asarray(color, dtype=np.uint8)
+    return painted
+
+
+def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of a label map (pixel centres aligned, like ``align_corners=False``).
+
+    Args:
+        labels: ``(h, w)`` label map of any dtype.
+        size: Target ``(H, W)``.
+
+    Returns:
+        ``(H, W)`` array of the same dtype; output pixel ``(y, x)`` takes input pixel
+        ``(floor((y + 0.5) * h / H), floor((x + 0.5) * w / W))``.
+    """
+    labels = np.asarray(labels)
+    if labels.ndim != 2:
+        raise ValueError(f"labels must be (h, w), got {labels.shape}")
+    height, width = int(size[0]), int(size[1])
+    rows = np.minimum(((np.arange(height) + 0.5) * labels.shape[0] / height).astype(np.intp), labels.shape[0] - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * labels.shape[1] / width).astype(np.intp), labels.shape[1] - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a stack of maps (``torch.nn.functional.interpolate``, ``align_corners=False``).
+
+    Args:
+        maps: ``(S, h, w)`` float maps.
+        size: Target ``(H, W)``.
+
+    Returns:
+        ``(S, H, W)`` ``float32``.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (S, h, w), got {maps.shape}")
+    target = (int(size[0]), int(size[1]))
+    if maps.shape[1:] == target:
+        return maps.copy()
+    tensor = torch.from_numpy(np.ascontiguousarray(maps))[None]
+    return F.interpolate(tensor, size=target, mode="bilinear", align_corners=False)[0].numpy()
+
+
+def slot_labels(dispatch: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
+    """Hard grouping: the slot each pixel is dispatched to most (argmax over slots), optionally upsampled.
+
+    Args:
+        dispatch: ``(S, h, w)`` dispatch weights (any per-pixel scores over slots).
+        size: Optional target ``(H, W)``; labels are upsampled with nearest neighbour.
+
+    Returns:
+        ``(h, w)`` or ``(H, W)`` ``int64`` slot indices.
+    """
+    dispatch = np.asarray(dispatch)
+    if dispatch.ndim != 3:
+        raise ValueError(f"dispatch must be (S, h, w), got {dispatch.shape}")
+    labels = np.argmax(dispatch, axis=0).astype(np.int64)
+    return labels if size is None else upsample_labels(labels, size)
+
+
+def grouping_overlay(
+    image: np.ndarray,
+    dispatch: np.ndarray,
+    *,
+    alpha: float = 0.5,
+    boundaries: bool = True,
+    palette: np.ndarray | None = None,
+    boundary_color: Sequence[int] = (255, 255, 255),
+) -> np.ndarray:
+    """The hard grouping picture: each pixel coloured by its argmax slot, over the image, with slot borders.
+
+    Steps: argmax over slots → nearest upsampling to the image size → colour by slot palette → :func:`overlay` →
+    :func:`draw_boundaries`.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        dispatch: ``(S, h, w)`` dispatch weights of one image.
+        alpha: Weight of the slot colours.
+        boundaries: Draw the borders between slots.
+        palette: ``(S', 3)`` colours with ``S' >= S``; default :func:`slot_palette` ``(S)``.
+        boundary_color: RGB colour of the borders.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(image)
+    labels = slot_labels(dispatch, image.shape[:2])
+    palette = slot_palette(np.asarray(dispatch).shape[0]) if palette is None else palette
+    picture = overlay(image, labels, palette=palette, alpha=alpha)
+    if boundaries:
+        picture = draw_boundaries(picture, slot_boundaries(labels), color=boundary_color)
+    return picture
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The authors' figure: grid of soft maps, representative slots, masked views
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def soft_map_grid(
+    maps: np.ndarray,
+    *,
+    cols: int | None = None,
+    normalize: str = "global",
+    cell: int | None = None,
+    pad: int = 2,
+    colormap: str = "viridis",
+    frame_colors: Mapping[int, Sequence[int]] | None = None,
+    bg: int = 255,
+) -> np.ndarray:
+    """Draw per-slot maps as a grid of colour-mapped tiles (the authors' 8x8 grid for 64 slots).
+
+    Layout: ``rows = ceil(S / cols)``; every tile is ``(cell_h + 2 * pad, cell_w + 2 * pad)`` with the map in its
+    centre, so the picture is ``(rows * (cell_h + 2 * pad), cols * (cell_w + 2 * pad), 3)``. The ``pad`` border of a
+    tile is the background, or the slot's frame colour when given. Maps are scaled with nearest neighbour (crisp
+    pixels, as ``imshow`` draws them); unused tiles are background.
+
+    Args:
+        maps: ``(S, h, w)`` float maps (e.g. dispatch weights of one image and block).
+        cols: Tiles per row; default ``ceil(sqrt(S))``.
+        normalize: ``"global"`` (min-max over all maps, as the authors do), ``"per_map"`` (each map on its own) or
+            ``"none"`` (values clipped to ``[0, 1]``).
+        cell: Longer side of a tile's map in pixels; default the smallest integer multiple of the map size that is at
+            least 32 pixels.
+        pad: Width of each tile's border in pixels.
+        colormap: Matplotlib colour map name.
+        frame_colors: ``{slot: (r, g, b)}`` slots to frame, e.g. the representative slots.
+        bg: Gray level of the background and of unframed borders.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    maps = np.asarray(maps, dtype=np.float32)
+    if maps.ndim != 3 or maps.shape[0] == 0:
+        raise ValueError(f"maps must be (S, h, w) with S >= 1, got {maps.shape}")
+    num_maps, map_height, map_width = maps.shape
+    cols = int(math.ceil(math.sqrt(num_maps))) if cols is None else int(cols)
+    if cols < 1:
+        raise ValueError(f"cols must be >= 1, got {cols}")
+    rows = int(math.ceil(num_maps / cols))
+    if cell is None:
+        factor = max(1, int(math.ceil(32 / max(map_height, map_width))))
+        cell_height, cell_width = map_height * factor, map_width * factor
+    else:
+        scale = cell / max(map_height, map_width)
+        cell_height, cell_width = max(1, round(map_height * scale)), max(1, round(map_width * scale))
+    values = _normalize_maps(maps, normalize)
+    cells = _apply_colormap(np.stack([upsample_labels(value, (cell_height, cell_width)) for value in values]), colormap)
+    tile_height, tile_width = cell_height + 2 * pad, cell_width + 2 * pad
+    grid = np.full((rows * tile_height, cols * tile_width, 3), bg, dtype=np.uint8)
+    frame_colors = frame_colors or {}
+    for slot in range(num_maps):
+        top, left = (slot // cols) * tile_height, (slot % cols) * tile_width
+        if slot in frame_colors:
+            grid[top : top + tile_height, left : left + tile_width] = np.asarray(frame_colors[slot], dtype=np.uint8)
+        grid[top + pad : top + pad + cell_height, left + pad : left + pad + cell_width] = cells[slot]
+    return grid
+
+
+def representative_slots(
+    maps: np.ndarray, k: int = 4, *, seed: int = 0, max_iter: int = 100, init: str = "build"
+) -> list[int]:
+    """Pick ``k`` representative slots by k-medoids on the pairwise L2 distances between their maps.
+
+    The distance matrix is ``(S, S)``, between flattened maps. Medoids are initialised either greedily (``"build"``,
+    PAM's BUILD step: deterministic and reliable on well separated groups) or, as the authors did, at random among
+    distinct maps (``"random"``, reproducible for a ``seed``). Then assignment (each map to its nearest medoid) and
+    update (each cluster's medoid becomes the member with the least total distance to the others) alternate until
+    nothing changes or ``max_iter`` rounds have passed.
+
+    Args:
+        maps: ``(S, h, w)`` maps.
+        k: Number of representatives.
+        seed: Seed of the random initialisation (used by ``init="random"``).
+        max_iter: Maximum number of assignment/update rounds.
+        init: ``"build"`` or ``"random"``.
+
+    Returns:
+        Sorted slot indices of the medoids. When fewer than ``k`` distinct maps exist, one slot per distinct map (its
+        first occurrence) is returned.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (S, h, w), got {maps.shape}")
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    if init not in ("build", "random"):
+        raise ValueError(f"init must be 'build' or 'random', got {init!r}")
+    flat = maps.reshape(maps.shape[0], -1)
+    if flat.shape[0] == 0:
+        return []
+    _, first_occurrence = np.unique(flat, axis=0, return_index=True)
+    distinct = np.sort(first_occurrence)
+    if len(distinct) <= k:
+        return [int(index) for index in distinct]
+    squared = (flat**2).sum(axis=1)
+    distances = np.sqrt(np.maximum(squared[:, None] + squared[None, :] - 2.0 * flat @ flat.T, 0.0))
+    if init == "random":
+        medoids = np.sort(np.random.default_rng(seed).choice(distinct, size=k, replace=False))
+    else:
+        medoids = _build_medoids(distances, distinct, k)
+    for _ in range(max_iter):
+        assignment = np.argmin(distances[:, medoids], axis=1)
+        updated = medoids.copy()
+        for cluster in range(k):
+            members = np.flatnonzero(assignment == cluster)
+            if len(members) == 0:
+                continue
+            costs = distances[np.ix_(members, members)].sum(axis=1)
+            updated[cluster] = members[int(np.argmin(costs))]
+        if np.array_equal(np.sort(updated), np.sort(medoids)):
+            break
+        medoids = updated
+    return sorted(int(index) for index in medoids)
+
+
+def _build_medoids(distances: np.ndarray, candidates: np.ndarray, k: int) -> np.ndarray:
+    """PAM BUILD: first the candidate with the least total distance, then greedily the one that lowers cost most."""
+    total = distances[:, candidates].sum(axis=0)
+    medoids = [int(candidates[int(np.argmin(total))])]
+    nearest = distances[:, medoids[0]].copy()
+    for _ in range(1, k):
+        remaining = np.array([index for index in candidates if index not in medoids])
+        gains = np.maximum(nearest[:, None] - distances[:, remaining], 0.0).sum(axis=0)
+        pick = int(remaining[int(np.argmax(gains))])
+        medoids.append(pick)
+        nearest = np.minimum(nearest, distances[:, pick])
+    return np.array(medoids, dtype=np.intp)
+
+
+def masked_slot_view(
+    image: np.ndarray, slot_map: np.ndarray, *, interpolation: str = "nearest", dark_level: int = 16
+) -> np.ndarray:
+    """Show the image through one slot's map: visible where the map is high, near-black elsewhere (authors' blend).
+
+    The map is min-max normalised to ``[0, 1]``, upsampled to the image size and used as per-pixel alpha between the
+    image and a dark version of it (its gray levels compressed to ``0..dark_level``).
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB.
+        slot_map: ``(h, w)`` map of one slot.
+        interpolation: ``"nearest"`` (the authors' choice) or ``"bilinear"``.
+        dark_level: Brightest gray of the dark background.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(image)
+    slot_map = np.asarray(slot_map, dtype=np.float32)
+    if slot_map.ndim != 2:
+        raise ValueError(f"slot_map must be (h, w), got {slot_map.shape}")
+    weights = _min_max(slot_map)
+    if interpolation == "nearest":
+        weights = upsample_labels(weights, image.shape[:2])
+    elif interpolation == "bilinear":
+        weights = np.clip(upsample_maps(weights[None], image.shape[:2])[0], 0.0, 1.0)
+    else:
+        raise ValueError(f"interpolation must be 'nearest' or 'bilinear', got {interpolation!r}")
+    gray = image.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+    dark = np.repeat((gray * (dark_level / 255.0))[:, :, None], 3, axis=2)
+    blended = image.astype(np.float32) * weights[:, :, None] + dark * (1.0 - weights[:, :, None])
+    return np.clip(np.floor(blended + 0.5), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Panels and legends
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def hstack_panels(
+    panels: Sequence[np.ndarray],
+    *,
+    titles: Sequence[str] | None = None,
+    pad: int = 4,
+    bg: int = 255,
+    font_size: int = 14,
+) -> np.ndarray:
+    """Place pictures side by side, top-aligned, with optional titles above each.
+
+    Args:
+        panels: ``(H_i, W_i, 3)`` ``uint8`` RGB or ``(H_i, W_i)`` gray pictures; heights may differ.
+        titles: One title per panel (``""`` for none), drawn in a strip above the panels.
+        pad: Gap between panels and around the whole picture, in pixels.
+        bg: Gray level of the background (titles are black on light, white on dark backgrounds).
+        font_size: Title font size in pixels.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB with ``W = sum(W_i) + pad * (n + 1)``.
+    """
+    return _stack_panels(panels, titles, pad, bg, font_size, horizontal=True)
+
+
+def vstack_panels(
+    panels: Sequence[np.ndarray],
+    *,
+    titles: Sequence[str] | None = None,
+    pad: int = 4,
+    bg: int = 255,
+    font_size: int = 14,
+) -> np.ndarray:
+    """Place pictures one above the other, left-aligned, each with an optional title above it.
+
+    Args:
+        panels: ``(H_i, W_i, 3)`` ``uint8`` RGB or ``(H_i, W_i)`` gray pictures; widths may differ.
+        titles: One title per panel (``""`` for none).
+        pad: Gap between panels and around the whole picture, in pixels.
+        bg: Gray level of the background.
+        font_size: Title font size in pixels.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB with ``W = max(W_i) + 2 * pad``.
+    """
+    return _stack_panels(panels, titles, pad, bg, font_size, horizontal=False)
+
+
+def _stack_panels(
+    panels: Sequence[np.ndarray],
+    titles: Sequence[str] | None,
+    pad: int,
+    bg: int,
+    font_size: int,
+    *,
+    horizontal: bool,
+) -> np.ndarray:
+    if len(panels) == 0:
+        raise ValueError("need at least one panel")
+    if titles is not None and len(titles) != len(panels):
+        raise ValueError(f"got {len(titles)} titles for {len(panels)} panels")
+    pictures = [_as_rgb_picture(panel) for panel in panels]
+    titled = titles is not None and any(titles)
+    title_height = _title_height(font_size) if titled else 0
+    text_color = (0, 0, 0) if bg >= 128 else (255, 255, 255)
+    if horizontal:
+        height = max(p.shape[0] for p in pictures) + title_height + 2 * pad
+        width = sum(p.shape[1] for p in pictures) + pad * (len(pictures) + 1)
+    else:
+        height = sum(p.shape[0] + title_height for p in pictures) + pad * (len(pictures) + 1)
+        width = max(p.shape[1] for p in pictures) + 2 * pad
+    canvas = np.full((height, width, 3), bg, dtype=np.uint8)
+    title_positions = []
+    top, left = pad, pad
+    for picture in pictures:
+        title_positions.append((left, top))
+        canvas[top + title_height : top + title_height + picture.shape[0], left : left + picture.shape[1]] = picture
+        if horizontal:
+            left += picture.shape[1] + pad
+        else:
+            top += title_height + picture.shape[0] + pad
+    if titled:
+        canvas_image = Image.fromarray(canvas)
+        draw = ImageDraw.Draw(canvas_image)
+        font = _title_font(font_size)
+        for (x, y), title in zip(title_positions, titles):
+            if title:
+                draw.text((x, y), str(title), fill=text_color, font=font)
+        canvas = np.asarray(canvas_image).copy()
+    return canvas
+
+
+def label_legend(
+    palette: np.ndarray,
+    names: Sequence[str] | None = None,
+    *,
+    swatch: int = 16,
+    cols: int = 1,
+    column_width: int = 160,
+    bg: int = 255,
+    font_size: int = 12,
+) -> np.ndarray:
+    """A legend picture: a colour swatch and a name per palette entry, in columns.
+
+    Args:
+        palette: ``(K, 3)`` ``uint8`` RGB colours.
+        names: ``K`` names; default ``"slot 0"``, ``"slot 1"``, ...
+        swatch: Side of each colour square, in pixels.
+        cols: Number of columns.
+        column_width: Width of each column, in pixels.
+        bg: Gray level of the background.
+        font_size: Font size of the names, in pixels.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB, ``H = ceil(K / cols) * (swatch + 4) + 4``, ``W = cols * column_width``.
+    """
+    palette = np.asarray(palette, dtype=np.uint8)
+    names = [f"slot {index}" for index in range(len(palette))] if names is None else list(names)
+    if len(names) != len(palette):
+        raise ValueError(f"got {len(names)} names for {len(palette)} colours")
+    rows = max(1, int(math.ceil(len(palette) / cols)))
+    row_height = swatch + 4
+    canvas = Image.new("RGB", (cols * column_width, rows * row_height + 4), (bg,) * 3)
+    draw = ImageDraw.Draw(canvas)
+    font = _title_font(font_size)
+    text_color = (0, 0, 0) if bg >= 128 else (255, 255, 255)
+    for index, (color, name) in enumerate(zip(palette, names)):
+        x, y = (index // rows) * column_width + 4, (index % rows) * row_height + 4
+        draw.rectangle([x, y, x + swatch - 1, y + swatch - 1], fill=tuple(int(c) for c in color))
+        draw.text((x + swatch + 6, y + max(0, (swatch - font_size) // 2)), str(name), fill=text_color, font=font)
+    return np.asarray(canvas).copy()
+
+
+@functools.lru_cache(maxsize=8)
+def _title_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    """Pillow's bundled font at ``size`` pixels (the fixed bitmap font if FreeType is unavailable)."""
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, OSError, ImportError):
+        return ImageFont.load_default()
+
+
+def _title_height(font_size: int) -> int:
+    return int(math.ceil(font_size * 1.4)) + 2
+
+
+def _as_rgb_picture(panel: np.ndarray) -> np.ndarray:
+    panel = np.asarray(panel)
+    if panel.dtype != np.uint8:
+        raise ValueError(f"panels must be uint8, got {panel.dtype}")
+    if panel.ndim == 2:
+        return np.repeat(panel[:, :, None], 3, axis=2)
+    if panel.ndim == 3 and panel.shape[2] == 3:
+        return panel
+    raise ValueError(f"panels must be (H, W) or (H, W, 3), got {panel.shape}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Interactive figures (Plotly)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def soft_maps_figure(
+    maps: np.ndarray,
+    *,
+    cols: int = 8,
+    title: str | None = None,
+    colorscale: str = "Viridis",
+    tile_size: int = 64,
+) -> go.Figure:
+    """An interactive grid of per-slot maps sharing one colour scale.
+
+    All maps are drawn as tiles of a single heatmap trace (one trace is much faster to build and render than 64
+    subplots), separated by one-pixel gaps; hovering shows the slot, the pixel ``(x, y)`` inside the map and the raw
+    value. Row 0 of every map is at the top, as in an image.
+
+    Args:
+        maps: ``(S, h, w)`` float maps (raw values are shown; the colour scale spans their global min..max).
+        cols: Tiles per row.
+        title: Figure title.
+        colorscale: Plotly colour scale name.
+        tile_size: Approximate on-screen size of a tile in pixels (sets the figure size).
+
+    Returns:
+        A ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace whose ``customdata[row, col]`` is
+        ``(slot, x, y)`` (``-1`` in the gaps) and whose ``z`` is NaN in the gaps.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3 or maps.shape[0] == 0:
+        raise ValueError(f"maps must be (S, h, w) with S >= 1, got {maps.shape}")
+    num_maps, map_height, map_width = maps.shape
+    cols = max(1, min(int(cols), num_maps))
+    rows = int(math.ceil(num_maps / cols))
+    mosaic_height, mosaic_width = rows * (map_height + 1) - 1, cols * (map_width + 1) - 1
+    z = np.full((mosaic_height, mosaic_width), np.nan)
+    customdata = np.full((mosaic_height, mosaic_width, 3), -1, dtype=np.int64)
+    ys, xs = np.mgrid[0:map_height, 0:map_width]
+    for slot in range(num_maps):
+        top, left = (slot // cols) * (map_height + 1), (slot % cols) * (map_width + 1)
+        z[top : top + map_height, left : left + map_width] = maps[slot]
+        customdata[top : top + map_height, left : left + map_width] = np.stack(
+            [np.full_like(ys, slot), xs, ys], axis=-1
+        )
+    finite = maps[np.isfinite(maps)]
+    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    heatmap = go.Heatmap(
+        z=z,
+        customdata=customdata,
+        colorscale=colorscale,
+        zmin=zmin,
+        zmax=zmax,
+        hoverongaps=False,
+        hovertemplate=_SOFT_MAP_HOVER,
+    )
+    figure = go.Figure(heatmap)
+    cell_pixels = tile_size / max(map_height, map_width)
+    figure.update_layout(
+        title=title,
+        width=int(mosaic_width * cell_pixels) + 140,
+        height=int(mosaic_height * cell_pixels) + (110 if title else 70),
+        margin=dict(l=20, r=20, t=60 if title else 20, b=20),
+        plot_bgcolor="white",
+    )
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain")
+    return figure
+
+
+def slot_distribution_figure(
+    probs: np.ndarray | Mapping[str, np.ndarray],
+    slot_colors: np.ndarray,
+    *,
+    title: str | None = None,
+) -> go.Figure:
+    """Bar charts of one pixel's distribution over slots, one chart per block.
+
+    Args:
+        probs: ``(num_blocks, S)`` array (blocks named ``"block 0"``, ...) or a mapping ``{block name: (S,)}``.
+        slot_colors: ``(S, 3)`` ``uint8`` RGB colours, bar ``s`` drawn in colour ``s`` (use :func:`slot_palette`).
+        title: Figure title.
+
+    Returns:
+        A figure with one ``Bar`` trace per block, stacked vertically and sharing the slot axis; hover shows the slot
+        and its weight.
+    """
+    if isinstance(probs, Mapping):
+        block_names = [str(name) for name in probs]
+        rows = [np.asarray(values, dtype=np.float64).reshape(-1) for values in probs.values()]
+    else:
+        array = np.asarray(probs, dtype=np.float64)
+        if array.ndim == 1:
+            array = array[None]
+        if array.ndim != 2:
+            raise ValueError(f"probs must be (num_blocks, S), got {array.shape}")
+        block_names = [f"block {index}" for index in range(array.shape[0])]
+        rows = list(array)
+    if not rows:
+        raise ValueError("probs holds no block")
+    slot_colors = np.asarray(slot_colors, dtype=np.uint8)
+    for name, values in zip(block_names, rows):
+        if len(values) > len(slot_colors):
+            raise ValueError(f"{name}: {len(values)} slots but only {len(slot_colors)} colours")
+    figure = make_subplots(
+        rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=block_names, vertical_spacing=0.3 / len(rows)
+    )
+    for row_index, values in enumerate(rows, start=1):
+        slots = np.arange(len(values))
+        colors = [f"rgb({r},{g},{b})" for r, g, b in slot_colors[: len(values)]]
+        figure.add_trace(
+            go.Bar(
+                x=slots,
+                y=values,
+                marker_color=colors,
+                name=block_names[row_index - 1],
+                hovertemplate="slot %{x}<br>weight=%{y:.4f}<extra></extra>",
+                showlegend=False,
+            ),
+            row=row_index,
+            col=1,
+        )
+    figure.update_layout(title=title, height=160 * len(rows) + 80, margin=dict(l=40, r=20, t=60, b=40), bargap=0.1)
+    figure.update_xaxes(title_text="slot", row=len(rows), col=1)
+    return figure
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Small helpers
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _check_image(image: np.ndarray) -> np.ndarray:
+    image = np.asarray(image)
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+    return image
+
+
+def _min_max(values: np.ndarray) -> np.ndarray:
+    """Min-max scale to ``[0, 1]`` (float32); a constant array becomes zeros."""
+    values = np.asarray(values, dtype=np.float32)
+    low, high = float(np.nanmin(values)), float(np.nanmax(values))
+    if not high > low:
+        return np.zeros_like(values)
+    return (values - low) / (high - low)
+
+
+def _normalize_maps(maps: np.ndarray, normalize: str) -> np.ndarray:
+    if normalize == "global":
+        return _min_max(maps)
+    if normalize == "per_map":
+        return np.stack([_min_max(single) for single in maps])
+    if normalize == "none":
+        return np.clip(maps, 0.0, 1.0)
+    raise ValueError(f"normalize must be 'global', 'per_map' or 'none', got {normalize!r}")

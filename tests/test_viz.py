@@ -1,0 +1,322 @@
+"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, k-medoids, panels, plotly figures."""
+
+from __future__ import annotations
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+
+from glmix_viz.viz import (
+    colorize_labels,
+    colormap_lut,
+    draw_boundaries,
+    grouping_overlay,
+    heatmap_overlay,
+    hstack_panels,
+    label_legend,
+    masked_slot_view,
+    overlay,
+    representative_slots,
+    slot_boundaries,
+    slot_distribution_figure,
+    slot_labels,
+    slot_palette,
+    soft_map_grid,
+    soft_maps_figure,
+    upsample_labels,
+    upsample_maps,
+    vstack_panels,
+)
+
+
+def constant_image(value: int | tuple[int, int, int], height: int = 4, width: int = 6) -> np.ndarray:
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[...] = value
+    return image
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Palettes and labels
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_slot_palette_is_distinct_deterministic_and_prefix_stable() -> None:
+    palette = slot_palette(64)
+    assert palette.shape == (64, 3) and palette.dtype == np.uint8
+    np.testing.assert_array_equal(palette, slot_palette(64))
+    np.testing.assert_array_equal(slot_palette(10), palette[:10])  # Slot s keeps its colour whatever S is.
+    colors = palette.astype(float)
+    distances = np.linalg.norm(colors[:, None] - colors[None], axis=-1)
+    distances[np.eye(64, dtype=bool)] = np.inf
+    assert distances.min() > 60.0
+    assert (colors.max(axis=1) >= 100).all() and (colors.min(axis=1) <= 180).all()  # No near-black, no near-white.
+    assert slot_palette(0).shape == (0, 3)
+    assert slot_palette(200).shape == (200, 3)
+
+
+def test_colorize_labels() -> None:
+    palette = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.uint8)
+    colored = colorize_labels(np.array([[0, 1], [1, 1]]), palette)
+    np.testing.assert_array_equal(colored, [[[1, 2, 3], [4, 5, 6]], [[4, 5, 6], [4, 5, 6]]])
+    with pytest.raises(ValueError, match="exceeds"):
+        colorize_labels(np.array([[0, 2]]), palette)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Overlays
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_overlay_alpha_math() -> None:
+    image, colors = constant_image(100), constant_image(200)
+    np.testing.assert_array_equal(overlay(image, colors, alpha=0.25), constant_image(125))
+    np.testing.assert_array_equal(overlay(image, colors, alpha=0.0), image)
+    np.testing.assert_array_equal(overlay(image, colors, alpha=1.0), colors)
+    # 0 * 0.5 + 255 * 0.5 = 127.5 rounds half up.
+    np.testing.assert_array_equal(overlay(constant_image(0), constant_image(255)), constant_image(128))
+
+
+def test_overlay_mask_bool_and_weights() -> None:
+    image, colors = constant_image(100), constant_image(200)
+    mask = np.zeros((4, 6), dtype=bool)
+    mask[1, 2] = True
+    blended = overlay(image, colors, alpha=1.0, mask=mask)
+    np.testing.assert_array_equal(blended[1, 2], [200, 200, 200])
+    assert (blended[~mask] == 100).all()
+    weights = np.full((4, 6), 0.5, dtype=np.float32)
+    np.testing.assert_array_equal(overlay(image, colors, alpha=0.5, mask=weights), constant_image(125))
+
+
+def test_overlay_labels_with_palette_and_single_color() -> None:
+    image = constant_image(0, 2, 2)
+    palette = np.array([[100, 0, 0], [0, 100, 0]], dtype=np.uint8)
+    blended = overlay(image, np.array([[0, 1], [1, 0]]), palette=palette, alpha=0.5)
+    np.testing.assert_array_equal(blended[0, 0], [50, 0, 0])
+    np.testing.assert_array_equal(blended[0, 1], [0, 50, 0])
+    np.testing.assert_array_equal(overlay(image, (10, 20, 30), alpha=1.0)[1, 1], [10, 20, 30])
+    with pytest.raises(ValueError, match="palette"):
+        overlay(image, np.array([[0, 1], [1, 0]]))
+    with pytest.raises(ValueError, match="does not match"):
+        overlay(image, constant_image(0, 3, 3))
+
+
+def test_heatmap_overlay_high_is_red_for_jet() -> None:
+    image = constant_image(0, 8, 8)
+    score = np.array([[0.0, 1.0], [2.0, 3.0]], dtype=np.float32)
+    picture = heatmap_overlay(image, score, alpha=1.0, colormap="jet")
+    lut = colormap_lut("jet")
+    np.testing.assert_array_equal(picture[0, 0], lut[0])  # Corner pixel samples score[0, 0] exactly (the minimum).
+    np.testing.assert_array_equal(picture[-1, -1], lut[255])  # ... and score[1, 1] (the maximum).
+    assert picture[-1, -1, 0] > 100 and picture[-1, -1, 2] < 10  # Jet's top is red.
+    assert picture[0, 0, 2] > 100 and picture[0, 0, 0] < 10  # Jet's bottom is blue.
+    half = heatmap_overlay(constant_image(100, 8, 8), score, alpha=0.5, colormap="viridis")
+    expected = np.floor((100 + colormap_lut("viridis")[255].astype(float)) / 2 + 0.5)
+    np.testing.assert_array_equal(half[-1, -1], expected)
+
+
+def test_heatmap_overlay_without_normalisation_clips() -> None:
+    picture = heatmap_overlay(constant_image(0, 2, 2), np.full((2, 2), 7.0), alpha=1.0, normalize=False)
+    np.testing.assert_array_equal(picture[0, 0], colormap_lut("jet")[255])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Boundaries, upsampling, grouping
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_slot_boundaries_two_regions() -> None:
+    labels = np.zeros((4, 6), dtype=np.int64)
+    labels[:, 3:] = 1
+    expected = np.zeros((4, 6), dtype=bool)
+    expected[:, 2:4] = True  # Both sides of the border between columns 2 and 3.
+    np.testing.assert_array_equal(slot_boundaries(labels), expected)
+    labels = np.zeros((5, 3), dtype=np.int64)
+    labels[2:] = 7
+    expected = np.zeros((5, 3), dtype=bool)
+    expected[1:3] = True
+    np.testing.assert_array_equal(slot_boundaries(labels), expected)
+    assert not slot_boundaries(np.ones((3, 3), dtype=np.int64)).any()
+
+
+def test_draw_boundaries_paints_only_boundary_pixels() -> None:
+    image = constant_image(10, 3, 3)
+    boundaries = np.eye(3, dtype=bool)
+    painted = draw_boundaries(image, boundaries, color=(1, 2, 3))
+    assert (painted[boundaries] == [1, 2, 3]).all()
+    assert (painted[~boundaries] == 10).all()
+    assert (image == 10).all()  # Input untouched.
+
+
+def test_upsample_labels_nearest() -> None:
+    labels = np.array([[1, 2], [3, 4]], dtype=np.uint8)
+    upsampled = upsample_labels(labels, (4, 4))
+    assert upsampled.dtype == np.uint8
+    np.testing.assert_array_equal(upsampled, np.kron(labels, np.ones((2, 2), dtype=np.uint8)))
+    # 3 → 5 columns: source column of x is floor((x + 0.5) * 3 / 5) = 0, 0, 1, 2, 2.
+    np.testing.assert_array_equal(upsample_labels(np.array([[5, 6, 7]]), (1, 5)), [[5, 5, 6, 7, 7]])
+
+
+def test_upsample_maps_bilinear_half_pixel() -> None:
+    maps = np.array([[[0.0, 1.0]], [[2.0, 2.0]]], dtype=np.float32)  # (S=2, h=1, w=2).
+    upsampled = upsample_maps(maps, (1, 4))
+    assert upsampled.shape == (2, 1, 4) and upsampled.dtype == np.float32
+    np.testing.assert_allclose(upsampled[0, 0], [0.0, 0.25, 0.75, 1.0])
+    np.testing.assert_allclose(upsampled[1], 2.0)
+
+
+def make_dispatch(winners: np.ndarray, num_slots: int) -> np.ndarray:
+    """Dispatch weights ``(S, h, w)`` whose argmax over slots is ``winners``."""
+    dispatch = np.full((num_slots, *winners.shape), 0.1 / num_slots, dtype=np.float32)
+    rows, cols = np.indices(winners.shape)
+    dispatch[winners, rows, cols] = 0.9
+    return dispatch
+
+
+def test_grouping_overlay_colours_each_pixel_by_its_argmax_slot() -> None:
+    winners = np.array([[0, 5], [2, 5]])
+    dispatch = make_dispatch(winners, num_slots=6)
+    np.testing.assert_array_equal(slot_labels(dispatch), winners)
+    image = constant_image(0, 8, 8)
+    palette = slot_palette(6)
+    picture = grouping_overlay(image, dispatch, alpha=1.0, boundaries=False)
+    np.testing.assert_array_equal(picture, palette[np.kron(winners, np.ones((4, 4), dtype=int))])
+    with_borders = grouping_overlay(image, dispatch, alpha=1.0, boundaries=True, boundary_color=(255, 255, 255))
+    borders = slot_boundaries(upsample_labels(winners, (8, 8)))
+    assert (with_borders[borders] == 255).all()
+    np.testing.assert_array_equal(with_borders[~borders], picture[~borders])
+    np.testing.assert_array_equal(with_borders[0, 0], palette[0])  # A corner far from any border.
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Authors' figure pieces
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_soft_map_grid_layout_frames_and_normalisation() -> None:
+    maps = np.zeros((10, 7, 5), dtype=np.float32)
+    maps[3, 2, 1] = 4.0  # The global maximum.
+    grid = soft_map_grid(maps, pad=2, frame_colors={5: (255, 0, 0)})
+    # cols = ceil(sqrt(10)) = 4, rows = 3; cell = 5x the map (smallest multiple >= 32 px): 35 x 25; tile 39 x 29.
+    assert grid.shape == (3 * 39, 4 * 29, 3)
+    viridis = colormap_lut("viridis")
+    top, left = 0 * 39 + 2, 3 * 29 + 2  # Slot 3: row 0, column 3.
+    np.testing.assert_array_equal(grid[top + 2 * 5, left + 1 * 5], viridis[255])
+    np.testing.assert_array_equal(grid[top, left], viridis[0])
+    frame_top, frame_left = 1 * 39, 1 * 29  # Slot 5: row 1, column 1.
+    np.testing.assert_array_equal(grid[frame_top, frame_left], [255, 0, 0])
+    np.testing.assert_array_equal(grid[frame_top + 38, frame_left + 28], [255, 0, 0])
+    np.testing.assert_array_equal(grid[0, 0], [255, 255, 255])  # Unframed border.
+    assert (grid[2 * 39 :, 2 * 29 :] == 255).all()  # Tiles 10 and 11 are unused.
+    assert soft_map_grid(maps, cols=8, cell=14, pad=1).shape == (2 * 16, 8 * 12, 3)  # 7x5 map → 14x10 cell.
+
+
+def test_soft_map_grid_per_map_normalisation() -> None:
+    maps = np.stack([np.array([[0.0, 1.0]]), np.array([[0.0, 0.01]])]).astype(np.float32)
+    viridis = colormap_lut("viridis")
+    per_map = soft_map_grid(maps, cols=2, cell=2, pad=0, normalize="per_map")
+    np.testing.assert_array_equal(per_map[0, 3], viridis[255])  # Map 1's maximum is bright on its own scale.
+    global_grid = soft_map_grid(maps, cols=2, cell=2, pad=0, normalize="global")
+    np.testing.assert_array_equal(global_grid[0, 3], viridis[3])  # round(0.01 * 255) = 3 on the shared scale.
+
+
+def test_representative_slots_finds_one_medoid_per_cluster() -> None:
+    rng = np.random.default_rng(0)
+    centres = np.zeros((3, 6, 6))
+    centres[0, :3] = 1.0
+    centres[1, 3:] = 1.0
+    centres[2, :, :3] = 1.0
+    membership = rng.permutation(np.repeat(np.arange(3), [10, 12, 8]))
+    maps = centres[membership] + rng.normal(0.0, 0.05, (len(membership), 6, 6))
+    medoids = representative_slots(maps, k=3)
+    assert medoids == sorted(medoids) and len(medoids) == 3
+    assert sorted(membership[medoids]) == [0, 1, 2]
+    assert representative_slots(maps, k=3, init="random", seed=3) == representative_slots(
+        maps, k=3, init="random", seed=3
+    )
+
+
+def test_representative_slots_with_fewer_distinct_maps_than_k() -> None:
+    maps = np.zeros((5, 2, 2))
+    maps[[2, 4]] = 1.0
+    assert representative_slots(maps, k=4) == [0, 2]
+
+
+def test_masked_slot_view_shows_image_where_map_is_high() -> None:
+    image = constant_image(200, 2, 4)
+    view = masked_slot_view(image, np.array([[0.2, 0.9]]))  # Re-normalised to [0, 1]; nearest upsampling.
+    assert (view[:, 2:] == 200).all()
+    assert (view[:, :2] == 13).all()  # Gray 200 compressed to 0..16: 200 * 16 / 255 = 12.5 → 13.
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Panels and legends
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_hstack_panels_geometry_and_titles() -> None:
+    first = constant_image((10, 20, 30), 10, 20)
+    second = np.full((30, 5), 77, dtype=np.uint8)  # Gray panels become RGB.
+    stacked = hstack_panels([first, second], pad=4)
+    assert stacked.shape == (30 + 8, 20 + 5 + 12, 3)
+    np.testing.assert_array_equal(stacked[4:14, 4:24], first)
+    assert (stacked[4:34, 28:33] == 77).all()
+    assert (stacked[14:, 4:24] == 255).all()  # The shorter panel is padded with background.
+    titled = hstack_panels([first, second], titles=["input", ""], pad=4)
+    title_height = titled.shape[0] - stacked.shape[0]
+    assert title_height > 10
+    assert (titled[4 : 4 + title_height, 4:24] < 128).any()  # Dark text in the title strip.
+    np.testing.assert_array_equal(titled[4 + title_height : 14 + title_height, 4:24], first)
+
+
+def test_vstack_panels_geometry() -> None:
+    first, second = constant_image(1, 10, 20), constant_image(2, 6, 8)
+    stacked = vstack_panels([first, second], pad=3)
+    assert stacked.shape == (10 + 6 + 9, 20 + 6, 3)
+    np.testing.assert_array_equal(stacked[16:22, 3:11], second)
+    with pytest.raises(ValueError, match="titles"):
+        vstack_panels([first, second], titles=["only one"])
+
+
+def test_label_legend() -> None:
+    palette = slot_palette(5)
+    legend = label_legend(palette, ["a", "b", "c", "d", "e"], swatch=16, cols=2, column_width=100)
+    assert legend.shape == (3 * 20 + 4, 200, 3)
+    np.testing.assert_array_equal(legend[4 + 8, 4 + 8], palette[0])
+    np.testing.assert_array_equal(legend[4 + 8, 100 + 4 + 8], palette[3])  # Column 2 starts at entry ceil(5/2)=3.
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Plotly figures
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_soft_maps_figure_tiles_and_hover_data() -> None:
+    rng = np.random.default_rng(0)
+    maps = rng.random((12, 3, 4))
+    figure = soft_maps_figure(maps, cols=8, title="block 5")
+    assert isinstance(figure, go.Figure) and len(figure.data) == 1
+    heatmap = figure.data[0]
+    z, customdata = np.asarray(heatmap.z, dtype=float), np.asarray(heatmap.customdata)
+    assert z.shape == (2 * 4 - 1, 8 * 5 - 1)  # 2 rows, 8 columns of 3x4 tiles with 1-pixel gaps.
+    top, left = 1 * 4, 1 * 5  # Slot 9 → row 1, column 1.
+    for y in range(3):
+        for x in range(4):
+            assert tuple(customdata[top + y, left + x]) == (9, x, y)
+            assert z[top + y, left + x] == pytest.approx(maps[9, y, x])
+    assert np.isnan(z[3]).all()  # Gap row between the two tile rows.
+    assert np.isnan(z[top:, 4 * 5 :]).all()  # Tiles 12..15 are unused.
+    assert heatmap.zmin == pytest.approx(maps.min()) and heatmap.zmax == pytest.approx(maps.max())
+    assert "customdata[0]" in heatmap.hovertemplate and heatmap.hoverongaps is False
+
+
+def test_slot_distribution_figure_one_bar_trace_per_block() -> None:
+    palette = slot_palette(4)
+    probs = {"stage 2 block 0": np.array([0.1, 0.2, 0.3, 0.4]), "stage 3 block 1": np.array([0.7, 0.1, 0.1, 0.1])}
+    figure = slot_distribution_figure(probs, palette)
+    assert len(figure.data) == 2
+    assert all(isinstance(trace, go.Bar) for trace in figure.data)
+    np.testing.assert_allclose(figure.data[1].y, [0.7, 0.1, 0.1, 0.1])
+    r, g, b = palette[2]
+    assert figure.data[0].marker.color[2] == f"rgb({r},{g},{b})"
+    from_array = slot_distribution_figure(np.ones((3, 4)) / 4, palette)
+    assert len(from_array.data) == 3
