@@ -5,7 +5,7 @@ Importing the package registers every GLNet variant with timm.
 
 from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, ImageLoadError
 from glmix_viz.models import GLNet
-from glmix_viz.models.loading import class_names, default_device, load_model, save_checkpoint
+from glmix_viz.models.loading import class_names, default_device, demo_checkpoint, load_model, save_checkpoint
 from glmix_viz.probe import GroupingProbe, GroupingRecord, glmix_block_names
 
 __version__ = "0.1.0"
@@ -20,6 +20,7 @@ __all__ = [
     "ImageLoadError",
     "class_names",
     "default_device",
+    "demo_checkpoint",
     "glmix_block_names",
     "load_model",
     "save_checkpoint",

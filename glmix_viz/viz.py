@@ -857,3 +857,70 @@ def _normalize_maps(maps: np.ndarray, normalize: str) -> np.ndarray:
     if normalize == "none":
         return np.clip(maps, 0.0, 1.0)
     raise ValueError(f"normalize must be 'global', 'per_map' or 'none', got {normalize!r}")
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The figure of `glmix-viz inspect`: input | hard groupings per block | soft maps of one block
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def grouping_figure(
+    image: np.ndarray,
+    dispatch_by_block: Mapping[str, np.ndarray],
+    *,
+    grid_block: str | None = None,
+    predictions: Sequence[tuple[str, float]] | None = None,
+    alpha: float = 0.5,
+    panel_side: int = 256,
+    num_representatives: int = 4,
+) -> np.ndarray:
+    """One picture in the spirit of the authors' figure, for one image.
+
+    Row 1: the input, then the hard grouping (argmax over slots, coloured overlay with slot borders) of every block
+    given. Row 2: the grid of soft per-slot maps of ``grid_block`` (global min-max, representative slots framed) and
+    the representative slots as masked views. A caption lists the top predictions.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB input.
+        dispatch_by_block: block name -> ``(S, h, w)`` dispatch weights of this image, in network order.
+        grid_block: the block whose soft maps are drawn; the last one given when None.
+        predictions: (class name, probability) pairs to caption the input with.
+        alpha: weight of the slot colours in the overlays.
+        panel_side: longer side of the image panels in pixels.
+        num_representatives: slots picked by k-medoids for the frames and masked views.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(image)
+    if not dispatch_by_block:
+        raise ValueError("dispatch_by_block is empty: nothing to draw")
+    scale = panel_side / max(image.shape[:2])
+    shown = np.asarray(
+        Image.fromarray(image).resize(
+            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), Image.BILINEAR
+        )
+    )
+    panels, titles = [shown], ["input"]
+    for name, dispatch in dispatch_by_block.items():
+        panels.append(grouping_overlay(shown, dispatch, alpha=alpha))
+        titles.append(f"{name} ({np.asarray(dispatch).shape[0]} slots)")
+    top_row = hstack_panels(panels, titles=titles)
+
+    grid_block = grid_block or list(dispatch_by_block)[-1]
+    maps = np.asarray(dispatch_by_block[grid_block], dtype=np.float32)
+    chosen = representative_slots(maps, k=min(num_representatives, maps.shape[0]))
+    frames = {slot: REPRESENTATIVE_FRAME_COLORS[i % len(REPRESENTATIVE_FRAME_COLORS)] for i, slot in enumerate(chosen)}
+    grid = soft_map_grid(maps, cell=max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0])))), frame_colors=frames)
+    views = [masked_slot_view(shown, maps[slot]) for slot in chosen]
+    bottom_row = hstack_panels(
+        [grid, *views], titles=[f"soft maps of {grid_block}", *[f"slot {slot}" for slot in chosen]]
+    )
+    lines = []
+    if predictions:
+        # ImageNet descriptions list synonyms ("screen, CRT screen"): the first one is enough here
+        lines.append("top-5: " + ", ".join(f"{name.split(',')[0]} ({prob:.3f})" for name, prob in predictions[:5]))
+    figure = vstack_panels([top_row, bottom_row])
+    if lines:
+        figure = vstack_panels([figure], titles=lines)
+    return figure

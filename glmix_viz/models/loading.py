@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
@@ -27,7 +26,9 @@ from glmix_viz.errors import CheckpointError
 from glmix_viz.models.glnet import VARIANT_ARGS, GLNet, checkpoint_filter_fn
 
 __all__ = ["load_model", "load_state_dict", "save_checkpoint", "read_checkpoint_config", "infer_variant",
-           "default_device", "class_names"]
+           "default_device", "class_names", "demo_checkpoint"]
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 CONFIG_KEY = "glmix_viz_config"
 CONFIG_FORMAT = "glmix-viz/1"
@@ -210,6 +211,12 @@ def class_names(model: nn.Module) -> Optional[List[str]]:
     return None
 
 
+def demo_checkpoint() -> Optional[Path]:
+    """The bundled demo model (``glmix_viz/assets/demo/*.safetensors``), or None when the package ships none."""
+    found = sorted(DEMO_DIR.glob("*.safetensors"))
+    return found[0] if found else None
+
+
 def load_model(
     path: PathLike,
     variant: Optional[str] = None,
@@ -274,7 +281,9 @@ def save_checkpoint(
 
     Both files are written atomically (temp file + rename). Returns the config.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save as safetensors_bytes
+
+    from glmix_viz.io import save_bytes_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -287,16 +296,6 @@ def save_checkpoint(
         **(extra or {}),
     }
     state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
-    for target, write in (
-        (path, lambda tmp: save_file(state, tmp, metadata={CONFIG_KEY: json.dumps(config)})),
-        (path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(config, indent=2) + "\n")),
-    ):
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(handle)
-        try:
-            write(tmp)
-            os.replace(tmp, target)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
+    save_bytes_atomic(path, safetensors_bytes(state, metadata={CONFIG_KEY: json.dumps(config)}))
+    save_bytes_atomic(path.with_suffix(".json"), (json.dumps(config, indent=2) + "\n").encode())
     return config
