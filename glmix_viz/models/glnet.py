@@ -212,7 +212,9 @@ class GLMixBlock(nn.Module):
         shortcut = x
         x = self.norm1(x)
         pixels = x.flatten(2)  # (B, C, L)
-        logits = self.slot_scale * (F.normalize(slots_init, dim=-1) @ F.normalize(pixels, dim=1))  # (B, S, L)
+        # tau * cos(slot, pixel): dividing the (S, L) logits by the pixel norms is cheaper than normalising (C, L)
+        pixel_norms = torch.linalg.vector_norm(pixels, dim=1, keepdim=True).clamp_min(1e-12)  # (B, 1, L)
+        logits = (self.slot_scale * F.normalize(slots_init, dim=-1)) @ pixels / pixel_norms  # (B, S, L)
         slots = torch.softmax(logits, dim=-1) @ pixels.transpose(1, 2)  # (B, S, C)
         slots_out, slot_attention = self.relation_mha(slots, need_weights=self.tap.want_slot_attention)
         dispatched = (slots_out.transpose(1, 2) @ torch.softmax(logits, dim=1)).view(batch, dim, height, width)
