@@ -1,0 +1,198 @@
+"""Pseudo-label pipeline benchmark: images per second on VOC-sized images, split into network, CRF and I/O.
+
+Run by hand (never in the test suite), ideally on a quiet machine:
+
+    .venv/bin/python bench/pseudo_label.py                         # 32 images, 1 and 2 workers
+    .venv/bin/python bench/pseudo_label.py --images 64 --checkpoint runs/shapes/best.safetensors --method slot_pool
+
+Data: synthetic shapes images of 500x375 pixels (rendered at 500x500 by the shapes generator, then cropped),
+written as JPEG in the VOC layout with image-level labels in ``cls_labels.json``. Model: ``--checkpoint``, else the
+bundled demo model if installed, else a randomly initialised ``glnet_tiny`` (timings only; its labels are noise).
+
+Rows of the table:
+
+* network alone: :func:`compute_scores_batch` over the images in batches, main process, all torch threads;
+* CRF alone: :func:`dense_crf` on the same scores, one process, one image after another;
+* I/O alone: decode the image and labels, write the palette PNG atomically;
+* pipeline with N workers: :func:`run_pseudo_label`, CRF in N spawned worker processes while the network runs.
+  its workers are started and warmed before the clock starts (worker start-up, a one-off of a few seconds per run,
+  is reported separately), so "s/image" is the steady state; its ratio to "CRF alone" is the target (<= 1.25).
+
+Results also go to ``--json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as futures
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import glmix_viz  # noqa: E402
+from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
+from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
+from glmix_viz.io import save_bytes_atomic, save_png_atomic  # noqa: E402
+from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
+from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
+from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
+
+WIDTH, HEIGHT = 500, 375
+
+
+def _warm_up(_: int) -> bool:
+    """Worker start-up: import what the pipeline's jobs need; sleep so that every worker gets one task."""
+    import glmix_viz.pseudo.pipeline  # noqa: F401
+
+    time.sleep(0.5)
+    return True
+
+
+def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
+    """``count`` 500x375 JPEG shapes images in the VOC layout, labels in ``cls_labels.json``."""
+    from PIL import Image
+
+    config = ShapesConfig(image_size=WIDTH)
+    rng = np.random.default_rng(seed)
+    (root / "JPEGImages").mkdir(parents=True)
+    labels = {}
+    for index in range(count):
+        sample = render_shapes_image(rng, config)
+        top = int(rng.integers(0, WIDTH - HEIGHT + 1))
+        image = sample.image[top:top + HEIGHT]
+        present = np.unique(sample.class_mask[top:top + HEIGHT])
+        vector = np.zeros(len(config.classes), dtype=np.float32)
+        vector[[int(k) - 1 for k in present if 0 < k < 255]] = 1.0
+        if not vector.any():
+            vector[0] = 1.0
+        image_id = f"bench_{index:04d}"
+        Image.fromarray(image).save(root / "JPEGImages" / f"{image_id}.jpg", quality=90)
+        labels[image_id] = vector.tolist()
+    (root / "classes.txt").write_text("\n".join(config.class_names) + "\n")
+    (root / "cls_labels.json").write_text(json.dumps(labels))
+    (root / "bench.txt").write_text("\n".join(sorted(labels)) + "\n")
+    return VOCDataset(root, "bench")
+
+
+def load_bench_model(args: argparse.Namespace, num_classes: int):
+    from glmix_viz.commands.pseudo_label import demo_checkpoint
+
+    checkpoint = args.checkpoint or demo_checkpoint()
+    if checkpoint is not None:
+        return glmix_viz.load_model(checkpoint, device=args.device), str(checkpoint)
+    import timm
+
+    torch.manual_seed(0)
+    return timm.create_model("glnet_tiny", num_classes=num_classes).to(args.device).eval(), "glnet_tiny (random)"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--method", default="cam")
+    parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--no-flip", dest="flip", action="store_false")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", type=Path, default=Path("bench/pseudo_label.json"))
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="glmix-bench-"))
+    try:
+        dataset = make_voc_sized_set(work / "data", args.images, args.seed)
+        model, model_name = load_bench_model(args, dataset.num_classes - 1)
+        crf = CRFParams()
+        score_args = dict(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
+        images = [dataset.load_image(image_id) for image_id in dataset.ids]
+        labels = [dataset.image_labels(image_id) for image_id in dataset.ids]
+        compute_scores_batch(model, images[:1], labels[:1], **score_args)  # warm-up
+
+        start = time.perf_counter()
+        scores = []
+        for first in range(0, len(images), args.batch_size):
+            scores += compute_scores_batch(model, images[first:first + args.batch_size],
+                                           labels[first:first + args.batch_size],
+                                           batch_size=args.batch_size * (2 if args.flip else 1), **score_args)
+        network = (time.perf_counter() - start) / len(images)
+
+        start = time.perf_counter()
+        for image, result in zip(images, scores):
+            dense_crf(image, result.scores, crf)
+        crf_alone = (time.perf_counter() - start) / len(images)
+
+        start = time.perf_counter()
+        for image_id, result in zip(dataset.ids, scores):
+            dataset.load_image(image_id)
+            dataset.image_labels(image_id)
+            save_png_atomic(work / "io" / f"{image_id}.png", label_to_pil(result.labels()))
+        io_alone = (time.perf_counter() - start) / len(images)
+
+        rows = [
+            ("network alone", network, network, None, None),
+            ("CRF alone (1 process)", crf_alone, None, crf_alone, None),
+            ("I/O alone (decode + PNG write)", io_alone, None, None, io_alone),
+        ]
+        runs = {}
+        for workers in args.workers:
+            context = multiprocessing.get_context("spawn")
+            with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+                started = time.perf_counter()
+                list(pool.map(_warm_up, range(workers)))  # one task each: every worker started and warm
+                startup = time.perf_counter() - started
+                summary = run_pseudo_label(
+                    dataset, work / f"out-{workers}", model, crf=crf, workers=workers, overwrite=True, progress=False,
+                    batch_size=args.batch_size, executor=pool, **score_args,
+                )
+            timing = dict(summary["timing"], worker_startup_s=startup)
+            done = summary["counts"]["done"]
+            per_image = timing["wall_s"] / done
+            runs[workers] = timing
+            rows.append((f"pipeline, {workers} worker{'s' if workers > 1 else ''}", per_image,
+                         timing["network_s"] / done, timing["crf_s"] / done, timing["io_s"] / done))
+
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"\n{len(images)} images of {WIDTH}x{HEIGHT}, model {model_name}, method {args.method}, scales "
+              f"{args.scales}, flip {args.flip}, device {args.device}, {os.cpu_count()} CPU cores, torch "
+              f"{torch.__version__}, load average at the end {load:.1f}\n")
+        print("| setting | images/s | s/image | network s/image | CRF s/image | I/O s/image | vs CRF alone |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+
+        def cell(value):
+            return "" if value is None else f"{value:.3f}"
+
+        for name, per_image, net, crf_time, io_time in rows:
+            print(f"| {name} | {1 / per_image:.2f} | {per_image:.3f} | {cell(net)} | {cell(crf_time)} "
+                  f"| {cell(io_time)} "
+                  f"| {per_image / crf_alone:.2f}x |")
+        for workers, timing in runs.items():
+            print(f"\n{workers} worker(s): worker start-up {timing['worker_startup_s']:.1f} s (once per run), wall "
+                  f"{timing['wall_s']:.1f} s, main process waiting for workers {timing['waiting_for_workers_s']:.1f} s")
+        print("\nPipeline network/CRF/I/O columns are summed over processes per image (CRF and writes run in the "
+              "workers, concurrently with the network).")
+        result = {
+            "images": len(images), "size": [WIDTH, HEIGHT], "model": model_name, "method": args.method,
+            "scales": args.scales, "flip": args.flip, "device": args.device, "cpu_count": os.cpu_count(),
+            "load_average": load,
+            "rows": [dict(zip(("setting", "s_per_image", "network_s", "crf_s", "io_s"), row)) for row in rows],
+            "pipeline_timing": runs,
+        }
+        save_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

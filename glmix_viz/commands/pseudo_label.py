@@ -1,0 +1,189 @@
+"""``glmix-viz pseudo-label``: class-aware pseudo-masks for a VOC-layout split, from image-level labels."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, List, Optional, Tuple, Union
+
+import numpy as np
+
+from glmix_viz.errors import CheckpointError, GlmixVizError
+
+HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
+
+DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
+
+
+def _scales(text: str) -> Tuple[float, ...]:
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be comma-separated numbers, e.g. 1.0,0.5,1.5; got {text!r}")
+    if not values or any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
+    return values
+
+
+def _blocks(text: str) -> List[Union[int, str]]:
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    return [int(part) if part.lstrip("-").isdigit() else part for part in parts]
+
+
+def _input_size(text: str) -> Union[int, Tuple[int, int]]:
+    try:
+        parts = [int(part) for part in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
+    if len(parts) == 1:
+        return parts[0]
+    if len(parts) == 2:
+        return parts[0], parts[1]
+    raise argparse.ArgumentTypeError(f"input size must be N or HxW, got {text!r}")
+
+
+def _option(text: str) -> Tuple[str, Any]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"method options look like NAME=VALUE, got {text!r}")
+    name, value = text.split("=", 1)
+    for convert in (int, float):
+        try:
+            return name.strip(), convert(value)
+        except ValueError:
+            pass
+    return name.strip(), value
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--checkpoint`` / ``--model``: the classifier to use (default: the bundled demo model)."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--checkpoint", type=Path, help="GLNet checkpoint (.safetensors or .pth) with a head for the "
+                       "data set's classes (default: the bundled demo model, when installed)")
+    group.add_argument("--model", metavar="NAME", help="build a randomly initialised variant (e.g. glnet_tiny); "
+                       "UNTRAINED: its masks are noise, useful only for smoke tests")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+
+
+def demo_checkpoint() -> Optional[Path]:
+    """The bundled demo model's checkpoint, if installed."""
+    found = sorted(DEMO_DIR.glob("*.safetensors")) if DEMO_DIR.is_dir() else []
+    return found[0] if found else None
+
+
+def load_classifier(args: argparse.Namespace, num_object_classes: int):
+    """The model named by ``--checkpoint`` / ``--model`` (or the demo model), on ``--device``, in eval mode."""
+    import timm
+
+    from glmix_viz.models.loading import default_device, load_model
+
+    if args.model:
+        from glmix_viz.models.glnet import VARIANT_ARGS
+
+        if args.model not in VARIANT_ARGS:
+            raise CheckpointError(f"unknown model {args.model!r}; known: {', '.join(VARIANT_ARGS)}")
+        print(
+            f"WARNING: --model {args.model} builds an UNTRAINED network with random weights; its pseudo-masks are "
+            "noise, useful only for smoke tests. Pass --checkpoint PATH for real labels.",
+            file=sys.stderr,
+        )
+        model = timm.create_model(args.model, num_classes=num_object_classes)
+        return model.to(default_device(args.device)).eval()
+    checkpoint = args.checkpoint or demo_checkpoint()
+    if checkpoint is None:
+        raise CheckpointError(
+            f"no model: pass --checkpoint PATH (a GLNet fine-tuned on the data set's classes); the bundled demo "
+            f"model was not found in {DEMO_DIR}"
+        )
+    if args.checkpoint is None:
+        print(f"using the bundled demo model {checkpoint}", file=sys.stderr)
+    return load_model(checkpoint, device=args.device)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.pseudo.scores import BG_RULES, DEFAULT_BG_PARAM, METHODS
+
+    defaults = CRFParams()
+    parser.add_argument("--voc-root", required=True, type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
+    parser.add_argument("--split", default="train", help="split list name (train, val, train_aug ...) or path")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.png and summary.json")
+    add_model_arguments(parser)
+    methods = "; ".join(f"{name}: {method.description}" for name, method in METHODS.items())
+    parser.add_argument("--method", default="cam", choices=list(METHODS), help=f"score maps ({methods})")
+    parser.add_argument("--option", dest="options", action="append", type=_option, default=[], metavar="NAME=VALUE",
+                        help="method option, repeatable (e.g. steps=5 for slot_walk, segments=200 for slic_cam)")
+    parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
+    parser.add_argument("--no-flip", dest="flip", action="store_false", help="skip horizontal-flip inference")
+    parser.add_argument("--input-size", type=_input_size, default=None,
+                        help="network input at scale 1: N (longer side) or HxW (default: the image's own size)")
+    parser.add_argument("--blocks", type=_blocks, default=None,
+                        help="GLMix blocks for slot methods: comma-separated indices or paths (default: all)")
+    parser.add_argument("--bg-rule", default="threshold", choices=BG_RULES,
+                        help="background score: a constant threshold, or (1 - max class score) ** alpha")
+    parser.add_argument("--bg-param", type=float, default=None,
+                        help="threshold or alpha (defaults: "
+                        + ", ".join(f"{rule} {value}" for rule, value in DEFAULT_BG_PARAM.items()) + ")")
+    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
+                        help="refine with a dense CRF (default: on)")
+    crf = parser.add_argument_group("dense CRF (defaults: the usual CAM-WSSS settings)")
+    for flag, value, meaning in (
+        ("--crf-gaussian-sxy", defaults.gaussian_sxy, "spatial std (pixels) of the smoothness kernel"),
+        ("--crf-gaussian-compat", defaults.gaussian_compat, "weight of the smoothness kernel"),
+        ("--crf-bilateral-sxy", defaults.bilateral_sxy, "spatial std (pixels) of the appearance kernel"),
+        ("--crf-bilateral-srgb", defaults.bilateral_srgb, "colour std (0..255) of the appearance kernel"),
+        ("--crf-bilateral-compat", defaults.bilateral_compat, "weight of the appearance kernel"),
+    ):
+        crf.add_argument(flag, type=float, default=value, help=f"{meaning} (default: %(default)s)")
+    crf.add_argument("--crf-iterations", type=int, default=defaults.iterations,
+                     help="mean-field iterations (default: %(default)s)")
+    crf.add_argument("--crf-confidence", type=float, default=defaults.confidence,
+                     help="mark pixels whose refined probability is below this 255 (default: off)")
+    parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
+                        help="CRF / writer processes (0: in the main process; default: CPU cores - 1)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
+    parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
+    parser.add_argument("--shard", default=None, metavar="K/N", help="process shard K of N (1-based) of the split")
+    parser.add_argument("--save-scores", action="store_true", help="also write scores/<id>.npz (soft scores)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.voc import VOCDataset, parse_shard
+    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.pseudo.pipeline import run_pseudo_label
+    from glmix_viz.pseudo.scores import METHODS, apply_background
+
+    try:  # settings errors are user errors: one line, no traceback
+        if args.shard is not None:
+            parse_shard(args.shard)
+        METHODS[args.method].resolve_options(dict(args.options))
+        apply_background(np.zeros((0, 1, 1), np.float32), args.bg_rule, args.bg_param)
+        crf = None
+        if args.crf:
+            crf = CRFParams(
+                gaussian_sxy=args.crf_gaussian_sxy, gaussian_compat=args.crf_gaussian_compat,
+                bilateral_sxy=args.crf_bilateral_sxy, bilateral_srgb=args.crf_bilateral_srgb,
+                bilateral_compat=args.crf_bilateral_compat, iterations=args.crf_iterations,
+                confidence=args.crf_confidence,
+            )
+    except ValueError as error:
+        raise GlmixVizError(str(error)) from None
+    dataset = VOCDataset(args.voc_root, args.split)
+    model = load_classifier(args, dataset.num_classes - 1)
+    summary = run_pseudo_label(
+        dataset, args.out, model, method=args.method, crf=crf, workers=args.workers, overwrite=args.overwrite,
+        shard=args.shard, save_scores=args.save_scores, device=args.device, scales=args.scales, flip=args.flip,
+        bg_rule=args.bg_rule, bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size,
+        options=dict(args.options) or None, batch_size=args.batch_size, progress=args.progress,
+    )
+    counts, timing = summary["counts"], summary["timing"]
+    print(
+        f"{counts['done']} done, {counts['skipped']} skipped (already done), {counts['failed']} failed of "
+        f"{counts['total']}; {timing['images_per_s']} images/s (network {timing['network_s']} s, CRF "
+        f"{timing['crf_s']} s, I/O {timing['io_s']} s); summary: {summary['summary_path']}"
+    )
+    for failure in summary["failures"]:
+        print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
+    return 1 if counts["failed"] else 0

@@ -1,0 +1,171 @@
+"""The pseudo-label batch job: outputs, bad items, resume, killed runs, shards, worker processes, classifier check."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import timm
+import torch
+from PIL import Image
+
+import glmix_viz  # noqa: F401  (registers glnet_tiny)
+from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.voc import VOCDataset, load_label_png, shard_ids, voc_palette
+from glmix_viz.errors import CheckpointError
+from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label
+
+NUM_IMAGES = 6
+
+
+@pytest.fixture(scope="module")
+def shapes_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("shapes")
+    make_shapes(root, num_train=1, num_val=NUM_IMAGES, seed=3, image_size=96, progress=False)
+    return root
+
+
+@pytest.fixture()
+def dataset_copy(shapes_root, tmp_path) -> Path:
+    """A private copy of the shapes set, for tests that break files."""
+    return Path(shutil.copytree(shapes_root, tmp_path / "data"))
+
+
+@pytest.fixture(scope="module")
+def model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return timm.create_model("glnet_tiny", num_classes=4).eval()
+
+
+def _run(dataset, out, model, **kwargs):
+    kwargs = {"workers": 0, "progress": False, "bg_param": 0.05, **kwargs}
+    return run_pseudo_label(dataset, out, model, **kwargs)
+
+
+def test_outputs_are_palette_pngs_of_the_exact_image_size(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    summary = _run(dataset, tmp_path / "out", model, save_scores=True, crf=CRFParams(iterations=3))
+    assert summary["status"] == "ok" and summary["counts"] == {"total": 6, "done": 6, "skipped": 0, "failed": 0}
+    assert json.loads((tmp_path / "out" / "summary.json").read_text())["counts"]["done"] == 6
+    for image_id in dataset.ids:
+        with Image.open(tmp_path / "out" / f"{image_id}.png") as png:
+            assert png.mode == "P"
+            assert png.size == (96, 96)
+            palette = np.array(png.getpalette()[: 21 * 3]).reshape(21, 3)
+            labels = np.array(png)
+        assert np.array_equal(palette, voc_palette(21))
+        present = set((np.flatnonzero(dataset.image_labels(image_id)) + 1).tolist())
+        assert set(np.unique(labels).tolist()) <= {0} | present
+        stored = np.load(tmp_path / "out" / "scores" / f"{image_id}.npz")
+        assert stored["scores"].shape == (len(present) + 1, 96, 96)
+        assert stored["class_indices"].tolist() == [0, *sorted(present)]
+        channels = np.searchsorted(stored["class_indices"], labels)
+        refined = stored["crf"]  # float16: the label's channel holds the maximum (rounding is monotone)
+        assert np.array_equal(np.take_along_axis(refined, channels[None].astype(np.int64), 0)[0], refined.max(0))
+    timing = summary["timing"]
+    assert timing["images_per_s"] > 0 and timing["network_s"] > 0 and timing["crf_s"] > 0
+
+
+def test_corrupt_image_and_missing_annotation_are_reported_and_skipped(dataset_copy, model, tmp_path):
+    dataset = VOCDataset(dataset_copy, "val")
+    corrupt, unlabelled = dataset.ids[1], dataset.ids[4]
+    dataset.image_path(corrupt).write_bytes(b"\x89PNG\r\n\x1a\n this is not an image")
+    dataset.annotation_path(unlabelled).unlink()
+    summary = _run(dataset, tmp_path / "out", model, crf=None)
+    assert summary["status"] == "failed"
+    assert summary["counts"] == {"total": 6, "done": 4, "skipped": 0, "failed": 2}
+    reasons = {failure["id"]: failure["reason"] for failure in summary["failures"]}
+    assert set(reasons) == {corrupt, unlabelled}
+    assert corrupt in reasons[corrupt] and "decode" in reasons[corrupt]
+    assert "annotation" in reasons[unlabelled] and unlabelled in reasons[unlabelled]
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["failures"] == summary["failures"]
+    assert sorted(path.stem for path in (tmp_path / "out").glob("*.png")) == sorted(set(dataset.ids) - set(reasons))
+
+
+def test_rerun_resumes_and_overwrite_redoes(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    out = tmp_path / "out"
+    _run(dataset, out, model, crf=None)
+    before = {path.name: path.stat().st_mtime_ns for path in out.glob("*.png")}
+    again = _run(dataset, out, model, crf=None)
+    assert again["counts"] == {"total": 6, "done": 0, "skipped": 6, "failed": 0}
+    assert {path.name: path.stat().st_mtime_ns for path in out.glob("*.png")} == before
+    redone = _run(dataset, out, model, crf=None, overwrite=True)
+    assert redone["counts"]["done"] == 6 and redone["counts"]["skipped"] == 0
+    assert all(path.stat().st_mtime_ns != before[path.name] for path in out.glob("*.png"))
+    with_scores = _run(dataset, out, model, crf=None, save_scores=True)  # the .npz files are missing: redo
+    assert with_scores["counts"]["done"] == 6
+
+
+def test_a_killed_run_leaves_nothing_that_counts_as_done(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    out = tmp_path / "out"
+    _run(dataset, out, model, crf=None)
+    victim = dataset.ids[2]
+    reference = load_label_png(out / f"{victim}.png")
+    (out / f"{victim}.png").unlink()
+    leftover = out / f".{victim}.png.0123456789ab.tmp"  # what a run killed mid-write leaves
+    leftover.write_bytes(b"\x89PNG\r\n\x1a\n half")
+    summary = _run(dataset, out, model, crf=None)
+    assert summary["counts"]["done"] == 1 and summary["counts"]["skipped"] == 5
+    assert np.array_equal(load_label_png(out / f"{victim}.png"), reference)
+    assert not leftover.exists()
+
+
+def test_shards_are_disjoint_and_complete_and_evaluate_as_one_folder(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    shared, whole = tmp_path / "shared", tmp_path / "whole"
+    first = _run(dataset, shared, model, crf=None, shard="1/2", batch_size=1)
+    second = _run(dataset, shared, model, crf=None, shard="2/2", batch_size=1)
+    _run(dataset, whole, model, crf=None, batch_size=1)
+    ids_1, ids_2 = shard_ids(dataset.ids, "1/2"), shard_ids(dataset.ids, "2/2")
+    assert not set(ids_1) & set(ids_2) and sorted(ids_1 + ids_2) == sorted(dataset.ids)
+    assert first["counts"]["done"] == len(ids_1) and second["counts"]["done"] == len(ids_2)
+    assert (shared / "summary.shard-1-of-2.json").is_file() and (shared / "summary.shard-2-of-2.json").is_file()
+    assert sorted(path.stem for path in shared.glob("*.png")) == sorted(dataset.ids)
+    sharded_scores = evaluate_predictions(dataset, shared)
+    whole_scores = evaluate_predictions(dataset, whole)
+    assert sharded_scores["num_images"] == 6 and not sharded_scores["failures"]
+    for key in ("miou", "pixel_accuracy", "mean_accuracy", "per_class"):
+        assert sharded_scores[key] == whole_scores[key]
+
+
+def test_worker_processes_write_what_the_main_process_writes(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    inline = _run(dataset, tmp_path / "inline", model, crf=CRFParams(iterations=2), workers=0)
+    pooled = _run(dataset, tmp_path / "pooled", model, crf=CRFParams(iterations=2), workers=1)
+    assert inline["counts"] == pooled["counts"] and pooled["counts"]["done"] == 6
+    for image_id in dataset.ids:
+        assert np.array_equal(load_label_png(tmp_path / "inline" / f"{image_id}.png"),
+                              load_label_png(tmp_path / "pooled" / f"{image_id}.png"))
+
+
+def test_a_classifier_that_does_not_fit_is_refused(shapes_root, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    imagenet = timm.create_model("glnet_tiny", num_classes=1000)
+    with pytest.raises(CheckpointError) as error:
+        _run(dataset, tmp_path / "out", imagenet)
+    assert str(error.value) == (
+        "model has a 1000-class ImageNet head; pseudo-label needs a multi-label head for the data set's 4 classes: "
+        "fine-tune it first (glmix-viz finetune ...)"
+    )
+    with pytest.raises(CheckpointError, match="3-class head but the data set has 4"):
+        _run(dataset, tmp_path / "out", timm.create_model("glnet_tiny", num_classes=3))
+    assert not (tmp_path / "out").exists()
+
+
+def test_evaluate_reports_missing_predictions(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    _run(dataset, tmp_path / "out", model, crf=None)
+    gone = dataset.ids[0]
+    (tmp_path / "out" / f"{gone}.png").unlink()
+    strict = evaluate_predictions(dataset, tmp_path / "out")
+    assert strict["missing_predictions"] == [gone] and strict["num_failed"] == 1 and strict["num_images"] == 5
+    lenient = evaluate_predictions(dataset, tmp_path / "out", missing="skip")
+    assert lenient["missing_predictions"] == [gone] and lenient["num_failed"] == 0
+    assert lenient["miou"] == strict["miou"]
