@@ -79,3 +79,19 @@ def test_bad_inputs_raise():
         dense_crf(image, probs * np.nan)
     with pytest.raises(ValueError, match="confidence"):
         CRFParams(confidence=1.5)
+
+
+def test_read_only_and_strided_images_are_accepted():
+    """Images from caches or views are often read-only or strided; pydensecrf needs a writable C buffer."""
+    image = np.zeros((6, 10, 3), np.uint8)
+    image[:, 5:] = 200
+    probs = np.zeros((2, 6, 10), np.float32)
+    probs[0, :, :5], probs[1, :, :5] = 0.8, 0.2
+    probs[0, :, 5:], probs[1, :, 5:] = 0.3, 0.7
+    frozen = image.copy()
+    frozen.flags.writeable = False
+    strided = np.zeros((6, 20, 3), np.uint8)[:, ::2]
+    strided[...] = image
+    expected = dense_crf(image, probs)
+    np.testing.assert_allclose(dense_crf(frozen, probs), expected)
+    np.testing.assert_allclose(dense_crf(strided, probs), expected)

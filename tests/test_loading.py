@@ -133,7 +133,8 @@ def test_a_checkpoint_that_fits_no_variant_names_the_closest_and_the_keys(tmp_pa
 @pytest.mark.parametrize(
     "content,message",
     [(None, "no such checkpoint"), (b"not a checkpoint at all", "not a readable PyTorch checkpoint"),
-     (b"\x00\x01", "not a readable")],
+     (b"\x00\x01", "not a readable"), (b"PK\x03\x04truncated zip", "not a readable"),
+     (bytes(range(256)) * 3, "not a readable")],
 )
 def test_unreadable_files_fail_with_one_line(tmp_path, content, message):
     path = tmp_path / "weights.pth"

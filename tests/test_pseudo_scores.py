@@ -197,3 +197,15 @@ def test_minmax_and_superpixel_average_by_hand():
     segments = np.array([[0, 0, 1], [2, 2, 1]])
     values = np.array([[[1.0, 3.0, 4.0], [0.0, 1.0, 8.0]]])
     assert np.allclose(superpixel_average(values, segments), [[[2.0, 2.0, 6.0], [0.5, 0.5, 6.0]]])
+
+
+def test_labels_keep_ids_above_255():
+    """A 1000-class head has label ids up to 1000: they must not wrap around in uint8."""
+    from glmix_viz.pseudo.scores import ScoreMaps
+
+    scores = np.zeros((3, 2, 2), np.float32)
+    scores[0, 0, 0], scores[1, 0, 1], scores[2, 1, :] = 1, 1, 1
+    small = ScoreMaps(scores, np.array([0, 3, 20]), "cam").labels()
+    large = ScoreMaps(scores, np.array([0, 3, 981]), "cam").labels()
+    assert small.dtype == np.uint8 and small.tolist() == [[0, 3], [20, 20]]
+    assert large.tolist() == [[0, 3], [981, 981]]

@@ -79,7 +79,9 @@ def _check_inputs(image: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.
         raise ValueError("probs must have at least one class")
     if not np.isfinite(probs).all():
         raise ValueError("probs contain NaN or infinite values")
-    return np.ascontiguousarray(image), probs.astype(np.float32, copy=False)
+    # pydensecrf needs a writable C-contiguous buffer: copy when the caller's image is read-only or strided
+    image = image if image.flags.writeable and image.flags.c_contiguous else np.array(image, order="C")
+    return image, probs.astype(np.float32, copy=False)
 
 
 def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams | None = None) -> np.ndarray:

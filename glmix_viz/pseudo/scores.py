@@ -107,8 +107,12 @@ class ScoreMaps:
         return int(self.scores.shape[1]), int(self.scores.shape[2])
 
     def labels(self) -> np.ndarray:
-        """``(H, W)`` uint8 label map: the label id of the highest-scoring channel (ties go to the background)."""
-        return self.class_indices.astype(np.uint8)[self.scores.argmax(axis=0)]
+        """``(H, W)`` label map: the label id of the highest-scoring channel (ties go to the background).
+
+        uint8 (what palette PNGs hold) when every label id fits, else int32 (e.g. a 1000-class ImageNet head).
+        """
+        dtype = np.uint8 if int(np.max(self.class_indices)) <= 255 else np.int32
+        return self.class_indices.astype(dtype)[self.scores.argmax(axis=0)]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
