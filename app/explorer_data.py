@@ -29,7 +29,8 @@ import torch.nn as nn
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz import CheckpointError, GlmixVizError, ImageLoadError, class_names, load_model
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
-from glmix_viz.explore import Exploration, demo_checkpoint, explore_image, interactive_threads
+from glmix_viz.explore import Exploration, explore_image, interactive_threads
+from glmix_viz.models.loading import demo_checkpoint
 from glmix_viz.io import check_min_size, load_image_with_info
 from glmix_viz.models.glnet import VARIANT_ARGS
 

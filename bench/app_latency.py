@@ -31,7 +31,8 @@ from PIL import Image
 import glmix_viz  # noqa: F401  (registers the GLNet variants)
 from glmix_viz import load_model
 from glmix_viz.data.shapes import render_shapes_image
-from glmix_viz.explore import demo_checkpoint, explore_image, interactive_threads
+from glmix_viz.explore import explore_image, interactive_threads
+from glmix_viz.models.loading import demo_checkpoint
 from glmix_viz.io import check_min_size, load_image_with_info, to_tensor
 from glmix_viz.viz import grouping_overlay, label_legend, slot_palette, soft_maps_figure
 

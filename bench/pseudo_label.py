@@ -85,7 +85,7 @@ def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
 
 
 def load_bench_model(args: argparse.Namespace, num_classes: int):
-    from glmix_viz.commands.pseudo_label import demo_checkpoint
+    from glmix_viz.models.loading import demo_checkpoint
 
     checkpoint = args.checkpoint or demo_checkpoint()
     if checkpoint is not None:

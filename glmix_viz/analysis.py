@@ -315,17 +315,9 @@ def load_figure_model(
     Raises:
         CheckpointError: ``checkpoint`` cannot be read or fits no variant.
     """
-    import timm
+    from glmix_viz.models.loading import resolve_model
 
-    from glmix_viz.models.loading import demo_checkpoint, load_model
-
-    path = Path(checkpoint) if checkpoint else demo_checkpoint()
-    if path is not None:
-        model = load_model(path, device=device)
-        return model, f"{model.checkpoint_config.get('variant', 'GLNet')} from {path.name}"
-    torch.manual_seed(seed)
-    model = timm.create_model(fallback, num_classes=num_classes).to(device).eval()
-    return model, f"{fallback}, UNTRAINED (random weights, seed {seed}): no checkpoint and no bundled demo model"
+    return resolve_model(checkpoint, num_classes=num_classes, device=device, fallback=fallback, seed=seed)
 
 
 def save_figure(figure: Any, path: Union[str, Path], *, max_bytes: int = 500_000, dpi: int = 110) -> Path:

@@ -13,7 +13,7 @@ so that neither holds any science of its own:
   over the slot's pixels, weighted by the slot's dispatch weight.
 * :func:`pixel_distributions` - one pixel's distribution over slots (its dispatch weights) in every block.
 * :func:`assignment_arrays` / :func:`npz_bytes` - the raw tensors for download.
-* :func:`demo_checkpoint` - the bundled demo model, if there is one; :func:`interactive_threads` - torch threads for
+* :func:`interactive_threads` - torch threads for
   interactive use.
 
 Pixel coordinates are ``(y, x)`` in the pixels of :attr:`Exploration.image`; a block's map of size ``(h, w)`` covers
@@ -25,7 +25,6 @@ from __future__ import annotations
 import io
 import os
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -41,12 +40,15 @@ __all__ = [
     "Exploration",
     "Prediction",
     "assignment_arrays",
-    "demo_checkpoint",
     "explore_image",
     "interactive_threads",
+    "is_multilabel",
     "map_cell",
+    "model_input_size",
+    "model_mean_std",
     "npz_bytes",
     "pixel_distributions",
+    "predict_probs",
     "slot_areas",
     "slot_class_evidence",
     "slot_flow",
@@ -54,18 +56,37 @@ __all__ = [
 ]
 
 
-DEMO_DIR = Path(__file__).resolve().parent / "assets" / "demo"
-"""Where the bundled demo model lives (``*.safetensors`` with its config)."""
+def model_input_size(model: nn.Module) -> int:
+    """The longer input side the model was trained at (from its config), e.g. 224 or 128."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return int(max(cfg.get("input_size", (3, 224, 224))[1:]))
 
 
-def demo_checkpoint(folder: Optional[Union[str, Path]] = None) -> Optional[Path]:
-    """The bundled demo checkpoint: the first ``*.safetensors`` (by name) in ``folder`` (default :data:`DEMO_DIR`).
+def model_mean_std(model: nn.Module) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
+    """The normalisation mean and std of the model's inputs (ImageNet's unless its config says otherwise)."""
+    from glmix_viz.io import IMAGENET_MEAN, IMAGENET_STD
 
-    Returns:
-        Its path, or None when there is none (e.g. before the demo model has been trained).
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
+
+
+def is_multilabel(model: nn.Module) -> bool:
+    """True for multi-label (sigmoid) classifiers, False for single-label (softmax) ones such as ImageNet heads.
+
+    A checkpoint config may say so (``multi_label``); glmix-viz training and fine-tuning always train multi-label
+    (BCE on image-level labels), so glmix-viz checkpoints default to True; every other model to False.
     """
-    found = sorted(Path(folder or DEMO_DIR).glob("*.safetensors"))
-    return found[0] if found else None
+    from glmix_viz.models.loading import CONFIG_FORMAT
+
+    config = getattr(model, "checkpoint_config", None) or {}
+    if "multi_label" in config:
+        return bool(config["multi_label"])
+    return config.get("format") == CONFIG_FORMAT
+
+
+def predict_probs(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
+    """Class probabilities from logits (B, K): sigmoid for multi-label models, softmax otherwise."""
+    return torch.sigmoid(logits) if is_multilabel(model) else torch.softmax(logits, dim=-1)
 
 
 def interactive_threads() -> int:
@@ -88,7 +109,7 @@ class Prediction:
     Attributes:
         index: class index of the model's head (0-based).
         name: class name (``"class <index>"`` when the model names none).
-        probability: softmax probability.
+        probability: class probability (softmax, or sigmoid for multi-label models).
     """
 
     index: int
@@ -108,6 +129,7 @@ class Exploration:
         cam: ``(num_classes, hf, wf)`` float32 class activation maps of the final feature map (ReLU of the head's
             weights dotted with the features), or None when the model has no linear head.
         class_names: one name per class.
+        multi_label: the classifier is multi-label (probabilities by sigmoid) rather than single-label (softmax).
     """
 
     image: np.ndarray
@@ -116,6 +138,7 @@ class Exploration:
     logits: np.ndarray
     cam: Optional[np.ndarray]
     class_names: List[str] = field(default_factory=list)
+    multi_label: bool = False
 
     @property
     def block_names(self) -> List[str]:
@@ -144,11 +167,13 @@ class Exploration:
 
     @property
     def probabilities(self) -> np.ndarray:
-        """``(num_classes,)`` float32 softmax of the logits."""
+        """``(num_classes,)`` float32 class probabilities: sigmoid for multi-label models, softmax otherwise."""
         if self.logits.size == 0:
             return self.logits
-        shifted = self.logits.astype(np.float64) - self.logits.max()
-        exp = np.exp(shifted)
+        logits = self.logits.astype(np.float64)
+        if self.multi_label:
+            return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        exp = np.exp(logits - logits.max())
         return (exp / exp.sum()).astype(np.float32)
 
 
@@ -173,7 +198,8 @@ def explore_image(
     """
     if device is None:
         device = next(model.parameters()).device
-    inputs = to_tensor(image, size=input_size).to(device)
+    mean, std = model_mean_std(model)
+    inputs = to_tensor(image, size=input_size, mean=mean, std=std).to(device)
     with torch.inference_mode(), GroupingProbe(model) as probe:
         features = model.forward_features(inputs)
         logits = model.forward_head(features) if getattr(model, "num_classes", 0) else None
@@ -194,6 +220,7 @@ def explore_image(
         logits=np.zeros(0, np.float32) if logits is None else logits[0].float().cpu().numpy(),
         cam=cam,
         class_names=list(names),
+        multi_label=is_multilabel(model),
     )
 
 

@@ -148,8 +148,8 @@ def test_pseudo_label_command_one_line_errors(shapes_root, tmp_path, capsys, mon
     assert "shard" in capsys.readouterr().err
     assert main(base + ["--model", "glnet_tiny", "--method", "slot_walk", "--option", "stepz=2"]) == 2
     assert "no option" in capsys.readouterr().err
-    import glmix_viz.commands.pseudo_label as command
+    import glmix_viz.models.loading as loading
 
-    monkeypatch.setattr(command, "DEMO_DIR", tmp_path / "no-demo-here")
+    monkeypatch.setattr(loading, "DEMO_DIR", tmp_path / "no-demo-here")
     assert main(base) == 2
     assert "pass --checkpoint PATH" in capsys.readouterr().err

@@ -9,10 +9,10 @@ import pytest
 import timm
 import torch
 
+from glmix_viz.models.loading import demo_checkpoint
 from glmix_viz.explore import (
     Exploration,
     assignment_arrays,
-    demo_checkpoint,
     explore_image,
     map_cell,
     npz_bytes,

@@ -1,4 +1,4 @@
-"""analyze_image and `glmix-viz inspect`: every chosen block drawn, bad files reported by name, the rest still done."""
+"""explore_image on an ImageNet head, and `glmix-viz inspect`: every chosen block drawn, bad files reported by name, the rest still done."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from glmix_viz.cli import main
-from glmix_viz.inference import analyze_image, is_multilabel
+from glmix_viz.explore import explore_image, is_multilabel, top_predictions
 from glmix_viz.probe import glmix_block_names
 
 
@@ -19,18 +19,31 @@ def imagenet_model():
     return timm.create_model("glnet_tiny", num_classes=1000).eval()
 
 
-def test_analyze_image_records_every_block_for_one_image(imagenet_model):
+def test_explore_image_uses_softmax_for_an_imagenet_head(imagenet_model):
     image = np.random.default_rng(0).integers(0, 255, (70, 110, 3), dtype=np.uint8)
-    analysis = analyze_image(imagenet_model, image, size=96)
-    assert analysis.input_size == (64, 96)  # longer side 96, aspect kept, multiples of 32
-    assert analysis.block_names == glmix_block_names(imagenet_model)
-    assert not is_multilabel(imagenet_model)
-    assert analysis.probs.shape == (1000,) and analysis.probs.sum() == pytest.approx(1.0, abs=1e-4)
-    top = analysis.top_k(5)
-    assert len(top) == 5 and top[0][1] >= top[-1][1] and isinstance(top[0][0], str) and top[0][0] != "class 0"
-    first = analysis.records["stages.0.blocks.0"]
-    assert first.logits.shape == (1, 16, 16, 24) and first.logits.device.type == "cpu"
-    assert analysis.dispatch("stages.0.blocks.0").shape == (16, 16, 24)
+    exploration = explore_image(imagenet_model, image, input_size=96)
+    assert exploration.input_size == (64, 96)  # longer side 96, aspect kept, multiples of 32
+    assert exploration.block_names == glmix_block_names(imagenet_model)
+    assert not is_multilabel(imagenet_model) and not exploration.multi_label
+    assert exploration.probabilities.shape == (1000,)
+    assert exploration.probabilities.sum() == pytest.approx(1.0, abs=1e-4)
+    top = top_predictions(exploration.probabilities, exploration.class_names)
+    assert len(top) == 5 and top[0].probability >= top[-1].probability and top[0].name != "class 0"
+    assert exploration.dispatch("stages.0.blocks.0").shape == (16, 16, 24)
+
+
+def test_a_multilabel_checkpoint_gets_sigmoid_probabilities(tmp_path):
+    from glmix_viz import load_model, save_checkpoint
+
+    torch.manual_seed(0)
+    save_checkpoint(timm.create_model("glnet_tiny", num_classes=4), tmp_path / "m.safetensors", variant="glnet_tiny",
+                    class_names=["circle", "square", "triangle", "cross"])
+    model = load_model(tmp_path / "m.safetensors", device="cpu")
+    assert is_multilabel(model) and not is_multilabel(timm.create_model("glnet_tiny", num_classes=4))
+    exploration = explore_image(model, np.zeros((64, 64, 3), np.uint8))
+    logits = torch.from_numpy(exploration.logits)
+    np.testing.assert_allclose(exploration.probabilities, torch.sigmoid(logits).numpy(), rtol=1e-5)
+    assert exploration.class_names == ["circle", "square", "triangle", "cross"]
 
 
 def test_inspect_writes_one_figure_per_good_image_and_reports_bad_ones(tmp_path, capsys):

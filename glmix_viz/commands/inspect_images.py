@@ -39,7 +39,7 @@ def _parse_blocks(blocks):
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.commands.common import load_model_from_args
     from glmix_viz.errors import GlmixVizError
-    from glmix_viz.inference import analyze_image
+    from glmix_viz.explore import explore_image, model_input_size, top_predictions
     from glmix_viz.io import check_min_size, load_image, save_png_atomic
     from glmix_viz.probe import GroupingProbe
     from glmix_viz.viz import grouping_figure
@@ -58,12 +58,14 @@ def run(args: argparse.Namespace) -> int:
         try:
             image = load_image(path)
             check_min_size(image, name=str(path))
-            analysis = analyze_image(model, image, size=args.size, blocks=names)
-            figure = grouping_figure(image, {name: analysis.dispatch(name) for name in names},
-                                     predictions=analysis.top_k(5), alpha=args.alpha)
+            exploration = explore_image(model, image, input_size=args.size or model_input_size(model))
+            top = [(p.name, p.probability) for p in top_predictions(exploration.probabilities,
+                                                                     exploration.class_names)]
+            figure = grouping_figure(image, {name: exploration.dispatch(name) for name in names},
+                                     predictions=top, alpha=args.alpha)
             target = args.out / f"{path.stem}_groupings.png"
             save_png_atomic(target, figure)
-            tqdm.write(f"{path}: {target}" + (f"  top-1 {analysis.top_k(1)[0][0]}" if analysis.probs is not None else ""))
+            tqdm.write(f"{path}: {target}" + (f"  top-1 {top[0][0]} ({top[0][1]:.2f})" if top else ""))
         except GlmixVizError as error:
             failures.append(str(error))
             tqdm.write(f"error: {error}", file=sys.stderr)

@@ -10,11 +10,10 @@ from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
-from glmix_viz.errors import CheckpointError, GlmixVizError
+from glmix_viz.errors import GlmixVizError
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
 
-DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
 
 def _scales(text: str) -> Tuple[float, ...]:
@@ -66,39 +65,13 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
 
 
-def demo_checkpoint() -> Optional[Path]:
-    """The bundled demo model's checkpoint, if installed."""
-    found = sorted(DEMO_DIR.glob("*.safetensors")) if DEMO_DIR.is_dir() else []
-    return found[0] if found else None
-
-
 def load_classifier(args: argparse.Namespace, num_object_classes: int):
     """The model named by ``--checkpoint`` / ``--model`` (or the demo model), on ``--device``, in eval mode."""
-    import timm
+    from glmix_viz.commands.common import load_model_from_args
 
-    from glmix_viz.models.loading import default_device, load_model
-
-    if args.model:
-        from glmix_viz.models.glnet import VARIANT_ARGS
-
-        if args.model not in VARIANT_ARGS:
-            raise CheckpointError(f"unknown model {args.model!r}; known: {', '.join(VARIANT_ARGS)}")
-        print(
-            f"WARNING: --model {args.model} builds an UNTRAINED network with random weights; its pseudo-masks are "
-            "noise, useful only for smoke tests. Pass --checkpoint PATH for real labels.",
-            file=sys.stderr,
-        )
-        model = timm.create_model(args.model, num_classes=num_object_classes)
-        return model.to(default_device(args.device)).eval()
-    checkpoint = args.checkpoint or demo_checkpoint()
-    if checkpoint is None:
-        raise CheckpointError(
-            f"no model: pass --checkpoint PATH (a GLNet fine-tuned on the data set's classes); the bundled demo "
-            f"model was not found in {DEMO_DIR}"
-        )
-    if args.checkpoint is None:
-        print(f"using the bundled demo model {checkpoint}", file=sys.stderr)
-    return load_model(checkpoint, device=args.device)
+    model, description = load_model_from_args(args, num_classes=num_object_classes)
+    print(f"model: {description}", file=sys.stderr)
+    return model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

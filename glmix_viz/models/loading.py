@@ -25,7 +25,7 @@ from glmix_viz.errors import CheckpointError
 from glmix_viz.models.glnet import VARIANT_ARGS, GLNet, checkpoint_filter_fn
 
 __all__ = ["load_model", "load_state_dict", "save_checkpoint", "read_checkpoint_config", "infer_variant",
-           "default_device", "class_names", "demo_checkpoint"]
+           "default_device", "class_names", "demo_checkpoint", "resolve_model"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
@@ -210,10 +210,47 @@ def class_names(model: nn.Module) -> Optional[List[str]]:
     return None
 
 
-def demo_checkpoint() -> Optional[Path]:
-    """The bundled demo model (``glmix_viz/assets/demo/*.safetensors``), or None when the package ships none."""
-    found = sorted(DEMO_DIR.glob("*.safetensors"))
+def demo_checkpoint(folder: Optional[PathLike] = None) -> Optional[Path]:
+    """The bundled demo model: the first ``*.safetensors`` (by name) in ``folder`` (default
+    ``glmix_viz/assets/demo``), or None when there is none."""
+    found = sorted(Path(folder or DEMO_DIR).glob("*.safetensors"))
     return found[0] if found else None
+
+
+def resolve_model(
+    checkpoint: Optional[PathLike] = None,
+    model_name: Optional[str] = None,
+    *,
+    num_classes: Optional[int] = None,
+    device: Optional[Union[str, torch.device]] = None,
+    fallback: Optional[str] = None,
+    seed: int = 0,
+) -> Tuple[nn.Module, str]:
+    """The model a tool should use, and a one-line description of it; the one place that makes this choice.
+
+    Order: ``model_name`` (a registered variant with random weights: UNTRAINED, for smoke tests) or ``checkpoint``
+    (``load_model``); else the bundled demo model; else, when ``fallback`` names a variant, that variant with random
+    weights (seeded), described as UNTRAINED so nobody mistakes its groupings for learned ones.
+
+    Raises:
+        CheckpointError: an unknown ``model_name``, an unreadable checkpoint, or nothing to load and no fallback.
+    """
+    device = default_device(device)
+    if model_name is None and checkpoint is None:
+        checkpoint = demo_checkpoint()
+        if checkpoint is None:
+            if fallback is None:
+                raise CheckpointError(f"no model: pass --checkpoint PATH; no bundled demo model in {DEMO_DIR}")
+            model_name = fallback
+    if model_name is not None:
+        if model_name not in VARIANT_ARGS:
+            raise CheckpointError(f"unknown model {model_name!r}; known: {', '.join(VARIANT_ARGS)}")
+        torch.manual_seed(seed)
+        kwargs = {} if num_classes is None else {"num_classes": num_classes}
+        model = timm.create_model(model_name, **kwargs).to(device).eval()
+        return model, f"{model_name}, UNTRAINED (random weights, seed {seed}) on {device}"
+    model = load_model(checkpoint, device=device)
+    return model, f"{model.checkpoint_config['variant']} from {Path(checkpoint).name} on {device}"
 
 
 def load_model(
