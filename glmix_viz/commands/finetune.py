@@ -1,0 +1,37 @@
+"""``glmix-viz finetune``: fine-tune a GLNet checkpoint (e.g. official ImageNet weights) on image-level labels."""
+
+from __future__ import annotations
+
+import argparse
+
+from glmix_viz.commands.train import add_common_arguments, config_kwargs
+
+HELP = "fine-tune a GLNet checkpoint with a new multi-label head on a VOC-layout set (PASCAL VOC train_aug...)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--voc-root", required=True, help="VOC2012 / VOCdevkit folder (or any VOC-layout set)")
+    parser.add_argument("--split", default="train_aug", help="training split (default: train_aug)")
+    parser.add_argument("--init", required=True, help="checkpoint to start from (official .pth or .safetensors)")
+    add_common_arguments(parser, default_epochs=20, default_lr=1e-4)
+    parser.set_defaults(model=None)  # default: the variant the --init checkpoint holds
+
+
+def run(args: argparse.Namespace) -> int:
+    from glmix_viz.train import TrainConfig, train
+
+    kwargs = config_kwargs(args)
+    kwargs["train_split"] = args.split
+    if args.model is None:  # the variant of the initial checkpoint
+        from glmix_viz.models.loading import load_model
+
+        kwargs["model"] = load_model(args.init, device="cpu").checkpoint_config["variant"]
+    config = TrainConfig(data=args.voc_root, init=args.init, augment=args.augment or "standard", **kwargs)
+    if config.input_size is None:
+        config.input_size = 224
+    summary = train(config)
+    if summary:
+        final = summary["final"]
+        print(f"done: {summary['epochs_done']} epochs, final val mAP {final.get('val_map', float('nan')):.4f}, "
+              f"best {summary['best_val_map']:.4f}; checkpoints in {config.out}")
+    return 0

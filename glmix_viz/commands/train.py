@@ -1,0 +1,93 @@
+"""``glmix-viz train``: train a GLNet from scratch on the image-level labels of a VOC-layout data set."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any, Dict
+
+HELP = "train a GLNet from scratch (multi-label classification on a VOC-layout set, e.g. make-shapes output)"
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, default_epochs: int, default_lr: float) -> None:
+    """Options shared by ``train`` and ``finetune`` (everything but the data root and the initial weights)."""
+    parser.add_argument("--out", required=True, help="output folder (checkpoints, log.jsonl); a run there resumes")
+    parser.add_argument("--model", default="glnet_tiny", help="registered GLNet variant (default: glnet_tiny)")
+    parser.add_argument("--model-args", default="{}", metavar="JSON",
+                        help='constructor overrides recorded in the checkpoint, e.g. \'{"num_slots": 9}\'')
+    parser.add_argument("--train-split", default="train")
+    parser.add_argument("--val-split", default="val", help="validation split ('' to skip validation)")
+    parser.add_argument("--epochs", type=int, default=default_epochs)
+    parser.add_argument("--batch-size", type=int, default=64, help="per process (torchrun: per GPU)")
+    parser.add_argument("--lr", type=float, default=default_lr, help="peak AdamW learning rate")
+    parser.add_argument("--min-lr", type=float, default=1e-5)
+    parser.add_argument("--warmup-epochs", type=float, default=1.0)
+    parser.add_argument("--weight-decay", type=float, default=0.05, help="decay of tensors with more than one dim")
+    parser.add_argument("--slot-scale-wd", type=float, default=None,
+                        help="weight decay of slot_scale (and learned slots); default: 0, or --weight-decay with "
+                             "--wd-recipe official")
+    parser.add_argument("--wd-recipe", choices=("ndim", "official"), default=None,
+                        help="ndim: only >1-dim tensors decay; official: slot_scale decays too (GLMix ImageNet "
+                             "recipe); default: official for the published variants, ndim for glnet_tiny")
+    parser.add_argument("--slot-scale-init", type=float, default=None,
+                        help="initial slot temperature of every GLMix block (default: the model's C**-0.5)")
+    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    parser.add_argument("--grad-clip", type=float, default=5.0)
+    parser.add_argument("--drop-path", type=float, default=None, help="stochastic depth (default: the recipe's)")
+    parser.add_argument("--augment", choices=("shapes", "standard", "none"), default=None,
+                        help="shapes: flips + 90-degree turns + mild zoom; standard: h-flip + zoomed crops")
+    parser.add_argument("--slot-mil-weight", type=float, default=0.0,
+                        help="weight of the slot MIL loss (per-slot classification, max over slots); 0: off")
+    parser.add_argument("--slot-mil-blocks", default="", help="comma-separated GLMix block paths for the MIL loss")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
+    parser.add_argument("--workers", type=int, default=2, help="data-loading processes")
+    parser.add_argument("--cache-gb", type=float, default=4.0, help="keep a split in memory up to this size")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="stop after the epoch that passes this")
+    parser.add_argument("--stop-after-epoch", type=int, default=0,
+                        help="stop after this epoch, keeping the --epochs schedule (train in pieces)")
+    parser.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a run")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
+    """TrainConfig keyword arguments from the parsed common options."""
+    from glmix_viz.errors import GlmixVizError
+
+    try:
+        model_args = json.loads(args.model_args)
+    except json.JSONDecodeError as error:
+        raise GlmixVizError(f"--model-args is not valid JSON ({error})") from None
+    if not isinstance(model_args, dict):
+        raise GlmixVizError("--model-args must be a JSON object")
+    return dict(
+        out=args.out, model=args.model, model_args=model_args, train_split=args.train_split,
+        val_split=args.val_split, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, min_lr=args.min_lr,
+        warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, slot_scale_wd=args.slot_scale_wd,
+        weight_decay_recipe=args.wd_recipe, slot_scale_init=args.slot_scale_init, input_size=args.input_size,
+        grad_clip=args.grad_clip, drop_path=args.drop_path, slot_mil_weight=args.slot_mil_weight,
+        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b], seed=args.seed, device=args.device,
+        amp=not args.no_amp, workers=args.workers, cache_gb=args.cache_gb, threads=args.threads,
+        max_minutes=args.max_minutes, stop_after_epoch=args.stop_after_epoch, resume=not args.no_resume,
+        progress=not args.no_progress,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", required=True, help="root of a VOC-layout data set (e.g. make-shapes output)")
+    add_common_arguments(parser, default_epochs=30, default_lr=2e-3)
+
+
+def run(args: argparse.Namespace) -> int:
+    from glmix_viz.train import TrainConfig, train
+
+    kwargs = config_kwargs(args)
+    config = TrainConfig(data=args.data, augment=args.augment or "shapes", **kwargs)
+    summary = train(config)
+    if summary:
+        final = summary["final"]
+        print(f"done: {summary['epochs_done']} epochs, final val mAP {final.get('val_map', float('nan')):.4f}, "
+              f"best {summary['best_val_map']:.4f}; checkpoints in {config.out}")
+    return 0

@@ -1,0 +1,265 @@
+"""Class-free grouping score: do a GLMix block's slots pick out the objects of an image?
+
+For every GLMix block, the hard grouping (each pixel's most likely slot, ``GroupingRecord.hard``) is compared with the
+ground-truth object instances (``SegmentationObject`` masks of a VOC-layout set, as ``make-shapes`` writes them) by
+the adjusted Rand index (ARI) over the foreground pixels only: background pixels are left out, so the score asks
+whether the slots keep each object in one piece and apart from the others, not whether they find the background.
+The ARI is computed per image, at the mask's resolution (the block's map is up-sampled by nearest neighbour), and
+averaged over the images with at least ``min_instances`` visible objects (with one object the ARI is degenerate:
+1 if the object lies in one slot, 0 otherwise).
+
+Two controls put a score in context:
+
+* ``untrained``: the same architecture with random initial weights (seeded);
+* ``grid``: the regular grid of slot initialisations, i.e. assigning every pixel to the adaptive-pooling bin of the
+  ``sqrt(S) x sqrt(S)`` grid that the block's pooled slots start from (bin of a pixel centre: ``floor(y * g / h)``).
+
+The ARI is written here from its definition (Hubert and Arabie, 1985) with a numpy contingency table.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import timm
+import torch
+import torch.nn as nn
+
+import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
+from glmix_viz.data.voc import VOCDataset, load_label_png
+from glmix_viz.errors import DataError
+from glmix_viz.io import batch_to_tensor
+from glmix_viz.probe import GroupingProbe, glmix_block_names
+
+__all__ = [
+    "adjusted_rand_index",
+    "foreground_ari",
+    "upsample_labels",
+    "slot_grid_labels",
+    "GroupingSample",
+    "load_grouping_samples",
+    "block_grouping_scores",
+    "untrained_copy",
+    "grouping_report",
+]
+
+
+def _pairs(counts: np.ndarray) -> np.ndarray:
+    counts = counts.astype(np.float64)
+    return counts * (counts - 1.0) / 2.0
+
+
+def adjusted_rand_index(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
+    """Adjusted Rand index of two labelings of the same items.
+
+    ARI = (sum_ij C(n_ij, 2) - E) / (0.5 (sum_i C(a_i, 2) + sum_j C(b_j, 2)) - E), with n_ij the contingency table,
+    a_i, b_j its row and column sums, and E = sum_i C(a_i, 2) sum_j C(b_j, 2) / C(n, 2). 1 for identical partitions
+    (whatever the label values), about 0 for independent ones. When the denominator vanishes (both labelings put
+    everything in one group, or every item alone) the partitions are identical and the value is 1.
+
+    Args:
+        labels_true: (N,) or any shape; integer labels.
+        labels_pred: same number of items; integer labels.
+
+    Returns:
+        ARI as a float (1.0 for fewer than two items).
+    """
+    true = np.asarray(labels_true).reshape(-1)
+    pred = np.asarray(labels_pred).reshape(-1)
+    if true.shape != pred.shape:
+        raise ValueError(f"labelings differ in size: {true.size} vs {pred.size}")
+    n = true.size
+    if n < 2:
+        return 1.0
+    true_values, true_index = np.unique(true, return_inverse=True)
+    pred_values, pred_index = np.unique(pred, return_inverse=True)
+    table = np.bincount(true_index * len(pred_values) + pred_index,
+                        minlength=len(true_values) * len(pred_values)).reshape(len(true_values), len(pred_values))
+    sum_cells = _pairs(table).sum()
+    sum_rows = _pairs(table.sum(axis=1)).sum()
+    sum_cols = _pairs(table.sum(axis=0)).sum()
+    expected = sum_rows * sum_cols / _pairs(np.array(n))
+    maximum = 0.5 * (sum_rows + sum_cols)
+    if math.isclose(maximum, expected):
+        return 1.0
+    return float((sum_cells - expected) / (maximum - expected))
+
+
+def upsample_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour resize of an (h, w) label map to (height, width): pixel (y, x) takes cell
+    (floor((y + 0.5) h / height), floor((x + 0.5) w / width))."""
+    labels = np.asarray(labels)
+    h, w = labels.shape
+    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+    return labels[rows[:, None], cols[None, :]]
+
+
+def foreground_ari(groups: np.ndarray, instances: np.ndarray) -> float:
+    """ARI of a grouping against instance masks over the foreground pixels (instance > 0; 255 = ignore, left out).
+
+    Args:
+        groups: (h, w) integer grouping at any resolution (up-sampled to the mask's by nearest neighbour).
+        instances: (H, W) instance ids, 0 = background.
+
+    Returns:
+        ARI over the foreground pixels; NaN when there are none.
+    """
+    instances = np.asarray(instances)
+    groups = upsample_labels(groups, *instances.shape)
+    keep = (instances > 0) & (instances != 255)
+    if not keep.any():
+        return float("nan")
+    return adjusted_rand_index(instances[keep], groups[keep])
+
+
+def slot_grid_labels(height: int, width: int, grid: int) -> np.ndarray:
+    """(height, width) map of the ``grid x grid`` adaptive-pooling bin of each pixel centre (ids row-major)."""
+    rows = np.minimum((np.arange(height) * grid) // height, grid - 1)
+    cols = np.minimum((np.arange(width) * grid) // width, grid - 1)
+    return rows[:, None] * grid + cols[None, :]
+
+
+@dataclass
+class GroupingSample:
+    """An image with its instance mask. ``image`` (H, W, 3) uint8 RGB; ``instances`` (H, W) uint8, 0 background."""
+
+    id: str
+    image: np.ndarray
+    instances: np.ndarray
+
+    @property
+    def num_instances(self) -> int:
+        values = np.unique(self.instances)
+        return int(((values > 0) & (values != 255)).sum())
+
+
+def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) -> List[GroupingSample]:
+    """Images and ``SegmentationObject`` instance masks of a VOC-layout split (first ``limit`` ids).
+
+    Raises:
+        DataError: the set has no ``SegmentationObject`` folder or an image lacks its instance mask.
+    """
+    voc = VOCDataset(root, split)
+    folder = voc.root / "SegmentationObject"
+    if not folder.is_dir():
+        raise DataError(f"{voc.root}: no SegmentationObject folder (instance masks are needed for the grouping score)")
+    samples = []
+    for image_id in voc.ids[:limit]:
+        path = folder / f"{image_id}.png"
+        if not path.is_file():
+            raise DataError(f"{path}: instance mask missing")
+        image = voc.load_image(image_id)
+        instances = load_label_png(path)
+        if instances.shape != image.shape[:2]:
+            raise DataError(f"{path}: instance mask size differs from the image's")
+        samples.append(GroupingSample(image_id, image, instances))
+    return samples
+
+
+@torch.no_grad()
+def block_grouping_scores(
+    model: nn.Module,
+    samples: Sequence[GroupingSample],
+    *,
+    input_size: int,
+    batch_size: int = 64,
+    min_instances: int = 2,
+    device: Optional[torch.device] = None,
+) -> Dict[str, Dict[str, float]]:
+    """Mean foreground ARI per GLMix block, for the model and for the slot-initialisation grid.
+
+    Args:
+        model: a GLNet (any module with GLMix blocks); evaluated in eval mode.
+        samples: images with instance masks.
+        input_size: square side the images are resized to for the model.
+        batch_size: images per forward pass.
+        min_instances: images with fewer visible instances are skipped.
+        device: where to run (default: the model's).
+
+    Returns:
+        ``{block: {"ari": mean ARI, "grid_ari": mean ARI of the init grid, "images": count, "size": [h, w]}}``.
+    """
+    chosen = [s for s in samples if s.num_instances >= min_instances]
+    if not chosen:
+        raise DataError(f"no image with at least {min_instances} instances to score the grouping on")
+    device = device or next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    names = glmix_block_names(model)
+    modules = dict(model.named_modules())
+    scores: Dict[str, List[float]] = {name: [] for name in names}
+    grid_scores: Dict[str, List[float]] = {name: [] for name in names}
+    sizes: Dict[str, Tuple[int, int]] = {}
+    for start in range(0, len(chosen), batch_size):
+        batch = chosen[start:start + batch_size]
+        inputs = batch_to_tensor([s.image for s in batch], input_size).to(device)
+        with GroupingProbe(model) as probe:
+            model(inputs)
+            hard = {name: probe[name].hard.cpu().numpy() for name in names}
+        for name in names:
+            h, w = hard[name].shape[-2:]
+            sizes[name] = (h, w)
+            grid = slot_grid_labels(h, w, modules[name].slot_grid)
+            for index, sample in enumerate(batch):
+                scores[name].append(foreground_ari(hard[name][index], sample.instances))
+                grid_scores[name].append(foreground_ari(grid, sample.instances))
+    model.train(was_training)
+    return {
+        name: {"ari": float(np.nanmean(scores[name])), "grid_ari": float(np.nanmean(grid_scores[name])),
+               "images": len(chosen), "size": list(sizes[name])}
+        for name in names
+    }
+
+
+def untrained_copy(model: nn.Module, seed: int = 0) -> nn.Module:
+    """A freshly initialised model of the same variant and constructor arguments (the "untrained" control)."""
+    config = getattr(model, "checkpoint_config", None) or {}
+    variant = config.get("variant") or model.pretrained_cfg.get("architecture")
+    args = {k: tuple(v) if isinstance(v, list) else v for k, v in (config.get("model_args") or {}).items()}
+    args["num_classes"] = model.num_classes
+    torch.manual_seed(seed)
+    fresh = timm.create_model(variant, **args)
+    return fresh.to(next(model.parameters()).device).eval()
+
+
+def grouping_report(
+    model: nn.Module,
+    samples: Sequence[GroupingSample],
+    *,
+    input_size: int,
+    min_instances: int = 2,
+    batch_size: int = 64,
+    control_seed: int = 0,
+) -> Dict[str, Any]:
+    """Per-block trained / untrained / grid ARI, the best block (highest trained ARI) and its margin over both of
+    its controls, plus the margin over the best control of any block (the stricter reading).
+
+    Returns:
+        ``{"blocks": {name: {"trained", "untrained", "grid", "size"}}, "best_block", "best": {...},
+        "margin": trained - max(untrained, grid) of the best block, "margin_any_block": trained of the best block -
+        the largest control score of any block, "images": count}``.
+    """
+    trained = block_grouping_scores(model, samples, input_size=input_size, batch_size=batch_size,
+                                    min_instances=min_instances)
+    untrained = block_grouping_scores(untrained_copy(model, control_seed), samples, input_size=input_size,
+                                      batch_size=batch_size, min_instances=min_instances)
+    blocks = {
+        name: {"trained": trained[name]["ari"], "untrained": untrained[name]["ari"], "grid": trained[name]["grid_ari"],
+               "size": trained[name]["size"]}
+        for name in trained
+    }
+    best = max(blocks, key=lambda name: blocks[name]["trained"])
+    best_scores = blocks[best]
+    strongest_control = max(max(b["untrained"], b["grid"]) for b in blocks.values())
+    return {
+        "blocks": blocks,
+        "best_block": best,
+        "best": best_scores,
+        "margin": best_scores["trained"] - max(best_scores["untrained"], best_scores["grid"]),
+        "margin_any_block": best_scores["trained"] - strongest_control,
+        "images": next(iter(trained.values()))["images"],
+    }

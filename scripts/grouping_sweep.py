@@ -1,0 +1,148 @@
+"""Train several small GLNet set-ups side by side on one make-shapes set and score their grouping.
+
+Each set-up is one ``glmix-viz train`` command (run in parallel subprocesses, e.g. on one GPU); afterwards every run's
+final checkpoint is scored on a held-out make-shapes split of another seed: classification mAP and, per GLMix block,
+the foreground ARI of its hard slot assignment against the instance masks, beside the untrained and slot-grid
+controls (``glmix_viz.grouping``). Writes ``results.json`` and ``results.md`` into ``--out`` and copies the winner's
+checkpoint there (best grouping margin among runs with mAP >= 0.90).
+
+    python scripts/grouping_sweep.py --work /tmp/sweep --out results/ --epochs 40 --configs A,B,C
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE = dict(downsample_strides=[2, 2, 1])
+GLMIX_LAST = dict(mixing_modes=["glmix", "glmix", "glmix.mha_nchw", "glmix"])
+CONFIGS = {
+    # name: (model_args, extra flags)
+    "s16": (dict(BASE, num_slots=16), []),
+    "s9": (dict(BASE, num_slots=9), []),
+    "s4": (dict(BASE, num_slots=4), []),
+    "s9_last": (dict(BASE, **GLMIX_LAST, num_slots=9), []),
+    "s9_last_mil": (dict(BASE, **GLMIX_LAST, num_slots=9), ["--slot-mil-weight", "0.5"]),
+    "s9_mil": (dict(BASE, num_slots=9), ["--slot-mil-weight", "0.5"]),
+    "s16_last_mil": (dict(BASE, **GLMIX_LAST, num_slots=16), ["--slot-mil-weight", "0.5"]),
+    "s4_last_mil": (dict(BASE, **GLMIX_LAST, num_slots=4), ["--slot-mil-weight", "0.5"]),
+    # the published recipe: default temperature C**-0.5, decayed with the other weights, stride-2 last stage
+    "recipe_s16": (dict(num_slots=16), ["--wd-recipe", "official"]),
+}
+DEFAULT_TAU = {"recipe_s16"}  # runs that keep the model's initial slot temperature; the others start at 10
+
+
+def _make(args: tuple) -> None:
+    from glmix_viz.data.shapes import make_shapes
+
+    out, num_train, num_val, seed, size = args
+    make_shapes(out, num_train=num_train, num_val=num_val, seed=seed, image_size=size, overwrite=True, progress=False)
+
+
+def command(name: str, data: Path, work: Path, epochs: int, batch: int, lr: float, size: int) -> list:
+    model_args, extra = CONFIGS[name]
+    flags = [] if name in DEFAULT_TAU else ["--slot-scale-init", "10"]
+    return [sys.executable, "-m", "glmix_viz", "train", "--data", str(data), "--out", str(work / name),
+            "--model", "glnet_tiny", "--model-args", json.dumps(model_args), "--epochs", str(epochs),
+            "--batch-size", str(batch), "--lr", str(lr), "--input-size", str(size), "--warmup-epochs", "2",
+            "--no-progress", "--workers", "2", "--no-resume", *flags, *extra]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", required=True)
+    parser.add_argument("--out", required=True)
+    parser.add_argument("--configs", default=",".join(CONFIGS))
+    parser.add_argument("--num-train", type=int, default=6000)
+    parser.add_argument("--num-val", type=int, default=500)
+    parser.add_argument("--num-eval", type=int, default=400)
+    parser.add_argument("--data-seed", type=int, default=0)
+    parser.add_argument("--eval-seed", type=int, default=1000)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--max-minutes", type=float, default=0.0, help="per-run time limit (0: none)")
+    args = parser.parse_args()
+    work, out = Path(args.work), Path(args.out)
+    work.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    names = [n for n in args.configs.split(",") if n]
+    data, heldout = work / "shapes", work / "heldout"
+    started = time.time()
+    if not (data / "shapes_meta.json").is_file():
+        jobs = [(str(data), args.num_train, args.num_val, args.data_seed, args.size),
+                (str(heldout), 0, args.num_eval, args.eval_seed, args.size)]
+        with multiprocessing.Pool(2) as pool:
+            pool.map(_make, jobs)
+    print(f"data ready in {time.time() - started:.0f} s", flush=True)
+    procs = {}
+    for name in names:
+        cmd = command(name, data, work, args.epochs, args.batch_size, args.lr, args.size)
+        if args.max_minutes > 0:
+            cmd += ["--max-minutes", str(args.max_minutes)]
+        log = open(work / f"{name}.log", "w")
+        procs[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), log, cmd)
+    for name, (proc, log, cmd) in procs.items():
+        proc.wait()
+        log.close()
+        print(f"{name}: exit {proc.returncode} at {time.time() - started:.0f} s", flush=True)
+    train_seconds = time.time() - started
+
+    import numpy as np
+    import torch
+
+    from glmix_viz.grouping import grouping_report, load_grouping_samples
+    from glmix_viz.models.loading import load_model
+    from glmix_viz.train import load_split, mean_average_precision, predict_scores
+
+    samples = load_grouping_samples(str(heldout), "val")
+    split = load_split(str(heldout), "val", args.size, workers=2)
+    results = {}
+    for name in names:
+        ckpt = work / name / "last.safetensors"
+        if not ckpt.is_file():
+            results[name] = {"error": (work / f"{name}.log").read_text()[-1500:]}
+            continue
+        model = load_model(ckpt)
+        device = next(model.parameters()).device
+        scores, targets = predict_scores(model, split, device)
+        report = grouping_report(model, samples, input_size=args.size)
+        logs = [json.loads(line) for line in (work / name / "log.jsonl").read_text().splitlines() if line]
+        results[name] = dict(heldout_map=mean_average_precision(scores, targets)[0], grouping=report,
+                             val_map=logs[-1].get("val_map"), epochs=len(logs),
+                             train_seconds=sum(e["seconds"] for e in logs), slot_scale=logs[-1]["slot_scale"],
+                             command=" ".join(procs[name][2][1:]))
+        print(name, f"mAP {results[name]['heldout_map']:.3f}", f"best {report['best_block']}",
+              f"ARI {report['best']['trained']:.3f} untrained {report['best']['untrained']:.3f} "
+              f"grid {report['best']['grid']:.3f} margin {report['margin']:+.3f}", flush=True)
+        del model
+        torch.cuda.empty_cache() if torch.cuda.is_available() else None
+    summary = dict(results=results, args=vars(args), total_seconds=time.time() - started, train_seconds=train_seconds,
+                   device=torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu")
+    (out / "results.json").write_text(json.dumps(summary, indent=1))
+    ok = {n: r for n, r in results.items() if "error" not in r}
+    if ok:
+        eligible = {n: r for n, r in ok.items() if r["heldout_map"] >= 0.9} or ok
+        winner = max(eligible, key=lambda n: eligible[n]["grouping"]["margin"])
+        for suffix in (".safetensors", ".json"):
+            shutil.copy(work / winner / f"last{suffix}", out / f"{winner}{suffix}")
+        lines = ["| run | held-out mAP | best block | ARI trained | untrained | grid | margin |",
+                 "| --- | --- | --- | --- | --- | --- | --- |"]
+        for n, r in ok.items():
+            g = r["grouping"]
+            lines.append(f"| {n} | {r['heldout_map']:.3f} | {g['best_block']} | {g['best']['trained']:.3f} | "
+                         f"{g['best']['untrained']:.3f} | {g['best']['grid']:.3f} | {g['margin']:+.3f} |")
+        (out / "results.md").write_text("\n".join(lines) + f"\n\nwinner: {winner}\n")
+        print("\n".join(lines), f"\nwinner: {winner}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
