@@ -381,8 +381,10 @@ def default_pseudo_settings(exploration: Exploration) -> Optional[PseudoSettings
     from glmix_viz.pseudo.crf import CRFParams
 
     top = int(np.argmax(exploration.probabilities))
-    method = "slot_pool" if "slot_pool" in methods else methods[0]
-    return PseudoSettings((top,), method, "threshold", 0.15, True, CRFParams())
+    from glmix_viz.pseudo.scores import BEST_METHOD, default_bg_param
+
+    method = BEST_METHOD if BEST_METHOD in methods else methods[0]
+    return PseudoSettings((top,), method, "threshold", default_bg_param("threshold", method), True, CRFParams())
 
 
 def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any, keys: Tuple[str, str, int]
@@ -425,7 +427,7 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
             st.info("Class score maps need glmix_viz.pseudo.scores, which is not available in this install.")
         return
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import DEFAULT_BG_PARAM, METHODS
+    from glmix_viz.pseudo.scores import METHODS, default_bg_param
 
     defaults = default_pseudo_settings(exploration)
     num_classes = len(exploration.class_names)
@@ -445,7 +447,7 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
                                  help="threshold: constant background score; power: (1 - max class score) ** alpha")
         bg_param = col_param.slider("Background threshold" if bg_rule == "threshold" else "Power alpha",
                                     *((0.0, 1.0) if bg_rule == "threshold" else (0.5, 16.0)),
-                                    value=float(DEFAULT_BG_PARAM[bg_rule]), key=f"bg_param::{bg_rule}")
+                                    value=float(default_bg_param(bg_rule, defaults.method)), key=f"bg_param::{bg_rule}")
         flip = col_flip.checkbox("Flip TTA", value=True, key="pseudo_flip", help="average with the mirrored image")
 
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")

@@ -76,7 +76,7 @@ def load_classifier(args: argparse.Namespace, num_object_classes: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import BG_RULES, DEFAULT_BG_PARAM, METHODS
+    from glmix_viz.pseudo.scores import BEST_METHOD, BG_RULES, DEFAULT_BG_PARAM, METHOD_BG_THRESHOLDS, METHODS
 
     defaults = CRFParams()
     parser.add_argument("--voc-root", required=True, type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
@@ -84,7 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.png and summary.json")
     add_model_arguments(parser)
     methods = "; ".join(f"{name}: {method.description}" for name, method in METHODS.items())
-    parser.add_argument("--method", default="cam", choices=list(METHODS), help=f"score maps ({methods})")
+    parser.add_argument("--method", default=BEST_METHOD, choices=list(METHODS),
+                        help=f"score maps (default {BEST_METHOD}, the best measured; cam is the baseline): {methods}")
     parser.add_argument("--option", dest="options", action="append", type=_option, default=[], metavar="NAME=VALUE",
                         help="method option, repeatable (e.g. steps=5 for slot_walk, segments=200 for slic_cam)")
     parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
@@ -96,8 +97,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bg-rule", default="threshold", choices=BG_RULES,
                         help="background score: a constant threshold, or (1 - max class score) ** alpha")
     parser.add_argument("--bg-param", type=float, default=None,
-                        help="threshold or alpha (defaults: "
-                        + ", ".join(f"{rule} {value}" for rule, value in DEFAULT_BG_PARAM.items()) + ")")
+                        help="threshold or alpha (defaults: threshold per method "
+                        + ", ".join(f"{name} {value}" for name, value in METHOD_BG_THRESHOLDS.items())
+                        + f"; power {DEFAULT_BG_PARAM['power']})")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                         help="refine with a dense CRF (default: on)")
     crf = parser.add_argument_group("dense CRF (defaults: the usual CAM-WSSS settings)")

@@ -296,7 +296,7 @@ def run_pseudo_label(
     from tqdm import tqdm
 
     from glmix_viz.data.voc import shard_ids
-    from glmix_viz.pseudo.scores import DEFAULT_BG_PARAM, METHODS, compute_scores_batch
+    from glmix_viz.pseudo.scores import METHODS, compute_scores_batch, default_bg_param
 
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
@@ -334,7 +334,7 @@ def run_pseudo_label(
         "settings": {
             "method": method, "options": METHODS[method].resolve_options(options), "crf": crf_settings,
             "scales": [float(scale) for scale in scales], "flip": bool(flip), "bg_rule": bg_rule,
-            "bg_param": DEFAULT_BG_PARAM.get(bg_rule) if bg_param is None else float(bg_param),
+            "bg_param": default_bg_param(bg_rule, method) if bg_param is None else float(bg_param),
             "blocks": None if blocks is None else list(blocks), "input_size": input_size, "batch_size": batch_size,
             "workers": workers, "device": device_used, "torch_threads": torch_threads, "overwrite": overwrite,
             "save_scores": save_scores,

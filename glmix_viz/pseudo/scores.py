@@ -56,6 +56,9 @@ from glmix_viz.probe import GroupingProbe, GroupingRecord
 __all__ = [
     "BG_RULES",
     "DEFAULT_BG_PARAM",
+    "METHOD_BG_THRESHOLDS",
+    "BEST_METHOD",
+    "default_bg_param",
     "METHODS",
     "ScoreMaps",
     "ScoreMethod",
@@ -72,6 +75,19 @@ __all__ = [
 
 BG_RULES: Tuple[str, ...] = ("threshold", "power")
 DEFAULT_BG_PARAM: Dict[str, float] = {"threshold": 0.15, "power": 4.0}
+# Background thresholds that measured best for each method (bench/wsss_shapes.py: demo model, make-shapes tuning split
+# seed 2001); the slot methods' maps are flatter than CAM's and want a higher threshold. A starting point: tune on your
+# data. Methods not listed use DEFAULT_BG_PARAM (IRN's 0.15 for CAM on VOC).
+METHOD_BG_THRESHOLDS: Dict[str, float] = {"cam": 0.50, "slic_cam": 0.60, "slot_pool": 0.70, "slot_vote": 0.70,
+                                          "slot_walk": 0.70}
+BEST_METHOD = "slot_vote"  # best mIoU with and without CRF in bench/wsss_shapes.py (CAM stays as the baseline)
+
+
+def default_bg_param(rule: str, method: Optional[str] = None) -> float:
+    """The background parameter used when none is given: per method for the threshold rule, else per rule."""
+    if rule == "threshold" and method in METHOD_BG_THRESHOLDS:
+        return METHOD_BG_THRESHOLDS[method]
+    return DEFAULT_BG_PARAM[rule]
 _EPS = 1e-8
 SLOT_MIN_CONTRAST = 0.01
 """Slot methods' per-block min-max normalisation stretches a map by at most 1 / (this fraction of its peak)."""
@@ -504,7 +520,7 @@ def compute_scores_batch(
 
     settings = {
         "method": method, "options": method_options, "scales": list(scales), "flip": bool(flip), "bg_rule": bg_rule,
-        "bg_param": DEFAULT_BG_PARAM[bg_rule] if bg_param is None else float(bg_param),
+        "bg_param": default_bg_param(bg_rule, method) if bg_param is None else float(bg_param),
         "blocks": None if blocks is None else list(blocks), "input_size": input_size,
     }
     results = []
@@ -517,7 +533,7 @@ def compute_scores_batch(
                 class_maps = max_normalize(torch.from_numpy(refined)).numpy()
         else:
             class_maps = np.zeros((0, height, width), dtype=np.float32)
-        scores = apply_background(class_maps, bg_rule, bg_param)
+        scores = apply_background(class_maps, bg_rule, settings["bg_param"])
         class_indices = np.asarray([0] + [index + 1 for index in present[position]], dtype=np.int64)
         results.append(ScoreMaps(scores=scores, class_indices=class_indices, method=method, settings=settings))
     return results
@@ -551,7 +567,7 @@ def compute_scores(
             resizing them to ``(H, W)``.
         flip: also run the horizontally flipped image at every scale (its maps are flipped back).
         bg_rule: ``"threshold"`` or ``"power"`` (see :func:`apply_background`).
-        bg_param: the rule's parameter; default :data:`DEFAULT_BG_PARAM`.
+        bg_param: the rule's parameter; default :func:`default_bg_param` (per method for the threshold rule).
         blocks: GLMix blocks (paths or indices) for the slot methods; all when None.
         input_size: network input at scale 1: ``None`` the image's own size, an ``int`` the longer side (aspect kept,
             sides rounded to multiples of 32), or ``(height, width)``.

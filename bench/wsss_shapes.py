@@ -1,0 +1,475 @@
+"""Weak-supervision benchmark on held-out generated shapes: classification, pseudo-masks, grouping, one figure.
+
+One command, run by hand (never in the test suite):
+
+    .venv/bin/python bench/wsss_shapes.py                       # defaults: 150 tuning + 300 evaluation images
+    .venv/bin/python bench/wsss_shapes.py --num-images 100 --num-tune 60 --out /tmp/wsss   # a quick look
+
+Model: the bundled demo model (``glmix_viz.demo_checkpoint()``, trained on ``make-shapes --seed 0``; its own held-out
+evaluation used seed 1000), or ``--checkpoint``. Data: two fresh ``make-shapes`` sets at 128 px, the *tuning* split
+(``--tune-seed``, default 2001) and the *evaluation* split (``--eval-seed``, default 2002); neither seed was used in
+training or model selection, and nothing is chosen on the evaluation split.
+
+Steps:
+
+1. classification mAP of the model on the evaluation split (``glmix_viz.train.predict_scores``);
+2. tuning, on the tuning split only, without CRF: for every pseudo-mask method, a small grid of its options (which
+   GLMix blocks, ``sharpen``, walk ``steps``, SLIC ``segments``) times a grid of background thresholds; the class maps
+   do not depend on the threshold (rule ``"threshold"``: a constant background score), so each option setting runs
+   the network once and every threshold is scored from the same maps. Then the dense CRF's parameters: a few
+   settings around the usual defaults, applied to every method at its chosen threshold, and the setting with the
+   best mean mIoU over the methods is kept (one CRF setting for all methods, so the comparison stays fair);
+3. evaluation split: every method with its chosen settings, without and with the chosen CRF, through the real batch
+   pipeline (:func:`~glmix_viz.pseudo.pipeline.run_pseudo_label`, palette PNGs) and the semantics of
+   ``glmix-viz evaluate`` (:func:`~glmix_viz.pseudo.pipeline.evaluate_predictions`: predicted 255 counts as
+   background; mIoU over background + the 4 classes);
+4. class-free grouping score per GLMix block with its two controls (:func:`glmix_viz.grouping.grouping_report`);
+5. ``OUT/wsss_shapes.png``: a few evaluation images with ground truth, the hard grouping of every block, and the
+   pipeline's pseudo-masks of every method before and after the CRF;
+6. ``OUT/wsss_shapes.json`` (numbers as percentages for mIoU / IoU, settings, seeds, timings) and markdown tables on
+   stdout. The pseudo-mask mIoUs sit under ``pseudo_masks.<method>.miou`` (no CRF) and ``.miou_crf`` (CRF), the key
+   names that ``notebooks/02_pseudo_masks.ipynb`` plots.
+
+At most ``--threads`` CPU threads (default 2): torch's pool; the CRF and SLIC run in the main process
+(``workers=0`` in the pipeline), one at a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import glmix_viz  # noqa: E402
+from glmix_viz.data.shapes import make_shapes  # noqa: E402
+from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
+from glmix_viz.explore import explore_image  # noqa: E402
+from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
+from glmix_viz.probe import glmix_block_names  # noqa: E402
+from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
+from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
+from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label  # noqa: E402
+from glmix_viz.pseudo.scores import METHODS, ScoreMaps, compute_scores_batch  # noqa: E402
+from glmix_viz.train import load_split, mean_average_precision, predict_scores  # noqa: E402
+from glmix_viz.viz import colorize_labels, grouping_overlay, hstack_panels, overlay, vstack_panels  # noqa: E402
+
+IMAGE_SIZE = 128
+THRESHOLDS: Tuple[float, ...] = tuple(round(0.20 + 0.05 * step, 2) for step in range(15))  # 0.20 .. 0.90
+CRF_CANDIDATES: Tuple[CRFParams, ...] = (
+    CRFParams(),  # the usual defaults: Gaussian 3/3, bilateral 80/13/10
+    CRFParams(bilateral_compat=15.0),
+    CRFParams(bilateral_srgb=20.0),
+    CRFParams(bilateral_srgb=20.0, bilateral_compat=15.0),
+    CRFParams(bilateral_sxy=40.0, bilateral_compat=5.0),
+    CRFParams(gaussian_compat=1.0),
+)
+FIGURE_MAX_BYTES = 500_000
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Candidate settings of each method (tuned on the tuning split)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def method_candidates(block_names: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
+    """The option grid of every method: ``{method: [{"blocks": list or None, "options": dict}, ...]}``.
+
+    Block sets: all GLMix blocks (None), the first block only (32x32 at 128 px: colour/position regions, a learned
+    superpixel), and the blocks of the first two stages (32x32 and 16x16).
+    """
+    first = [block_names[0]]
+    early = [name for name in block_names if name.startswith(("stages.0.", "stages.1."))] or first
+    block_sets: List[Optional[List[str]]] = [None, first, early]
+    grid: Dict[str, List[Dict[str, Any]]] = {
+        "cam": [{"blocks": None, "options": {}}],
+        "slic_cam": [{"blocks": None, "options": {"segments": segments}} for segments in (50, 100, 200)],
+        "slot_pool": [{"blocks": blocks, "options": {"sharpen": sharpen}} for blocks in block_sets
+                      for sharpen in (1.0, 2.0)],
+        "slot_vote": [{"blocks": blocks, "options": {}} for blocks in block_sets],
+        "slot_walk": [{"blocks": blocks, "options": {"steps": steps, "sharpen": sharpen}} for blocks in (None, early)
+                      for steps in (2, 3) for sharpen in (1.0, 2.0)],
+    }
+    unknown = set(grid) ^ set(METHODS)
+    if unknown:
+        raise RuntimeError(f"benchmark grid and score methods differ: {sorted(unknown)}")
+    return grid
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Helpers
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def make_split(root: Path, seed: int, count: int) -> VOCDataset:
+    """Write (or reuse) a ``make-shapes`` set of ``count`` validation images at 128 px and open its ``val`` split."""
+    meta = root / "shapes_meta.json"
+    if not (meta.is_file() and len(VOCDataset(root, "val").ids) == count):
+        if root.exists():
+            shutil.rmtree(root)
+        make_shapes(root, num_train=0, num_val=count, seed=seed, image_size=IMAGE_SIZE, progress=False)
+    return VOCDataset(root, "val")
+
+
+class Split:
+    """Images, image-level labels and ground-truth masks of a split, in memory (small sets only)."""
+
+    def __init__(self, dataset: VOCDataset) -> None:
+        self.dataset = dataset
+        self.ids = list(dataset.ids)
+        self.images = [dataset.load_image(image_id) for image_id in self.ids]
+        self.labels = [dataset.image_labels(image_id) for image_id in self.ids]
+        self.masks = [dataset.load_mask(image_id) for image_id in self.ids]
+
+
+def label_map(scores: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
+    """(H, W) label ids of the arg-max channel of ``(K + 1, H, W)`` scores (ties to the background, as the pipeline)."""
+    return class_indices.astype(np.uint8)[scores.argmax(axis=0)]
+
+
+def with_background(maps: ScoreMaps, threshold: float) -> np.ndarray:
+    """The maps' scores with channel 0 replaced by the constant background score ``threshold``."""
+    scores = maps.scores.copy()
+    scores[0] = threshold
+    return scores
+
+
+def split_miou(split: Split, label_maps: Sequence[np.ndarray]) -> float:
+    """mIoU in percent of label maps against the split's masks (the metric of ``glmix-viz evaluate``)."""
+    metric = SegmentationMetric(split.dataset.num_classes, list(split.dataset.class_names))
+    for predicted, truth in zip(label_maps, split.masks):
+        metric.update(predicted, truth)
+    return 100.0 * float(metric.compute()["miou"])
+
+
+def short_block(name: str) -> str:
+    """``stages.1.blocks.0`` -> ``s1.b0``."""
+    return name.replace("stages.", "s").replace(".blocks.", ".b")
+
+
+def describe(candidate: Dict[str, Any]) -> str:
+    """Short text of a candidate setting, for tables."""
+    blocks = candidate["blocks"]
+    parts = []
+    if METHODS[candidate["method"]].uses_probe:
+        parts.append("blocks " + ("all" if blocks is None else ",".join(short_block(name) for name in blocks)))
+    parts += [f"{key} {value:g}" for key, value in candidate["options"].items()]
+    return ", ".join(parts) or "-"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Steps
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def classification(model: torch.nn.Module, root: Path) -> Dict[str, Any]:
+    """mAP and per-class AP of the model on a split."""
+    split = load_split(str(root), "val", IMAGE_SIZE, workers=0)
+    scores, targets = predict_scores(model, split, torch.device("cpu"), batch_size=64)
+    mean_ap, per_class = mean_average_precision(scores, targets)
+    names = list(split.voc.class_names)[1:]
+    return {"map": mean_ap, "ap": {name: float(value) for name, value in zip(names, per_class)},
+            "images": int(len(scores))}
+
+
+def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
+    """Choose each method's options and threshold (no CRF), then one CRF setting, on the tuning split.
+
+    Returns:
+        ``{"methods": {method: {"candidates": [...], "chosen": {...}}}, "crf": {"candidates": [...], "chosen":
+        {...}}}``; scores are tuning-split mIoU in percent.
+    """
+    methods: Dict[str, Any] = {}
+    chosen_maps: Dict[str, List[ScoreMaps]] = {}
+    for method, candidates in grid.items():
+        rows = []
+        best_score, best_maps = -1.0, None
+        for candidate in candidates:
+            began = time.perf_counter()
+            maps = compute_scores_batch(
+                model, split.images, split.labels, method=method, blocks=candidate["blocks"],
+                options=candidate["options"], bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True,
+                batch_size=32,
+            )
+            by_threshold = {
+                threshold: split_miou(split, [label_map(with_background(m, threshold), m.class_indices) for m in maps])
+                for threshold in THRESHOLDS
+            }
+            threshold = max(by_threshold, key=by_threshold.get)  # first of equals: the lowest threshold
+            row = {"method": method, **candidate, "threshold": threshold, "tuning_score": by_threshold[threshold],
+                   "tuning_score_by_threshold": {f"{t:.2f}": s for t, s in by_threshold.items()},
+                   "seconds": time.perf_counter() - began}
+            rows.append(row)
+            print(f"  tune {method:9s} {describe(row):38s} t={threshold:.2f} mIoU {by_threshold[threshold]:5.1f}",
+                  flush=True)
+            if row["tuning_score"] > best_score:
+                best_score, best_maps = row["tuning_score"], maps
+                methods[method] = {"candidates": rows, "chosen": row}
+        chosen_maps[method] = best_maps
+
+    crf_rows = []
+    for params in CRF_CANDIDATES:
+        per_method = {}
+        for method, maps in chosen_maps.items():
+            threshold = methods[method]["chosen"]["threshold"]
+            per_method[method] = split_miou(split, [
+                label_map(dense_crf(image, with_background(m, threshold), params), m.class_indices)
+                for image, m in zip(split.images, maps)
+            ])
+        mean = float(np.mean(list(per_method.values())))
+        crf_rows.append({"params": params.to_dict(), "tuning_score_mean": mean, "tuning_score_by_method": per_method})
+        print(f"  tune crf {params.to_dict()} mean mIoU {mean:5.1f}", flush=True)
+    best_crf = max(crf_rows, key=lambda row: row["tuning_score_mean"])
+    return {"methods": methods, "crf": {"candidates": crf_rows, "chosen": best_crf}}
+
+
+def evaluate_methods(model: torch.nn.Module, dataset: VOCDataset, tuning: Dict[str, Any], crf: CRFParams,
+                     pred_root: Path) -> Dict[str, Any]:
+    """Every method on the evaluation split through the pipeline and ``evaluate_predictions``, without / with CRF."""
+    results: Dict[str, Any] = {}
+    for method, tuned in tuning["methods"].items():
+        chosen = tuned["chosen"]
+        entry: Dict[str, Any] = {"threshold": chosen["threshold"], "blocks": chosen["blocks"],
+                                 "options": METHODS[method].resolve_options(chosen["options"])}
+        for suffix, crf_params in (("", None), ("_crf", crf)):
+            out_dir = pred_root / (method + (suffix or "_plain"))
+            summary = run_pseudo_label(
+                dataset, out_dir, model, method=method, crf=crf_params, workers=0, overwrite=True,
+                bg_rule="threshold", bg_param=chosen["threshold"], blocks=chosen["blocks"], options=chosen["options"],
+                input_size=IMAGE_SIZE, flip=True, batch_size=16, progress=False,
+            )
+            if summary["counts"]["failed"]:
+                raise RuntimeError(f"{method}{suffix}: pipeline failures {summary['failures'][:3]}")
+            scores = evaluate_predictions(dataset, out_dir)
+            if scores["num_failed"]:
+                raise RuntimeError(f"{method}{suffix}: evaluation failures {scores['failures'][:3]}")
+            entry["miou" + suffix] = 100.0 * float(scores["miou"])
+            entry["per_class_iou" + suffix] = {name: None if value is None else 100.0 * value
+                                               for name, value in scores["iou"].items()}
+            entry["pixel_accuracy" + suffix] = 100.0 * float(scores["pixel_accuracy"])
+            entry["pipeline_seconds" + suffix] = summary["timing"]["wall_s"]
+            entry["predictions" + suffix] = str(out_dir)
+        print(f"  eval {method:9s} mIoU {entry['miou']:5.1f}  +CRF {entry['miou_crf']:5.1f}", flush=True)
+        results[method] = entry
+    return results
+
+
+def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """(H, W, 3) picture: the image with its non-background labels (1..254) painted in the VOC colours."""
+    foreground = (labels > 0) & (labels != 255)
+    return overlay(image, colorize_labels(np.where(foreground, labels, 0), palette), alpha=0.8,
+                   mask=foreground.astype(np.float32))
+
+
+def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], count: int, path: Path) -> Dict[str, Any]:
+    """Rows per image: (image, ground truth, hard grouping of every block) and (each method's mask, then + CRF)."""
+    from PIL import Image
+
+    from glmix_viz.grouping import GroupingSample
+
+    palette = voc_palette(256)
+    instance_folder = split.dataset.root / "SegmentationObject"
+    chosen = []
+    for index, image_id in enumerate(split.ids):
+        sample = GroupingSample(image_id, split.images[index], load_label_png(instance_folder / f"{image_id}.png"))
+        if sample.num_instances >= 2:
+            chosen.append(index)
+        if len(chosen) == count:
+            break
+    rows = []
+    for index in chosen:
+        image, truth, image_id = split.images[index], split.masks[index], split.ids[index]
+        exploration = explore_image(model, image, input_size=IMAGE_SIZE)
+        top = [image, label_overlay(image, truth, palette)]
+        top_titles = [image_id, "ground truth"]
+        for name in exploration.block_names:
+            top.append(grouping_overlay(image, exploration.dispatch(name)))
+            top_titles.append(short_block(name))
+        bottom, bottom_titles = [], []
+        for method, entry in results.items():
+            for suffix, label in (("", method), ("_crf", "+CRF")):
+                predicted = load_label_png(Path(entry["predictions" + suffix]) / f"{image_id}.png")
+                bottom.append(label_overlay(image, predicted, palette))
+                bottom_titles.append(label)
+        rows.append(hstack_panels(top, titles=top_titles, font_size=11, pad=3))
+        rows.append(hstack_panels(bottom, titles=bottom_titles, font_size=11, pad=3))
+    picture = Image.fromarray(vstack_panels(rows, pad=6))
+    scale = 1.0
+    while True:
+        shown = picture if scale == 1.0 else picture.resize(
+            (round(picture.width * scale), round(picture.height * scale)), Image.LANCZOS)
+        shown.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        if path.stat().st_size <= FIGURE_MAX_BYTES or scale < 0.4:
+            break
+        scale *= 0.85
+    return {"path": str(path), "images": [split.ids[index] for index in chosen], "bytes": path.stat().st_size,
+            "scale": scale}
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Report
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def markdown_tables(report: Dict[str, Any]) -> str:
+    """The README tables: classification, mIoU by method (no CRF / CRF), per-class IoU of the best, grouping."""
+    lines = []
+    cls = report["classification"]
+    lines += [f"Classification mAP (evaluation split, {cls['images']} images): **{100 * cls['map']:.1f}** "
+              f"(AP {', '.join(f'{name} {100 * value:.1f}' for name, value in cls['ap'].items())})", ""]
+    pseudo = report["pseudo_masks"]
+    lines += ["| method | setting (chosen on the tuning split) | bg threshold | mIoU | mIoU + CRF |",
+              "| --- | --- | --- | --- | --- |"]
+    for method, entry in pseudo.items():
+        setting = describe({"method": method, "blocks": entry["blocks"],
+                            "options": report["tuning"]["methods"][method]["chosen"]["options"]})
+        lines.append(f"| {method} | {setting} | {entry['threshold']:.2f} | {entry['miou']:.1f} | "
+                     f"{entry['miou_crf']:.1f} |")
+    best = report["summary"]["best_slot_method"]
+    lines += ["", f"Per-class IoU of the best slot-based method ({best}) and of the baselines:", ""]
+    names = list(pseudo[best]["per_class_iou"])
+    lines += ["| method | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
+    for method in dict.fromkeys([best, "cam", "slic_cam"]):
+        for suffix, label in (("", ""), ("_crf", " + CRF")):
+            values = pseudo[method]["per_class_iou" + suffix]
+            cells = " | ".join("-" if values[name] is None else f"{values[name]:.1f}" for name in names)
+            lines.append(f"| {method}{label} | {cells} |")
+    group = report["grouping"]
+    lines += ["", f"Grouping: foreground ARI of the hard slot assignment vs instances ({group['images']} evaluation "
+              "images with >= 2 objects)", "",
+              "| block | map | trained | untrained | slot-init grid |", "| --- | --- | --- | --- | --- |"]
+    for name, scores in group["blocks"].items():
+        mark = "**" if name == group["best_block"] else ""
+        lines.append(f"| {mark}{name}{mark} | {scores['size'][0]}x{scores['size'][1]} | {scores['trained']:.3f} | "
+                     f"{scores['untrained']:.3f} | {scores['grid']:.3f} |")
+    summary = report["summary"]
+    lines += ["", "Targets:", ""]
+    for name, target in summary["targets"].items():
+        lines.append(f"* {name}: {'met' if target['met'] else 'MISSED'} ({target['measured']})")
+    return "\n".join(lines)
+
+
+def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
+    """Best methods and the issue's targets, measured."""
+    pseudo = report["pseudo_masks"]
+    slot_methods = [method for method in pseudo if METHODS[method].uses_probe]
+    best_slot = max(slot_methods, key=lambda method: max(pseudo[method]["miou"], pseudo[method]["miou_crf"]))
+    best_plain = max(slot_methods, key=lambda method: pseudo[method]["miou"])
+    best_crf = max(slot_methods, key=lambda method: pseudo[method]["miou_crf"])
+    margin_plain = pseudo[best_plain]["miou"] - max(pseudo["cam"]["miou"], pseudo["slic_cam"]["miou"])
+    margin_crf = pseudo[best_crf]["miou_crf"] - max(pseudo["cam"]["miou_crf"], pseudo["slic_cam"]["miou_crf"])
+    crf_gain = pseudo[best_slot]["miou_crf"] - pseudo[best_slot]["miou"]
+    group = report["grouping"]
+    return {
+        "best_slot_method": best_slot,
+        "margin_no_crf": {"method": best_plain, "points": margin_plain},
+        "margin_crf": {"method": best_crf, "points": margin_crf},
+        "targets": {
+            "demo mAP >= 0.90": {"met": report["classification"]["map"] >= 0.90,
+                                 "measured": f"{report['classification']['map']:.3f}"},
+            "best slot method beats CAM and SLIC by >= 3 mIoU": {
+                "met": min(margin_plain, margin_crf) >= 3.0,
+                "measured": f"{best_plain} +{margin_plain:.1f} without CRF, {best_crf} +{margin_crf:.1f} with CRF"},
+            "stretch: >= 5 mIoU": {"met": min(margin_plain, margin_crf) >= 5.0,
+                                   "measured": f"+{min(margin_plain, margin_crf):.1f}"},
+            "CRF adds to the best slot method": {"met": crf_gain > 0,
+                                                 "measured": f"{best_slot} {crf_gain:+.1f} mIoU"},
+            "best block's grouping beats both controls by >= 0.10": {
+                "met": group["margin"] >= 0.10,
+                "measured": f"{group['best_block']} margin {group['margin']:+.3f}"},
+        },
+    }
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--num-images", type=int, default=300, help="evaluation split size")
+    parser.add_argument("--num-tune", type=int, default=150, help="tuning split size")
+    parser.add_argument("--tune-seed", type=int, default=2001)
+    parser.add_argument("--eval-seed", type=int, default=2002)
+    parser.add_argument("--out", default="bench/results", help="folder of wsss_shapes.json / .png")
+    parser.add_argument("--work", default=None, help="data sets and predictions (default: a temporary folder)")
+    parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
+    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument("--figure-images", type=int, default=3)
+    args = parser.parse_args(argv)
+
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+    torch.set_num_threads(max(1, args.threads))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
+    checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
+    model = glmix_viz.load_model(checkpoint).eval()
+    blocks = glmix_block_names(model)
+
+    def lap(name: str, since: float) -> float:
+        timings[name] = round(time.perf_counter() - since, 2)
+        print(f"[{name}: {timings[name]:.1f} s]", flush=True)
+        return time.perf_counter()
+
+    clock = time.perf_counter()
+    tune_set = make_split(work / "tune", args.tune_seed, args.num_tune)
+    eval_set = make_split(work / "eval", args.eval_seed, args.num_images)
+    clock = lap("data", clock)
+    report: Dict[str, Any] = {"classification": classification(model, eval_set.root)}
+    clock = lap("classification", clock)
+    tuning = tune(model, Split(tune_set), method_candidates(blocks))
+    crf = CRFParams(**tuning["crf"]["chosen"]["params"])
+    clock = lap("tuning", clock)
+    report["pseudo_masks"] = evaluate_methods(model, eval_set, tuning, crf, work / "predictions")
+    clock = lap("pseudo_masks", clock)
+    samples = load_grouping_samples(str(eval_set.root), "val")
+    report["grouping"] = grouping_report(model, samples, input_size=IMAGE_SIZE, batch_size=32)
+    clock = lap("grouping", clock)
+    figure = make_figure(model, Split(eval_set), report["pseudo_masks"], args.figure_images, out / "wsss_shapes.png")
+    clock = lap("figure", clock)
+    report["tuning"] = tuning
+    report["summary"] = summarize(report)
+    timings["total"] = round(time.perf_counter() - started, 2)
+    report = {
+        "benchmark": "wsss_shapes",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "model": {"checkpoint": str(Path(checkpoint).relative_to(Path.cwd()) if Path(checkpoint).is_relative_to(
+            Path.cwd()) else checkpoint), "blocks": blocks, "class_names": list(eval_set.class_names)[1:]},
+        "data": {
+            "image_size": IMAGE_SIZE, "training_seed": 0, "demo_heldout_seed": 1000,
+            "tuning": {"seed": args.tune_seed, "images": args.num_tune, "split": "val"},
+            "evaluation": {"seed": args.eval_seed, "images": args.num_images, "split": "val"},
+        },
+        "settings": {
+            "input_size": IMAGE_SIZE, "flip": True, "scales": [1.0], "bg_rule": "threshold",
+            "threshold_grid": list(THRESHOLDS), "crf_grid": [params.to_dict() for params in CRF_CANDIDATES],
+            "crf_chosen": crf.to_dict(), "pred_ignore": "background", "torch_threads": args.threads,
+            "pipeline_workers": 0,
+            "selection": "per method: options x threshold maximising tuning-split mIoU without CRF; CRF: the setting "
+                         "maximising the mean tuning-split mIoU over methods at their chosen thresholds",
+        },
+        **report,
+        "figure": figure,
+        "timings_s": timings,
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
+    }
+    (out / "wsss_shapes.json").write_text(json.dumps(report, indent=1) + "\n")
+    print()
+    print(markdown_tables(report))
+    print(f"\nwrote {out / 'wsss_shapes.json'} and {out / 'wsss_shapes.png'} ({figure['bytes'] / 1e3:.0f} KB) "
+          f"in {timings['total'] / 60:.1f} min")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
