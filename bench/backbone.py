@@ -10,18 +10,15 @@ Latency: batch 1, float32, inference mode, random weights. Models are timed roun
 model per round, ``--repeats`` rounds after ``--warmup`` rounds), so a burst of load from elsewhere hits every model
 alike; the table gives the median of each model and its ratio to convnext_tiny's median from the same rounds.
 Probe overhead: glnet_stl with and without a GroupingProbe on all its GLMix blocks, interleaved the same way.
-Peak memory: each (model, size) in a fresh subprocess: the growth of the process's peak resident memory over
-one forward pass (CPU), or ``torch.cuda.max_memory_allocated`` (CUDA). Results also go to a JSON file.
+Peak memory: the most bytes the tensors of one inference forward hold at once, weights excluded (exact, on the meta
+device; on CUDA the allocator's peak). Results also go to a JSON file.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -60,22 +57,29 @@ def time_round_robin(runs: dict, x: torch.Tensor, warmup: int, repeats: int) -> 
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def peak_memory_mb(name: str, size: int, device: str, threads: int) -> float:
-    """Peak memory of one forward pass, measured in a fresh process."""
-    code = (
-        "import sys, resource, torch; sys.path.insert(0, 'bench'); import backbone as b; "
-        f"torch.set_num_threads({threads}); d = torch.device('{device}'); m = b.build('{name}', {size}).to(d); "
-        f"x = torch.randn(1, 3, {size}, {size}, device=d); "
-        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-        "torch.cuda.reset_peak_memory_stats() if d.type == 'cuda' else None; "
-        "base = torch.cuda.memory_allocated() if d.type == 'cuda' else 0\n"
-        "with torch.inference_mode(): m(x)\n"
-        "print(((torch.cuda.max_memory_allocated() - base) / 2**20) if d.type == 'cuda' else "
-        "((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parents[1])
-    return float(out.stdout.strip().splitlines()[-1])
+def peak_memory_mb(model: torch.nn.Module, size: int) -> float:
+    """Peak memory of one inference forward pass beyond the weights, in MiB.
+
+    CUDA: ``torch.cuda.max_memory_allocated`` growth over the forward. CPU: the exact peak of bytes held at once by
+    tensors the forward creates (``glmix_viz.analysis.peak_activation_bytes``, computed on the meta device: no
+    allocator noise, the same on every machine).
+    """
+    from glmix_viz.analysis import peak_activation_bytes
+
+    device = next(model.parameters()).device
+    if device.type == "cuda":
+        x = torch.randn(1, 3, size, size, device=device)
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        with torch.inference_mode():
+            model(x)
+        torch.cuda.synchronize()
+        return (torch.cuda.max_memory_allocated() - base) / 2**20
+    with torch.device("meta"):
+        meta_model = build(model.pretrained_cfg["architecture"], size) if hasattr(model, "pretrained_cfg") else None
+    with torch.inference_mode():
+        return peak_activation_bytes(meta_model, size) / 2**20
 
 
 def main() -> None:
@@ -86,7 +90,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement")
     parser.add_argument("--out", type=Path, default=Path("bench/results/backbone.json"))
     args = parser.parse_args()
 
@@ -102,7 +106,7 @@ def main() -> None:
         latency = time_round_robin(models, x, args.warmup, args.repeats)
         reference = latency.get("convnext_tiny")
         for name, seconds in latency.items():
-            memory = None if args.no_memory else peak_memory_mb(name, size, args.device, args.threads)
+            memory = None if args.no_memory else peak_memory_mb(models[name], size)
             row = {"size": size, "model": name, "median_ms": seconds * 1e3,
                    "vs_convnext_tiny": seconds / reference if reference else None, "peak_mb": memory}
             results["rows"].append(row)
