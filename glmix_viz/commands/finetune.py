@@ -29,9 +29,7 @@ def run(args: argparse.Namespace) -> int:
     config = TrainConfig(data=args.voc_root, init=args.init, augment=args.augment or "standard", **kwargs)
     if config.input_size is None:
         config.input_size = 224
-    summary = train(config)
-    if summary:
-        final = summary["final"]
-        print(f"done: {summary['epochs_done']} epochs, final val mAP {final.get('val_map', float('nan')):.4f}, "
-              f"best {summary['best_val_map']:.4f}; checkpoints in {config.out}")
+    from glmix_viz.commands.train import report
+
+    report(train(config), config.out)
     return 0

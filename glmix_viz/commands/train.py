@@ -85,9 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
     kwargs = config_kwargs(args)
     config = TrainConfig(data=args.data, augment=args.augment or "shapes", **kwargs)
-    summary = train(config)
+    report(train(config), config.out)
+    return 0
+
+
+def report(summary: dict, out) -> None:
+    """Print the one-line end-of-run summary of ``train`` (shared with ``finetune``)."""
     if summary:
         final = summary["final"]
         print(f"done: {summary['epochs_done']} epochs, final val mAP {final.get('val_map', float('nan')):.4f}, "
-              f"best {summary['best_val_map']:.4f}; checkpoints in {config.out}")
-    return 0
+              f"best {summary['best_val_map']:.4f}; checkpoints in {out}")
