@@ -25,7 +25,8 @@ COMMANDS = {
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="glmix-viz", description="See what a GLMix network groups, and turn its groupings into segmentation labels."
+        prog="glmix-viz",
+        description="See what a GLMix network groups, and turn its groupings into segmentation labels.",
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():

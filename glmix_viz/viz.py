@@ -911,7 +911,8 @@ def grouping_figure(
     maps = np.asarray(dispatch_by_block[grid_block], dtype=np.float32)
     chosen = representative_slots(maps, k=min(num_representatives, maps.shape[0]))
     frames = {slot: REPRESENTATIVE_FRAME_COLORS[i % len(REPRESENTATIVE_FRAME_COLORS)] for i, slot in enumerate(chosen)}
-    grid = soft_map_grid(maps, cell=max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0])))), frame_colors=frames)
+    cell = max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0]))))
+    grid = soft_map_grid(maps, cell=cell, frame_colors=frames)
     views = [masked_slot_view(shown, maps[slot]) for slot in chosen]
     bottom_row = hstack_panels(
         [grid, *views], titles=[f"soft maps of {grid_block}", *[f"slot {slot}" for slot in chosen]]

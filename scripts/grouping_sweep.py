@@ -95,7 +95,6 @@ def main() -> int:
         print(f"{name}: exit {proc.returncode} at {time.time() - started:.0f} s", flush=True)
     train_seconds = time.time() - started
 
-    import numpy as np
     import torch
 
     from glmix_viz.grouping import grouping_report, load_grouping_samples

@@ -456,7 +456,8 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
         return
     if not overwrite:
         raise DataError(
-            f"{out_dir}: already holds a data set ({', '.join(existing)}); pass overwrite=True (--overwrite) to replace it"
+            f"{out_dir}: already holds a data set ({', '.join(existing)}); "
+            "pass overwrite=True (--overwrite) to replace it"
         )
     if not (out_dir / _META_FILE).is_file() and (out_dir / "JPEGImages").exists():
         raise DataError(

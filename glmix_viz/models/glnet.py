@@ -511,7 +511,9 @@ class GLNet(nn.Module):
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line ValueError unless x is a (B, in_chans, H, W) batch with H, W >= 32."""
         if x.ndim != 4:
-            raise ValueError(f"GLNet expects a (B, {self.in_chans}, H, W) batch, got a tensor of shape {tuple(x.shape)}")
+            raise ValueError(
+                f"GLNet expects a (B, {self.in_chans}, H, W) batch, got a tensor of shape {tuple(x.shape)}"
+            )
         if x.shape[1] != self.in_chans:
             raise ValueError(f"GLNet expects {self.in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
         if min(x.shape[-2:]) < MIN_INPUT_SIZE:
@@ -697,7 +699,8 @@ def _create_glnet(variant: str, pretrained: bool = False, **kwargs: Any) -> GLNe
     model_cls = GLNetTokenLabel if variant.endswith("_tklb") else GLNet
     args = dict(VARIANT_ARGS[variant], **kwargs)
     return build_model_with_cfg(
-        model_cls, variant, pretrained=False, pretrained_filter_fn=checkpoint_filter_fn, feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
+        model_cls, variant, pretrained=False, pretrained_filter_fn=checkpoint_filter_fn,
+        feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
         **args,
     )
 
