@@ -33,11 +33,11 @@ from glmix_viz.data.voc import VOCDataset, load_label_png
 from glmix_viz.errors import DataError
 from glmix_viz.io import batch_to_tensor
 from glmix_viz.probe import GroupingProbe, glmix_block_names
+from glmix_viz.viz import upsample_labels
 
 __all__ = [
     "adjusted_rand_index",
     "foreground_ari",
-    "upsample_labels",
     "slot_grid_labels",
     "GroupingSample",
     "load_grouping_samples",
@@ -88,16 +88,6 @@ def adjusted_rand_index(labels_true: np.ndarray, labels_pred: np.ndarray) -> flo
     return float((sum_cells - expected) / (maximum - expected))
 
 
-def upsample_labels(labels: np.ndarray, height: int, width: int) -> np.ndarray:
-    """Nearest-neighbour resize of an (h, w) label map to (height, width): pixel (y, x) takes cell
-    (floor((y + 0.5) h / height), floor((x + 0.5) w / width))."""
-    labels = np.asarray(labels)
-    h, w = labels.shape
-    rows = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
-    return labels[rows[:, None], cols[None, :]]
-
-
 def foreground_ari(groups: np.ndarray, instances: np.ndarray) -> float:
     """ARI of a grouping against instance masks over the foreground pixels (instance > 0; 255 = ignore, left out).
 
@@ -109,7 +99,7 @@ def foreground_ari(groups: np.ndarray, instances: np.ndarray) -> float:
         ARI over the foreground pixels; NaN when there are none.
     """
     instances = np.asarray(instances)
-    groups = upsample_labels(groups, *instances.shape)
+    groups = upsample_labels(groups, instances.shape)
     keep = (instances > 0) & (instances != 255)
     if not keep.any():
         return float("nan")

@@ -14,7 +14,6 @@ from glmix_viz.grouping import (
     block_grouping_scores,
     foreground_ari,
     slot_grid_labels,
-    upsample_labels,
 )
 
 
@@ -61,9 +60,7 @@ def test_foreground_ari_ignores_background_pixels():
     assert np.isnan(foreground_ari(groups, np.zeros((4, 4), np.uint8)))
 
 
-def test_upsample_and_slot_grid():
-    assert upsample_labels(np.array([[1, 2], [3, 4]]), 4, 4).tolist() == [
-        [1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+def test_slot_grid():
     grid = slot_grid_labels(6, 6, 3)
     assert grid[0].tolist() == [0, 0, 1, 1, 2, 2]
     assert grid[:, 0].tolist() == [0, 0, 3, 3, 6, 6]
