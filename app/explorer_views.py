@@ -358,7 +358,9 @@ def predictions_table(exploration: Exploration) -> None:
                           "index": [p.index for p in predictions], "probability": [p.probability for p in predictions]})
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "probability": st.column_config.ProgressColumn("probability", format="%.3f", min_value=0.0, max_value=1.0)})
-    st.caption("Top-5 predictions of the classifier (softmax over its classes).")
+    kind = ("multi-label: a sigmoid per class, each image can hold several" if exploration.multi_label
+            else "softmax over its classes")
+    st.caption(f"Top-5 predictions of the classifier ({kind}).")
 
 
 @dataclass(frozen=True)
