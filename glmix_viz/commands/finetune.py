@@ -11,9 +11,8 @@ HELP = "fine-tune a GLNet checkpoint with a new multi-label head on a VOC-layout
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--voc-root", required=True, help="VOC2012 / VOCdevkit folder (or any VOC-layout set)")
-    parser.add_argument("--split", default="train_aug", help="training split (default: train_aug)")
     parser.add_argument("--init", required=True, help="checkpoint to start from (official .pth or .safetensors)")
-    add_common_arguments(parser, default_epochs=20, default_lr=1e-4)
+    add_common_arguments(parser, default_epochs=20, default_lr=1e-4, split_flag="--split", split_default="train_aug")
     parser.set_defaults(model=None)  # default: the variant the --init checkpoint holds
 
 
@@ -21,7 +20,6 @@ def run(args: argparse.Namespace) -> int:
     from glmix_viz.train import TrainConfig, train
 
     kwargs = config_kwargs(args)
-    kwargs["train_split"] = args.split
     if args.model is None:  # the variant of the initial checkpoint
         from glmix_viz.models.loading import load_model
 

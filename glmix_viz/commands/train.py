@@ -9,13 +9,21 @@ from typing import Any, Dict
 HELP = "train a GLNet from scratch (multi-label classification on a VOC-layout set, e.g. make-shapes output)"
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, *, default_epochs: int, default_lr: float) -> None:
-    """Options shared by ``train`` and ``finetune`` (everything but the data root and the initial weights)."""
+def add_common_arguments(
+    parser: argparse.ArgumentParser, *, default_epochs: int, default_lr: float, split_flag: str = "--train-split",
+    split_default: str = "train",
+) -> None:
+    """Options shared by ``train`` and ``finetune`` (everything but the data root and the initial weights).
+
+    The training split's flag differs: ``--train-split`` for ``train``, ``--split`` (default train_aug) for
+    ``finetune``; both set ``args.train_split``.
+    """
     parser.add_argument("--out", required=True, help="output folder (checkpoints, log.jsonl); a run there resumes")
     parser.add_argument("--model", default="glnet_tiny", help="registered GLNet variant (default: glnet_tiny)")
     parser.add_argument("--model-args", default="{}", metavar="JSON",
                         help='constructor overrides recorded in the checkpoint, e.g. \'{"num_slots": 9}\'')
-    parser.add_argument("--train-split", default="train")
+    parser.add_argument(split_flag, dest="train_split", default=split_default,
+                        help=f"training split (default: {split_default})")
     parser.add_argument("--val-split", default="val", help="validation split ('' to skip validation)")
     parser.add_argument("--epochs", type=int, default=default_epochs)
     parser.add_argument("--batch-size", type=int, default=64, help="per process (torchrun: per GPU)")
