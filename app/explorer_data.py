@@ -27,7 +27,8 @@ import torch
 import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz import CheckpointError, GlmixVizError, ImageLoadError, class_names, load_model
+from glmix_viz import CheckpointError, ImageLoadError, class_names, load_model
+from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.explore import Exploration, explore_image, interactive_threads
 from glmix_viz.models.loading import demo_checkpoint
@@ -312,14 +313,6 @@ def crf_refined(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _s
 
     # pydensecrf needs a writable buffer; the cached images are read-only.
     return crf_labels(np.array(_image), _scores, params)
-
-
-def one_line(error: BaseException) -> str:
-    """An error as one line for the page."""
-    text = " ".join(str(error).split())
-    if isinstance(error, GlmixVizError):
-        return text
-    return f"{type(error).__name__}: {text}"
 
 
 def method_names() -> Sequence[str]:

@@ -26,6 +26,7 @@ import streamlit as st  # noqa: E402
 
 import explorer_data as data  # noqa: E402
 import explorer_views as views  # noqa: E402
+from glmix_viz.errors import GlmixVizError, one_line  # noqa: E402
 
 TITLE = "GLMix explorer"
 TABS = ["Groupings", "Across blocks", "Slot & pixel", "Predictions & pseudo-mask", "Downloads"]
@@ -76,7 +77,7 @@ def choose_model(device: str) -> data.LoadedModel:
             st.stop()
         return data.uploaded_model(upload.name, upload.getvalue(), variant, device)
     except Exception as error:  # noqa: BLE001  (any failure to load is reported in one line; the page keeps working)
-        message = data.one_line(error)
+        message = one_line(error)
     st.error(f"Could not load the model: {message}")
     st.stop()
     raise AssertionError("unreachable")
@@ -96,8 +97,8 @@ def choose_image() -> data.LoadedImage:
     for upload in uploads or []:
         try:
             loaded.append(data.decode_upload(upload.name, upload.getvalue()))
-        except data.GlmixVizError as error:
-            st.error(data.one_line(error))
+        except GlmixVizError as error:
+            st.error(one_line(error))
     if not loaded:
         st.info("Upload one or several images, or pick one from the gallery.")
         st.stop()

@@ -21,3 +21,14 @@ class CheckpointError(GlmixVizError):
 
 class DataError(GlmixVizError):
     """A data set folder, split list or annotation is missing or malformed."""
+
+
+def one_line(error: BaseException, *, with_type: bool = True, limit: int | None = None) -> str:
+    """An exception's message as one line: whitespace collapsed, and its type named unless it is a GlmixVizError
+    (whose messages are written for users) or ``with_type`` is False; cut to ``limit`` characters when given."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    if with_type and not isinstance(error, GlmixVizError):
+        text = f"{type(error).__name__}: {text}"
+    if limit is not None and len(text) > limit:
+        text = text[:limit] + "..."
+    return text

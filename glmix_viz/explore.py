@@ -85,8 +85,12 @@ def is_multilabel(model: nn.Module) -> bool:
 
 
 def predict_probs(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
-    """Class probabilities from logits (B, K): sigmoid for multi-label models, softmax otherwise."""
-    return torch.sigmoid(logits) if is_multilabel(model) else torch.softmax(logits, dim=-1)
+    """Class probabilities from logits (..., K): sigmoid for multi-label models, softmax otherwise."""
+    return _probabilities(logits, is_multilabel(model))
+
+
+def _probabilities(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
+    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
 
 
 def interactive_threads() -> int:
@@ -170,11 +174,8 @@ class Exploration:
         """``(num_classes,)`` float32 class probabilities: sigmoid for multi-label models, softmax otherwise."""
         if self.logits.size == 0:
             return self.logits
-        logits = self.logits.astype(np.float64)
-        if self.multi_label:
-            return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
-        exp = np.exp(logits - logits.max())
-        return (exp / exp.sum()).astype(np.float32)
+        logits = torch.from_numpy(self.logits.astype(np.float64))
+        return _probabilities(logits, self.multi_label).numpy().astype(np.float32)
 
 
 def explore_image(

@@ -29,7 +29,7 @@ import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 from timm.data.constants import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
-from glmix_viz.errors import ImageLoadError
+from glmix_viz.errors import ImageLoadError, one_line
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -233,16 +233,10 @@ def _decode(data: bytes, label: str) -> tuple[np.ndarray, dict[str, Any]]:
     except _UnsupportedModeError as error:
         raise ImageLoadError(f"{label}: {error}") from error
     except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, MemoryError) as error:
-        reason = _first_line(error)
+        reason = one_line(error, with_type=False)
         raise ImageLoadError(f"{label}: cannot decode image (truncated or corrupt file: {reason})") from error
     image = _decode_with_cv2(data, label)
     return image, {"format": None, "mode": f"cv2:{image.dtype}", "frames": 1}
-
-
-def _first_line(error: BaseException) -> str:
-    """The first line of an exception's message (messages must stay one line)."""
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
 
 
 def _is_sixteen_bit_color(pil_image: Image.Image, data: bytes) -> bool:

@@ -21,7 +21,7 @@ import timm
 import torch
 import torch.nn as nn
 
-from glmix_viz.errors import CheckpointError
+from glmix_viz.errors import CheckpointError, one_line
 from glmix_viz.models.glnet import VARIANT_ARGS, GLNet, checkpoint_filter_fn
 
 __all__ = ["load_model", "load_state_dict", "save_checkpoint", "read_checkpoint_config", "infer_variant",
@@ -61,7 +61,7 @@ def _torch_load_inert(path: Path) -> Any:
     try:
         names = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as error:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_one_line(error)})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({one_line(error, with_type=False, limit=200)})") from None
     if not names:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (the weights-only unpickler refused it)")
     placeholders = [(type(name.rsplit(".", 1)[-1], (_InertObject,), {}), name) for name in names]
@@ -70,7 +70,7 @@ def _torch_load_inert(path: Path) -> Any:
             return torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as error:
         raise CheckpointError(
-            f"{path}: holds pickled objects that cannot be read safely ({_one_line(error)}); from a trusted "
+            f"{path}: holds pickled objects that cannot be read safely ({one_line(error, with_type=False, limit=200)}); from a trusted "
             "Python session re-save just the weights: torch.save(torch.load(p, weights_only=False)['model'], q)"
         ) from None
 
@@ -87,7 +87,7 @@ def _read_raw(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, A
                 metadata = handle.metadata() or {}
                 tensors = {key: handle.get_tensor(key) for key in handle.keys()}
         except Exception as error:  # safetensors raises several types for a corrupt header
-            raise CheckpointError(f"{path}: not a readable safetensors file ({_one_line(error)})") from None
+            raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(error, with_type=False, limit=200)})") from None
         config = json.loads(metadata[CONFIG_KEY]) if CONFIG_KEY in metadata else None
         return tensors, config
     try:
@@ -95,7 +95,7 @@ def _read_raw(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, A
     except pickle.UnpicklingError:
         obj = _torch_load_inert(path)
     except Exception as error:  # torch.load raises many types for a file that is not a checkpoint
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_one_line(error)})") from None
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({one_line(error, with_type=False, limit=200)})") from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: holds a {type(obj).__name__}, not a state dict")
     state = checkpoint_filter_fn(obj, None)  # type: ignore[arg-type]
@@ -103,11 +103,6 @@ def _read_raw(path: Path) -> Tuple[Dict[str, torch.Tensor], Optional[Dict[str, A
     if not tensors:
         raise CheckpointError(f"{path}: holds no tensors (keys: {_short(list(obj))})")
     return tensors, None
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split())
-    return text[:200] + ("..." if len(text) > 200 else "")
 
 
 def _short(items: List[str], limit: int = 4) -> str:
@@ -133,7 +128,7 @@ def read_checkpoint_config(path: PathLike) -> Optional[Dict[str, Any]]:
         try:
             config = json.loads(sidecar.read_text())
         except (OSError, json.JSONDecodeError) as error:
-            raise CheckpointError(f"{sidecar}: unreadable checkpoint config ({_one_line(error)})") from None
+            raise CheckpointError(f"{sidecar}: unreadable checkpoint config ({one_line(error, with_type=False, limit=200)})") from None
         if isinstance(config, dict) and config.get("format") == CONFIG_FORMAT:
             return config
     return None

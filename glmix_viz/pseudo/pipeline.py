@@ -35,7 +35,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from glmix_viz.errors import CheckpointError, DataError, GlmixVizError
+from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
 from glmix_viz.pseudo.crf import CRFParams
 
 __all__ = [
@@ -70,11 +70,6 @@ def summary_name(shard: Optional[Union[str, Tuple[int, int]]]) -> str:
 
     index, count = parse_shard(shard)
     return f"summary.shard-{index}-of-{count}.json"
-
-
-def _one_line(error: BaseException) -> str:
-    text = " ".join(str(error).split()) or type(error).__name__
-    return text if isinstance(error, GlmixVizError) else f"{type(error).__name__}: {text}"
 
 
 def _warm_up() -> bool:
@@ -125,7 +120,7 @@ def _finish_image(task: Dict[str, Any]) -> Dict[str, Any]:
         save_png_atomic(png_path, label_to_pil(labels))  # last: the PNG's presence means the image is done
         return {"id": task["id"], "ok": True, "crf_s": crf_done - start, "write_s": time.perf_counter() - crf_done}
     except Exception as error:  # noqa: BLE001 - reported per image; the run goes on
-        return {"id": task["id"], "ok": False, "reason": f"writing outputs failed: {_one_line(error)}"}
+        return {"id": task["id"], "ok": False, "reason": f"writing outputs failed: {one_line(error)}"}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -395,7 +390,7 @@ def run_pseudo_label(
                 except futures.BrokenExecutor:  # the pool is gone: stop the run
                     raise
                 except Exception as error:  # noqa: BLE001 - e.g. a task that could not be sent to the worker
-                    fail(image_id, f"worker failed: {_one_line(error)}")
+                    fail(image_id, f"worker failed: {one_line(error)}")
 
     def submit(task: Dict[str, Any]) -> None:
         if executor is None:
@@ -414,10 +409,10 @@ def run_pseudo_label(
                         image = dataset.load_image(image_id)
                         labels = dataset.image_labels(image_id)
                     except GlmixVizError as error:
-                        fail(image_id, _one_line(error))
+                        fail(image_id, one_line(error))
                         continue
                     except Exception as error:  # noqa: BLE001 - an unreadable file must not stop the run
-                        fail(image_id, f"cannot read inputs: {_one_line(error)}")
+                        fail(image_id, f"cannot read inputs: {one_line(error)}")
                         continue
                     finally:
                         timing["load_s"] += time.perf_counter() - began
@@ -445,7 +440,7 @@ def run_pseudo_label(
                 timing["network_s"] += time.perf_counter() - began
                 for (image_id, image, _), result, error in outcomes:
                     if result is None:
-                        fail(image_id, f"score maps failed: {_one_line(error)}")
+                        fail(image_id, f"score maps failed: {one_line(error)}")
                         continue
                     png_path, npz_path = output_paths(out_dir, image_id)
                     submit({
@@ -456,7 +451,7 @@ def run_pseudo_label(
         summary["status"] = "failed" if failures else "ok"
     except BaseException as error:
         summary["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "aborted"
-        summary["error"] = _one_line(error)
+        summary["error"] = one_line(error)
         raise
     finally:
         if executor is not None and owns_executor:
@@ -537,7 +532,7 @@ def evaluate_predictions(
                 )
             metric.update(pred, gt)
         except (GlmixVizError, ValueError) as error:
-            failures.append({"id": image_id, "reason": _one_line(error)})
+            failures.append({"id": image_id, "reason": one_line(error)})
     scores = metric.compute()
     scores.update(
         missing_predictions=missing_ids, failures=failures, num_failed=len(failures), pred_dir=str(pred_dir),
