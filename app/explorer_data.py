@@ -32,7 +32,7 @@ from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.explore import Exploration, explore_image, interactive_threads
 from glmix_viz.models.loading import demo_checkpoint
-from glmix_viz.io import check_min_size, load_image_with_info
+from glmix_viz.images import check_min_size, load_image_with_info
 from glmix_viz.models.glnet import VARIANT_ARGS
 
 MAX_IMAGE_SIDE = 1024  # larger images are downscaled on loading (with a notice)

@@ -339,7 +339,7 @@ def save_figure(figure: Any, path: Union[str, Path], *, max_bytes: int = 500_000
 
     from PIL import Image
 
-    from glmix_viz.io import save_bytes_atomic
+    from glmix_viz.files import save_bytes_atomic
 
     if isinstance(figure, np.ndarray):
         if figure.dtype != np.uint8 or figure.ndim != 3 or figure.shape[2] != 3:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from glmix_viz.io import to_tensor
+from glmix_viz.images import to_tensor
 from glmix_viz.models.loading import class_names as model_class_names
 from glmix_viz.probe import GroupingProbe, GroupingRecord
 from glmix_viz.viz import upsample_maps
@@ -64,7 +64,7 @@ def model_input_size(model: nn.Module) -> int:
 
 def model_mean_std(model: nn.Module) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
     """The normalisation mean and std of the model's inputs (ImageNet's unless its config says otherwise)."""
-    from glmix_viz.io import IMAGENET_MEAN, IMAGENET_STD
+    from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 
     cfg = getattr(model, "pretrained_cfg", None) or {}
     return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
@@ -191,7 +191,7 @@ def explore_image(
         model: a GLNet (in eval mode; it is not changed).
         image: ``(H, W, 3)`` uint8 RGB.
         input_size: network input: an ``int`` longer side (aspect kept, sides multiples of 32), an exact
-            ``(height, width)``, or None for the image's own size (see :func:`glmix_viz.io.to_tensor`).
+            ``(height, width)``, or None for the image's own size (see :func:`glmix_viz.images.to_tensor`).
         device: where to run; the model's device when None.
 
     Returns:

@@ -31,7 +31,7 @@ import torch.nn as nn
 import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz.data.voc import VOCDataset, load_label_png
 from glmix_viz.errors import DataError
-from glmix_viz.io import batch_to_tensor
+from glmix_viz.images import batch_to_tensor
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 from glmix_viz.viz import upsample_labels
 

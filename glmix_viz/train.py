@@ -45,7 +45,7 @@ import torch.nn.functional as F
 import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import CheckpointError, DataError
-from glmix_viz.io import IMAGENET_MEAN, IMAGENET_STD
+from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 from glmix_viz.models.glnet import OFFICIAL_VARIANTS, RECIPE_DROP_PATH, VARIANT_ARGS
 from glmix_viz.models.loading import default_device, load_model, load_state_dict, save_checkpoint
 from glmix_viz.probe import GroupingProbe, glmix_block_names

@@ -31,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import glmix_viz
-import glmix_viz.io
+import glmix_viz.images
 from glmix_viz.data.shapes import make_shapes
 from glmix_viz.grouping import grouping_report, load_grouping_samples
 from glmix_viz.probe import GroupingProbe, glmix_block_names
@@ -111,7 +111,7 @@ def heldout_metrics(model: nn.Module, eval_root: str, samples: Sequence, input_s
 def slot_usage(model: nn.Module, samples: Sequence, input_size: int) -> Dict[str, Dict[str, float]]:
     """Per block: mean number of distinct hard slots per image and mean max dispatch weight (collapse check)."""
     chosen = [s for s in samples if s.num_instances >= 2][:64]
-    inputs = glmix_viz.io.batch_to_tensor([s.image for s in chosen], input_size)
+    inputs = glmix_viz.images.batch_to_tensor([s.image for s in chosen], input_size)
     model.eval()
     with GroupingProbe(model) as probe:
         model(inputs)

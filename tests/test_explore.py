@@ -22,7 +22,7 @@ from glmix_viz.explore import (
     slot_flow,
     top_predictions,
 )
-from glmix_viz.io import to_tensor
+from glmix_viz.images import to_tensor
 from glmix_viz.probe import GroupingRecord
 
 

@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.data.voc import VOCDataset
-    from glmix_viz.io import save_bytes_atomic
+    from glmix_viz.files import save_bytes_atomic
     from glmix_viz.pseudo.metrics import format_scores
     from glmix_viz.pseudo.pipeline import evaluate_predictions
 

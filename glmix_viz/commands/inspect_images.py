@@ -40,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     from glmix_viz.commands.common import load_model_from_args
     from glmix_viz.errors import GlmixVizError
     from glmix_viz.explore import explore_image, model_input_size, top_predictions
-    from glmix_viz.io import check_min_size, load_image, save_png_atomic
+    from glmix_viz.images import check_min_size, load_image
+    from glmix_viz.files import save_png_atomic
     from glmix_viz.probe import GroupingProbe
     from glmix_viz.viz import grouping_figure
 

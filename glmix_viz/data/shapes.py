@@ -40,6 +40,7 @@ from PIL import Image
 
 from glmix_viz.data.voc import IGNORE_INDEX, label_to_pil
 from glmix_viz.errors import DataError
+from glmix_viz.files import save_bytes_atomic
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -514,8 +515,6 @@ def make_shapes(
     Raises:
         DataError: ``out_dir`` already holds a data set and ``overwrite`` is false.
     """
-    from glmix_viz.io import save_bytes_atomic  # imported here: io pulls in torch
-
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if image_format not in ("png", "jpg"):

@@ -452,7 +452,7 @@ class VOCDataset:
         Raises:
             ImageLoadError: The file is missing or cannot be decoded.
         """
-        from glmix_viz.io import load_image  # io owns decoding; imported here to keep this module light
+        from glmix_viz.images import load_image  # imported here: decoding pulls in torch, which listing ids never needs
 
         path = self.image_path(image_id)
         if not path.is_file():

@@ -314,7 +314,7 @@ def save_checkpoint(
     """
     from safetensors.torch import save as safetensors_bytes
 
-    from glmix_viz.io import save_bytes_atomic
+    from glmix_viz.files import save_bytes_atomic
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

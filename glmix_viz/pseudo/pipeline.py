@@ -75,7 +75,8 @@ def summary_name(shard: Optional[Union[str, Tuple[int, int]]]) -> str:
 def _warm_up() -> bool:
     """Worker job sent once per worker at the start: import what the real jobs need while the network starts."""
     import glmix_viz.data.voc  # noqa: F401
-    import glmix_viz.io  # noqa: F401
+    import glmix_viz.files  # noqa: F401
+    import glmix_viz.images  # noqa: F401
     import glmix_viz.pseudo.crf  # noqa: F401
 
     with contextlib.suppress(ImportError):
@@ -94,7 +95,7 @@ def _finish_image(task: Dict[str, Any]) -> Dict[str, Any]:
         ``id``, ``ok``, and ``crf_s`` / ``write_s`` seconds, or ``reason`` when something failed.
     """
     from glmix_viz.data.voc import label_to_pil
-    from glmix_viz.io import save_npz_atomic, save_png_atomic
+    from glmix_viz.files import save_npz_atomic, save_png_atomic
     from glmix_viz.pseudo.crf import confident_labels, dense_crf
 
     start = time.perf_counter()
@@ -220,7 +221,7 @@ def _now() -> str:
 
 
 def _write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
-    from glmix_viz.io import save_bytes_atomic
+    from glmix_viz.files import save_bytes_atomic
 
     save_bytes_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
 

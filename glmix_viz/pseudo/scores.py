@@ -50,7 +50,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmix_viz.io import resolve_size, to_tensor
+from glmix_viz.images import resolve_size, to_tensor
 from glmix_viz.probe import GroupingProbe, GroupingRecord
 
 __all__ = [

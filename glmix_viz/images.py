@@ -1,4 +1,4 @@
-"""Robust image decoding, preprocessing for the model, and atomic file writers.
+"""Robust image decoding and preprocessing for the model.
 
 This module is the one image loader of glmix-viz. Every command, the app, the notebooks and the batch pipeline read
 pictures through :func:`load_image` (or :func:`load_image_with_info`), which turns whatever a user hands over (a path,
@@ -9,16 +9,13 @@ EXIF-rotated) into one thing: an RGB ``uint8`` array of shape ``(H, W, 3)``. Any
 Preprocessing (:func:`to_tensor`, :func:`batch_to_tensor`, :func:`denormalize`) uses timm's ImageNet mean and standard
 deviation, which is what GLNet was trained with.
 
-The atomic writers (:func:`save_bytes_atomic`, :func:`save_png_atomic`, :func:`save_npz_atomic`) write to a temporary
-file in the destination folder and rename it into place, so an interrupted batch job never leaves a half-written file
-behind under the final name.
+File writing lives in :mod:`glmix_viz.files`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-import secrets
 import warnings
 from pathlib import Path
 from typing import IO, Any, Sequence, Union
@@ -41,9 +38,6 @@ __all__ = [
     "load_image",
     "load_image_with_info",
     "resolve_size",
-    "save_bytes_atomic",
-    "save_npz_atomic",
-    "save_png_atomic",
     "to_tensor",
 ]
 
@@ -528,78 +522,3 @@ def _check_rgb_uint8(image: np.ndarray) -> None:
         shape = getattr(image, "shape", None)
         dtype = getattr(image, "dtype", type(image).__name__)
         raise ValueError(f"expected an (H, W, 3) uint8 RGB array, got shape {shape} dtype {dtype}")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Atomic writers
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def save_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
-
-    The folder is created if needed. Readers see either the old file or the complete new one, never a partial write;
-    on failure the temporary file is removed. The file gets the usual permissions (``0o666`` minus the umask).
-
-    Args:
-        path: Destination file.
-        data: Bytes to write.
-
-    Returns:
-        The destination path.
-    """
-    destination = Path(path)
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    temporary = destination.with_name(f".{destination.name}.{secrets.token_hex(6)}.tmp")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, destination)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-    return destination
-
-
-def save_png_atomic(path: str | os.PathLike, image: np.ndarray | Image.Image) -> Path:
-    """Write a PNG atomically (see :func:`save_bytes_atomic`).
-
-    Args:
-        path: Destination ``.png`` file.
-        image: ``(H, W)`` or ``(H, W, 3|4)`` ``uint8`` array, or a Pillow image (a ``P`` image keeps its palette, which
-            is how VOC-style label maps are stored).
-
-    Returns:
-        The destination path.
-    """
-    pil_image = image if isinstance(image, Image.Image) else Image.fromarray(_check_png_array(image))
-    buffer = io.BytesIO()
-    pil_image.save(buffer, format="PNG")
-    return save_bytes_atomic(path, buffer.getvalue())
-
-
-def _check_png_array(array: np.ndarray) -> np.ndarray:
-    """Accept uint8 (H, W), (H, W, 3) or (H, W, 4) arrays for PNG writing."""
-    valid_shape = array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))
-    if array.dtype != np.uint8 or not valid_shape:
-        raise ValueError(f"save_png_atomic expects a uint8 (H, W), (H, W, 3) or (H, W, 4) array, got "
-                         f"shape {array.shape} dtype {array.dtype}")
-    return np.ascontiguousarray(array)
-
-
-def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
-    """Write a compressed ``.npz`` atomically (see :func:`save_bytes_atomic`); the path is used exactly as given.
-
-    Args:
-        path: Destination file (no ``.npz`` suffix is appended).
-        **arrays: Arrays to store, by name.
-
-    Returns:
-        The destination path.
-    """
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return save_bytes_atomic(path, buffer.getvalue())
