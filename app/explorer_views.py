@@ -1,7 +1,7 @@
 """The explorer's pictures and tabs: library results in, Streamlit elements out.
 
 Every picture comes from :mod:`glmix_viz.viz` (one palette for slots, one overlay function), every number from
-:mod:`glmix_viz.explore` or :mod:`glmix_viz.pseudo`; this module only arranges them, with a caption on each.
+:mod:`glmix_viz.slots` or :mod:`glmix_viz.pseudo`; this module only arranges them, with a caption on each.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from PIL import Image
 
 import explorer_data as data
 from glmix_viz.data.voc import label_to_pil, voc_palette
-from glmix_viz.explore import (
+from glmix_viz.slots.explore import (
     Exploration,
     assignment_arrays,
     map_cell,
@@ -30,6 +30,7 @@ from glmix_viz.explore import (
     slot_flow,
     top_predictions,
 )
+from glmix_viz.figures import slot_distribution_figure, soft_maps_figure
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     grouping_overlay,
@@ -39,10 +40,8 @@ from glmix_viz.viz import (
     masked_slot_view,
     overlay,
     representative_slots,
-    slot_distribution_figure,
     slot_palette,
     soft_map_grid,
-    soft_maps_figure,
     vstack_panels,
 )
 

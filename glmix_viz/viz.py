@@ -1,8 +1,9 @@
-"""Palettes, overlays, slot boundaries, grids and interactive figures: numpy in, pictures out.
+"""Palettes, overlays, slot boundaries, grids and panels: numpy in, pictures out.
 
 Everything here takes plain arrays (RGB ``uint8`` images ``(H, W, 3)``, label maps ``(H, W)``, slot maps
-``(S, h, w)`` float) and returns pictures: RGB ``uint8`` arrays, or Plotly figures. Nothing here knows about the model,
-probes or data sets, so the command line, the app and the notebooks draw the same pictures the same way.
+``(S, h, w)`` float) and returns RGB ``uint8`` pictures. Nothing here knows about the model, probes or data sets, so
+the command line, the app and the notebooks draw the same pictures the same way. Composed and interactive (Plotly)
+figures are in :mod:`glmix_viz.figures`; resizing of maps is in :mod:`glmix_viz.slots.resize`.
 
 * One palette for slots, :func:`slot_palette`: slot ``s`` has the same colour in every view and for every number of
   slots. Class palettes (e.g. VOC's) live with their data set and are simply passed in.
@@ -21,11 +22,9 @@ from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
-import plotly.graph_objects as go
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from plotly.subplots import make_subplots
+
+from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 
 __all__ = [
     "colorize_labels",
@@ -39,13 +38,8 @@ __all__ = [
     "overlay",
     "representative_slots",
     "slot_boundaries",
-    "slot_distribution_figure",
-    "slot_labels",
     "slot_palette",
     "soft_map_grid",
-    "soft_maps_figure",
-    "upsample_labels",
-    "upsample_maps",
     "vstack_panels",
 ]
 
@@ -54,7 +48,6 @@ RGB = tuple[int, int, int]
 # Frame colours the authors used for the four representative slots: red, orange, brown, deep pink.
 REPRESENTATIVE_FRAME_COLORS: tuple[RGB, ...] = ((255, 0, 0), (255, 165, 0), (165, 42, 42), (255, 20, 147))
 
-_SOFT_MAP_HOVER = "slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{z:.4f}<extra></extra>"
 _PALETTE_FIRST_COLOR = np.array([230, 25, 75], dtype=np.float64)
 _PALETTE_CANDIDATE_LEVELS = np.arange(0, 256, 15, dtype=np.float64)  # 18 levels per channel.
 
@@ -277,63 +270,6 @@ def draw_boundaries(image: np.ndarray, boundaries: np.ndarray, color: Sequence[i
     painted = image.copy()
     painted[boundaries] = np.asarray(color, dtype=np.uint8)
     return painted
-
-
-def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (pixel centres aligned, like ``align_corners=False``).
-
-    Args:
-        labels: ``(h, w)`` label map of any dtype.
-        size: Target ``(H, W)``.
-
-    Returns:
-        ``(H, W)`` array of the same dtype; output pixel ``(y, x)`` takes input pixel
-        ``(floor((y + 0.5) * h / H), floor((x + 0.5) * w / W))``.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be (h, w), got {labels.shape}")
-    height, width = int(size[0]), int(size[1])
-    rows = np.minimum(((np.arange(height) + 0.5) * labels.shape[0] / height).astype(np.intp), labels.shape[0] - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * labels.shape[1] / width).astype(np.intp), labels.shape[1] - 1)
-    return labels[rows[:, None], cols[None, :]]
-
-
-def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a stack of maps (``torch.nn.functional.interpolate``, ``align_corners=False``).
-
-    Args:
-        maps: ``(S, h, w)`` float maps.
-        size: Target ``(H, W)``.
-
-    Returns:
-        ``(S, H, W)`` ``float32``.
-    """
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim != 3:
-        raise ValueError(f"maps must be (S, h, w), got {maps.shape}")
-    target = (int(size[0]), int(size[1]))
-    if maps.shape[1:] == target:
-        return maps.copy()
-    tensor = torch.from_numpy(np.ascontiguousarray(maps))[None]
-    return F.interpolate(tensor, size=target, mode="bilinear", align_corners=False)[0].numpy()
-
-
-def slot_labels(dispatch: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Hard grouping: the slot each pixel is dispatched to most (argmax over slots), optionally upsampled.
-
-    Args:
-        dispatch: ``(S, h, w)`` dispatch weights (any per-pixel scores over slots).
-        size: Optional target ``(H, W)``; labels are upsampled with nearest neighbour.
-
-    Returns:
-        ``(h, w)`` or ``(H, W)`` ``int64`` slot indices.
-    """
-    dispatch = np.asarray(dispatch)
-    if dispatch.ndim != 3:
-        raise ValueError(f"dispatch must be (S, h, w), got {dispatch.shape}")
-    labels = np.argmax(dispatch, axis=0).astype(np.int64)
-    return labels if size is None else upsample_labels(labels, size)
 
 
 def grouping_overlay(
@@ -700,135 +636,6 @@ def _as_rgb_picture(panel: np.ndarray) -> np.ndarray:
     raise ValueError(f"panels must be (H, W) or (H, W, 3), got {panel.shape}")
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Interactive figures (Plotly)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def soft_maps_figure(
-    maps: np.ndarray,
-    *,
-    cols: int = 8,
-    title: str | None = None,
-    colorscale: str = "Viridis",
-    tile_size: int = 64,
-) -> go.Figure:
-    """An interactive grid of per-slot maps sharing one colour scale.
-
-    All maps are drawn as tiles of a single heatmap trace (one trace is much faster to build and render than 64
-    subplots), separated by one-pixel gaps; hovering shows the slot, the pixel ``(x, y)`` inside the map and the raw
-    value. Row 0 of every map is at the top, as in an image.
-
-    Args:
-        maps: ``(S, h, w)`` float maps (raw values are shown; the colour scale spans their global min..max).
-        cols: Tiles per row.
-        title: Figure title.
-        colorscale: Plotly colour scale name.
-        tile_size: Approximate on-screen size of a tile in pixels (sets the figure size).
-
-    Returns:
-        A ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace whose ``customdata[row, col]`` is
-        ``(slot, x, y)`` (``-1`` in the gaps) and whose ``z`` is NaN in the gaps.
-    """
-    maps = np.asarray(maps, dtype=np.float64)
-    if maps.ndim != 3 or maps.shape[0] == 0:
-        raise ValueError(f"maps must be (S, h, w) with S >= 1, got {maps.shape}")
-    num_maps, map_height, map_width = maps.shape
-    cols = max(1, min(int(cols), num_maps))
-    rows = int(math.ceil(num_maps / cols))
-    mosaic_height, mosaic_width = rows * (map_height + 1) - 1, cols * (map_width + 1) - 1
-    z = np.full((mosaic_height, mosaic_width), np.nan)
-    customdata = np.full((mosaic_height, mosaic_width, 3), -1, dtype=np.int64)
-    ys, xs = np.mgrid[0:map_height, 0:map_width]
-    for slot in range(num_maps):
-        top, left = (slot // cols) * (map_height + 1), (slot % cols) * (map_width + 1)
-        z[top : top + map_height, left : left + map_width] = maps[slot]
-        customdata[top : top + map_height, left : left + map_width] = np.stack(
-            [np.full_like(ys, slot), xs, ys], axis=-1
-        )
-    finite = maps[np.isfinite(maps)]
-    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    heatmap = go.Heatmap(
-        z=z,
-        customdata=customdata,
-        colorscale=colorscale,
-        zmin=zmin,
-        zmax=zmax,
-        hoverongaps=False,
-        hovertemplate=_SOFT_MAP_HOVER,
-    )
-    figure = go.Figure(heatmap)
-    cell_pixels = tile_size / max(map_height, map_width)
-    figure.update_layout(
-        title=title,
-        width=int(mosaic_width * cell_pixels) + 140,
-        height=int(mosaic_height * cell_pixels) + (110 if title else 70),
-        margin=dict(l=20, r=20, t=60 if title else 20, b=20),
-        plot_bgcolor="white",
-    )
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain")
-    return figure
-
-
-def slot_distribution_figure(
-    probs: np.ndarray | Mapping[str, np.ndarray],
-    slot_colors: np.ndarray,
-    *,
-    title: str | None = None,
-) -> go.Figure:
-    """Bar charts of one pixel's distribution over slots, one chart per block.
-
-    Args:
-        probs: ``(num_blocks, S)`` array (blocks named ``"block 0"``, ...) or a mapping ``{block name: (S,)}``.
-        slot_colors: ``(S, 3)`` ``uint8`` RGB colours, bar ``s`` drawn in colour ``s`` (use :func:`slot_palette`).
-        title: Figure title.
-
-    Returns:
-        A figure with one ``Bar`` trace per block, stacked vertically and sharing the slot axis; hover shows the slot
-        and its weight.
-    """
-    if isinstance(probs, Mapping):
-        block_names = [str(name) for name in probs]
-        rows = [np.asarray(values, dtype=np.float64).reshape(-1) for values in probs.values()]
-    else:
-        array = np.asarray(probs, dtype=np.float64)
-        if array.ndim == 1:
-            array = array[None]
-        if array.ndim != 2:
-            raise ValueError(f"probs must be (num_blocks, S), got {array.shape}")
-        block_names = [f"block {index}" for index in range(array.shape[0])]
-        rows = list(array)
-    if not rows:
-        raise ValueError("probs holds no block")
-    slot_colors = np.asarray(slot_colors, dtype=np.uint8)
-    for name, values in zip(block_names, rows):
-        if len(values) > len(slot_colors):
-            raise ValueError(f"{name}: {len(values)} slots but only {len(slot_colors)} colours")
-    figure = make_subplots(
-        rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=block_names, vertical_spacing=0.3 / len(rows)
-    )
-    for row_index, values in enumerate(rows, start=1):
-        slots = np.arange(len(values))
-        colors = [f"rgb({r},{g},{b})" for r, g, b in slot_colors[: len(values)]]
-        figure.add_trace(
-            go.Bar(
-                x=slots,
-                y=values,
-                marker_color=colors,
-                name=block_names[row_index - 1],
-                hovertemplate="slot %{x}<br>weight=%{y:.4f}<extra></extra>",
-                showlegend=False,
-            ),
-            row=row_index,
-            col=1,
-        )
-    figure.update_layout(title=title, height=160 * len(rows) + 80, margin=dict(l=40, r=20, t=60, b=40), bargap=0.1)
-    figure.update_xaxes(title_text="slot", row=len(rows), col=1)
-    return figure
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -857,71 +664,3 @@ def _normalize_maps(maps: np.ndarray, normalize: str) -> np.ndarray:
     if normalize == "none":
         return np.clip(maps, 0.0, 1.0)
     raise ValueError(f"normalize must be 'global', 'per_map' or 'none', got {normalize!r}")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# The figure of `glmix-viz inspect`: input | hard groupings per block | soft maps of one block
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def grouping_figure(
-    image: np.ndarray,
-    dispatch_by_block: Mapping[str, np.ndarray],
-    *,
-    grid_block: str | None = None,
-    predictions: Sequence[tuple[str, float]] | None = None,
-    alpha: float = 0.5,
-    panel_side: int = 256,
-    num_representatives: int = 4,
-) -> np.ndarray:
-    """One picture in the spirit of the authors' figure, for one image.
-
-    Row 1: the input, then the hard grouping (argmax over slots, coloured overlay with slot borders) of every block
-    given. Row 2: the grid of soft per-slot maps of ``grid_block`` (global min-max, representative slots framed) and
-    the representative slots as masked views. A caption lists the top predictions.
-
-    Args:
-        image: ``(H, W, 3)`` ``uint8`` RGB input.
-        dispatch_by_block: block name -> ``(S, h, w)`` dispatch weights of this image, in network order.
-        grid_block: the block whose soft maps are drawn; the last one given when None.
-        predictions: (class name, probability) pairs to caption the input with.
-        alpha: weight of the slot colours in the overlays.
-        panel_side: longer side of the image panels in pixels.
-        num_representatives: slots picked by k-medoids for the frames and masked views.
-
-    Returns:
-        ``(H, W, 3)`` ``uint8`` RGB.
-    """
-    image = _check_image(image)
-    if not dispatch_by_block:
-        raise ValueError("dispatch_by_block is empty: nothing to draw")
-    scale = panel_side / max(image.shape[:2])
-    shown = np.asarray(
-        Image.fromarray(image).resize(
-            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), Image.BILINEAR
-        )
-    )
-    panels, titles = [shown], ["input"]
-    for name, dispatch in dispatch_by_block.items():
-        panels.append(grouping_overlay(shown, dispatch, alpha=alpha))
-        titles.append(f"{name} ({np.asarray(dispatch).shape[0]} slots)")
-    top_row = hstack_panels(panels, titles=titles)
-
-    grid_block = grid_block or list(dispatch_by_block)[-1]
-    maps = np.asarray(dispatch_by_block[grid_block], dtype=np.float32)
-    chosen = representative_slots(maps, k=min(num_representatives, maps.shape[0]))
-    frames = {slot: REPRESENTATIVE_FRAME_COLORS[i % len(REPRESENTATIVE_FRAME_COLORS)] for i, slot in enumerate(chosen)}
-    cell = max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0]))))
-    grid = soft_map_grid(maps, cell=cell, frame_colors=frames)
-    views = [masked_slot_view(shown, maps[slot]) for slot in chosen]
-    bottom_row = hstack_panels(
-        [grid, *views], titles=[f"soft maps of {grid_block}", *[f"slot {slot}" for slot in chosen]]
-    )
-    lines = []
-    if predictions:
-        # ImageNet descriptions list synonyms ("screen, CRT screen"): the first one is enough here
-        lines.append("top-5: " + ", ".join(f"{name.split(',')[0]} ({prob:.3f})" for name, prob in predictions[:5]))
-    figure = vstack_panels([top_row, bottom_row])
-    if lines:
-        figure = vstack_panels([figure], titles=lines)
-    return figure

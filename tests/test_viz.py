@@ -1,9 +1,8 @@
-"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, k-medoids, panels, plotly figures."""
+"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, k-medoids, panels."""
 
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 
 from glmix_viz.viz import (
@@ -18,15 +17,11 @@ from glmix_viz.viz import (
     overlay,
     representative_slots,
     slot_boundaries,
-    slot_distribution_figure,
-    slot_labels,
     slot_palette,
     soft_map_grid,
-    soft_maps_figure,
-    upsample_labels,
-    upsample_maps,
     vstack_panels,
 )
+from glmix_viz.slots.resize import slot_labels, upsample_labels
 
 
 def constant_image(value: int | tuple[int, int, int], height: int = 4, width: int = 6) -> np.ndarray:
@@ -145,23 +140,6 @@ def test_draw_boundaries_paints_only_boundary_pixels() -> None:
     assert (painted[boundaries] == [1, 2, 3]).all()
     assert (painted[~boundaries] == 10).all()
     assert (image == 10).all()  # Input untouched.
-
-
-def test_upsample_labels_nearest() -> None:
-    labels = np.array([[1, 2], [3, 4]], dtype=np.uint8)
-    upsampled = upsample_labels(labels, (4, 4))
-    assert upsampled.dtype == np.uint8
-    np.testing.assert_array_equal(upsampled, np.kron(labels, np.ones((2, 2), dtype=np.uint8)))
-    # 3 → 5 columns: source column of x is floor((x + 0.5) * 3 / 5) = 0, 0, 1, 2, 2.
-    np.testing.assert_array_equal(upsample_labels(np.array([[5, 6, 7]]), (1, 5)), [[5, 5, 6, 7, 7]])
-
-
-def test_upsample_maps_bilinear_half_pixel() -> None:
-    maps = np.array([[[0.0, 1.0]], [[2.0, 2.0]]], dtype=np.float32)  # (S=2, h=1, w=2).
-    upsampled = upsample_maps(maps, (1, 4))
-    assert upsampled.shape == (2, 1, 4) and upsampled.dtype == np.float32
-    np.testing.assert_allclose(upsampled[0, 0], [0.0, 0.25, 0.75, 1.0])
-    np.testing.assert_allclose(upsampled[1], 2.0)
 
 
 def make_dispatch(winners: np.ndarray, num_slots: int) -> np.ndarray:
@@ -283,40 +261,3 @@ def test_label_legend() -> None:
     assert legend.shape == (3 * 20 + 4, 200, 3)
     np.testing.assert_array_equal(legend[4 + 8, 4 + 8], palette[0])
     np.testing.assert_array_equal(legend[4 + 8, 100 + 4 + 8], palette[3])  # Column 2 starts at entry ceil(5/2)=3.
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Plotly figures
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def test_soft_maps_figure_tiles_and_hover_data() -> None:
-    rng = np.random.default_rng(0)
-    maps = rng.random((12, 3, 4))
-    figure = soft_maps_figure(maps, cols=8, title="block 5")
-    assert isinstance(figure, go.Figure) and len(figure.data) == 1
-    heatmap = figure.data[0]
-    z, customdata = np.asarray(heatmap.z, dtype=float), np.asarray(heatmap.customdata)
-    assert z.shape == (2 * 4 - 1, 8 * 5 - 1)  # 2 rows, 8 columns of 3x4 tiles with 1-pixel gaps.
-    top, left = 1 * 4, 1 * 5  # Slot 9 → row 1, column 1.
-    for y in range(3):
-        for x in range(4):
-            assert tuple(customdata[top + y, left + x]) == (9, x, y)
-            assert z[top + y, left + x] == pytest.approx(maps[9, y, x])
-    assert np.isnan(z[3]).all()  # Gap row between the two tile rows.
-    assert np.isnan(z[top:, 4 * 5 :]).all()  # Tiles 12..15 are unused.
-    assert heatmap.zmin == pytest.approx(maps.min()) and heatmap.zmax == pytest.approx(maps.max())
-    assert "customdata[0]" in heatmap.hovertemplate and heatmap.hoverongaps is False
-
-
-def test_slot_distribution_figure_one_bar_trace_per_block() -> None:
-    palette = slot_palette(4)
-    probs = {"stage 2 block 0": np.array([0.1, 0.2, 0.3, 0.4]), "stage 3 block 1": np.array([0.7, 0.1, 0.1, 0.1])}
-    figure = slot_distribution_figure(probs, palette)
-    assert len(figure.data) == 2
-    assert all(isinstance(trace, go.Bar) for trace in figure.data)
-    np.testing.assert_allclose(figure.data[1].y, [0.7, 0.1, 0.1, 0.1])
-    r, g, b = palette[2]
-    assert figure.data[0].marker.color[2] == f"rgb({r},{g},{b})"
-    from_array = slot_distribution_figure(np.ones((3, 4)) / 4, palette)
-    assert len(from_array.data) == 3
