@@ -1,4 +1,4 @@
-"""The explorer app, driven through ``streamlit.testing.v1.AppTest`` (the real ``app/main.py``, no browser).
+"""The explorer app, driven through ``streamlit.testing.v1.AppTest`` (the checkout's ``app/main.py``, no browser).
 
 AppTest runs the script in this process, so the tests can count the network's forward passes by wrapping
 ``GLNet.forward_features``. Uploads go through AppTest's own ``file_uploader`` support (Streamlit 1.67 has it), and
@@ -100,6 +100,15 @@ def test_default_page_shows_the_grouping_of_the_demo_model() -> None:
     block = _block_slider(at).value
     assert _grouping_captions(at) and block in _grouping_captions(at)[0]
     assert any("Slots that win pixels" in caption for caption in _captions(at))
+
+
+def test_the_packaged_script_draws_the_same_page() -> None:
+    """``glmix-viz app`` runs glmix_viz/app/main.py itself (app/main.py is only a shim for checkouts)."""
+    from glmix_viz.app import MAIN_SCRIPT
+
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=60).run()
+    _no_exception(at)
+    assert at.title[0].value == "GLMix explorer" and _grouping_captions(at)
 
 
 def test_upload_shows_groupings_and_block_and_class_can_change() -> None:
@@ -228,10 +237,7 @@ def test_checkpoints_from_a_folder_and_from_an_upload(tmp_path: Path, monkeypatc
 
 
 def test_soft_map_figures_of_large_blocks_are_pooled() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    from explorer_views import pooled_for_figure
+    from glmix_viz.app.views import pooled_for_figure
 
     maps = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
     same, factor = pooled_for_figure(maps, max_cells=40)

@@ -365,7 +365,7 @@ def assignment_arrays(exploration: Exploration) -> Dict[str, np.ndarray]:
 
 
 def npz_bytes(arrays: Dict[str, np.ndarray]) -> bytes:
-    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; files: ``glmix_viz.files.save_npz_atomic``)."""
+    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; for files: ``files.save_npz_atomic``)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()

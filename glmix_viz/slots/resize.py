@@ -4,7 +4,8 @@ The pictures (:mod:`glmix_viz.viz`), the grouping score (:mod:`glmix_viz.groupin
 (:mod:`glmix_viz.slots.explore`) all resize maps the same way, through these functions:
 
 * :func:`upsample_labels` - nearest neighbour for label maps (pixel centres aligned);
-* :func:`upsample_maps` - bilinear for stacks of float maps (``torch.nn.functional.interpolate``, ``align_corners=False``);
+* :func:`upsample_maps` - bilinear for stacks of float maps (``torch.nn.functional.interpolate``,
+  ``align_corners=False``);
 * :func:`slot_labels` - the hard grouping (arg-max slot of every pixel), optionally resized.
 """
 

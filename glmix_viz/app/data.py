@@ -4,10 +4,11 @@ Streamlit reruns the whole script on every interaction; everything slow lives he
 
 * models: ``st.cache_resource`` keyed by where they come from (path + file stamp, upload hash, variant) and the device;
 * decoded images: keyed by the hash of the file's bytes;
-* network results (:func:`glmix_viz.slots.explore.explore_image`, class score maps, dense CRF): keyed by model key, image key
-  and the settings that change them, never by display settings, so moving an opacity slider redraws pictures only.
+* network results (:func:`glmix_viz.slots.explore.explore_image`, class score maps, dense CRF): keyed by model key,
+  image key and the settings that change them, never by display settings, so moving an opacity slider redraws
+  pictures only.
 
-Nothing here draws; :mod:`explorer_views` does.
+Nothing here draws; :mod:`glmix_viz.app.views` does.
 """
 
 from __future__ import annotations

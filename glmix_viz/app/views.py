@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-import explorer_data as data
+from glmix_viz.app import data
 from glmix_viz.data.voc import label_to_pil, voc_palette
 from glmix_viz.slots.explore import (
     Exploration,
