@@ -4,7 +4,7 @@ Times what the app does for a new upload, with the same library calls and no cac
 (``io.load_image_with_info``), preprocess (``io.to_tensor``), run the network inside the grouping probe
 (``explore.explore_image``, which also computes the class maps), draw the hard-grouping overlay and legend of one block
 (``viz.grouping_overlay``, ``viz.label_legend``) and build the interactive grid of soft maps
-(``viz.soft_maps_figure``, serialised to JSON as Streamlit sends it). Model loading is not counted (the app loads a
+(``figures.soft_maps_figure``, serialised to JSON as Streamlit sends it). Model loading is not counted (the app loads a
 model once per process).
 
 Usage::

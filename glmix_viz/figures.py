@@ -27,15 +27,27 @@ from glmix_viz.viz import (
     _check_image,
     grouping_overlay,
     hstack_panels,
+    map_colorbar,
     masked_slot_view,
     representative_slots,
+    scale_to_unit,
     soft_map_grid,
+    value_ranges,
     vstack_panels,
 )
 
 __all__ = ["grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
 
-_SOFT_MAP_HOVER = "slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{z:.4f}<extra></extra>"
+_SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
+                   "<extra></extra>")
+
+
+def _colorbar_of(scale: str) -> dict:
+    """Plotly colour bar settings that name the colour scale (and, for ``"own"``, what its ends mean)."""
+    if scale == "shared":
+        return dict(title=dict(text="shared scale<br>(all maps)", side="right"))
+    return dict(title=dict(text="own scale<br>per map", side="right"), tickvals=[0.0, 1.0],
+                ticktext=["map's min", "map's max"])
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -50,23 +62,27 @@ def soft_maps_figure(
     title: str | None = None,
     colorscale: str = "Viridis",
     tile_size: int = 64,
+    scale: str = "shared",
 ) -> go.Figure:
-    """An interactive grid of per-slot maps sharing one colour scale.
+    """An interactive grid of per-slot maps on one shared colour scale (default) or each on its own.
 
     All maps are drawn as tiles of a single heatmap trace (one trace is much faster to build and render than 64
     subplots), separated by one-pixel gaps; hovering shows the slot, the pixel ``(x, y)`` inside the map and the raw
-    value. Row 0 of every map is at the top, as in an image.
+    value. Row 0 of every map is at the top, as in an image. The colour bar says which scale it is.
 
     Args:
-        maps: ``(S, h, w)`` float maps (raw values are shown; the colour scale spans their global min..max).
+        maps: ``(S, h, w)`` float maps (raw values are shown on hover).
         cols: Tiles per row.
         title: Figure title.
         colorscale: Plotly colour scale name.
         tile_size: Approximate on-screen size of a tile in pixels (sets the figure size).
+        scale: ``"shared"`` - ``z`` holds the raw values and the colours span their common min..max (maps are
+            comparable); ``"own"`` - ``z`` holds each map scaled from its own min (0) to its own max (1), the colour
+            bar reads "each map's min / max" (see :func:`glmix_viz.viz.value_ranges`).
 
     Returns:
         A ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace whose ``customdata[row, col]`` is
-        ``(slot, x, y)`` (``-1`` in the gaps) and whose ``z`` is NaN in the gaps.
+        ``(slot, x, y, raw value)`` (``-1`` and NaN in the gaps) and whose ``z`` is NaN in the gaps.
     """
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3 or maps.shape[0] == 0:
@@ -75,17 +91,19 @@ def soft_maps_figure(
     cols = max(1, min(int(cols), num_maps))
     rows = int(math.ceil(num_maps / cols))
     mosaic_height, mosaic_width = rows * (map_height + 1) - 1, cols * (map_width + 1) - 1
+    ranges = value_ranges(maps, scale)
+    shown = maps if scale == "shared" else np.stack([scale_to_unit(m, r) for m, r in zip(maps, ranges)])
     z = np.full((mosaic_height, mosaic_width), np.nan)
-    customdata = np.full((mosaic_height, mosaic_width, 3), -1, dtype=np.int64)
+    customdata = np.full((mosaic_height, mosaic_width, 4), -1.0)
+    customdata[..., 3] = np.nan
     ys, xs = np.mgrid[0:map_height, 0:map_width]
     for slot in range(num_maps):
         top, left = (slot // cols) * (map_height + 1), (slot % cols) * (map_width + 1)
-        z[top : top + map_height, left : left + map_width] = maps[slot]
+        z[top : top + map_height, left : left + map_width] = shown[slot]
         customdata[top : top + map_height, left : left + map_width] = np.stack(
-            [np.full_like(ys, slot), xs, ys], axis=-1
+            [np.full_like(ys, slot), xs, ys, maps[slot]], axis=-1
         )
-    finite = maps[np.isfinite(maps)]
-    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    zmin, zmax = ranges[0] if scale == "shared" else (0.0, 1.0)
     heatmap = go.Heatmap(
         z=z,
         customdata=customdata,
@@ -94,6 +112,7 @@ def soft_maps_figure(
         zmax=zmax,
         hoverongaps=False,
         hovertemplate=_SOFT_MAP_HOVER,
+        colorbar=_colorbar_of(scale),
     )
     figure = go.Figure(heatmap)
     cell_pixels = tile_size / max(map_height, map_width)
@@ -180,12 +199,13 @@ def grouping_figure(
     alpha: float = 0.5,
     panel_side: int = 256,
     num_representatives: int = 4,
+    scale: str = "shared",
 ) -> np.ndarray:
     """One picture in the spirit of the authors' figure, for one image.
 
     Row 1: the input, then the hard grouping (argmax over slots, coloured overlay with slot borders) of every block
-    given. Row 2: the grid of soft per-slot maps of ``grid_block`` (global min-max, representative slots framed) and
-    the representative slots as masked views. A caption lists the top predictions.
+    given. Row 2: the grid of soft per-slot maps of ``grid_block`` (on ``scale``, with its labelled colour bar;
+    representative slots framed) and the representative slots as masked views. A caption lists the top predictions.
 
     Args:
         image: ``(H, W, 3)`` ``uint8`` RGB input.
@@ -195,6 +215,7 @@ def grouping_figure(
         alpha: weight of the slot colours in the overlays.
         panel_side: longer side of the image panels in pixels.
         num_representatives: slots picked by k-medoids for the frames and masked views.
+        scale: colour scale of the soft maps: ``"shared"`` (one for all maps) or ``"own"`` (each map its own).
 
     Returns:
         ``(H, W, 3)`` ``uint8`` RGB.
@@ -202,10 +223,10 @@ def grouping_figure(
     image = _check_image(image)
     if not dispatch_by_block:
         raise ValueError("dispatch_by_block is empty: nothing to draw")
-    scale = panel_side / max(image.shape[:2])
+    zoom = panel_side / max(image.shape[:2])
     shown = np.asarray(
         Image.fromarray(image).resize(
-            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), Image.BILINEAR
+            (max(1, round(image.shape[1] * zoom)), max(1, round(image.shape[0] * zoom))), Image.BILINEAR
         )
     )
     panels, titles = [shown], ["input"]
@@ -219,7 +240,8 @@ def grouping_figure(
     chosen = representative_slots(maps, k=min(num_representatives, maps.shape[0]))
     frames = {slot: REPRESENTATIVE_FRAME_COLORS[i % len(REPRESENTATIVE_FRAME_COLORS)] for i, slot in enumerate(chosen)}
     cell = max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0]))))
-    grid = soft_map_grid(maps, cell=cell, frame_colors=frames)
+    grid = soft_map_grid(maps, cell=cell, frame_colors=frames, scale=scale)
+    grid = vstack_panels([grid, map_colorbar(maps, scale, width=max(64, min(256, grid.shape[1] - 8)))], pad=0)
     views = [masked_slot_view(shown, maps[slot]) for slot in chosen]
     bottom_row = hstack_panels(
         [grid, *views], titles=[f"soft maps of {grid_block}", *[f"slot {slot}" for slot in chosen]]

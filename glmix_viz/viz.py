@@ -8,6 +8,9 @@ figures are in :mod:`glmix_viz.figures`; resizing of maps is in :mod:`glmix_viz.
 * One palette for slots, :func:`slot_palette`: slot ``s`` has the same colour in every view and for every number of
   slots. Class palettes (e.g. VOC's) live with their data set and are simply passed in.
 * One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay` and friends build on it.
+* Colour scales that say what they are (:data:`COLOR_SCALES`): maps drawn together share one scale (``"shared"``, the
+  default) or each has its own (``"own"``); :func:`value_ranges` gives the ranges, :func:`map_colorbar` the labelled
+  colour bar and :func:`scale_caption` the words. Nothing is rescaled without the picture saying so.
 * The authors' figure pieces: :func:`soft_map_grid` (the 8x8 grid of dispatch maps), :func:`representative_slots`
   (k-medoids on the maps) and :func:`masked_slot_view` (the image shown through one slot's map).
 
@@ -27,6 +30,8 @@ from PIL import Image, ImageDraw, ImageFont
 from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 
 __all__ = [
+    "COLOR_SCALES",
+    "colorbar",
     "colorize_labels",
     "colormap_lut",
     "draw_boundaries",
@@ -34,12 +39,16 @@ __all__ = [
     "heatmap_overlay",
     "hstack_panels",
     "label_legend",
+    "map_colorbar",
     "masked_slot_view",
     "overlay",
+    "scale_caption",
+    "scale_to_unit",
     "representative_slots",
     "slot_boundaries",
     "slot_palette",
     "soft_map_grid",
+    "value_ranges",
     "vstack_panels",
 ]
 
@@ -47,6 +56,12 @@ RGB = tuple[int, int, int]
 
 # Frame colours the authors used for the four representative slots: red, orange, brown, deep pink.
 REPRESENTATIVE_FRAME_COLORS: tuple[RGB, ...] = ((255, 0, 0), (255, 165, 0), (165, 42, 42), (255, 20, 147))
+
+COLOR_SCALES = {
+    "shared": "one colour scale for all maps, from their common minimum to their common maximum (comparable across "
+              "maps)",
+    "own": "each map on its own colour scale, from its minimum to its maximum (shapes comparable, values not)",
+}
 
 _PALETTE_FIRST_COLOR = np.array([230, 25, 75], dtype=np.float64)
 _PALETTE_CANDIDATE_LEVELS = np.arange(0, 256, 15, dtype=np.float64)  # 18 levels per channel.
@@ -147,6 +162,118 @@ def _apply_colormap(values: np.ndarray, colormap: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Colour scales
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in COLOR_SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(repr, COLOR_SCALES))}, got {scale!r}")
+    return scale
+
+
+def value_ranges(maps: Sequence[np.ndarray] | np.ndarray, scale: str = "shared") -> list[tuple[float, float]]:
+    """The ``(low, high)`` value range each map is coloured with: low gets the colour map's first colour, high its last.
+
+    Args:
+        maps: the maps drawn together: ``(S, h, w)`` or a sequence of arrays of any shapes (NaNs ignored).
+        scale: ``"shared"`` - one range for all, from the smallest to the largest value of any map; ``"own"`` - each
+            map from its own minimum to its own maximum.
+
+    Returns:
+        One ``(low, high)`` per map (``(0, 1)`` for a map with no finite value).
+    """
+    _check_scale(scale)
+    ranges = []
+    for values in maps:
+        finite = np.asarray(values, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        ranges.append((float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
+    if scale == "shared" and ranges:
+        common = (min(low for low, _ in ranges), max(high for _, high in ranges))
+        ranges = [common] * len(ranges)
+    return ranges
+
+
+def scale_to_unit(values: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """Map ``value_range`` linearly onto ``[0, 1]`` (float32), clipping outside values; an empty range gives zeros."""
+    values = np.asarray(values, dtype=np.float32)
+    low, high = float(value_range[0]), float(value_range[1])
+    if not high > low:
+        return np.zeros_like(values)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
+
+
+def scale_caption(scale: str, value_range: tuple[float, float] | None = None) -> str:
+    """Words for a picture's colour scale, e.g. ``"shared colour scale for all maps: 0.012 to 0.87"``."""
+    if _check_scale(scale) == "shared":
+        shown = f": {value_range[0]:.3g} to {value_range[1]:.3g}" if value_range is not None else ""
+        return f"shared colour scale for all maps{shown}"
+    return "each map on its own colour scale (its minimum to its maximum)"
+
+
+def colorbar(
+    value_range: tuple[float, float] | None,
+    *,
+    colormap: str = "viridis",
+    title: str = "",
+    width: int = 256,
+    height: int = 12,
+    labels: tuple[str, str] | None = None,
+    font_size: int = 12,
+    bg: int = 255,
+) -> np.ndarray:
+    """A horizontal colour bar: the colour map from left (low) to right (high), its end values and a title above.
+
+    Args:
+        value_range: ``(low, high)`` written at the two ends, or None when ``labels`` say what the ends are.
+        colormap: matplotlib colour map name.
+        title: line above the bar, e.g. which colour scale it is.
+        width: length of the bar in pixels.
+        height: thickness of the bar in pixels.
+        labels: words for the two ends instead of numbers (e.g. ``("each map's min", "each map's max")``).
+        font_size: text size in pixels.
+        bg: gray level of the background.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB, ``W = width + 8``.
+    """
+    if labels is None:
+        if value_range is None:
+            raise ValueError("a colour bar needs a value range or labels for its ends")
+        labels = (f"{value_range[0]:.3g}", f"{value_range[1]:.3g}")
+    text_height = _title_height(font_size)
+    top = text_height if title else 0
+    canvas = Image.new("RGB", (width + 8, top + height + text_height + 4), (bg,) * 3)
+    strip = _apply_colormap(np.broadcast_to(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, width)), colormap)
+    canvas.paste(Image.fromarray(np.ascontiguousarray(strip)), (4, top))
+    draw = ImageDraw.Draw(canvas)
+    font = _title_font(font_size)
+    color = (0, 0, 0) if bg >= 128 else (255, 255, 255)
+    if title:
+        draw.text((4, 0), title, fill=color, font=font)
+    draw.text((4, top + height + 2), labels[0], fill=color, font=font)
+    right = draw.textlength(labels[1], font=font)
+    draw.text((width + 4 - right, top + height + 2), labels[1], fill=color, font=font)
+    return np.asarray(canvas).copy()
+
+
+def map_colorbar(
+    maps: Sequence[np.ndarray] | np.ndarray, scale: str = "shared", *, colormap: str = "viridis", width: int = 256
+) -> np.ndarray:
+    """The labelled colour bar of maps drawn together on ``scale`` (see :func:`value_ranges`).
+
+    Shared: the common range at the ends and "shared colour scale" above; own: "each map's min / max" at the ends and
+    "own colour scale per map" above.
+    """
+    if _check_scale(scale) == "shared":
+        (value_range, *_) = value_ranges(maps, "shared") or [(0.0, 1.0)]
+        return colorbar(value_range, colormap=colormap, width=width, title="shared colour scale (all maps)")
+    return colorbar(None, colormap=colormap, width=width, title="own colour scale per map",
+                    labels=("each map's min", "each map's max"))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Overlays
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -204,6 +331,7 @@ def heatmap_overlay(
     alpha: float = 0.5,
     colormap: str = "jet",
     normalize: bool = True,
+    value_range: tuple[float, float] | None = None,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Overlay a score map on an image through a colour map (via :func:`overlay`).
@@ -215,7 +343,9 @@ def heatmap_overlay(
         colormap: A matplotlib colour map name. With ``"jet"`` high scores are red and low scores blue; with
             ``"viridis"`` high is yellow and low purple.
         normalize: Min-max scale the resized scores to ``[0, 1]`` (a constant map becomes 0); otherwise the scores
-            must already be in ``[0, 1]`` and are clipped to it.
+            must already be in ``[0, 1]`` and are clipped to it. Ignored when ``value_range`` is given.
+        value_range: ``(low, high)`` coloured as the colour map's ends (values outside are clipped), e.g. a range
+            shared by several maps (:func:`value_ranges`).
         mask: Optional ``(H, W)`` weights passed on to :func:`overlay`.
 
     Returns:
@@ -226,7 +356,10 @@ def heatmap_overlay(
     if score.ndim != 2:
         raise ValueError(f"score must be (h, w), got {score.shape}")
     resized = upsample_maps(score[None], image.shape[:2])[0]
-    values = _min_max(resized) if normalize else np.clip(resized, 0.0, 1.0)
+    if value_range is not None:
+        values = scale_to_unit(resized, value_range)
+    else:
+        values = _min_max(resized) if normalize else np.clip(resized, 0.0, 1.0)
     return overlay(image, _apply_colormap(values, colormap), alpha=alpha, mask=mask)
 
 
@@ -315,7 +448,8 @@ def soft_map_grid(
     maps: np.ndarray,
     *,
     cols: int | None = None,
-    normalize: str = "global",
+    scale: str = "shared",
+    value_range: tuple[float, float] | None = None,
     cell: int | None = None,
     pad: int = 2,
     colormap: str = "viridis",
@@ -332,8 +466,10 @@ def soft_map_grid(
     Args:
         maps: ``(S, h, w)`` float maps (e.g. dispatch weights of one image and block).
         cols: Tiles per row; default ``ceil(sqrt(S))``.
-        normalize: ``"global"`` (min-max over all maps, as the authors do), ``"per_map"`` (each map on its own) or
-            ``"none"`` (values clipped to ``[0, 1]``).
+        scale: ``"shared"`` (one colour scale from the smallest to the largest value of all maps, as the authors
+            draw them) or ``"own"`` (each map from its own minimum to its own maximum); see :func:`value_ranges`.
+            Say which in the caption or add :func:`map_colorbar`.
+        value_range: a fixed ``(low, high)`` for all maps instead (values outside are clipped), e.g. ``(0, 1)``.
         cell: Longer side of a tile's map in pixels; default the smallest integer multiple of the map size that is at
             least 32 pixels.
         pad: Width of each tile's border in pixels.
@@ -356,9 +492,10 @@ def soft_map_grid(
         factor = max(1, int(math.ceil(32 / max(map_height, map_width))))
         cell_height, cell_width = map_height * factor, map_width * factor
     else:
-        scale = cell / max(map_height, map_width)
-        cell_height, cell_width = max(1, round(map_height * scale)), max(1, round(map_width * scale))
-    values = _normalize_maps(maps, normalize)
+        zoom = cell / max(map_height, map_width)
+        cell_height, cell_width = max(1, round(map_height * zoom)), max(1, round(map_width * zoom))
+    ranges = [tuple(value_range)] * num_maps if value_range is not None else value_ranges(maps, scale)
+    values = np.stack([scale_to_unit(single, single_range) for single, single_range in zip(maps, ranges)])
     cells = _apply_colormap(np.stack([upsample_labels(value, (cell_height, cell_width)) for value in values]), colormap)
     tile_height, tile_width = cell_height + 2 * pad, cell_width + 2 * pad
     grid = np.full((rows * tile_height, cols * tile_width, 3), bg, dtype=np.uint8)
@@ -636,6 +773,7 @@ def _as_rgb_picture(panel: np.ndarray) -> np.ndarray:
     raise ValueError(f"panels must be (H, W) or (H, W, 3), got {panel.shape}")
 
 
+# ----------------------------------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -654,13 +792,3 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     if not high > low:
         return np.zeros_like(values)
     return (values - low) / (high - low)
-
-
-def _normalize_maps(maps: np.ndarray, normalize: str) -> np.ndarray:
-    if normalize == "global":
-        return _min_max(maps)
-    if normalize == "per_map":
-        return np.stack([_min_max(single) for single in maps])
-    if normalize == "none":
-        return np.clip(maps, 0.0, 1.0)
-    raise ValueError(f"normalize must be 'global', 'per_map' or 'none', got {normalize!r}")

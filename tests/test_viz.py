@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from glmix_viz.viz import (
+    colorbar,
     colorize_labels,
     colormap_lut,
     draw_boundaries,
@@ -13,12 +14,16 @@ from glmix_viz.viz import (
     heatmap_overlay,
     hstack_panels,
     label_legend,
+    map_colorbar,
     masked_slot_view,
     overlay,
+    scale_caption,
+    scale_to_unit,
     representative_slots,
     slot_boundaries,
     slot_palette,
     soft_map_grid,
+    value_ranges,
     vstack_panels,
 )
 from glmix_viz.slots.resize import slot_labels, upsample_labels
@@ -191,10 +196,67 @@ def test_soft_map_grid_layout_frames_and_normalisation() -> None:
 def test_soft_map_grid_per_map_normalisation() -> None:
     maps = np.stack([np.array([[0.0, 1.0]]), np.array([[0.0, 0.01]])]).astype(np.float32)
     viridis = colormap_lut("viridis")
-    per_map = soft_map_grid(maps, cols=2, cell=2, pad=0, normalize="per_map")
+    per_map = soft_map_grid(maps, cols=2, cell=2, pad=0, scale="own")
     np.testing.assert_array_equal(per_map[0, 3], viridis[255])  # Map 1's maximum is bright on its own scale.
-    global_grid = soft_map_grid(maps, cols=2, cell=2, pad=0, normalize="global")
+    global_grid = soft_map_grid(maps, cols=2, cell=2, pad=0, scale="shared")
     np.testing.assert_array_equal(global_grid[0, 3], viridis[3])  # round(0.01 * 255) = 3 on the shared scale.
+
+
+def test_soft_map_grid_with_a_fixed_range_clips_and_keeps_values() -> None:
+    maps = np.array([[[0.25, 2.0]], [[-1.0, 0.5]]], dtype=np.float32)
+    viridis = colormap_lut("viridis")
+    grid = soft_map_grid(maps, cols=2, cell=2, pad=0, value_range=(0.0, 1.0))
+    np.testing.assert_array_equal(grid[0, 0], viridis[64])  # round(0.25 * 255) = 64: the value itself, not rescaled
+    np.testing.assert_array_equal(grid[0, 1], viridis[255])  # 2.0 clipped to the top
+    np.testing.assert_array_equal(grid[0, 2], viridis[0])  # -1.0 clipped to the bottom
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Colour scales
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_value_ranges_shared_and_own() -> None:
+    maps = [np.array([[0.1, 0.4]]), np.array([[0.2, np.nan, 0.9]]), np.array([[5.0]])]
+    assert value_ranges(maps, "own") == [(0.1, 0.4), (0.2, 0.9), (5.0, 5.0)]
+    assert value_ranges(maps, "shared") == [(0.1, 5.0)] * 3
+    assert value_ranges(np.full((2, 3, 3), np.nan), "own") == [(0.0, 1.0)] * 2
+    with pytest.raises(ValueError, match="scale must be one of"):
+        value_ranges(maps, "global")
+
+
+def test_scale_to_unit_is_linear_clipped_and_never_divides_by_zero() -> None:
+    np.testing.assert_allclose(scale_to_unit(np.array([0.0, 0.5, 1.0, 2.0, -1.0]), (0.0, 2.0)),
+                               [0.0, 0.25, 0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(scale_to_unit(np.array([3.0, 3.0]), (3.0, 3.0)), [0.0, 0.0])
+
+
+def test_heatmap_overlay_on_a_shared_range_keeps_two_maps_comparable() -> None:
+    image = constant_image(0, 2, 2)
+    weak, strong = np.full((2, 2), 0.2), np.full((2, 2), 0.8)
+    shared = value_ranges([weak, strong], "shared")[0]
+    assert shared == (0.2, 0.8)
+    jet = colormap_lut("jet")
+    np.testing.assert_array_equal(heatmap_overlay(image, weak, alpha=1.0, value_range=shared)[0, 0], jet[0])
+    np.testing.assert_array_equal(heatmap_overlay(image, strong, alpha=1.0, value_range=shared)[0, 0], jet[255])
+    np.testing.assert_array_equal(heatmap_overlay(image, weak, alpha=1.0, value_range=(0.0, 1.0))[0, 0],
+                                  jet[51])  # round(0.2 * 255) = 51
+
+
+def test_colour_bars_say_which_scale_they_are() -> None:
+    bar = colorbar((0.0, 1.0), colormap="viridis", width=100, title="shared colour scale (all maps)")
+    assert bar.shape[1] == 108 and bar.dtype == np.uint8
+    viridis = colormap_lut("viridis")
+    strip_rows = [row for row in range(bar.shape[0]) if (bar[row, 4] == viridis[0]).all()]
+    assert strip_rows, "the bar starts with the colour map's first colour"
+    np.testing.assert_array_equal(bar[strip_rows[0], 4 + 99], viridis[255])
+    maps = np.stack([np.zeros((2, 2)), np.ones((2, 2))])
+    shared, own = map_colorbar(maps, "shared", width=100), map_colorbar(maps, "own", width=100)
+    assert shared.shape[1] == own.shape[1] == 108 and not np.array_equal(shared, own)  # different words
+    with pytest.raises(ValueError):
+        colorbar(None)
+    assert scale_caption("shared", (0.0125, 0.87)) == "shared colour scale for all maps: 0.0125 to 0.87"
+    assert "own colour scale" in scale_caption("own")
 
 
 def test_representative_slots_finds_one_medoid_per_cluster() -> None:

@@ -139,6 +139,8 @@ def main() -> None:
             boundaries=st.checkbox("Slot boundaries", value=True, key="boundaries"),
             soft_map_kind=st.radio("Soft maps", list(views.SOFT_MAP_KINDS), key="soft_map_kind", horizontal=True,
                                    help="dispatch: softmax over slots; clustering: softmax over pixels"),
+            color_scale=st.radio("Colour scale of maps", list(views.COLOR_SCALES), key="color_scale", horizontal=True,
+                                 help="; ".join(f"{name}: {words}" for name, words in views.COLOR_SCALES.items())),
         )
 
     exploration = data.exploration(loaded.key, image.key, int(resolution), loaded.model, image.image)
