@@ -55,7 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
-from glmix_viz.explore import explore_image  # noqa: E402
+from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402

@@ -33,7 +33,7 @@ from glmix_viz.data.voc import VOCDataset, load_label_png
 from glmix_viz.errors import DataError
 from glmix_viz.images import batch_to_tensor
 from glmix_viz.probe import GroupingProbe, glmix_block_names
-from glmix_viz.viz import upsample_labels
+from glmix_viz.slots.resize import upsample_labels
 
 __all__ = [
     "adjusted_rand_index",

@@ -153,3 +153,13 @@ def test_corrupt_safetensors_and_non_dict_pickles_are_refused(tmp_path):
     with pytest.raises(CheckpointError, match="not a state dict"):
         load_model(tmp_path / "list.pth")
     assert load_state_dict is not None
+
+
+def test_resolve_model_without_any_checkpoint_is_labelled_untrained(monkeypatch):
+    """The notebooks' model (moved here with glmix_viz.analysis.load_figure_model, which only called resolve_model)."""
+    import glmix_viz.models.loading as loading
+
+    monkeypatch.setattr(loading, "demo_checkpoint", lambda: None)
+    model, description = loading.resolve_model(fallback="glnet_tiny", num_classes=3)
+    assert "UNTRAINED" in description
+    assert model.num_classes == 3 and not model.training

@@ -4,10 +4,11 @@ Streamlit reruns the whole script on every interaction; everything slow lives he
 
 * models: ``st.cache_resource`` keyed by where they come from (path + file stamp, upload hash, variant) and the device;
 * decoded images: keyed by the hash of the file's bytes;
-* network results (:func:`glmix_viz.explore.explore_image`, class score maps, dense CRF): keyed by model key, image key
-  and the settings that change them, never by display settings, so moving an opacity slider redraws pictures only.
+* network results (:func:`glmix_viz.slots.explore.explore_image`, class score maps, dense CRF): keyed by model key,
+  image key and the settings that change them, never by display settings, so moving an opacity slider redraws
+  pictures only.
 
-Nothing here draws; :mod:`explorer_views` does.
+Nothing here draws; :mod:`glmix_viz.app.views` does.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz import CheckpointError, ImageLoadError, class_names, load_model
 from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
-from glmix_viz.explore import Exploration, explore_image, interactive_threads
+from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads
 from glmix_viz.models.loading import demo_checkpoint
 from glmix_viz.images import check_min_size, load_image_with_info
 from glmix_viz.models.glnet import VARIANT_ARGS

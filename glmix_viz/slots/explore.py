@@ -34,7 +34,7 @@ import torch.nn as nn
 from glmix_viz.images import to_tensor
 from glmix_viz.models.loading import class_names as model_class_names
 from glmix_viz.probe import GroupingProbe, GroupingRecord
-from glmix_viz.viz import upsample_maps
+from glmix_viz.slots.resize import upsample_maps
 
 __all__ = [
     "Exploration",
@@ -365,7 +365,7 @@ def assignment_arrays(exploration: Exploration) -> Dict[str, np.ndarray]:
 
 
 def npz_bytes(arrays: Dict[str, np.ndarray]) -> bytes:
-    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; files: ``io.save_npz_atomic``)."""
+    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; for files: ``files.save_npz_atomic``)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()

@@ -1,7 +1,7 @@
 """The explorer's pictures and tabs: library results in, Streamlit elements out.
 
 Every picture comes from :mod:`glmix_viz.viz` (one palette for slots, one overlay function), every number from
-:mod:`glmix_viz.explore` or :mod:`glmix_viz.pseudo`; this module only arranges them, with a caption on each.
+:mod:`glmix_viz.slots` or :mod:`glmix_viz.pseudo`; this module only arranges them, with a caption on each.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -17,9 +17,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-import explorer_data as data
+from glmix_viz.app import data
 from glmix_viz.data.voc import label_to_pil, voc_palette
-from glmix_viz.explore import (
+from glmix_viz.slots.explore import (
     Exploration,
     assignment_arrays,
     map_cell,
@@ -30,19 +30,22 @@ from glmix_viz.explore import (
     slot_flow,
     top_predictions,
 )
+from glmix_viz.figures import slot_distribution_figure, soft_maps_figure
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     grouping_overlay,
     heatmap_overlay,
     hstack_panels,
+    COLOR_SCALES,
     label_legend,
+    map_colorbar,
     masked_slot_view,
     overlay,
     representative_slots,
-    slot_distribution_figure,
+    scale_caption,
     slot_palette,
     soft_map_grid,
-    soft_maps_figure,
+    value_ranges,
     vstack_panels,
 )
 
@@ -63,11 +66,14 @@ class Display:
         opacity: weight of the colours over the image, in [0, 1].
         boundaries: draw the borders between slots.
         soft_map_kind: a key of :data:`SOFT_MAP_KINDS`.
+        color_scale: ``"shared"`` (maps shown together on one colour scale) or ``"own"`` (each map on its own), a key
+            of :data:`glmix_viz.viz.COLOR_SCALES`.
     """
 
     opacity: float
     boundaries: bool
     soft_map_kind: str
+    color_scale: str = "shared"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -141,8 +147,10 @@ def _framed(picture: np.ndarray, color: Sequence[int], width: int = 3) -> np.nda
     return framed
 
 
-def authors_figure(exploration: Exploration, block: str) -> Tuple[np.ndarray, List[int]]:
+def authors_figure(exploration: Exploration, block: str, scale: str = "shared") -> Tuple[np.ndarray, List[int]]:
     """The authors' figure for one block: input | grid of dispatch maps | the 4 k-medoids slots shown through the image.
+
+    The grid is drawn on ``scale`` (one colour scale for all maps, or each its own) with its labelled colour bar.
 
     Returns:
         ``(picture, representative slots)``.
@@ -151,7 +159,8 @@ def authors_figure(exploration: Exploration, block: str) -> Tuple[np.ndarray, Li
     representatives = representative_slots(maps, k=len(REPRESENTATIVE_FRAME_COLORS))
     frames = {slot: REPRESENTATIVE_FRAME_COLORS[index] for index, slot in enumerate(representatives)}
     rows = math.ceil(maps.shape[0] / math.ceil(math.sqrt(maps.shape[0])))
-    grid = soft_map_grid(maps, normalize="global", frame_colors=frames, cell=max(32, THUMBNAIL_SIDE // rows - 4))
+    grid = soft_map_grid(maps, scale=scale, frame_colors=frames, cell=max(32, THUMBNAIL_SIDE // rows - 4))
+    grid = vstack_panels([grid, map_colorbar(maps, scale, width=max(96, min(256, grid.shape[1] - 8)))], pad=0)
     small = thumbnail(exploration.image)
     quarter = thumbnail(exploration.image, THUMBNAIL_SIDE // 2)
     views = [_framed(masked_slot_view(quarter, maps[slot]), frames[slot]) for slot in representatives]
@@ -208,11 +217,11 @@ def groupings_tab(exploration: Exploration, block: str, display: Display) -> Non
         maps, factor = pooled_for_figure(soft_maps(exploration, block, display.soft_map_kind))
         figure = soft_maps_figure(maps, cols=int(math.ceil(math.sqrt(maps.shape[0]))),
                                   title=f"{record.num_slots} soft maps of {block}",
-                                  tile_size=56 if record.num_slots > 16 else 110)
+                                  tile_size=56 if record.num_slots > 16 else 110, scale=display.color_scale)
         st.plotly_chart(figure, width="content", key="soft_maps_chart")
         pooled = f" Shown averaged over {factor}x{factor} cells (hover x, y count pooled cells)." if factor > 1 else ""
-        st.caption(f"Per-slot {SOFT_MAP_KINDS[display.soft_map_kind]}; one colour scale for all tiles. "
-                   f"Hover a tile for its slot, pixel and value.{pooled}")
+        st.caption(f"Per-slot {SOFT_MAP_KINDS[display.soft_map_kind]}; {scale_caption(display.color_scale)}. "
+                   f"Hover a tile for its slot, pixel and raw value.{pooled}")
 
 
 def across_blocks_tab(exploration: Exploration, display: Display, current_block: str) -> None:
@@ -225,10 +234,11 @@ def across_blocks_tab(exploration: Exploration, display: Display, current_block:
     chosen = st.multiselect("Blocks for the authors' figure", names, default=default,
                             format_func=lambda name: block_title(exploration, name), key="authors_blocks")
     for block in chosen:
-        picture, representatives = authors_figure(exploration, block)
-        st.image(picture, caption=f"{block_title(exploration, block)}: all dispatch maps (min-max over the block, "
-                                  f"viridis) and the representative slots {representatives} picked by k-medoids on the "
-                                  "maps' pairwise L2 distances, each shown as the image seen through its map.")
+        picture, representatives = authors_figure(exploration, block, display.color_scale)
+        st.image(picture, caption=f"{block_title(exploration, block)}: all dispatch maps (viridis, "
+                                  f"{scale_caption(display.color_scale)}) and the representative slots "
+                                  f"{representatives} picked by k-medoids on the maps' pairwise L2 distances, each "
+                                  "shown as the image seen through its map.")
 
 
 def _select_pixel_from_click(chart_key: str) -> None:
@@ -290,10 +300,12 @@ def slot_and_pixel_tab(exploration: Exploration, block: str, display: Display, m
         st.image(masked_slot_view(exploration.image, dispatch[slot], interpolation="bilinear"), width="stretch",
                  caption=f"The image seen through slot {slot}'s dispatch map (dark where the slot is absent).")
     with col_heat:
-        low, high = float(dispatch[slot].min()), float(dispatch[slot].max())
-        st.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet"),
-                 width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel, min-max scaled "
-                                          f"(jet: blue {low:.3f} to red {high:.3f}).")
+        low, high = value_ranges(dispatch, display.color_scale)[slot]
+        scale_words = "shared by all slots of the block" if display.color_scale == "shared" else "this slot's own"
+        st.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet",
+                                 value_range=(low, high)),
+                 width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel, on the colour scale "
+                                          f"{scale_words} (jet: blue {low:.3f} to red {high:.3f}).")
     with col_numbers:
         st.metric("Pixels won (arg-max)", f"{hard[slot]:.1%}")
         st.metric("Dispatch mass", f"{soft[slot]:.1%}", help="mean over pixels of the slot's dispatch weight")
@@ -415,6 +427,25 @@ def mask_ids(channels: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
     return lookup[channels]
 
 
+def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descriptions: Dict[str, str],
+                   display: Display) -> None:
+    """One class's score map by each method side by side, on the display's colour scale, and its colour bar.
+
+    Args:
+        exploration: the image's exploration (the maps are drawn over its image).
+        maps: method name -> ``(H, W)`` score map of the class.
+        descriptions: method name -> one line saying what the method computes.
+        display: the display settings (opacity, colour scale).
+    """
+    ranges = value_ranges(list(maps.values()), display.color_scale)
+    for column, (method, score), (low, high) in zip(st.columns(len(maps)), maps.items(), ranges):
+        picture = heatmap_overlay(exploration.image, score, alpha=max(display.opacity, 0.3), value_range=(low, high))
+        column.image(picture, width="stretch",
+                     caption=f"{method}: {descriptions[method]} (jet: blue {low:.3g}, red {high:.3g}).")
+    st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet"),
+             caption=f"Score maps: {scale_caption(display.color_scale)}.")
+
+
 def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
     """Top-5 predictions; score maps of a chosen class by every method; the pseudo-mask before / after the CRF."""
     if exploration.logits.size == 0:
@@ -453,15 +484,12 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
         flip = col_flip.checkbox("Flip TTA", value=True, key="pseudo_flip", help="average with the mirrored image")
 
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")
-    columns = st.columns(len(methods))
-    for column, method in zip(columns, methods):
+    maps = {}
+    for method in methods:
         scores = data.score_maps(*keys, method, tuple(sorted(classes)), bg_rule, float(bg_param), flip, loaded.model,
                                  exploration.image)
-        channel = list(scores.class_indices).index(chosen + 1)
-        with column:
-            st.image(heatmap_overlay(exploration.image, scores.scores[channel], alpha=max(display.opacity, 0.3),
-                                     normalize=False), width="stretch",
-                     caption=f"{method}: {METHODS[method].description} (jet: 0 blue, 1 red).")
+        maps[method] = scores.scores[list(scores.class_indices).index(chosen + 1)]
+    score_maps_row(exploration, maps, {method: METHODS[method].description for method in maps}, display)
 
     st.subheader("Pseudo-mask")
     col_method, col_crf = st.columns([1, 2])
@@ -509,7 +537,7 @@ def downloads_tab(exploration: Exploration, block: str, display: Display, loaded
                            file_name=f"{stem}_all_blocks.png", mime="image/png", on_click="ignore",
                            icon=":material/view_column:", width="stretch")
         st.download_button("Authors' figure of the chosen block (PNG)",
-                           png_bytes(authors_figure(exploration, block)[0]),
+                           png_bytes(authors_figure(exploration, block, display.color_scale)[0]),
                            file_name=f"{stem}_{block_stem}_slots.png", mime="image/png", on_click="ignore",
                            icon=":material/grid_view:", width="stretch")
     with col2:
