@@ -61,10 +61,10 @@ def peak_memory_mb(model: torch.nn.Module, size: int) -> float:
     """Peak memory of one inference forward pass beyond the weights, in MiB.
 
     CUDA: ``torch.cuda.max_memory_allocated`` growth over the forward. CPU: the exact peak of bytes held at once by
-    tensors the forward creates (``glmix_viz.analysis.peak_activation_bytes``, computed on the meta device: no
+    tensors the forward creates (``glmix_viz.profiling.peak_activation_bytes``, computed on the meta device: no
     allocator noise, the same on every machine).
     """
-    from glmix_viz.analysis import peak_activation_bytes
+    from glmix_viz.profiling import peak_activation_bytes
 
     device = next(model.parameters()).device
     if device.type == "cuda":

@@ -7,7 +7,7 @@ import timm
 import torch
 
 from glmix_viz import GroupingProbe, glmix_block_names
-from glmix_viz.models.glnet import GroupingTap
+from glmix_viz.models.tap import GroupingTap
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def test_records_every_block_with_consistent_shapes(model):
         torch.testing.assert_close(rec.dispatch.sum(dim=1), torch.ones(3, *rec.size))
         torch.testing.assert_close(rec.cluster.flatten(2).sum(-1), torch.ones(3, 16))
         assert rec.hard.shape == (3, *rec.size) and rec.hard.max() < 16
-        assert rec.slots_in.shape == rec.slots_out.shape == (3, 16, model.stages[int(name[7])].blocks[0].norm1.weight.numel())
+        assert rec.width == {"stages.0": 32, "stages.1": 64, "stages.2": 128}[name[:8]] and rec.slot_grid == 4
+        assert rec.slots_in.shape == rec.slots_out.shape == (3, 16, rec.width)
         assert rec.slot_attention.shape[::2] == (3, 16) and rec.slot_attention.shape[-1] == 16
         assert not rec.logits.requires_grad
 
