@@ -44,12 +44,13 @@ def test_slot_features_follow_the_clustering_weights(model):
     """slots_in must be the cluster-weighted mean of the block's normalised pixel features."""
     captured = {}
     block = model.stages[1].blocks[0]
-    handle = block.norm1.register_forward_hook(lambda m, a, out: captured.__setitem__("pixels", out))
+    handle = block.register_forward_pre_hook(lambda m, args: captured.__setitem__("input", args[0]))
     with torch.no_grad(), GroupingProbe(model, blocks=["stages.1.blocks.0"]) as probe:
         model(torch.randn(2, 3, 64, 64))
+        pixels = block.norm1(captured["input"] + block.pos_conv(captured["input"]))  # (B, C, h, w), as published
     handle.remove()
     rec = probe["stages.1.blocks.0"]
-    expected = torch.einsum("bshw,bchw->bsc", rec.cluster, captured["pixels"])
+    expected = torch.einsum("bshw,bchw->bsc", rec.cluster, pixels)
     torch.testing.assert_close(rec.slots_in, expected, atol=1e-5, rtol=1e-4)
 
 

@@ -21,10 +21,11 @@ import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, LayerNorm2d, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, register_notrace_function, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
 
@@ -36,6 +37,28 @@ __all__ = ["GLNet", "GLNetTokenLabel", "GLMixBlock", "GroupingTap", "MIN_INPUT_S
 
 MIN_INPUT_SIZE = 32
 MIXING_MODES = ("glmix", "glmix.mha_nchw", "mha_nchw", "mha")
+
+
+@register_notrace_function
+def check_input(x: torch.Tensor, in_chans: int) -> None:
+    """Raise a one-line ValueError unless x is a (B, in_chans, H, W) batch with H, W >= 32.
+
+    Shape checks are Python control flow, so FX tracing (``torch.fx.symbolic_trace``, timm's and torchvision's
+    feature extractors) records this function as one call instead of tracing into it; the traced module still
+    checks its input when it runs.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"GLNet expects a (B, {in_chans}, H, W) batch, got a tensor of shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(f"GLNet expects {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if min(x.shape[-2:]) < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"input of {x.shape[-1]}x{x.shape[-2]} pixels is too small; GLNet needs at least "
+            f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
+        )
+
+
+torch.fx.wrap("check_input")
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -67,17 +90,15 @@ class MultiHeadSelfAttention(nn.Module):
         Returns:
             The attended tokens (B, N, C) and the weights (B, heads, N, N), or None.
         """
-        batch, tokens, dim = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).unflatten(-1, (3, self.num_heads, self.head_dim))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         weights = None
         if need_weights:
             weights = torch.softmax((q * self.head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
             out = weights @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(batch, tokens, dim)
-        return self.out_proj(out), weights
+        return self.out_proj(out.transpose(1, 2).flatten(2)), weights
 
 
 class ResidualDWConv(nn.Conv2d):
@@ -88,6 +109,10 @@ class ResidualDWConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + super().forward(x)
+
+    def forward_tokens(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The same on (B, L, C) tokens of a map shaped like ``like`` (B, *, H, W)."""
+        return _tokens(super().forward(_image(tokens, like))).add_(tokens)  # in place on the fresh conv output
 
 
 class ConvMlp(nn.Sequential):
@@ -106,6 +131,14 @@ class ConvMlp(nn.Sequential):
             nn.Conv2d(hidden, dim, 1),
         )
 
+    def forward_tokens(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The MLP on (B, L, C) tokens of a map shaped like ``like``: 1x1 convolutions as matrix products on the
+        contiguous channel axis (the same weights and the same products as ``forward``, without layout changes)."""
+        # Nested calls, no locals: every hidden (B, L, rC) tensor is freed as soon as the next one exists.
+        if isinstance(self[1], ResidualDWConv):
+            return _pointwise(self[3], self[2](self[1].forward_tokens(_pointwise(self[0], tokens), like)))
+        return _pointwise(self[3], self[2](_pointwise(self[0], tokens)))
+
 
 class LayerScale(nn.Module):
     """Learnable per-channel scale ``gamma`` of a given shape (``(C,)`` for tokens, ``(1, C, 1, 1)`` for maps)."""
@@ -123,8 +156,39 @@ def _layer_scale(shape: Sequence[int], layerscale: float) -> nn.Module:
 
 
 def _flatten_pixels(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H*W, C), pixels in row-major order."""
+    """(B, C, H, W) -> (B, H*W, C), pixels in row-major order (a view)."""
     return x.flatten(2).transpose(1, 2)
+
+
+# Token layout. The blocks run on (B, L, C) tokens, channels contiguous: norms, 1x1 convolutions (as matrix
+# products), residual sums and the clustering products need no layout change, and a block's output is handed on as a
+# channels-last view of its tokens, so the next block reads its tokens without a copy. Depthwise convolutions see
+# the same memory as a channels-last (B, C, H, W) map.
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C) contiguous tokens, pixels row-major; a view when x is channels-last."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def _image(tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, H*W, C) contiguous tokens -> (B, C, H, W) channels-last view, H and W those of ``like``."""
+    return tokens.unflatten(1, like.shape[-2:]).permute(0, 3, 1, 2)
+
+
+def _pointwise(conv: nn.Conv2d, tokens: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution applied to (B, L, C_in) tokens -> (B, L, C_out)."""
+    return F.linear(tokens, conv.weight.flatten(1), conv.bias)
+
+
+def _channel_norm(norm: nn.LayerNorm, tokens: torch.Tensor) -> torch.Tensor:
+    """A channel LayerNorm (``LayerNorm2d`` or ``nn.LayerNorm``) applied to (B, L, C) tokens."""
+    return F.layer_norm(tokens, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
+def _scale(layer_scale: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Layer scale of a map (gamma (1, C, 1, 1)) or of tokens (gamma (C,)) applied to (B, L, C) tokens."""
+    if isinstance(layer_scale, LayerScale):
+        return tokens * layer_scale.gamma.flatten()
+    return layer_scale(tokens)
 
 
 class GLMixBlock(nn.Module):
@@ -194,24 +258,38 @@ class GLMixBlock(nn.Module):
             return self.init_slots.expand(x.shape[0], -1, -1)
         return _flatten_pixels(F.adaptive_avg_pool2d(x, self.slot_grid))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, dim, height, width = x.shape
+    def local_branch(self, pixels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """PW . DW . PW of the normalised pixels (B, L, C) of a map shaped like ``like`` (or the pixels unchanged)."""
+        if isinstance(self.feature_conv, nn.Identity):
+            return pixels
+        first, depthwise, last = self.feature_conv
+        return _pointwise(last, _tokens(depthwise(_image(_pointwise(first, pixels), like))))
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps 1-6a of the class docstring: X (B, C, H, W) -> X1 as (B, L, C) tokens (U + global + local).
+
+        A method of its own so that its intermediates (logits, pixels, slots) are freed before the MLP runs.
+        """
         slots_init = self.initial_slots(x)
         if self.pos_conv is not None:
             x = x + self.pos_conv(x)
-        shortcut = x
-        x = self.norm1(x)
-        pixels = x.flatten(2)  # (B, C, L)
-        # tau * cos(slot, pixel): dividing the (S, L) logits by the pixel norms is cheaper than normalising (C, L)
-        pixel_norms = torch.linalg.vector_norm(pixels, dim=1, keepdim=True).clamp_min(1e-12)  # (B, 1, L)
-        logits = (self.slot_scale * F.normalize(slots_init, dim=-1)) @ pixels / pixel_norms  # (B, S, L)
-        slots = torch.softmax(logits, dim=-1) @ pixels.transpose(1, 2)  # (B, S, C)
+        shortcut = _tokens(x)  # (B, L, C)
+        pixels = _channel_norm(self.norm1, shortcut)
+        # tau * cos(slot, pixel): dividing the (S, L) logits by the pixel norms is cheaper than normalising (L, C)
+        pixel_norms = torch.linalg.vector_norm(pixels, dim=-1).clamp_min(1e-12).unsqueeze(1)  # (B, 1, L)
+        logits = (self.slot_scale * F.normalize(slots_init, dim=-1)) @ pixels.transpose(1, 2) / pixel_norms  # (B,S,L)
+        slots = torch.softmax(logits, dim=-1) @ pixels  # (B, S, C)
         slots_out, slot_attention = self.relation_mha(slots, need_weights=self.tap.want_slot_attention)
-        dispatched = (slots_out.transpose(1, 2) @ torch.softmax(logits, dim=1)).view(batch, dim, height, width)
+        dispatched = torch.softmax(logits, dim=1).transpose(1, 2) @ slots_out  # (B, L, C)
         if self.tap.active:
-            self.tap(logits, slots, slots_out, slot_attention, (height, width))
-        x = shortcut + self.drop_path(self.ls1(dispatched + self.feature_conv(x)))
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+            self.tap(logits, slots, slots_out, slot_attention, x.shape[-2:])
+        mixed = dispatched.add_(self.local_branch(pixels, x))  # in place on the fresh product (autograd allows it)
+        return shortcut + self.drop_path(_scale(self.ls1, mixed))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.mix(x)
+        mlp = self.mlp.forward_tokens(_channel_norm(self.norm2, tokens), x)
+        return _image(self.drop_path(_scale(self.ls2, mlp)).add_(tokens), x)
 
 
 class MHSABlockNCHW(nn.Module):
@@ -239,13 +317,12 @@ class MHSABlockNCHW(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, dim, height, width = x.shape
         if self.pos_conv is not None:
             x = x + self.pos_conv(x)
-        tokens = _flatten_pixels(x)
+        tokens = _tokens(x)
         tokens = tokens + self.drop_path(self.ls1(self.mha_op(self.norm1(tokens))[0]))
-        x = tokens.transpose(1, 2).reshape(batch, dim, height, width)
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+        mlp = self.mlp.forward_tokens(_channel_norm(self.norm2, tokens), x)
+        return _image(self.drop_path(_scale(self.ls2, mlp)).add_(tokens), x)
 
 
 class MHSABlockTokens(nn.Module):
@@ -285,16 +362,12 @@ class GLNetStage(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, dim, height, width = x.shape
-        if self.token_layout:
-            x = _flatten_pixels(x)
+        out = _tokens(x) if self.token_layout else x
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
+            out = checkpoint_seq(self.blocks, out)
         else:
-            x = self.blocks(x)
-        if self.token_layout:
-            x = x.transpose(1, 2).reshape(batch, dim, height, width)
-        return x
+            out = self.blocks(out)
+        return _image(out, x) if self.token_layout else out
 
 
 def _norm_layer(norm_layer: Union[str, Callable[[int], nn.Module]]) -> Callable[[int], nn.Module]:
@@ -516,17 +589,7 @@ class GLNet(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line ValueError unless x is a (B, in_chans, H, W) batch with H, W >= 32."""
-        if x.ndim != 4:
-            raise ValueError(
-                f"GLNet expects a (B, {self.in_chans}, H, W) batch, got a tensor of shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_chans:
-            raise ValueError(f"GLNet expects {self.in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-        if min(x.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"input of {x.shape[-1]}x{x.shape[-2]} pixels is too small; GLNet needs at least "
-                f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
-            )
+        check_input(x, self.in_chans)
 
     def forward_intermediates(
         self,
@@ -552,7 +615,7 @@ class GLNet(nn.Module):
         """
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
-        self.check_input(x)
+        check_input(x, self.in_chans)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last_index = len(self.stages) - 1
         num_run = max_index + 1 if stop_early else len(self.stages)
@@ -584,7 +647,7 @@ class GLNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) -> normed final feature map (B, C3, H/32, W/32)."""
-        self.check_input(x)
+        check_input(x, self.in_chans)
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
         return self.norm(x)
