@@ -27,7 +27,11 @@ def _inputs() -> torch.Tensor:
     return torch.randn(2, 3, 64, 96, generator=torch.Generator().manual_seed(3))
 
 
-@pytest.mark.parametrize("name", list(VARIANTS))
+# At the small width every official variant of a family is the same network: one per family and option.
+FAMILIES = [name for name in VARIANTS if name not in ("glnet_9g", "glnet_9g_tklb")]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
 def test_symbolic_trace_gives_the_same_outputs_and_gradients(name):
     model = _small(name)
     traced = torch.fx.symbolic_trace(model)

@@ -404,9 +404,13 @@ def _check_constructor_args(
 
 def _downsample_layers(
     in_chans: int, embed_dim: Sequence[int], norm: Callable[[int], nn.Module], style: str, layout: str,
-    strides: Sequence[int],
+    strides: Sequence[int], kept: Sequence[int] = (),
 ) -> nn.ModuleList:
-    """The stem (stride 4) and the three transitions between stages, with the official module indices."""
+    """The stem (stride 4) and the three transitions between stages, with the official module indices.
+
+    ``kept``: indices (1-3) of transitions whose stride is removed for a smaller output stride: they keep their
+    kernel (and so their weights) and pad to keep the size ("same" padding).
+    """
     layers = nn.ModuleList()
     if style == "ovlp":
         stem = nn.Sequential(
@@ -423,7 +427,9 @@ def _downsample_layers(
     for i in range(1, len(embed_dim)):
         stride = strides[i - 1]
         if style == "ovlp":
-            proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], 3, stride=stride, padding=1)
+            proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], 3, stride=1 if i in kept else stride, padding=1)
+        elif i in kept:
+            proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], stride, stride=1, padding="same")
         else:
             proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], stride, stride=stride)
         if layout == "proj.norm":
@@ -468,7 +474,10 @@ class GLNet(nn.Module):
 
     Keyword arguments are those of the official constructor. ``slot_scale_init`` (initial slot temperature,
     default ``C**-0.5``) and ``downsample_strides`` (strides of the three transitions, default 2, 2, 2) are
-    additions for training small models; the official variants leave them at their defaults.
+    additions for training small models; the official variants leave them at their defaults. ``output_stride``
+    (32, 16 or 8; timm's keyword, used by dense-prediction decoders such as smp's DeepLabV3+) removes the stride of
+    the last one or two transitions, keeping their weights, so official checkpoints still load; ``feature_info``
+    reports the reductions that result.
 
     Args:
         num_classes: classifier outputs (0 for none).
@@ -517,12 +526,16 @@ class GLNet(nn.Module):
         drop_rate: float = 0.0,
         slot_scale_init: Optional[float] = None,
         downsample_strides: Sequence[int] = (2, 2, 2),
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
         _check_constructor_args(depth, embed_dim, mixing_modes, downsample_style, transition_layout)
         strides = [int(s) for s in downsample_strides]
         if len(strides) != 3 or any(s not in (1, 2) for s in strides):
             raise ValueError(f"downsample_strides must be three values of 1 or 2, got {downsample_strides}")
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        kept = {32: (), 16: (3,), 8: (2, 3)}[output_stride]
         norm = _norm_layer(norm_layer)
         self.num_classes = num_classes
         self.in_chans = in_chans
@@ -532,7 +545,7 @@ class GLNet(nn.Module):
         self.num_features = self.head_hidden_size = embed_dim[-1]
         self.downsample_style = downsample_style
         self.downsample_layers = _downsample_layers(in_chans, embed_dim, norm, downsample_style, transition_layout,
-                                                    strides)
+                                                    strides, kept)
         block_args = dict(
             num_slots=num_slots, slot_init=slot_init, local_dw_ks=local_dw_ks, cpe_ks=cpe_ks, mlp_dw=mlp_dw,
             layerscale=layerscale, slot_scale_init=slot_scale_init,
@@ -542,7 +555,7 @@ class GLNet(nn.Module):
         self.feature_info: List[Dict[str, Any]] = []
         reduction = 4
         for i, dim in enumerate(embed_dim):
-            reduction *= strides[i - 1] if i > 0 else 1
+            reduction *= strides[i - 1] if i > 0 and i not in kept else 1
             self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=f"stages.{i}"))
         self.norm = norm(embed_dim[-1])
         self.head_drop = nn.Dropout(drop_rate)
