@@ -85,15 +85,10 @@ def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
 
 
 def load_bench_model(args: argparse.Namespace, num_classes: int):
-    from glmix_viz.models.loading import demo_checkpoint
+    from glmix_viz.models.loading import resolve_model
 
-    checkpoint = args.checkpoint or demo_checkpoint()
-    if checkpoint is not None:
-        return glmix_viz.load_model(checkpoint, device=args.device), str(checkpoint)
-    import timm
-
-    torch.manual_seed(0)
-    return timm.create_model("glnet_tiny", num_classes=num_classes).to(args.device).eval(), "glnet_tiny (random)"
+    model, info = resolve_model(args.checkpoint, num_classes=num_classes, device=args.device, fallback="glnet_tiny")
+    return model, str(info.path) if info.trained else str(info)
 
 
 def main() -> None:

@@ -57,6 +57,7 @@ from glmix_viz.data.shapes import make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
 from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
+from glmix_viz.models.loading import resolve_model  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
@@ -411,8 +412,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
-    checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
-    model = glmix_viz.load_model(checkpoint).eval()
+    model, info = resolve_model(args.checkpoint)
+    checkpoint = str(info.path)
     blocks = glmix_block_names(model)
 
     def lap(name: str, since: float) -> float:

@@ -23,18 +23,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import streamlit as st
-import timm
 import torch
 import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz import CheckpointError, ImageLoadError, class_names, load_model
+from glmix_viz import CheckpointError, ImageLoadError, load_model
 from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads
-from glmix_viz.models.loading import demo_checkpoint
+from glmix_viz.models.loading import demo_checkpoint, describe_model, resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info
-from glmix_viz.models.glnet import VARIANT_ARGS
+from glmix_viz.models.registry import VARIANTS
 
 MAX_IMAGE_SIDE = 1024  # larger images are downscaled on loading (with a notice)
 MIN_IMAGE_SIDE = 32
@@ -87,11 +86,8 @@ def available_devices() -> List[str]:
 
 
 def _describe(model: nn.Module, key: str, label: str, trained: bool) -> LoadedModel:
-    config = getattr(model, "checkpoint_config", None) or {}
-    variant = str(config.get("variant") or model.pretrained_cfg["architecture"])
-    names = class_names(model) or [f"class {index}" for index in range(int(getattr(model, "num_classes", 0)))]
-    input_size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size") or (3, 224, 224)
-    return LoadedModel(model, key, label, variant, trained, tuple(names), int(input_size[-1]))
+    info = describe_model(model)
+    return LoadedModel(model, key, label, info.variant, trained, info.class_names, info.input_size[-1])
 
 
 def _file_stamp(path: Path) -> str:
@@ -160,12 +156,7 @@ def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str) 
 
 @st.cache_resource(max_entries=3, show_spinner="Building the model...")
 def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = timm.create_model(variant, num_classes=num_classes)
-    if label_names:
-        model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(label_names))
-    return model.to(device).eval()
+    return resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)[0]
 
 
 def random_model(variant: str, device: str) -> LoadedModel:
@@ -196,7 +187,7 @@ def checkpoint_files(folder: str | os.PathLike) -> List[Path]:
 
 def variants() -> List[str]:
     """Registered GLNet variant names."""
-    return list(VARIANT_ARGS)
+    return list(VARIANTS)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -170,26 +170,20 @@ def minmax_normalize(maps: torch.Tensor, *, min_contrast: float = 0.0) -> torch.
 def class_activation_maps(model: nn.Module, features: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
     """Classic CAM: the classifier's weights dotted with the feature map at every position, then ReLU.
 
-    For a token-labelling model (one with ``tklb_aux_head``) the per-token head is added with its evaluation weight
-    0.5, as in its logits. The classifier bias is left out (it does not depend on the position).
+    Taken model-side (``glmix_viz.models.cam``, through ``get_classifier()``): a token-labelling model adds its
+    per-token head with its evaluation weight 0.5, as in its logits. The classifier bias is left out.
 
     Args:
-        model: a GLNet with a linear ``head`` of ``num_classes`` outputs.
+        model: a GLNet with a linear classifier of ``num_classes`` outputs.
         features: ``(N, C, h, w)`` final feature map (``model.forward_features``).
         classes: model class indices (0-based, background excluded) to compute maps for, ``K`` of them.
 
     Returns:
         ``(N, K, h, w)`` non-negative maps.
     """
-    head = getattr(model, "head", None)
-    if not isinstance(head, nn.Linear):
-        raise ValueError(f"{type(model).__name__} has no linear classifier head; class maps need one")
-    index = torch.as_tensor(list(classes), dtype=torch.long, device=features.device)
-    weight = head.weight.index_select(0, index).to(features.dtype)
-    aux = getattr(model, "tklb_aux_head", None)
-    if isinstance(aux, nn.Linear):
-        weight = weight + 0.5 * aux.weight.index_select(0, index).to(features.dtype)
-    return torch.relu(torch.einsum("kc,nchw->nkhw", weight, features))
+    from glmix_viz.models.cam import class_activation_maps as model_class_activation_maps
+
+    return model_class_activation_maps(model, features, classes)
 
 
 def slot_pooled_evidence(evidence: torch.Tensor, logits: torch.Tensor, *, steps: int = 1) -> torch.Tensor:

@@ -1,8 +1,7 @@
-"""Tests of glmix_viz.analysis against hand-computed values."""
+"""Tests of glmix_viz.profiling (MACs, activation memory, scaling fits, round-robin timing) against hand-computed
+values."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import pytest
@@ -10,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmix_viz.analysis import count_macs, fit_scaling_exponent, peak_activation_bytes
+from glmix_viz.profiling import count_macs, fit_scaling_exponent, peak_activation_bytes, time_round_robin
 
 
 class FlattenLinear(nn.Module):
@@ -102,3 +101,15 @@ def test_exponent_fit_of_noisy_data_has_r_squared_below_one():
 def test_exponent_fit_refuses_bad_input(sizes, values):
     with pytest.raises(ValueError):
         fit_scaling_exponent(sizes, values)
+
+
+def test_time_round_robin_interleaves_the_callables_and_reports_medians():
+    calls = []
+    runs = {"a": lambda x: calls.append("a"), "b": lambda x: calls.append("b")}
+    samples = {}
+    medians = time_round_robin(runs, torch.zeros(1), warmup=1, repeats=3, samples=samples)
+    assert calls == ["a", "b"] * 4  # one call of each per round, warm-up round included
+    assert set(medians) == {"a", "b"} and all(len(samples[name]) == 3 for name in runs)
+    assert medians["a"] == sorted(samples["a"])[1]
+    with pytest.raises(ValueError):
+        time_round_robin(runs, torch.zeros(1), warmup=0, repeats=0)

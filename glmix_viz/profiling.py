@@ -1,7 +1,4 @@
-"""Measurements behind the notebooks' plots: compute cost and power-law fits.
-
-Slot usage lives in :mod:`glmix_viz.slots.usage`, figure writing in :mod:`glmix_viz.figures`, and the model the
-notebooks draw is :func:`glmix_viz.models.loading.resolve_model`.
+"""Cost of a network: multiply-accumulates, peak activation memory, and power-law fits of measurements.
 
 * :func:`count_macs` - multiply-accumulates of one forward pass, from ``torch.utils.flop_counter.FlopCounterMode``
   (MACs = FLOPs / 2). PyTorch counts the fused attention kernels of CUDA and the math decomposition of
@@ -11,14 +8,20 @@ notebooks draw is :func:`glmix_viz.models.loading.resolve_model`.
   once (weights and input excluded), tracked exactly storage by storage. Works on the ``meta`` device, so the cost
   of a large model at a large resolution is known without running it.
 * :func:`fit_scaling_exponent` - least-squares line in log-log space: ``value ~ prefactor * size ** exponent``.
+* :func:`time_round_robin` - latency of several callables timed one after another in every round, so that load from
+  elsewhere hits them alike (median per callable, and every sample).
+
+Used by ``bench/`` and the notebooks (which never import from ``bench/``).
 """
 
 from __future__ import annotations
 
 import math
+import statistics
+import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, Dict, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -27,12 +30,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.flop_counter import FlopCounterMode
 
-__all__ = [
-    "ScalingFit",
-    "count_macs",
-    "fit_scaling_exponent",
-    "peak_activation_bytes",
-]
+__all__ = ["ScalingFit", "count_macs", "fit_scaling_exponent", "peak_activation_bytes", "time_round_robin"]
 
 InputSize = Union[int, Tuple[int, int]]
 
@@ -204,3 +202,53 @@ def fit_scaling_exponent(sizes: Sequence[float], values: Sequence[float]) -> Sca
     spread = ((log_y - log_y.mean()) ** 2).sum()
     r_squared = 1.0 - float((residual**2).sum() / spread) if spread > 0 else 1.0
     return ScalingFit(exponent=float(slope), prefactor=float(np.exp(intercept)), r_squared=r_squared)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Latency
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_round_robin(
+    runs: Mapping[str, Callable[[torch.Tensor], Any]],
+    x: torch.Tensor,
+    warmup: int,
+    repeats: int,
+    *,
+    samples: Optional[Dict[str, List[float]]] = None,
+) -> Dict[str, float]:
+    """Median seconds per callable, the callables timed one after another in each round (inference mode).
+
+    A burst of load from elsewhere then hits every callable alike, so ratios of medians from one call are fairer
+    than medians from separate calls. CUDA work is synchronised around every timing.
+
+    Args:
+        runs: name -> callable taking the input.
+        x: the input, e.g. an image batch (B, 3, H, W).
+        warmup: untimed rounds first.
+        repeats: timed rounds (at least 1).
+        samples: if given, filled with every timed sample per name (seconds).
+
+    Returns:
+        name -> median seconds.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    times: Dict[str, List[float]] = {name: [] for name in runs}
+    with torch.inference_mode():
+        for round_index in range(warmup + repeats):
+            for name, fn in runs.items():
+                _sync(x.device)
+                start = time.perf_counter()
+                fn(x)
+                _sync(x.device)
+                if round_index >= warmup:
+                    times[name].append(time.perf_counter() - start)
+    if samples is not None:
+        samples.update(times)
+    return {name: statistics.median(values) for name, values in times.items()}
