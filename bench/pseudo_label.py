@@ -46,6 +46,7 @@ from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
+from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 
 WIDTH, HEIGHT = 500, 375
 
@@ -115,17 +116,17 @@ def main() -> None:
         dataset = make_voc_sized_set(work / "data", args.images, args.seed)
         model, model_name = load_bench_model(args, dataset.num_classes - 1)
         crf = CRFParams()
-        score_args = dict(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
+        settings = ScoreSettings(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
         images = [dataset.load_image(image_id) for image_id in dataset.ids]
         labels = [dataset.image_labels(image_id) for image_id in dataset.ids]
-        compute_scores_batch(model, images[:1], labels[:1], **score_args)  # warm-up
+        compute_scores_batch(model, images[:1], labels[:1], settings)  # warm-up
 
         start = time.perf_counter()
         scores = []
         for first in range(0, len(images), args.batch_size):
             scores += compute_scores_batch(model, images[first:first + args.batch_size],
-                                           labels[first:first + args.batch_size],
-                                           batch_size=args.batch_size * (2 if args.flip else 1), **score_args)
+                                           labels[first:first + args.batch_size], settings,
+                                           batch_size=args.batch_size * (2 if args.flip else 1))
         network = (time.perf_counter() - start) / len(images)
 
         start = time.perf_counter()
@@ -153,8 +154,8 @@ def main() -> None:
                 list(pool.map(_warm_up, range(workers)))  # one task each: every worker started and warm
                 startup = time.perf_counter() - started
                 summary = run_pseudo_label(
-                    dataset, work / f"out-{workers}", model, crf=crf, workers=workers, overwrite=True, progress=False,
-                    batch_size=args.batch_size, executor=pool, **score_args,
+                    dataset, work / f"out-{workers}", model, settings, crf=crf, workers=workers, overwrite=True,
+                    progress=False, batch_size=args.batch_size, executor=pool,
                 )
             timing = dict(summary["timing"], worker_startup_s=startup)
             done = summary["counts"]["done"]

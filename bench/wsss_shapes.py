@@ -62,6 +62,7 @@ from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
 from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.scores import METHODS, ScoreMaps, compute_scores_batch  # noqa: E402
+from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 from glmix_viz.train import load_split, mean_average_precision, predict_scores  # noqa: E402
 from glmix_viz.viz import colorize_labels, grouping_overlay, hstack_panels, overlay, vstack_panels  # noqa: E402
 
@@ -197,11 +198,9 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
         best_score, best_maps = -1.0, None
         for candidate in candidates:
             began = time.perf_counter()
-            maps = compute_scores_batch(
-                model, split.images, split.labels, method=method, blocks=candidate["blocks"],
-                options=candidate["options"], bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True,
-                batch_size=32,
-            )
+            settings = ScoreSettings(method=method, blocks=candidate["blocks"], options=candidate["options"],
+                                     bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True)
+            maps = compute_scores_batch(model, split.images, split.labels, settings, batch_size=32)
             by_threshold = {
                 threshold: split_miou(split, [label_map(with_background(m, threshold), m.class_indices) for m in maps])
                 for threshold in THRESHOLDS
@@ -240,15 +239,14 @@ def evaluate_methods(model: torch.nn.Module, dataset: VOCDataset, tuning: Dict[s
     results: Dict[str, Any] = {}
     for method, tuned in tuning["methods"].items():
         chosen = tuned["chosen"]
+        settings = ScoreSettings(method=method, blocks=chosen["blocks"], options=chosen["options"],
+                                 bg_rule="threshold", bg_param=chosen["threshold"], input_size=IMAGE_SIZE, flip=True)
         entry: Dict[str, Any] = {"threshold": chosen["threshold"], "blocks": chosen["blocks"],
-                                 "options": METHODS[method].resolve_options(chosen["options"])}
+                                 "options": dict(settings.options)}
         for suffix, crf_params in (("", None), ("_crf", crf)):
             out_dir = pred_root / (method + (suffix or "_plain"))
-            summary = run_pseudo_label(
-                dataset, out_dir, model, method=method, crf=crf_params, workers=0, overwrite=True,
-                bg_rule="threshold", bg_param=chosen["threshold"], blocks=chosen["blocks"], options=chosen["options"],
-                input_size=IMAGE_SIZE, flip=True, batch_size=16, progress=False,
-            )
+            summary = run_pseudo_label(dataset, out_dir, model, settings, crf=crf_params, workers=0, overwrite=True,
+                                       batch_size=16, progress=False)
             if summary["counts"]["failed"]:
                 raise RuntimeError(f"{method}{suffix}: pipeline failures {summary['failures'][:3]}")
             scores = evaluate_predictions(dataset, out_dir)

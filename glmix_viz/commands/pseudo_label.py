@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 
-import numpy as np
-
 from glmix_viz.errors import GlmixVizError
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
@@ -124,34 +122,45 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
+def score_settings(args: argparse.Namespace):
+    """The :class:`~glmix_viz.pseudo.ScoreSettings` of the flags (``ValueError`` on a bad combination)."""
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    return ScoreSettings(
+        method=args.method, options=dict(args.options), scales=args.scales, flip=args.flip, bg_rule=args.bg_rule,
+        bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size, device=args.device,
+    )
+
+
+def crf_params(args: argparse.Namespace):
+    """The :class:`~glmix_viz.pseudo.crf.CRFParams` of the flags, or None with ``--no-crf``."""
+    from glmix_viz.pseudo.crf import CRFParams
+
+    if not args.crf:
+        return None
+    return CRFParams(
+        gaussian_sxy=args.crf_gaussian_sxy, gaussian_compat=args.crf_gaussian_compat,
+        bilateral_sxy=args.crf_bilateral_sxy, bilateral_srgb=args.crf_bilateral_srgb,
+        bilateral_compat=args.crf_bilateral_compat, iterations=args.crf_iterations, confidence=args.crf_confidence,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.data.voc import VOCDataset, parse_shard
-    from glmix_viz.pseudo.crf import CRFParams
     from glmix_viz.pseudo.pipeline import run_pseudo_label
-    from glmix_viz.pseudo.scores import METHODS, apply_background
 
     try:  # settings errors are user errors: one line, no traceback
         if args.shard is not None:
             parse_shard(args.shard)
-        METHODS[args.method].resolve_options(dict(args.options))
-        apply_background(np.zeros((0, 1, 1), np.float32), args.bg_rule, args.bg_param)
-        crf = None
-        if args.crf:
-            crf = CRFParams(
-                gaussian_sxy=args.crf_gaussian_sxy, gaussian_compat=args.crf_gaussian_compat,
-                bilateral_sxy=args.crf_bilateral_sxy, bilateral_srgb=args.crf_bilateral_srgb,
-                bilateral_compat=args.crf_bilateral_compat, iterations=args.crf_iterations,
-                confidence=args.crf_confidence,
-            )
+        settings = score_settings(args)
+        crf = crf_params(args)
     except ValueError as error:
         raise GlmixVizError(str(error)) from None
     dataset = VOCDataset(args.voc_root, args.split)
     model = load_classifier(args, dataset.num_classes - 1)
     summary = run_pseudo_label(
-        dataset, args.out, model, method=args.method, crf=crf, workers=args.workers, overwrite=args.overwrite,
-        shard=args.shard, save_scores=args.save_scores, device=args.device, scales=args.scales, flip=args.flip,
-        bg_rule=args.bg_rule, bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size,
-        options=dict(args.options) or None, batch_size=args.batch_size, progress=args.progress,
+        dataset, args.out, model, settings=settings, crf=crf, workers=args.workers, overwrite=args.overwrite,
+        shard=args.shard, save_scores=args.save_scores, batch_size=args.batch_size, progress=args.progress,
     )
     counts, timing = summary["counts"], summary["timing"]
     print(

@@ -230,27 +230,20 @@ def run_pseudo_label(
     dataset: Any,
     out_dir: Union[str, os.PathLike],
     model: Any,
+    settings: Optional[Any] = None,
     *,
-    method: str = "cam",
     crf: Optional[CRFParams] = CRFParams(),
     workers: int = 1,
     overwrite: bool = False,
     shard: Optional[Union[str, Tuple[int, int]]] = None,
     save_scores: bool = False,
-    device: Optional[str] = None,
-    scales: Sequence[float] = (1.0,),
-    flip: bool = True,
-    bg_rule: str = "threshold",
-    bg_param: Optional[float] = None,
-    blocks: Optional[Sequence[Union[str, int]]] = None,
-    input_size: Union[None, int, Tuple[int, int]] = None,
-    options: Optional[Mapping[str, Any]] = None,
     batch_size: int = 4,
     max_pending: Optional[int] = None,
     torch_threads: Optional[int] = None,
     progress: bool = True,
     ids: Optional[Sequence[str]] = None,
     executor: Optional[futures.Executor] = None,
+    **fields: Any,
 ) -> Dict[str, Any]:
     """Pseudo-label a split: score maps, optional dense CRF, VOC palette PNGs; resumable, sharded, summarised.
 
@@ -259,15 +252,13 @@ def run_pseudo_label(
             ``class_names``, ``root``, ``split``).
         out_dir: output folder (created).
         model: a GLNet whose head has ``dataset.num_classes - 1`` classes.
-        method: score method (see :data:`glmix_viz.pseudo.scores.METHODS`).
+        settings: the score settings (:class:`~glmix_viz.pseudo.settings.ScoreSettings`: method, options, scales,
+            flip, background rule, blocks, input size, device), or give its fields as keywords (``method=...``).
         crf: CRF settings, or ``None`` for the arg-max of the scores.
         workers: CRF / writer processes; 0 runs them in the main process (no overlap; for debugging).
         overwrite: redo images whose outputs exist.
         shard: ``"K/N"``: only the ids of that shard (:func:`glmix_viz.data.voc.shard_ids`).
         save_scores: also write ``scores/<id>.npz``.
-        device: where the network runs; the model's device when None.
-        scales, flip, bg_rule, bg_param, blocks, input_size, options: as in
-            :func:`~glmix_viz.pseudo.scores.compute_scores`.
         batch_size: images per network step.
         max_pending: most images handed to the workers and not yet finished (default ``4 * workers + batch_size``).
         torch_threads: torch's CPU threads while running; default on the CPU: the cores minus ``workers`` (at least 1),
@@ -292,15 +283,14 @@ def run_pseudo_label(
     from tqdm import tqdm
 
     from glmix_viz.data.voc import shard_ids
-    from glmix_viz.pseudo.scores import METHODS, compute_scores_batch, default_bg_param
+    from glmix_viz.pseudo.scores import compute_scores_batch, resolve_settings
 
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+    settings = resolve_settings(settings, fields)
+    device = settings.device
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    METHODS[method].resolve_options(options)
     class_names = list(dataset.class_names)
     warnings = check_classifier(model, len(class_names) - 1, class_names[1:])
     for warning in warnings:
@@ -328,13 +318,11 @@ def run_pseudo_label(
         "failures": [],
         "warnings": list(warnings),
         "settings": {
-            "method": method, "options": METHODS[method].resolve_options(options), "crf": crf_settings,
-            "scales": [float(scale) for scale in scales], "flip": bool(flip), "bg_rule": bg_rule,
-            "bg_param": default_bg_param(bg_rule, method) if bg_param is None else float(bg_param),
-            "blocks": None if blocks is None else list(blocks), "input_size": input_size, "batch_size": batch_size,
+            **settings.to_dict(), "crf": crf_settings, "batch_size": batch_size,
             "workers": workers, "device": device_used, "torch_threads": torch_threads, "overwrite": overwrite,
             "save_scores": save_scores,
         },
+        "score_settings": settings.to_dict(),
         "model": describe_model(model),
         "dataset": {
             "root": str(getattr(dataset, "root", "")), "split": getattr(dataset, "split", None),
@@ -420,21 +408,18 @@ def run_pseudo_label(
                     loaded.append((image_id, image, labels))
                 if not loaded:
                     continue
-                score_kwargs = dict(
-                    method=method, scales=scales, flip=flip, bg_rule=bg_rule, bg_param=bg_param, blocks=blocks,
-                    input_size=input_size, device=device, options=options,
-                    batch_size=batch_size * (2 if flip else 1),
-                )
+                score_kwargs = dict(batch_size=batch_size * (2 if settings.flip else 1))
                 began = time.perf_counter()
                 try:
                     results = compute_scores_batch(model, [i for _, i, _ in loaded], [l for _, _, l in loaded],
-                                                   **score_kwargs)
+                                                   settings, **score_kwargs)
                     outcomes = list(zip(loaded, results, [None] * len(loaded)))
                 except Exception:  # noqa: BLE001 - find the culprit image by image
                     outcomes = []
                     for item in loaded:
                         try:
-                            outcomes.append((item, compute_scores_batch(model, [item[1]], [item[2]], **score_kwargs)[0],
+                            outcomes.append((item, compute_scores_batch(model, [item[1]], [item[2]], settings,
+                                                                          **score_kwargs)[0],
                                              None))
                         except Exception as error:  # noqa: BLE001
                             outcomes.append((item, None, error))

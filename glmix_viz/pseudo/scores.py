@@ -40,7 +40,6 @@ input size run through the network together.
 from __future__ import annotations
 
 import contextlib
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -62,12 +61,14 @@ __all__ = [
     "METHODS",
     "ScoreMaps",
     "ScoreMethod",
+    "ScoreSettings",
     "apply_background",
     "class_activation_maps",
     "compute_scores",
     "compute_scores_batch",
     "max_normalize",
     "minmax_normalize",
+    "resolve_settings",
     "slot_pooled_evidence",
     "slot_voted_evidence",
     "superpixel_average",
@@ -109,13 +110,13 @@ class ScoreMaps:
         class_indices: ``(K + 1,)`` int64 label id of every channel in the full label space (0 = background, model
             class ``c`` = ``c + 1``); ``class_indices[0] == 0``.
         method: Name of the method that made the maps.
-        settings: The settings used (method, options, scales, flip, background rule, blocks, input size).
+        settings: The :class:`~glmix_viz.pseudo.settings.ScoreSettings` that made them (None when made by hand).
     """
 
     scores: np.ndarray
     class_indices: np.ndarray
     method: str
-    settings: Dict[str, Any] = field(default_factory=dict)
+    settings: Optional["ScoreSettings"] = None
 
     @property
     def size(self) -> Tuple[int, int]:
@@ -407,13 +408,6 @@ def _input_size(image_size: Tuple[int, int], scale: float, input_size: InputSize
     return max(32, int(size[0])), max(32, int(size[1]))
 
 
-def _check_scales(scales: Sequence[float]) -> Tuple[float, ...]:
-    scales = tuple(float(scale) for scale in scales)
-    if not scales or any(not (math.isfinite(scale) and scale > 0) for scale in scales):
-        raise ValueError(f"scales must be positive numbers, got {scales}")
-    return scales
-
-
 @contextlib.contextmanager
 def _eval_mode(model: nn.Module) -> Iterator[None]:
     was_training = model.training
@@ -439,63 +433,51 @@ def _chunks(items: List[Any], size: int) -> Iterator[List[Any]]:
         yield items[start:start + size]
 
 
-def compute_scores_batch(
-    model: nn.Module,
-    images: Sequence[np.ndarray],
-    labels: Sequence[Any],
-    *,
-    method: str = "cam",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = True,
-    bg_rule: str = "threshold",
-    bg_param: Optional[float] = None,
-    blocks: Optional[Sequence[Union[str, int]]] = None,
-    input_size: InputSize = None,
-    device: Optional[Union[str, torch.device]] = None,
-    batch_size: int = 8,
-    options: Optional[Mapping[str, Any]] = None,
-) -> List[ScoreMaps]:
-    """Score maps of several images; views of equal input size run through the network together.
+def resolve_settings(settings: Optional[ScoreSettings], loose: Mapping[str, Any]) -> ScoreSettings:
+    """``settings``, or one made from loose keyword fields (``method=..., scales=...``); never both."""
+    if settings is not None and loose:
+        raise ValueError(f"give a ScoreSettings or its fields ({', '.join(sorted(loose))}), not both")
+    if settings is None:
+        return ScoreSettings(**loose)
+    if not isinstance(settings, ScoreSettings):
+        raise ValueError(f"settings must be a ScoreSettings, got {type(settings).__name__}")
+    return settings
 
-    Args, returns: as :func:`compute_scores`, with one image and one label vector per entry of ``images`` and
-    ``labels``, plus ``batch_size``, the most views per forward pass.
 
-    Returns:
-        One :class:`ScoreMaps` per image, in order.
-    """
+def _check_inputs(model: nn.Module, images: Sequence[np.ndarray], labels: Sequence[Any]) -> List[List[int]]:
+    """The present classes of every image, after checking the images and label vectors."""
     if len(images) != len(labels):
         raise ValueError(f"{len(images)} images but {len(labels)} label vectors")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-    spec = METHODS[method]
-    method_options = spec.resolve_options(options)
-    scales = _check_scales(scales)
-    if bg_rule not in BG_RULES:
-        raise ValueError(f"bg_rule must be one of {BG_RULES}, got {bg_rule!r}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     num_classes = int(getattr(model, "num_classes", 0))
     for position, image in enumerate(images):
         if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise ValueError(f"image {position}: expected an (H, W, 3) uint8 RGB array, got "
                              f"{getattr(image, 'shape', None)} {getattr(image, 'dtype', type(image).__name__)}")
-    present = [_present_classes(vector, num_classes, position) for position, vector in enumerate(labels)]
-    device = _model_device(model, device)
+    return [_present_classes(vector, num_classes, position) for position, vector in enumerate(labels)]
 
-    # views: (image position, flipped) grouped by network input size
+
+def _plan_views(images: Sequence[np.ndarray], present: Sequence[List[int]], settings: ScoreSettings
+                ) -> Dict[Tuple[int, int], List[Tuple[int, bool]]]:
+    """Views ``(image position, flipped)`` grouped by network input size; images without classes get none."""
     groups: Dict[Tuple[int, int], List[Tuple[int, bool]]] = defaultdict(list)
     for position, image in enumerate(images):
         if not present[position]:
             continue
-        for scale in scales:
-            size = _input_size(image.shape[:2], scale, input_size)
-            for flipped in ((False, True) if flip else (False,)):
+        for scale in settings.scales:
+            size = _input_size(image.shape[:2], scale, settings.input_size)
+            for flipped in ((False, True) if settings.flip else (False,)):
                 groups[size].append((position, flipped))
+    return groups
 
+
+def _summed_views(model: nn.Module, images: Sequence[np.ndarray], present: Sequence[List[int]],
+                  settings: ScoreSettings, batch_size: int, device: torch.device) -> Dict[int, torch.Tensor]:
+    """Per image position with classes: ``(K, H, W)`` class maps summed over its views (before normalising)."""
+    spec = METHODS[settings.method]
     sums: Dict[int, torch.Tensor] = {}
-    probe = GroupingProbe(model, blocks=blocks) if spec.uses_probe else contextlib.nullcontext()
+    probe = GroupingProbe(model, blocks=settings.blocks) if spec.uses_probe else contextlib.nullcontext()
     with _eval_mode(model), torch.inference_mode(), probe:
-        for size, views in groups.items():
+        for size, views in _plan_views(images, present, settings).items():
             for chunk in _chunks(views, batch_size):
                 inputs: Dict[int, torch.Tensor] = {}
                 batch = []
@@ -506,7 +488,7 @@ def compute_scores_batch(
                 features = model.forward_features(torch.cat(batch).to(device))
                 chunk_classes = sorted({index for position, _ in chunk for index in present[position]})
                 records = probe.records if spec.uses_probe else None
-                maps = spec.block_maps(model, features, chunk_classes, records, method_options)
+                maps = spec.block_maps(model, features, chunk_classes, records, settings.options)
                 for row, (position, flipped) in enumerate(chunk):
                     rows = torch.as_tensor([chunk_classes.index(c) for c in present[position]], device=device)
                     height, width = images[position].shape[:2]
@@ -517,68 +499,82 @@ def compute_scores_batch(
                     ) / len(maps)
                     view = view.flip(-1) if flipped else view
                     sums[position] = view if position not in sums else sums[position] + view
+    return sums
 
-    settings = {
-        "method": method, "options": method_options, "scales": list(scales), "flip": bool(flip), "bg_rule": bg_rule,
-        "bg_param": default_bg_param(bg_rule, method) if bg_param is None else float(bg_param),
-        "blocks": None if blocks is None else list(blocks), "input_size": input_size,
-    }
-    results = []
-    for position, image in enumerate(images):
-        height, width = image.shape[:2]
-        if position in sums:
-            class_maps = max_normalize(sums[position].clamp_min(0)).cpu().numpy().astype(np.float32)
-            if spec.postprocess is not None:
-                refined = spec.postprocess(image, class_maps, method_options)
-                class_maps = max_normalize(torch.from_numpy(refined)).numpy()
-        else:
-            class_maps = np.zeros((0, height, width), dtype=np.float32)
-        scores = apply_background(class_maps, bg_rule, settings["bg_param"])
-        class_indices = np.asarray([0] + [index + 1 for index in present[position]], dtype=np.int64)
-        results.append(ScoreMaps(scores=scores, class_indices=class_indices, method=method, settings=settings))
-    return results
+
+def _score_maps(image: np.ndarray, summed: Optional[torch.Tensor], present: List[int], settings: ScoreSettings
+                ) -> ScoreMaps:
+    """Normalise one image's summed class maps, post-process them (the method's), stack the background score."""
+    spec = METHODS[settings.method]
+    height, width = image.shape[:2]
+    if summed is not None:
+        class_maps = max_normalize(summed.clamp_min(0)).cpu().numpy().astype(np.float32)
+        if spec.postprocess is not None:
+            refined = spec.postprocess(image, class_maps, settings.options)
+            class_maps = max_normalize(torch.from_numpy(refined)).numpy()
+    else:
+        class_maps = np.zeros((0, height, width), dtype=np.float32)
+    scores = apply_background(class_maps, settings.bg_rule, settings.bg_param)
+    class_indices = np.asarray([0] + [index + 1 for index in present], dtype=np.int64)
+    return ScoreMaps(scores=scores, class_indices=class_indices, method=settings.method, settings=settings)
+
+
+def compute_scores_batch(
+    model: nn.Module,
+    images: Sequence[np.ndarray],
+    labels: Sequence[Any],
+    settings: Optional[ScoreSettings] = None,
+    *,
+    batch_size: int = 8,
+    **fields: Any,
+) -> List[ScoreMaps]:
+    """Score maps of several images; views of equal input size run through the network together.
+
+    Args:
+        model, settings: as :func:`compute_scores`.
+        images: ``(H_i, W_i, 3)`` uint8 RGB images.
+        labels: one ``(num_classes,)`` multi-hot vector per image.
+        batch_size: the most views per forward pass.
+        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``method="cam", flip=False``).
+
+    Returns:
+        One :class:`ScoreMaps` per image, in order.
+    """
+    settings = resolve_settings(settings, fields)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    present = _check_inputs(model, images, labels)
+    device = _model_device(model, settings.device)
+    sums = _summed_views(model, images, present, settings, batch_size, device)
+    return [_score_maps(image, sums.get(position), present[position], settings)
+            for position, image in enumerate(images)]
 
 
 def compute_scores(
     model: nn.Module,
     image: np.ndarray,
     labels: Any,
-    *,
-    method: str = "cam",
-    scales: Sequence[float] = (1.0,),
-    flip: bool = True,
-    bg_rule: str = "threshold",
-    bg_param: Optional[float] = None,
-    blocks: Optional[Sequence[Union[str, int]]] = None,
-    input_size: InputSize = None,
-    device: Optional[Union[str, torch.device]] = None,
-    options: Optional[Mapping[str, Any]] = None,
+    settings: Optional[ScoreSettings] = None,
+    **fields: Any,
 ) -> ScoreMaps:
     """Per-class score maps of one image at its full resolution, for the classes its image-level labels name.
 
     Args:
         model: a GLNet classifier (its ``head`` a linear layer over ``num_classes`` classes). Put in eval mode for the
-            call (its mode is restored afterwards); moved to ``device`` if that is given.
+            call (its mode is restored afterwards); moved to ``settings.device`` if that is given.
         image: ``(H, W, 3)`` uint8 RGB.
         labels: ``(num_classes,)`` multi-hot vector over the model's classes (background excluded), e.g.
             ``VOCDataset.image_labels(id)``.
-        method: a name of :data:`METHODS`.
-        scales: input scales; every scale (and its flip) is one view, and the class maps are summed over views after
-            resizing them to ``(H, W)``.
-        flip: also run the horizontally flipped image at every scale (its maps are flipped back).
-        bg_rule: ``"threshold"`` or ``"power"`` (see :func:`apply_background`).
-        bg_param: the rule's parameter; default :func:`default_bg_param` (per method for the threshold rule).
-        blocks: GLMix blocks (paths or indices) for the slot methods; all when None.
-        input_size: network input at scale 1: ``None`` the image's own size, an ``int`` the longer side (aspect kept,
-            sides rounded to multiples of 32), or ``(height, width)``.
-        device: where to run; the model's device when None.
-        options: method options (see each method's ``ScoreMethod.options``), e.g. ``{"steps": 5}`` for slot_walk.
+        settings: method, options, scales, flip, background rule and parameter, blocks, input size, device
+            (:class:`ScoreSettings`; its defaults when None).
+        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``method="slot_walk",
+            options={"steps": 5}``).
 
     Returns:
         :class:`ScoreMaps` with ``scores`` of shape ``(K + 1, H, W)`` (background first, then the ``K`` present classes
         in class order) and their ``class_indices``.
     """
-    return compute_scores_batch(
-        model, [image], [labels], method=method, scales=scales, flip=flip, bg_rule=bg_rule, bg_param=bg_param,
-        blocks=blocks, input_size=input_size, device=device, options=options,
-    )[0]
+    return compute_scores_batch(model, [image], [labels], resolve_settings(settings, fields))[0]
+
+
+from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402  (the settings module reads this module's METHODS)
