@@ -288,22 +288,17 @@ def exploration(model_key: str, image_key: str, resolution: int, _model: nn.Modu
 def score_maps(
     model_key: str,
     image_key: str,
-    resolution: int,
-    method: str,
+    settings: Any,
     classes: Tuple[int, ...],
-    bg_rule: str,
-    bg_param: float,
-    flip: bool,
     _model: nn.Module,
     _image: np.ndarray,
 ) -> Any:
-    """Class score maps of one method (:func:`glmix_viz.pseudo.scores.compute_scores`), cached per settings."""
+    """Class score maps (:func:`glmix_viz.pseudo.scores.compute_scores`) of one ScoreSettings, cached per settings."""
     from glmix_viz.pseudo.scores import compute_scores
 
     labels = np.zeros(int(_model.num_classes), dtype=np.float32)
     labels[list(classes)] = 1.0
-    return compute_scores(_model, _image, labels, method=method, flip=flip, bg_rule=bg_rule, bg_param=bg_param,
-                          input_size=resolution)
+    return compute_scores(_model, _image, labels, settings)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the dense CRF...")

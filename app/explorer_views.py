@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -368,14 +369,15 @@ class PseudoSettings:
     """What a pseudo-mask depends on (besides the model, image and resolution)."""
 
     classes: Tuple[int, ...]
-    method: str
-    bg_rule: str
-    bg_param: float
-    flip: bool
+    score: Any  # glmix_viz.pseudo.ScoreSettings (method, background rule and parameter, flip, input size)
     crf: Any
 
+    @property
+    def method(self) -> str:
+        return self.score.method
 
-def default_pseudo_settings(exploration: Exploration) -> Optional[PseudoSettings]:
+
+def default_pseudo_settings(exploration: Exploration, resolution: int) -> Optional[PseudoSettings]:
     """The settings used before the user changes any: top-1 class, slot_pool (else cam), threshold 0.15, default CRF."""
     methods = data.method_names()
     if not methods or exploration.logits.size == 0:
@@ -385,8 +387,10 @@ def default_pseudo_settings(exploration: Exploration) -> Optional[PseudoSettings
     top = int(np.argmax(exploration.probabilities))
     from glmix_viz.pseudo.scores import BEST_METHOD, default_bg_param
 
+    from glmix_viz.pseudo.settings import ScoreSettings
+
     method = BEST_METHOD if BEST_METHOD in methods else methods[0]
-    return PseudoSettings((top,), method, "threshold", default_bg_param("threshold", method), True, CRFParams())
+    return PseudoSettings((top,), ScoreSettings(method=method, input_size=resolution), CRFParams())
 
 
 def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any, keys: Tuple[str, str, int]
@@ -397,8 +401,8 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
         ``(before, after, label_ids, names)``: ``(H, W)`` uint8 channel indices before / after the CRF (255 =
         unsure), the label id of every channel (0 background, class c -> c + 1) and its name.
     """
-    scores = data.score_maps(*keys, settings.method, settings.classes, settings.bg_rule, settings.bg_param,
-                             settings.flip, model, exploration.image)
+    score = dataclasses.replace(settings.score, input_size=keys[2])  # the resolution shown now
+    scores = data.score_maps(*keys[:2], score, settings.classes, model, exploration.image)
     before = scores.scores.argmax(axis=0).astype(np.uint8)
     after = data.crf_refined((*keys, settings), settings.crf, exploration.image, scores.scores)
     names = ["background (uncoloured)"]
@@ -430,8 +434,9 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
         return
     from glmix_viz.pseudo.crf import CRFParams
     from glmix_viz.pseudo.scores import METHODS, default_bg_param
+    from glmix_viz.pseudo.settings import ScoreSettings
 
-    defaults = default_pseudo_settings(exploration)
+    defaults = default_pseudo_settings(exploration, keys[2])
     num_classes = len(exploration.class_names)
     with right:
         classes = st.multiselect(
@@ -455,8 +460,8 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")
     columns = st.columns(len(methods))
     for column, method in zip(columns, methods):
-        scores = data.score_maps(*keys, method, tuple(sorted(classes)), bg_rule, float(bg_param), flip, loaded.model,
-                                 exploration.image)
+        shown = ScoreSettings(method=method, bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2])
+        scores = data.score_maps(*keys[:2], shown, tuple(sorted(classes)), loaded.model, exploration.image)
         channel = list(scores.class_indices).index(chosen + 1)
         with column:
             st.image(heatmap_overlay(exploration.image, scores.scores[channel], alpha=max(display.opacity, 0.3),
@@ -476,7 +481,8 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
             bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, 10.0, key="crf_bcompat"),
             iterations=c3.slider("Iterations", 0, 20, 10, key="crf_iterations"),
         )
-    settings = PseudoSettings(tuple(sorted(classes)), method, bg_rule, float(bg_param), flip, params)
+    score = ScoreSettings(method=method, bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2])
+    settings = PseudoSettings(tuple(sorted(classes)), score, params)
     st.session_state["pseudo_settings"] = settings
     before, after, label_ids, names = pseudo_masks(exploration, settings, loaded.model, keys)
     palette = voc_palette(256)
@@ -517,7 +523,7 @@ def downloads_tab(exploration: Exploration, block: str, display: Display, loaded
                            file_name=f"{stem}_assignments.npz", mime="application/octet-stream", on_click="ignore",
                            icon=":material/data_array:", width="stretch",
                            help="per block: <block>.logits (S, h, w), <block>.hard (h, w), <block>.slots_out (S, C)")
-        settings = st.session_state.get("pseudo_settings") or default_pseudo_settings(exploration)
+        settings = st.session_state.get("pseudo_settings") or default_pseudo_settings(exploration, keys[2])
         if settings is None:
             st.info("No pseudo-mask: the model has no classifier or the score maps are not available.")
             return
