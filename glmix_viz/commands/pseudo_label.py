@@ -74,7 +74,8 @@ def load_classifier(args: argparse.Namespace, num_object_classes: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import BEST_METHOD, BG_RULES, DEFAULT_BG_PARAM, METHOD_BG_THRESHOLDS, METHODS
+    from glmix_viz.pseudo.registry import METHODS, default_method
+    from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA
 
     defaults = CRFParams()
     parser.add_argument("--voc-root", required=True, type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
@@ -82,10 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.png and summary.json")
     add_model_arguments(parser)
     methods = "; ".join(f"{name}: {method.description}" for name, method in METHODS.items())
-    parser.add_argument("--method", default=BEST_METHOD, choices=list(METHODS),
-                        help=f"score maps (default {BEST_METHOD}, the best measured; cam is the baseline): {methods}")
+    best = default_method()
+    parser.add_argument("--method", default=best, choices=list(METHODS),
+                        help=f"score maps (default {best}, the best measured; baselines: "
+                        f"{', '.join(name for name, method in METHODS.items() if method.baseline)}): {methods}")
     parser.add_argument("--option", dest="options", action="append", type=_option, default=[], metavar="NAME=VALUE",
-                        help="method option, repeatable (e.g. steps=5 for slot_walk, segments=200 for slic_cam)")
+                        help="method option, repeatable; options and defaults: " + "; ".join(
+                            f"{name}: " + ", ".join(f"{key}={value}" for key, value in method.options.items())
+                            for name, method in METHODS.items() if method.options))
     parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
     parser.add_argument("--no-flip", dest="flip", action="store_false", help="skip horizontal-flip inference")
     parser.add_argument("--input-size", type=_input_size, default=None,
@@ -96,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="background score: a constant threshold, or (1 - max class score) ** alpha")
     parser.add_argument("--bg-param", type=float, default=None,
                         help="threshold or alpha (defaults: threshold per method "
-                        + ", ".join(f"{name} {value}" for name, value in METHOD_BG_THRESHOLDS.items())
-                        + f"; power {DEFAULT_BG_PARAM['power']})")
+                        + ", ".join(f"{name} {method.bg_threshold}" for name, method in METHODS.items())
+                        + f"; power {DEFAULT_POWER_ALPHA})")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                         help="refine with a dense CRF (default: on)")
     crf = parser.add_argument_group("dense CRF (defaults: the usual CAM-WSSS settings)")

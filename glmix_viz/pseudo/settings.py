@@ -14,7 +14,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-__all__ = ["BG_RULES", "DEFAULT_POWER_ALPHA", "ScoreSettings"]
+__all__ = ["BG_RULES", "DEFAULT_POWER_ALPHA", "ScoreSettings", "check_background"]
 
 BG_RULES: Tuple[str, ...] = ("threshold", "power")
 DEFAULT_POWER_ALPHA = 4.0
@@ -25,7 +25,7 @@ Block = Union[str, int]
 
 
 def _method(name: str) -> Any:
-    from glmix_viz.pseudo.scores import METHODS
+    from glmix_viz.pseudo.registry import METHODS
 
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
@@ -57,13 +57,12 @@ def _scales(value: Any) -> Tuple[float, ...]:
     return scales
 
 
-def _background(rule: str, param: Optional[float], method: Any) -> float:
+def check_background(rule: str, param: Optional[float]) -> Optional[float]:
+    """``param`` as a float after checking it fits ``rule`` (``None`` stays ``None``); one-line ``ValueError``."""
     if rule not in BG_RULES:
         raise ValueError(f"bg_rule must be one of {BG_RULES}, got {rule!r}")
     if param is None:
-        from glmix_viz.pseudo.scores import default_bg_param
-
-        return float(default_bg_param(rule, method.name))
+        return None
     param = float(param)
     if rule == "threshold" and not 0.0 <= param <= 1.0:
         raise ValueError(f"the threshold background score must be in [0, 1], got {param}")
@@ -72,12 +71,20 @@ def _background(rule: str, param: Optional[float], method: Any) -> float:
     return param
 
 
+def _background(rule: str, param: Optional[float], method: Any) -> float:
+    param = check_background(rule, param)
+    if param is None:  # the threshold belongs to the method: there is no project-wide fallback
+        return float(method.bg_threshold) if rule == "threshold" else DEFAULT_POWER_ALPHA
+    return param
+
+
 @dataclass(frozen=True)
 class ScoreSettings:
     """Settings of the class score maps, validated and normalised when made (a bad value: one-line ``ValueError``).
 
     Attributes:
-        method: a name of :data:`glmix_viz.pseudo.METHODS`.
+        method: a name of :data:`glmix_viz.pseudo.METHODS`; default the reference baseline (the first registered
+            baseline, classic CAM). The CLI's default is :func:`~glmix_viz.pseudo.registry.default_method`.
         options: the method's options; stored with its defaults filled in (an unknown name is refused).
         scales: input scales; every scale (and its flip) is one view, summed after resizing to the image size.
         flip: also run the horizontally flipped image at every scale (its maps are flipped back).
@@ -141,4 +148,7 @@ class ScoreSettings:
 
 
 def _default_method() -> str:
-    return "cam"
+    """The reference baseline (the first registered baseline method: classic CAM)."""
+    from glmix_viz.pseudo.registry import METHODS, baseline_methods
+
+    return (baseline_methods() or list(METHODS))[0]
