@@ -311,9 +311,9 @@ def crf_refined(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _s
 
 
 def method_names() -> Sequence[str]:
-    """The score-map methods of :mod:`glmix_viz.pseudo.scores` (empty when that module is not available)."""
+    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`; empty when unavailable)."""
     try:
-        from glmix_viz.pseudo.scores import METHODS
+        from glmix_viz.pseudo.registry import METHODS
     except ImportError:
         return ()
     return tuple(METHODS)

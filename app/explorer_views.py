@@ -378,19 +378,18 @@ class PseudoSettings:
 
 
 def default_pseudo_settings(exploration: Exploration, resolution: int) -> Optional[PseudoSettings]:
-    """The settings used before the user changes any: top-1 class, slot_pool (else cam), threshold 0.15, default CRF."""
+    """The settings used before the user changes any: top-1 class, the library's default method with its own
+    background threshold, the default CRF."""
     methods = data.method_names()
     if not methods or exploration.logits.size == 0:
         return None
     from glmix_viz.pseudo.crf import CRFParams
-
-    top = int(np.argmax(exploration.probabilities))
-    from glmix_viz.pseudo.scores import BEST_METHOD, default_bg_param
-
+    from glmix_viz.pseudo.registry import default_method
     from glmix_viz.pseudo.settings import ScoreSettings
 
-    method = BEST_METHOD if BEST_METHOD in methods else methods[0]
-    return PseudoSettings((top,), ScoreSettings(method=method, input_size=resolution), CRFParams())
+    top = int(np.argmax(exploration.probabilities))
+    score = ScoreSettings(method=default_method(), input_size=resolution)  # with the method's own threshold
+    return PseudoSettings((top,), score, CRFParams())
 
 
 def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any, keys: Tuple[str, str, int]
@@ -433,7 +432,7 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
             st.info("Class score maps need glmix_viz.pseudo.scores, which is not available in this install.")
         return
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import METHODS, default_bg_param
+    from glmix_viz.pseudo.registry import METHODS
     from glmix_viz.pseudo.settings import ScoreSettings
 
     defaults = default_pseudo_settings(exploration, keys[2])
@@ -454,7 +453,8 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
                                  help="threshold: constant background score; power: (1 - max class score) ** alpha")
         bg_param = col_param.slider("Background threshold" if bg_rule == "threshold" else "Power alpha",
                                     *((0.0, 1.0) if bg_rule == "threshold" else (0.5, 16.0)),
-                                    value=float(default_bg_param(bg_rule, defaults.method)), key=f"bg_param::{bg_rule}")
+                                    value=float(ScoreSettings(method=defaults.method, bg_rule=bg_rule).bg_param),
+                                    key=f"bg_param::{bg_rule}")
         flip = col_flip.checkbox("Flip TTA", value=True, key="pseudo_flip", help="average with the mirrored image")
 
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")
@@ -473,13 +473,14 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
     method = col_method.selectbox("Method", methods, index=list(methods).index(defaults.method), key="pseudo_method")
     with col_crf.expander("Dense CRF parameters"):
         c1, c2, c3 = st.columns(3)
+        crf = CRFParams()  # the library's defaults
         params = CRFParams(
-            gaussian_sxy=c1.slider("Smoothness sxy", 1.0, 20.0, 3.0, key="crf_gsxy"),
-            gaussian_compat=c1.slider("Smoothness weight", 0.0, 20.0, 3.0, key="crf_gcompat"),
-            bilateral_sxy=c2.slider("Appearance sxy", 5.0, 200.0, 80.0, key="crf_bsxy"),
-            bilateral_srgb=c2.slider("Appearance srgb", 1.0, 50.0, 13.0, key="crf_bsrgb"),
-            bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, 10.0, key="crf_bcompat"),
-            iterations=c3.slider("Iterations", 0, 20, 10, key="crf_iterations"),
+            gaussian_sxy=c1.slider("Smoothness sxy", 1.0, 20.0, crf.gaussian_sxy, key="crf_gsxy"),
+            gaussian_compat=c1.slider("Smoothness weight", 0.0, 20.0, crf.gaussian_compat, key="crf_gcompat"),
+            bilateral_sxy=c2.slider("Appearance sxy", 5.0, 200.0, crf.bilateral_sxy, key="crf_bsxy"),
+            bilateral_srgb=c2.slider("Appearance srgb", 1.0, 50.0, crf.bilateral_srgb, key="crf_bsrgb"),
+            bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, crf.bilateral_compat, key="crf_bcompat"),
+            iterations=c3.slider("Iterations", 0, 20, crf.iterations, key="crf_iterations"),
         )
     score = ScoreSettings(method=method, bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2])
     settings = PseudoSettings(tuple(sorted(classes)), score, params)
