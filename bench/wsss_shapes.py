@@ -44,6 +44,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -58,7 +59,8 @@ from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: 
 from glmix_viz.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
-from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
+from glmix_viz.pseudo.crf import CRFParams  # noqa: E402
+from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
 from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
 from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, search_grid  # noqa: E402
@@ -122,16 +124,18 @@ class Split:
         self.masks = [dataset.load_mask(image_id) for image_id in self.ids]
 
 
-def label_map(scores: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
-    """(H, W) label ids of the arg-max channel of ``(K + 1, H, W)`` scores (ties to the background, as the pipeline)."""
-    return class_indices.astype(np.uint8)[scores.argmax(axis=0)]
-
-
 def with_background(maps: ScoreMaps, threshold: float) -> np.ndarray:
     """The maps' scores with channel 0 replaced by the constant background score ``threshold``."""
     scores = maps.scores.copy()
     scores[0] = threshold
     return scores
+
+
+def masks_at(split: Split, maps: Sequence[ScoreMaps], threshold: float, crf: Optional[CRFParams] = None
+             ) -> List[np.ndarray]:
+    """The library's pseudo-masks (:func:`pseudo_mask`) of the split at background ``threshold`` (CRF optional)."""
+    return [pseudo_mask(image, replace(m, scores=with_background(m, threshold)), crf).labels()
+            for image, m in zip(split.images, maps)]
 
 
 def split_miou(split: Split, label_maps: Sequence[np.ndarray]) -> float:
@@ -190,7 +194,7 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
                                      bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True)
             maps = compute_scores_batch(model, split.images, split.labels, settings, batch_size=32)
             by_threshold = {
-                threshold: split_miou(split, [label_map(with_background(m, threshold), m.class_indices) for m in maps])
+                threshold: split_miou(split, masks_at(split, maps, threshold))
                 for threshold in THRESHOLDS
             }
             threshold = max(by_threshold, key=by_threshold.get)  # first of equals: the lowest threshold
@@ -210,10 +214,7 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
         per_method = {}
         for method, maps in chosen_maps.items():
             threshold = methods[method]["chosen"]["threshold"]
-            per_method[method] = split_miou(split, [
-                label_map(dense_crf(image, with_background(m, threshold), params), m.class_indices)
-                for image, m in zip(split.images, maps)
-            ])
+            per_method[method] = split_miou(split, masks_at(split, maps, threshold, params))
         mean = float(np.mean(list(per_method.values())))
         crf_rows.append({"params": params.to_dict(), "tuning_score_mean": mean, "tuning_score_by_method": per_method})
         print(f"  tune crf {params.to_dict()} mean mIoU {mean:5.1f}", flush=True)
@@ -258,7 +259,8 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) ->
                    mask=foreground.astype(np.float32))
 
 
-def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], count: int, path: Path) -> Dict[str, Any]:
+def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], count: int, path: Path
+                ) -> Dict[str, Any]:
     """Rows per image: (image, ground truth, hard grouping of every block) and (each method's mask, then + CRF)."""
     from PIL import Image
 

@@ -13,6 +13,7 @@ import contextlib
 import multiprocessing
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
@@ -28,6 +29,7 @@ def _warm_up() -> bool:
     import glmix_viz.files  # noqa: F401
     import glmix_viz.images  # noqa: F401
     import glmix_viz.pseudo.crf  # noqa: F401
+    import glmix_viz.pseudo.masks  # noqa: F401
 
     with contextlib.suppress(ImportError):
         import pydensecrf.densecrf  # noqa: F401
@@ -35,38 +37,34 @@ def _warm_up() -> bool:
 
 
 def finish_image(task: Dict[str, Any]) -> Dict[str, Any]:
-    """Worker job: dense CRF (optional), label map, atomic PNG (and ``.npz``) writes. Never raises.
+    """Worker job: the pseudo-mask (:func:`~glmix_viz.pseudo.masks.pseudo_mask`: dense CRF when asked), atomic PNG
+    (and ``.npz``) writes. Never raises.
 
     Args:
-        task: ``id``, ``image`` (H, W, 3) uint8, ``scores`` (K + 1, H, W) float32, ``class_indices`` (K + 1,),
-            ``crf`` (a CRFParams dict or None), ``png`` and ``npz`` paths, ``save_scores``.
+        task: ``id``, ``image`` (H, W, 3) uint8, ``scores`` (K + 1, H, W) float32 and ``class_indices`` (K + 1,) of
+            its score maps (plain arrays: a worker need not import torch), ``crf`` (a CRFParams dict or None),
+            ``png`` and ``npz`` paths, ``save_scores``.
 
     Returns:
         ``id``, ``ok``, and ``crf_s`` / ``write_s`` seconds, or ``reason`` when something failed.
     """
     from glmix_viz.data.voc import label_to_pil
     from glmix_viz.files import save_npz_atomic, save_png_atomic
-    from glmix_viz.pseudo.crf import CRFParams, confident_labels, dense_crf
+    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.pseudo.masks import pseudo_mask
 
     start = time.perf_counter()
     try:
-        scores = task["scores"]
-        refined = None
-        if task["crf"] is not None:
-            params = CRFParams(**task["crf"])
-            refined = dense_crf(task["image"], scores, params)
-            channel = confident_labels(refined, params.confidence)
-        else:
-            channel = scores.argmax(axis=0).astype(np.uint8)
-        lookup = np.full(256, 255, dtype=np.uint8)
-        lookup[: len(task["class_indices"])] = task["class_indices"]
-        labels = lookup[channel]
+        maps = SimpleNamespace(scores=task["scores"], class_indices=task["class_indices"])
+        mask = pseudo_mask(task["image"], maps, None if task["crf"] is None else CRFParams(**task["crf"]))
+        labels = mask.labels()
         crf_done = time.perf_counter()
         png_path, npz_path = Path(task["png"]), Path(task["npz"])
         if task["save_scores"]:
-            arrays = {"scores": scores.astype(np.float16), "class_indices": np.asarray(task["class_indices"], np.uint8)}
-            if refined is not None:
-                arrays["crf"] = refined.astype(np.float16)
+            arrays = {"scores": maps.scores.astype(np.float16),
+                      "class_indices": np.asarray(maps.class_indices, np.uint8)}
+            if mask.refined is not None:
+                arrays["crf"] = mask.refined.astype(np.float16)
             save_npz_atomic(npz_path, **arrays)
         save_png_atomic(png_path, label_to_pil(labels))  # last: the PNG's presence means the image is done
         return {"id": task["id"], "ok": True, "crf_s": crf_done - start, "write_s": time.perf_counter() - crf_done}
