@@ -302,12 +302,11 @@ def score_maps(
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the dense CRF...")
-def crf_refined(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _scores: np.ndarray) -> np.ndarray:
-    """``(H, W)`` uint8 channel labels after the dense CRF (255 where below the confidence threshold)."""
-    from glmix_viz.pseudo.crf import crf_labels
+def pseudo_mask(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _maps: Any) -> Any:
+    """The pseudo-mask of cached score maps (:func:`glmix_viz.pseudo.masks.pseudo_mask`), before / after the CRF."""
+    from glmix_viz.pseudo.masks import pseudo_mask as make_mask
 
-    # pydensecrf needs a writable buffer; the cached images are read-only.
-    return crf_labels(np.array(_image), _scores, params)
+    return make_mask(_image, _maps, params)
 
 
 def method_names() -> Sequence[str]:

@@ -402,8 +402,8 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
     """
     score = dataclasses.replace(settings.score, input_size=keys[2])  # the resolution shown now
     scores = data.score_maps(*keys[:2], score, settings.classes, model, exploration.image)
-    before = scores.scores.argmax(axis=0).astype(np.uint8)
-    after = data.crf_refined((*keys, settings), settings.crf, exploration.image, scores.scores)
+    mask = data.pseudo_mask((*keys, settings), settings.crf, exploration.image, scores)
+    before, after = mask.before, mask.channels
     names = ["background (uncoloured)"]
     names += [exploration.class_names[int(index) - 1] for index in scores.class_indices[1:]]
     return before, after, np.asarray(scores.class_indices), names
@@ -411,11 +411,9 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
 
 def mask_ids(channels: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
     """Channel indices -> label ids when every id fits a palette PNG (<= 254), else the channel indices (255 kept)."""
-    if label_ids.max() >= 255:
-        return channels
-    lookup = np.full(256, 255, dtype=np.uint8)
-    lookup[: len(label_ids)] = label_ids.astype(np.uint8)
-    return lookup[channels]
+    from glmix_viz.pseudo.masks import channels_to_labels
+
+    return channels_to_labels(channels, label_ids, fallback_to_channels=True)
 
 
 def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
