@@ -23,6 +23,7 @@ The built-in methods (:mod:`glmix_viz.pseudo.methods`) and the pytorch-grad-cam 
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -85,6 +86,8 @@ class ScoreMethod:
         baseline: a method the slot methods are compared against (never the default method).
         uses_probe: reads the GLMix groupings (the network runs inside a :class:`~glmix_viz.probe.GroupingProbe`).
         gradients: runs the network itself, with gradients (``context.features`` is ``None``).
+        slow: costs many forward passes per image (e.g. ScoreCAM: one per channel of its layer); the app's
+            side-by-side row and quick benchmark runs leave it out unless asked.
         options: option names and defaults.
         postprocess: optional ``(image (H, W, 3) uint8, maps (K, H, W), options) -> maps`` at full resolution.
         measured: benchmark results of the method (``miou``, ``miou_crf`` in percent; ``bench/wsss_shapes.py``),
@@ -99,6 +102,7 @@ class ScoreMethod:
     baseline: bool = False
     uses_probe: bool = False
     gradients: bool = False
+    slow: bool = False
     options: Mapping[str, Any] = field(default_factory=dict)
     postprocess: Optional[Postprocess] = None
     measured: Optional[Mapping[str, float]] = None
@@ -132,6 +136,7 @@ def register_method(
     baseline: bool = False,
     uses_probe: bool = False,
     gradients: bool = False,
+    slow: bool = False,
     options: Optional[Mapping[str, Any]] = None,
     postprocess: Optional[Postprocess] = None,
     measured: Optional[Mapping[str, float]] = None,
@@ -157,7 +162,7 @@ def register_method(
             raise ValueError(f"a method named {name!r} is already registered")
         METHODS[name] = ScoreMethod(
             name=name, description=description, maps=function, bg_threshold=float(bg_threshold), search_space=space,
-            baseline=baseline, uses_probe=uses_probe, gradients=gradients, options=dict(options or {}),
+            baseline=baseline, uses_probe=uses_probe, gradients=gradients, slow=slow, options=dict(options or {}),
             postprocess=postprocess, measured=None if measured is None else dict(measured),
         )
         return function
@@ -220,3 +225,6 @@ def search_grid(method: str, block_names: Sequence[str]) -> List[Dict[str, Any]]
 
 # The methods register themselves on import; they import this module's names, which are all defined above.
 from glmix_viz.pseudo import methods as _builtin_methods  # noqa: E402,F401
+
+if importlib.util.find_spec("pytorch_grad_cam") is not None:  # the grad-cam package (a dependency)
+    from glmix_viz.pseudo import gradcam as _gradcam_methods  # noqa: E402,F401
