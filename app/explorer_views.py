@@ -416,6 +416,27 @@ def mask_ids(channels: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
     return channels_to_labels(channels, label_ids, fallback_to_channels=True)
 
 
+def score_map_grid(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display, chosen: int,
+                   classes: Tuple[int, ...], fields: dict, per_row: int = 6) -> None:
+    """One class's score map by every registered method that is not slow (slow ones: in the pseudo-mask selector)."""
+    from glmix_viz.pseudo.registry import METHODS
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    shown = [name for name in data.method_names() if not METHODS[name].slow]
+    for start in range(0, len(shown), per_row):
+        for column, method in zip(st.columns(per_row), shown[start:start + per_row]):
+            scores = data.score_maps(*keys[:2], ScoreSettings(method=method, **fields), classes, loaded.model,
+                                     exploration.image)
+            channel = list(scores.class_indices).index(chosen + 1)
+            with column:
+                st.image(heatmap_overlay(exploration.image, scores.scores[channel], alpha=max(display.opacity, 0.3),
+                                         normalize=False), width="stretch",
+                         caption=f"{method}: {METHODS[method].description} (jet: 0 blue, 1 red).")
+    slow = [name for name in data.method_names() if METHODS[name].slow]
+    if slow:
+        st.caption(f"Not shown here (slow: many network passes per image): {', '.join(slow)}; choose them below.")
+
+
 def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
     """Top-5 predictions; score maps of a chosen class by every method; the pseudo-mask before / after the CRF."""
     if exploration.logits.size == 0:
@@ -430,7 +451,6 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
             st.info("Class score maps need glmix_viz.pseudo.scores, which is not available in this install.")
         return
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.registry import METHODS
     from glmix_viz.pseudo.settings import ScoreSettings
 
     defaults = default_pseudo_settings(exploration, keys[2])
@@ -456,15 +476,8 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
         flip = col_flip.checkbox("Flip TTA", value=True, key="pseudo_flip", help="average with the mirrored image")
 
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")
-    columns = st.columns(len(methods))
-    for column, method in zip(columns, methods):
-        shown = ScoreSettings(method=method, bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2])
-        scores = data.score_maps(*keys[:2], shown, tuple(sorted(classes)), loaded.model, exploration.image)
-        channel = list(scores.class_indices).index(chosen + 1)
-        with column:
-            st.image(heatmap_overlay(exploration.image, scores.scores[channel], alpha=max(display.opacity, 0.3),
-                                     normalize=False), width="stretch",
-                     caption=f"{method}: {METHODS[method].description} (jet: 0 blue, 1 red).")
+    score_map_grid(exploration, loaded, keys, display, chosen, tuple(sorted(classes)),
+                   dict(bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2]))
 
     st.subheader("Pseudo-mask")
     col_method, col_crf = st.columns([1, 2])
