@@ -4,6 +4,12 @@ One command, run by hand (never in the test suite):
 
     .venv/bin/python bench/wsss_shapes.py                       # defaults: 150 tuning + 300 evaluation images
     .venv/bin/python bench/wsss_shapes.py --num-images 100 --num-tune 60 --out /tmp/wsss   # a quick look
+    .venv/bin/python bench/wsss_shapes.py --quick              # 40 + 80 images, slow methods (ScoreCAM) left out
+    .venv/bin/python bench/wsss_shapes.py --methods cam,gradcam,slot_vote --device cuda
+
+Methods: every method of the registry (``glmix_viz.pseudo.METHODS``: the slot methods, classic CAM, SLIC-CAM and
+the pytorch-grad-cam family), each tuned over its registered ``search_space``; the baselines are the methods the
+registry marks ``baseline``, and the slot methods are measured against the strongest of them.
 
 Model: the bundled demo model (``glmix_viz.demo_checkpoint()``, trained on ``make-shapes --seed 0``; its own held-out
 evaluation used seed 1000), or ``--checkpoint``. Data: two fresh ``make-shapes`` sets at 128 px, the *tuning* split
@@ -13,12 +19,13 @@ training or model selection, and nothing is chosen on the evaluation split.
 Steps:
 
 1. classification mAP of the model on the evaluation split (``glmix_viz.train.predict_scores``);
-2. tuning, on the tuning split only, without CRF: for every pseudo-mask method, a small grid of its options (which
-   GLMix blocks, ``sharpen``, walk ``steps``, SLIC ``segments``) times a grid of background thresholds; the class maps
-   do not depend on the threshold (rule ``"threshold"``: a constant background score), so each option setting runs
-   the network once and every threshold is scored from the same maps. Then the dense CRF's parameters: a few
-   settings around the usual defaults, applied to every method at its chosen threshold, and the setting with the
-   best mean mIoU over the methods is kept (one CRF setting for all methods, so the comparison stays fair);
+2. tuning, on the tuning split only, without CRF: for every pseudo-mask method, the grid of its search space (which
+   GLMix blocks, ``sharpen``, walk ``steps``, SLIC ``segments``, CAM ``layer``) times a grid of background
+   thresholds; the class maps do not depend on the threshold (rule ``"threshold"``: a constant background score),
+   so each option setting runs the network once and every threshold is scored from the same maps. Then the dense
+   CRF's parameters: a few settings around the usual defaults, applied to every method at its chosen threshold,
+   and the setting with the best mean mIoU over the methods is kept (one CRF setting for all methods, so the
+   comparison stays fair);
 3. evaluation split: every method with its chosen settings, without and with the chosen CRF, through the real batch
    pipeline (:func:`~glmix_viz.pseudo.pipeline.run_pseudo_label`, palette PNGs) and the semantics of
    ``glmix-viz evaluate`` (:func:`~glmix_viz.pseudo.pipeline.evaluate_predictions`: predicted 255 counts as
@@ -169,14 +176,15 @@ def describe(candidate: Dict[str, Any]) -> str:
 def classification(model: torch.nn.Module, root: Path) -> Dict[str, Any]:
     """mAP and per-class AP of the model on a split."""
     split = load_split(str(root), "val", IMAGE_SIZE, workers=0)
-    scores, targets = predict_scores(model, split, torch.device("cpu"), batch_size=64)
+    scores, targets = predict_scores(model, split, next(model.parameters()).device, batch_size=64)
     mean_ap, per_class = mean_average_precision(scores, targets)
     names = list(split.voc.class_names)[1:]
     return {"map": mean_ap, "ap": {name: float(value) for name, value in zip(names, per_class)},
             "images": int(len(scores))}
 
 
-def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
+def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, Any]]], device: Optional[str] = None
+         ) -> Dict[str, Any]:
     """Choose each method's options and threshold (no CRF), then one CRF setting, on the tuning split.
 
     Returns:
@@ -191,7 +199,8 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
         for candidate in candidates:
             began = time.perf_counter()
             settings = ScoreSettings(method=method, blocks=candidate["blocks"], options=candidate["options"],
-                                     bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True)
+                                     bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True,
+                                     device=device)
             maps = compute_scores_batch(model, split.images, split.labels, settings, batch_size=32)
             by_threshold = {
                 threshold: split_miou(split, masks_at(split, maps, threshold))
@@ -223,13 +232,14 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
 
 
 def evaluate_methods(model: torch.nn.Module, dataset: VOCDataset, tuning: Dict[str, Any], crf: CRFParams,
-                     pred_root: Path) -> Dict[str, Any]:
+                     pred_root: Path, device: Optional[str] = None) -> Dict[str, Any]:
     """Every method on the evaluation split through the pipeline and ``evaluate_predictions``, without / with CRF."""
     results: Dict[str, Any] = {}
     for method, tuned in tuning["methods"].items():
         chosen = tuned["chosen"]
         settings = ScoreSettings(method=method, blocks=chosen["blocks"], options=chosen["options"],
-                                 bg_rule="threshold", bg_param=chosen["threshold"], input_size=IMAGE_SIZE, flip=True)
+                                 bg_rule="threshold", bg_param=chosen["threshold"], input_size=IMAGE_SIZE, flip=True,
+                                 device=device)
         entry: Dict[str, Any] = {"threshold": chosen["threshold"], "blocks": chosen["blocks"],
                                  "options": dict(settings.options)}
         for suffix, crf_params in (("", None), ("_crf", crf)):
@@ -384,29 +394,42 @@ def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num-images", type=int, default=300, help="evaluation split size")
-    parser.add_argument("--num-tune", type=int, default=150, help="tuning split size")
+    parser.add_argument("--num-images", type=int, default=None, help="evaluation split size (default 300; quick 80)")
+    parser.add_argument("--num-tune", type=int, default=None, help="tuning split size (default 150; quick 40)")
     parser.add_argument("--tune-seed", type=int, default=2001)
     parser.add_argument("--eval-seed", type=int, default=2002)
+    parser.add_argument("--methods", default=None, help="comma-separated registered methods (default: all; with "
+                        "--quick: all but the slow ones)")
+    parser.add_argument("--quick", action="store_true", help="reduced setting: smaller splits, no slow methods unless "
+                        "named; writes wsss_shapes_quick.json / .png")
     parser.add_argument("--out", default="bench/results", help="folder of wsss_shapes.json / .png")
     parser.add_argument("--work", default=None, help="data sets and predictions (default: a temporary folder)")
     parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--figure-images", type=int, default=3)
     args = parser.parse_args(argv)
+    args.num_images = args.num_images or (80 if args.quick else 300)
+    args.num_tune = args.num_tune or (40 if args.quick else 150)
+    if args.methods:
+        args.methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    else:
+        args.methods = [name for name, method in METHODS.items() if not (args.quick and method.slow)]
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; registered: {', '.join(METHODS)}")
+    kinds = {METHODS[name].baseline for name in args.methods}
+    if kinds != {True, False}:
+        parser.error("--methods needs at least one baseline and one non-baseline method (they are compared)")
+    args.stem = "wsss_shapes_quick" if args.quick else "wsss_shapes"
+    return args
 
-    started = time.perf_counter()
-    timings: Dict[str, float] = {}
-    torch.set_num_threads(max(1, args.threads))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
-    checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
-    model = glmix_viz.load_model(checkpoint).eval()
-    blocks = glmix_block_names(model)
 
+def run_steps(args: argparse.Namespace, model: torch.nn.Module, work: Path, out: Path, timings: Dict[str, float]
+              ) -> Dict[str, Any]:
+    """Steps 1-5 of the module docstring; returns the report's measured parts."""
     def lap(name: str, since: float) -> float:
         timings[name] = round(time.perf_counter() - since, 2)
         print(f"[{name}: {timings[name]:.1f} s]", flush=True)
@@ -418,47 +441,65 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     clock = lap("data", clock)
     report: Dict[str, Any] = {"classification": classification(model, eval_set.root)}
     clock = lap("classification", clock)
-    tuning = tune(model, Split(tune_set), method_candidates(blocks))
+    tuning = tune(model, Split(tune_set), method_candidates(glmix_block_names(model), args.methods), args.device)
     crf = CRFParams(**tuning["crf"]["chosen"]["params"])
     clock = lap("tuning", clock)
-    report["pseudo_masks"] = evaluate_methods(model, eval_set, tuning, crf, work / "predictions")
+    report["pseudo_masks"] = evaluate_methods(model, eval_set, tuning, crf, work / "predictions", args.device)
     clock = lap("pseudo_masks", clock)
     samples = load_grouping_samples(str(eval_set.root), "val")
     report["grouping"] = grouping_report(model, samples, input_size=IMAGE_SIZE, batch_size=32)
     clock = lap("grouping", clock)
-    figure = make_figure(model, Split(eval_set), report["pseudo_masks"], args.figure_images, out / "wsss_shapes.png")
-    clock = lap("figure", clock)
+    report["figure"] = make_figure(model, Split(eval_set), report["pseudo_masks"], args.figure_images,
+                                   out / f"{args.stem}.png")
+    lap("figure", clock)
     report["tuning"] = tuning
     report["summary"] = summarize(report)
+    report["class_names"] = list(eval_set.class_names)[1:]
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+    torch.set_num_threads(max(1, args.threads))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
+    checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
+    model = glmix_viz.load_model(checkpoint).to(args.device).eval()
+    measured = run_steps(args, model, work, out, timings)
+    crf = measured["tuning"]["crf"]["chosen"]["params"]
     timings["total"] = round(time.perf_counter() - started, 2)
     report = {
-        "benchmark": "wsss_shapes",
+        "benchmark": args.stem,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "model": {"checkpoint": str(Path(checkpoint).relative_to(Path.cwd()) if Path(checkpoint).is_relative_to(
-            Path.cwd()) else checkpoint), "blocks": blocks, "class_names": list(eval_set.class_names)[1:]},
+            Path.cwd()) else checkpoint), "blocks": glmix_block_names(model),
+            "class_names": measured.pop("class_names")},
         "data": {
             "image_size": IMAGE_SIZE, "training_seed": 0, "demo_heldout_seed": 1000,
             "tuning": {"seed": args.tune_seed, "images": args.num_tune, "split": "val"},
             "evaluation": {"seed": args.eval_seed, "images": args.num_images, "split": "val"},
         },
         "settings": {
-            "input_size": IMAGE_SIZE, "flip": True, "scales": [1.0], "bg_rule": "threshold",
+            "input_size": IMAGE_SIZE, "flip": True, "scales": [1.0], "bg_rule": "threshold", "methods": args.methods,
+            "quick": args.quick, "device": args.device,
             "threshold_grid": list(THRESHOLDS), "crf_grid": [params.to_dict() for params in CRF_CANDIDATES],
-            "crf_chosen": crf.to_dict(), "pred_ignore": "background", "torch_threads": args.threads,
+            "crf_chosen": crf, "pred_ignore": "background", "torch_threads": args.threads,
             "pipeline_workers": 0,
             "selection": "per method: options x threshold maximising tuning-split mIoU without CRF; CRF: the setting "
                          "maximising the mean tuning-split mIoU over methods at their chosen thresholds",
         },
-        **report,
-        "figure": figure,
+        **measured,
         "timings_s": timings,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
     }
-    (out / "wsss_shapes.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{args.stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     print()
     print(markdown_tables(report))
-    print(f"\nwrote {out / 'wsss_shapes.json'} and {out / 'wsss_shapes.png'} ({figure['bytes'] / 1e3:.0f} KB) "
+    print(f"\nwrote {out / args.stem}.json and .png ({report['figure']['bytes'] / 1e3:.0f} KB) "
           f"in {timings['total'] / 60:.1f} min")
     return 0
 
