@@ -122,7 +122,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CRF / writer processes (0: in the main process; default: CPU cores - 1)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
-    parser.add_argument("--shard", default=None, metavar="K/N", help="process shard K of N (1-based) of the split")
+    parser.add_argument("--shard", default=None, metavar="K/N|auto",
+                        help="process shard K of N (1-based) of the split; auto: from torchrun (RANK, WORLD_SIZE) or "
+                        "a SLURM array (SLURM_ARRAY_TASK_ID, _COUNT, _MIN); shards share --out, and evaluate reads "
+                        "the folder as one")
     parser.add_argument("--save-scores", action="store_true", help="also write scores/<id>.npz (soft scores)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
@@ -150,13 +153,27 @@ def crf_params(args: argparse.Namespace):
     )
 
 
+def launcher_device(args: argparse.Namespace, environ: Any = None) -> Any:
+    """``--device``, or under torchrun with ``--shard auto`` and CUDA: ``cuda:LOCAL_RANK`` (one GPU per process)."""
+    environ = os.environ if environ is None else environ
+    if args.device is not None or args.shard is None or str(args.shard).strip().lower() != "auto":
+        return args.device
+    if "LOCAL_RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return f"cuda:{int(environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+
+
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.data.voc import VOCDataset, parse_shard
+    from glmix_viz.data.voc import VOCDataset, resolve_shard
     from glmix_viz.pseudo.pipeline import run_pseudo_label
 
     try:  # settings errors are user errors: one line, no traceback
-        if args.shard is not None:
-            parse_shard(args.shard)
+        args.device = launcher_device(args)
+        args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
         settings = score_settings(args)
         crf = crf_params(args)
     except ValueError as error:

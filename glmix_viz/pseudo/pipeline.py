@@ -46,6 +46,7 @@ __all__ = [
     "load_images",
     "output_paths",
     "run_pseudo_label",
+    "run_summaries",
     "score_images",
     "summary_name",
 ]
@@ -338,6 +339,33 @@ def evaluate_predictions(
     scores = metric.compute()
     scores.update(
         missing_predictions=missing_ids, failures=failures, num_failed=len(failures), pred_dir=str(pred_dir),
-        split=getattr(dataset, "split", None), num_ids=len(dataset.ids),
+        split=getattr(dataset, "split", None), num_ids=len(dataset.ids), runs=run_summaries(pred_dir),
     )
     return scores
+
+
+def run_summaries(pred_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
+    """The pseudo-label runs that wrote into a folder, from their ``summary*.json`` (several shards share one).
+
+    Returns:
+        ``summaries`` (file, status, shard, done, failed per summary; unreadable ones with ``error``) and
+        ``missing_shards`` (``"K/N"`` of shards whose summary is absent although another shard of ``N`` is there).
+    """
+    import json
+
+    entries, counts = [], {}
+    for path in sorted(Path(pred_dir).glob("summary*.json")):
+        try:
+            data = json.loads(path.read_text())
+            shard = (data.get("dataset") or {}).get("shard")
+            entries.append({"file": path.name, "status": data.get("status"), "shard": shard,
+                            "done": data["counts"]["done"], "failed": data["counts"]["failed"]})
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            entries.append({"file": path.name, "error": one_line(error)})
+            continue
+        if shard:
+            index, count = (int(part) for part in str(shard).split("/"))
+            counts.setdefault(count, set()).add(index)
+    missing = [f"{index}/{count}" for count, seen in sorted(counts.items()) for index in range(1, count + 1)
+               if index not in seen]
+    return {"summaries": entries, "missing_shards": missing}

@@ -82,9 +82,14 @@ class RunPlan:
 
 def plan_run(ids: Sequence[str], out_dir: Union[str, os.PathLike], *, shard: Shard = None, overwrite: bool = False,
              save_scores: bool = False) -> RunPlan:
-    """Make the output folder, pick this shard's ids, clear what a killed run of them left, skip the done ones."""
-    from glmix_viz.data.voc import parse_shard, shard_ids
+    """Make the output folder, pick this shard's ids, clear what a killed run of them left, skip the done ones.
 
+    ``shard`` is ``"K/N"``, ``(K, N)``, ``"auto"`` (from torchrun / a SLURM array: :func:`~glmix_viz.data.voc.
+    resolve_shard`) or ``None``.
+    """
+    from glmix_viz.data.voc import parse_shard, resolve_shard, shard_ids
+
+    shard = resolve_shard(shard)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     all_ids = list(ids)
