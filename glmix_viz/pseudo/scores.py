@@ -415,7 +415,7 @@ def compute_scores_batch(
         images: ``(H_i, W_i, 3)`` uint8 RGB images.
         labels: one ``(num_classes,)`` multi-hot vector per image.
         batch_size: the most views per forward pass.
-        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``method="cam", flip=False``).
+        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``flip=False, scales=(1.0, 0.5)``).
 
     Returns:
         One :class:`ScoreMaps` per image, in order.
@@ -447,7 +447,7 @@ def compute_scores(
             ``VOCDataset.image_labels(id)``.
         settings: method, options, scales, flip, background rule and parameter, blocks, input size, device
             (:class:`ScoreSettings`; its defaults when None).
-        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``method="slot_walk",
+        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``method=name,
             options={"steps": 5}``).
 
     Returns:
