@@ -164,7 +164,8 @@ def describe(candidate: Dict[str, Any]) -> str:
     parts = []
     if METHODS[candidate["method"]].uses_probe:
         parts.append("blocks " + ("all" if blocks is None else ",".join(short_block(name) for name in blocks)))
-    parts += [f"{key} {value:g}" for key, value in candidate["options"].items()]
+    parts += [f"{key} {value:g}" if isinstance(value, (int, float)) else f"{key} {value}"
+              for key, value in candidate["options"].items()]
     return ", ".join(parts) or "-"
 
 
