@@ -280,37 +280,31 @@ def exploration(model_key: str, image_key: str, resolution: int, _model: nn.Modu
 def score_maps(
     model_key: str,
     image_key: str,
-    resolution: int,
-    method: str,
+    settings: Any,
     classes: Tuple[int, ...],
-    bg_rule: str,
-    bg_param: float,
-    flip: bool,
     _model: nn.Module,
     _image: np.ndarray,
 ) -> Any:
-    """Class score maps of one method (:func:`glmix_viz.pseudo.scores.compute_scores`), cached per settings."""
+    """Class score maps (:func:`glmix_viz.pseudo.scores.compute_scores`) of one ScoreSettings, cached per settings."""
     from glmix_viz.pseudo.scores import compute_scores
 
     labels = np.zeros(int(_model.num_classes), dtype=np.float32)
     labels[list(classes)] = 1.0
-    return compute_scores(_model, _image, labels, method=method, flip=flip, bg_rule=bg_rule, bg_param=bg_param,
-                          input_size=resolution)
+    return compute_scores(_model, _image, labels, settings)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the dense CRF...")
-def crf_refined(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _scores: np.ndarray) -> np.ndarray:
-    """``(H, W)`` uint8 channel labels after the dense CRF (255 where below the confidence threshold)."""
-    from glmix_viz.pseudo.crf import crf_labels
+def pseudo_mask(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _maps: Any) -> Any:
+    """The pseudo-mask of cached score maps (:func:`glmix_viz.pseudo.masks.pseudo_mask`), before / after the CRF."""
+    from glmix_viz.pseudo.masks import pseudo_mask as make_mask
 
-    # pydensecrf needs a writable buffer; the cached images are read-only.
-    return crf_labels(np.array(_image), _scores, params)
+    return make_mask(_image, _maps, params)
 
 
 def method_names() -> Sequence[str]:
-    """The score-map methods of :mod:`glmix_viz.pseudo.scores` (empty when that module is not available)."""
+    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`; empty when unavailable)."""
     try:
-        from glmix_viz.pseudo.scores import METHODS
+        from glmix_viz.pseudo.registry import METHODS
     except ImportError:
         return ()
     return tuple(METHODS)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import math
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -380,25 +381,27 @@ class PseudoSettings:
     """What a pseudo-mask depends on (besides the model, image and resolution)."""
 
     classes: Tuple[int, ...]
-    method: str
-    bg_rule: str
-    bg_param: float
-    flip: bool
+    score: Any  # glmix_viz.pseudo.ScoreSettings (method, background rule and parameter, flip, input size)
     crf: Any
 
+    @property
+    def method(self) -> str:
+        return self.score.method
 
-def default_pseudo_settings(exploration: Exploration) -> Optional[PseudoSettings]:
-    """The settings used before the user changes any: top-1 class, slot_pool (else cam), threshold 0.15, default CRF."""
+
+def default_pseudo_settings(exploration: Exploration, resolution: int) -> Optional[PseudoSettings]:
+    """The settings used before the user changes any: top-1 class, the library's default method with its own
+    background threshold, the default CRF."""
     methods = data.method_names()
     if not methods or exploration.logits.size == 0:
         return None
     from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.pseudo.registry import default_method
+    from glmix_viz.pseudo.settings import ScoreSettings
 
     top = int(np.argmax(exploration.probabilities))
-    from glmix_viz.pseudo.scores import BEST_METHOD, default_bg_param
-
-    method = BEST_METHOD if BEST_METHOD in methods else methods[0]
-    return PseudoSettings((top,), method, "threshold", default_bg_param("threshold", method), True, CRFParams())
+    score = ScoreSettings(method=default_method(), input_size=resolution)  # with the method's own threshold
+    return PseudoSettings((top,), score, CRFParams())
 
 
 def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any, keys: Tuple[str, str, int]
@@ -409,10 +412,10 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
         ``(before, after, label_ids, names)``: ``(H, W)`` uint8 channel indices before / after the CRF (255 =
         unsure), the label id of every channel (0 background, class c -> c + 1) and its name.
     """
-    scores = data.score_maps(*keys, settings.method, settings.classes, settings.bg_rule, settings.bg_param,
-                             settings.flip, model, exploration.image)
-    before = scores.scores.argmax(axis=0).astype(np.uint8)
-    after = data.crf_refined((*keys, settings), settings.crf, exploration.image, scores.scores)
+    score = dataclasses.replace(settings.score, input_size=keys[2])  # the resolution shown now
+    scores = data.score_maps(*keys[:2], score, settings.classes, model, exploration.image)
+    mask = data.pseudo_mask((*keys, settings), settings.crf, exploration.image, scores)
+    before, after = mask.before, mask.channels
     names = ["background (uncoloured)"]
     names += [exploration.class_names[int(index) - 1] for index in scores.class_indices[1:]]
     return before, after, np.asarray(scores.class_indices), names
@@ -420,28 +423,48 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
 
 def mask_ids(channels: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
     """Channel indices -> label ids when every id fits a palette PNG (<= 254), else the channel indices (255 kept)."""
-    if label_ids.max() >= 255:
-        return channels
-    lookup = np.full(256, 255, dtype=np.uint8)
-    lookup[: len(label_ids)] = label_ids.astype(np.uint8)
-    return lookup[channels]
+    from glmix_viz.pseudo.masks import channels_to_labels
+
+    return channels_to_labels(channels, label_ids, fallback_to_channels=True)
+
+
+def score_map_grid(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display, chosen: int,
+                   classes: Tuple[int, ...], fields: dict) -> None:
+    """One class's score map by every registered method that is not slow (slow ones: in the pseudo-mask selector)."""
+    from glmix_viz.pseudo.registry import METHODS
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    maps = {}
+    for method in (name for name in data.method_names() if not METHODS[name].slow):
+        scores = data.score_maps(*keys[:2], ScoreSettings(method=method, **fields), classes, loaded.model,
+                                 exploration.image)
+        maps[method] = scores.scores[list(scores.class_indices).index(chosen + 1)]
+    score_maps_row(exploration, maps, {method: METHODS[method].description for method in maps}, display)
+    slow = [name for name in data.method_names() if METHODS[name].slow]
+    if slow:
+        st.caption(f"Not shown here (slow: many network passes per image): {', '.join(slow)}; choose them below.")
 
 
 def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descriptions: Dict[str, str],
-                   display: Display) -> None:
-    """One class's score map by each method side by side, on the display's colour scale, and its colour bar.
+                   display: Display, per_row: int = 6) -> None:
+    """One class's score map by each method side by side (rows of ``per_row``), on the display's colour scale.
 
     Args:
         exploration: the image's exploration (the maps are drawn over its image).
         maps: method name -> ``(H, W)`` score map of the class.
         descriptions: method name -> one line saying what the method computes.
-        display: the display settings (opacity, colour scale).
+        display: the display settings (opacity, colour scale: shared by all maps shown, or each its own).
+        per_row: maps per row.
     """
-    ranges = value_ranges(list(maps.values()), display.color_scale)
-    for column, (method, score), (low, high) in zip(st.columns(len(maps)), maps.items(), ranges):
-        picture = heatmap_overlay(exploration.image, score, alpha=max(display.opacity, 0.3), value_range=(low, high))
-        column.image(picture, width="stretch",
-                     caption=f"{method}: {descriptions[method]} (jet: blue {low:.3g}, red {high:.3g}).")
+    ranges = dict(zip(maps, value_ranges(list(maps.values()), display.color_scale)))
+    names = list(maps)
+    for start in range(0, len(names), per_row):
+        for column, method in zip(st.columns(per_row), names[start:start + per_row]):
+            low, high = ranges[method]
+            picture = heatmap_overlay(exploration.image, maps[method], alpha=max(display.opacity, 0.3),
+                                      value_range=(low, high))
+            column.image(picture, width="stretch",
+                         caption=f"{method}: {descriptions[method]} (jet: blue {low:.3g}, red {high:.3g}).")
     st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet"),
              caption=f"Score maps: {scale_caption(display.color_scale)}.")
 
@@ -460,9 +483,9 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
             st.info("Class score maps need glmix_viz.pseudo.scores, which is not available in this install.")
         return
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import METHODS, default_bg_param
+    from glmix_viz.pseudo.settings import ScoreSettings
 
-    defaults = default_pseudo_settings(exploration)
+    defaults = default_pseudo_settings(exploration, keys[2])
     num_classes = len(exploration.class_names)
     with right:
         classes = st.multiselect(
@@ -480,31 +503,30 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
                                  help="threshold: constant background score; power: (1 - max class score) ** alpha")
         bg_param = col_param.slider("Background threshold" if bg_rule == "threshold" else "Power alpha",
                                     *((0.0, 1.0) if bg_rule == "threshold" else (0.5, 16.0)),
-                                    value=float(default_bg_param(bg_rule, defaults.method)), key=f"bg_param::{bg_rule}")
+                                    value=float(ScoreSettings(method=defaults.method, bg_rule=bg_rule).bg_param),
+                                    key=f"bg_param::{bg_rule}")
         flip = col_flip.checkbox("Flip TTA", value=True, key="pseudo_flip", help="average with the mirrored image")
 
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")
-    maps = {}
-    for method in methods:
-        scores = data.score_maps(*keys, method, tuple(sorted(classes)), bg_rule, float(bg_param), flip, loaded.model,
-                                 exploration.image)
-        maps[method] = scores.scores[list(scores.class_indices).index(chosen + 1)]
-    score_maps_row(exploration, maps, {method: METHODS[method].description for method in maps}, display)
+    score_map_grid(exploration, loaded, keys, display, chosen, tuple(sorted(classes)),
+                   dict(bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2]))
 
     st.subheader("Pseudo-mask")
     col_method, col_crf = st.columns([1, 2])
     method = col_method.selectbox("Method", methods, index=list(methods).index(defaults.method), key="pseudo_method")
     with col_crf.expander("Dense CRF parameters"):
         c1, c2, c3 = st.columns(3)
+        crf = CRFParams()  # the library's defaults
         params = CRFParams(
-            gaussian_sxy=c1.slider("Smoothness sxy", 1.0, 20.0, 3.0, key="crf_gsxy"),
-            gaussian_compat=c1.slider("Smoothness weight", 0.0, 20.0, 3.0, key="crf_gcompat"),
-            bilateral_sxy=c2.slider("Appearance sxy", 5.0, 200.0, 80.0, key="crf_bsxy"),
-            bilateral_srgb=c2.slider("Appearance srgb", 1.0, 50.0, 13.0, key="crf_bsrgb"),
-            bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, 10.0, key="crf_bcompat"),
-            iterations=c3.slider("Iterations", 0, 20, 10, key="crf_iterations"),
+            gaussian_sxy=c1.slider("Smoothness sxy", 1.0, 20.0, crf.gaussian_sxy, key="crf_gsxy"),
+            gaussian_compat=c1.slider("Smoothness weight", 0.0, 20.0, crf.gaussian_compat, key="crf_gcompat"),
+            bilateral_sxy=c2.slider("Appearance sxy", 5.0, 200.0, crf.bilateral_sxy, key="crf_bsxy"),
+            bilateral_srgb=c2.slider("Appearance srgb", 1.0, 50.0, crf.bilateral_srgb, key="crf_bsrgb"),
+            bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, crf.bilateral_compat, key="crf_bcompat"),
+            iterations=c3.slider("Iterations", 0, 20, crf.iterations, key="crf_iterations"),
         )
-    settings = PseudoSettings(tuple(sorted(classes)), method, bg_rule, float(bg_param), flip, params)
+    score = ScoreSettings(method=method, bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2])
+    settings = PseudoSettings(tuple(sorted(classes)), score, params)
     st.session_state["pseudo_settings"] = settings
     before, after, label_ids, names = pseudo_masks(exploration, settings, loaded.model, keys)
     palette = voc_palette(256)
@@ -545,7 +567,7 @@ def downloads_tab(exploration: Exploration, block: str, display: Display, loaded
                            file_name=f"{stem}_assignments.npz", mime="application/octet-stream", on_click="ignore",
                            icon=":material/data_array:", width="stretch",
                            help="per block: <block>.logits (S, h, w), <block>.hard (h, w), <block>.slots_out (S, C)")
-        settings = st.session_state.get("pseudo_settings") or default_pseudo_settings(exploration)
+        settings = st.session_state.get("pseudo_settings") or default_pseudo_settings(exploration, keys[2])
         if settings is None:
             st.info("No pseudo-mask: the model has no classifier or the score maps are not available.")
             return
