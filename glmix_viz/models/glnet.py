@@ -202,6 +202,11 @@ class GLMixBlock(nn.Module):
       4. clustering Z = softmax_L(A) F; slot attention Z' = MHSA(Z);
       5. dispatching G = softmax_S(A)^T Z' (B, C, H, W); local branch PW(DW5x5(PW(F)));
       6. X1 = U + DropPath(gamma1 (G + local)); X2 = X1 + DropPath(gamma2 MLP(LN_c(X1))).
+
+    The block computes all of this on (B, L, C) tokens (see ``_tokens``): the logits once, both softmaxes from them,
+    the norms and 1x1 convolutions as functions of the sub-modules' weights (so forward hooks on ``norm1``, ``mlp``
+    or ``feature_conv`` do not fire; hook the block, or read the grouping through its ``tap``). It returns X2 as a
+    channels-last view of its tokens. The tap is called only while a probe listens.
     """
 
     def __init__(
