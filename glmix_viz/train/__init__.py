@@ -49,6 +49,7 @@ from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 from glmix_viz.models.glnet import OFFICIAL_VARIANTS, RECIPE_DROP_PATH, VARIANT_ARGS
 from glmix_viz.models.loading import default_device, load_model, load_state_dict, save_checkpoint
 from glmix_viz.probe import GroupingProbe, glmix_block_names
+from glmix_viz.train.losses import GroupingLosses, SlotMILHeads
 
 __all__ = [
     "TrainConfig",
@@ -64,6 +65,10 @@ __all__ = [
 ]
 
 STATE_FILE = "last_state.pt"
+AUGMENT_MODES = ("shapes", "flips", "standard", "none")
+# loss term -> its name on the progress bar and in log.jsonl (the BCE term is "train_loss")
+TERM_LOG_NAMES = {"slot_mil": "slot_mil_loss", "potts": "potts_loss", "entropy": "entropy",
+                  "usage_entropy": "usage_entropy", "recon": "recon_loss"}
 LOG_FILE = "log.jsonl"
 
 
@@ -92,11 +97,21 @@ class TrainConfig:
         input_size: square training and validation side (None: the model's default cfg).
         grad_clip: max gradient norm (0: off).
         drop_path: stochastic depth rate (None: the recipe's value for the variant).
-        augment: "shapes" (flips, 90-degree rotations, mild zoom and shift) or "standard" (horizontal flip,
-            zoom 1-2.5x crops, shift) or "none".
+        augment: "shapes" (flips, 90-degree rotations, mild zoom and shift), "flips" (horizontal and vertical
+            flips only), "standard" (horizontal flip, zoom 1-2.5x crops, shift) or "none".
         slot_mil_weight: weight of the slot MIL loss (0: off).
         slot_mil_blocks: GLMix block paths for the slot MIL loss (empty: the GLMix blocks of the deepest stage that
             has any).
+        grouping_blocks: GLMix block paths the grouping losses act on (empty: every GLMix block).
+        potts_weight: weight of the bilateral Potts loss on the dispatch weights (0: off;
+            :func:`~glmix_viz.train.losses.bilateral_potts_loss`).
+        potts_sigma_rgb: its colour kernel width (RGB in [0, 1]).
+        potts_sigma_xy: its position kernel width in pixels of each block's map (None: flat 8-neighbourhood).
+        entropy_weight: weight of the pixel-assignment entropy (minimised: confident assignments; 0: off).
+        usage_entropy_weight: weight of the slot-usage entropy, subtracted from the loss (positive: use many slots,
+            no collapse; negative: fewer slots per image; 0: off).
+        recon_weight: weight of the colour reconstruction through the slots, C then D (0: off;
+            :func:`~glmix_viz.train.losses.slot_reconstruction_loss`).
         seed: seed of weights, sampling and augmentation.
         device: "cpu", "cuda", "cuda:1"... (None: CUDA if available).
         amp: bf16 autocast on CUDA.
@@ -132,6 +147,13 @@ class TrainConfig:
     augment: str = "shapes"
     slot_mil_weight: float = 0.0
     slot_mil_blocks: List[str] = field(default_factory=list)
+    grouping_blocks: List[str] = field(default_factory=list)
+    potts_weight: float = 0.0
+    potts_sigma_rgb: float = 0.12
+    potts_sigma_xy: Optional[float] = None
+    entropy_weight: float = 0.0
+    usage_entropy_weight: float = 0.0
+    recon_weight: float = 0.0
     seed: int = 0
     device: Optional[str] = None
     amp: bool = True
@@ -146,8 +168,10 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.model not in VARIANT_ARGS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(VARIANT_ARGS)}")
-        if self.augment not in ("shapes", "standard", "none"):
-            raise ValueError(f"augment must be shapes, standard or none, got {self.augment!r}")
+        if self.augment not in AUGMENT_MODES:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
+        if self.potts_sigma_rgb <= 0 or (self.potts_sigma_xy is not None and self.potts_sigma_xy <= 0):
+            raise ValueError("the Potts kernel widths must be positive")
         if self.weight_decay_recipe is None:
             self.weight_decay_recipe = "official" if self.model in OFFICIAL_VARIANTS else "ndim"
         if self.weight_decay_recipe not in ("ndim", "official"):
@@ -299,6 +323,19 @@ def normalize_batch(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - mean) / std
 
 
+def denormalize_batch(inputs: torch.Tensor) -> torch.Tensor:
+    """Normalised float (B, 3, H, W) -> colours in [0, 1] (the inverse of :func:`normalize_batch`, clamped)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=inputs.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=inputs.device).view(1, 3, 1, 1)
+    return (inputs.float() * std + mean).clamp(0.0, 1.0)
+
+
+def _mil_loss(heads: nn.Module, probe: GroupingProbe, labels: torch.Tensor) -> torch.Tensor:
+    """Slot MIL loss through ``heads`` (a SlotMILHeads, or DDP around one, whose forward gives per-block logits)."""
+    logits = heads(probe)
+    return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in logits) / len(logits)
+
+
 def augment_batch(images: torch.Tensor, generator: torch.Generator, mode: str) -> torch.Tensor:
     """Random per-image affine warp of a normalised batch (flips, rotations by 90 degrees, zoom, shift).
 
@@ -308,8 +345,8 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, mode: str) -
     Args:
         images: (B, 3, H, W) float.
         generator: CPU generator.
-        mode: "shapes" (h/v flips, 90-degree rotations, zoom 1-1.25x, shift up to 8%), "standard" (h flip, zoom
-            1-2.5x with the crop kept inside the image) or "none".
+        mode: "shapes" (h/v flips, 90-degree rotations, zoom 1-1.25x, shift up to 8%), "flips" (h/v flips only,
+            exact: no resampling), "standard" (h flip, zoom 1-2.5x with the crop kept inside the image) or "none".
 
     Returns:
         (B, 3, H, W) augmented images.
@@ -319,6 +356,10 @@ def augment_batch(images: torch.Tensor, generator: torch.Generator, mode: str) -
     batch = images.shape[0]
     uniform = torch.rand(batch, 6, generator=generator)
     flip_x = torch.where(uniform[:, 0] < 0.5, -1.0, 1.0)
+    if mode == "flips":
+        flip_y = torch.where(uniform[:, 1] < 0.5, -1.0, 1.0).view(-1, 1, 1, 1)
+        images = torch.where(flip_x.view(-1, 1, 1, 1).to(images.device) < 0, images.flip(-1), images)
+        return torch.where(flip_y.to(images.device) < 0, images.flip(-2), images)
     if mode == "shapes":
         flip_y = torch.where(uniform[:, 1] < 0.5, -1.0, 1.0)
         quarter_turns = (uniform[:, 2] * 4).floor().clamp(max=3)
@@ -444,25 +485,6 @@ def _default_slot_mil_blocks(model: nn.Module) -> List[str]:
     return [name for name in names if int(name.split(".")[1]) == deepest]
 
 
-class SlotMILHeads(nn.Module):
-    """One linear classifier per chosen GLMix block, applied to every slot; the image logit is the max over slots."""
-
-    def __init__(self, model: nn.Module, blocks: Sequence[str], num_classes: int) -> None:
-        super().__init__()
-        modules = dict(model.named_modules())
-        self.blocks = list(blocks)
-        self.heads = nn.ModuleList()
-        for name in self.blocks:
-            if name not in modules:
-                raise ValueError(f"{name!r} is not a module of the model")
-            dim = modules[name].norm1.weight.shape[0]
-            self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes)))
-
-    def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:
-        """Per block, (B, K) image logits = max over slots of the slot logits."""
-        return [head(probe[name].slots_in.float()).amax(dim=1) for name, head in zip(self.blocks, self.heads)]
-
-
 # --------------------------------------------------------------------------------------------------------- evaluation
 @torch.no_grad()
 def predict_scores(model: nn.Module, split: LoadedSplit, device: torch.device, batch_size: int = 128,
@@ -569,6 +591,12 @@ def train(config: TrainConfig) -> Dict[str, Any]:
             raise ValueError(f"{config.model} has no GLMix block for the slot MIL loss")
         config.slot_mil_blocks = list(blocks)
         aux = SlotMILHeads(model, blocks, num_classes).to(device)
+    grouping = GroupingLosses(
+        blocks=list(config.grouping_blocks) or glmix_block_names(model), potts_weight=config.potts_weight,
+        sigma_rgb=config.potts_sigma_rgb, sigma_xy=config.potts_sigma_xy, entropy_weight=config.entropy_weight,
+        usage_weight=config.usage_entropy_weight, recon_weight=config.recon_weight)
+    if grouping.active:
+        config.grouping_blocks = list(grouping.blocks)
     optimizer = torch.optim.AdamW(
         build_param_groups([model] + ([aux] if aux is not None else []), config.weight_decay, config.slot_scale_wd,
                            config.weight_decay_recipe),
@@ -615,7 +643,9 @@ def train(config: TrainConfig) -> Dict[str, Any]:
     sampler = torch.utils.data.DistributedSampler(
         range(len(train_set)), num_replicas=world, rank=rank, shuffle=True, seed=config.seed, drop_last=True)
     use_amp = config.amp and device.type == "cuda"
-    probe = GroupingProbe(model, blocks=config.slot_mil_blocks, detach=False) if aux is not None else None
+    probe_blocks = list(dict.fromkeys((config.slot_mil_blocks if aux is not None else [])
+                                      + (list(grouping.blocks) if grouping.active else [])))
+    probe = GroupingProbe(model, blocks=probe_blocks, detach=False) if probe_blocks else None
 
     started = time.perf_counter()
     summary: Dict[str, Any] = {}
@@ -629,7 +659,7 @@ def train(config: TrainConfig) -> Dict[str, Any]:
         sampler.set_epoch(epoch)
         generator = torch.Generator().manual_seed(config.seed * 100_003 + epoch * 1_009 + rank)
         epoch_start = time.perf_counter()
-        seen, loss_sum, mil_sum = 0, 0.0, 0.0
+        seen, loss_sum, term_sums = 0, 0.0, {}
         bar = _maybe_tqdm(train_set.batches(list(iter(sampler)), config.batch_size, drop_last=True), show,
                           f"epoch {epoch + 1}/{config.epochs}", steps_per_epoch)
         for images, labels in bar:
@@ -642,18 +672,17 @@ def train(config: TrainConfig) -> Dict[str, Any]:
                 if probe is not None:
                     with probe:
                         logits = train_model(inputs)
-                        mil_logits = train_aux(probe)
+                        terms = grouping.terms(probe, denormalize_batch(inputs)) if grouping.active else {}
+                        if aux is not None:
+                            terms["slot_mil"] = _mil_loss(train_aux, probe, labels)
                         probe.clear()
                 else:
                     logits = train_model(inputs)
+                    terms = {}
             loss = F.binary_cross_entropy_with_logits(logits.float(), labels)
-            mil_loss = torch.zeros((), device=device)
-            if probe is not None:
-                mil_loss = sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in mil_logits)
-                mil_loss = mil_loss / len(mil_logits)
-                loss_total = loss + config.slot_mil_weight * mil_loss
-            else:
-                loss_total = loss
+            loss_total = loss + grouping.total({k: v for k, v in terms.items() if k != "slot_mil"})
+            if "slot_mil" in terms:
+                loss_total = loss_total + config.slot_mil_weight * terms["slot_mil"]
             optimizer.zero_grad(set_to_none=True)
             loss_total.backward()
             if config.grad_clip > 0:
@@ -663,17 +692,19 @@ def train(config: TrainConfig) -> Dict[str, Any]:
             step += 1
             seen += images.shape[0]
             loss_sum += float(loss.detach()) * images.shape[0]
-            mil_sum += float(mil_loss.detach()) * images.shape[0]
+            for key, value in terms.items():
+                term_sums[key] = term_sums.get(key, 0.0) + float(value.detach()) * images.shape[0]
             if show:
                 rate = seen * world / max(time.perf_counter() - epoch_start, 1e-9)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", img_s=f"{rate:.0f}", lr=f"{lr:.2e}")
+                shown = {TERM_LOG_NAMES[k]: f"{v / seen:.4f}" for k, v in term_sums.items()}
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", **shown, img_s=f"{rate:.0f}", lr=f"{lr:.2e}")
         epoch_seconds = time.perf_counter() - epoch_start
         entry: Dict[str, Any] = {
             "epoch": epoch + 1, "step": step, "train_loss": loss_sum / max(seen, 1),
             "images_per_s": seen * world / max(epoch_seconds, 1e-9), "seconds": epoch_seconds,
         }
-        if aux is not None:
-            entry["slot_mil_loss"] = mil_sum / max(seen, 1)
+        for key, value in term_sums.items():
+            entry[TERM_LOG_NAMES[key]] = value / max(seen, 1)
         entry["slot_scale"] = [round(float(p.detach()), 4) for n, p in model.named_parameters()
                                if n.endswith("slot_scale")]
         if world > 1:
@@ -697,6 +728,7 @@ def train(config: TrainConfig) -> Dict[str, Any]:
             with open(out / LOG_FILE, "a") as handle:
                 handle.write(json.dumps(entry) + "\n")
             message = f"epoch {epoch + 1}/{config.epochs} loss {entry['train_loss']:.4f}"
+            message += "".join(f" {TERM_LOG_NAMES[k]} {entry[TERM_LOG_NAMES[k]]:.4f}" for k in term_sums)
             if "val_map" in entry:
                 message += f" val mAP {entry['val_map']:.4f}"
             print(message + f" ({entry['images_per_s']:.0f} img/s, {epoch_seconds:.1f} s)", flush=True)
