@@ -6,7 +6,7 @@ Steps (each skipped when its output exists, so an interrupted run picks up where
    and 3102, 400 images each), never used for training or model selection;
 2. ``glmix-viz train`` twice with one recipe, once with the grouping losses (the demo model) and once without them
    (the BCE-only control of the same length); the exact commands are printed and stored in the results;
-3. ``--evaluate``: the held-out evaluation of both (``glmix_viz.evaluation.heldout_evaluation``: mAP, per-block
+3. ``--evaluate``: the held-out evaluation of both (``glmix_viz.heldout.heldout_evaluation``: mAP, per-block
    grouping with the untrained and slot-grid controls, paired differences with bootstrap intervals), written to
    ``<work>/demo_results.json``;
 4. ``--install``: copy the grouping model and the results into ``glmix_viz/assets/demo/``.
@@ -61,8 +61,8 @@ def make_data(work: Path) -> None:
 
 
 def evaluate(work: Path, runs: List[str], device: str) -> Dict:
-    """Held-out evaluation of every finished run on both held-out sets (see ``glmix_viz.evaluation``)."""
-    from glmix_viz.evaluation import compare_models, heldout_evaluation
+    """Held-out evaluation of every finished run on both held-out sets (see ``glmix_viz.heldout``)."""
+    from glmix_viz.heldout import compare_models, heldout_evaluation
     from glmix_viz.models.loading import load_model
 
     models = {run: load_model(work / run / "last.safetensors", device=device) for run in runs}

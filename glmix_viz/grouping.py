@@ -41,6 +41,8 @@ __all__ = [
     "slot_grid_labels",
     "GroupingSample",
     "load_grouping_samples",
+    "BlockScores",
+    "per_image_block_scores",
     "block_grouping_scores",
     "untrained_copy",
     "grouping_report",
@@ -150,8 +152,25 @@ def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) ->
     return samples
 
 
+@dataclass
+class BlockScores:
+    """Per-image foreground ARI of every GLMix block and of its slot-initialisation grid.
+
+    Attributes:
+        ids: (N,) ids of the scored images (those with at least ``min_instances`` instances), in order.
+        trained: block -> (N,) ARI of the block's hard grouping.
+        grid: block -> (N,) ARI of the block's slot-initialisation grid.
+        sizes: block -> (h, w) of its map.
+    """
+
+    ids: List[str]
+    trained: Dict[str, np.ndarray]
+    grid: Dict[str, np.ndarray]
+    sizes: Dict[str, Tuple[int, int]]
+
+
 @torch.no_grad()
-def block_grouping_scores(
+def per_image_block_scores(
     model: nn.Module,
     samples: Sequence[GroupingSample],
     *,
@@ -159,8 +178,8 @@ def block_grouping_scores(
     batch_size: int = 64,
     min_instances: int = 2,
     device: Optional[torch.device] = None,
-) -> Dict[str, Dict[str, float]]:
-    """Mean foreground ARI per GLMix block, for the model and for the slot-initialisation grid.
+) -> BlockScores:
+    """Foreground ARI of every GLMix block's hard grouping (and of its slot grid), image by image.
 
     Args:
         model: a GLNet (any module with GLMix blocks); evaluated in eval mode.
@@ -170,8 +189,8 @@ def block_grouping_scores(
         min_instances: images with fewer visible instances are skipped.
         device: where to run (default: the model's).
 
-    Returns:
-        ``{block: {"ari": mean ARI, "grid_ari": mean ARI of the init grid, "images": count, "size": [h, w]}}``.
+    Raises:
+        DataError: no image has ``min_instances`` instances.
     """
     chosen = [s for s in samples if s.num_instances >= min_instances]
     if not chosen:
@@ -198,10 +217,32 @@ def block_grouping_scores(
                 scores[name].append(foreground_ari(hard[name][index], sample.instances))
                 grid_scores[name].append(foreground_ari(grid, sample.instances))
     model.train(was_training)
+    return BlockScores(ids=[s.id for s in chosen], trained={n: np.asarray(v) for n, v in scores.items()},
+                       grid={n: np.asarray(v) for n, v in grid_scores.items()}, sizes=sizes)
+
+
+def block_grouping_scores(
+    model: nn.Module,
+    samples: Sequence[GroupingSample],
+    *,
+    input_size: int,
+    batch_size: int = 64,
+    min_instances: int = 2,
+    device: Optional[torch.device] = None,
+) -> Dict[str, Dict[str, float]]:
+    """Mean foreground ARI per GLMix block, for the model and for the slot-initialisation grid.
+
+    Arguments as :func:`per_image_block_scores`.
+
+    Returns:
+        ``{block: {"ari": mean ARI, "grid_ari": mean ARI of the init grid, "images": count, "size": [h, w]}}``.
+    """
+    scores = per_image_block_scores(model, samples, input_size=input_size, batch_size=batch_size,
+                                    min_instances=min_instances, device=device)
     return {
-        name: {"ari": float(np.nanmean(scores[name])), "grid_ari": float(np.nanmean(grid_scores[name])),
-               "images": len(chosen), "size": list(sizes[name])}
-        for name in names
+        name: {"ari": float(np.nanmean(scores.trained[name])), "grid_ari": float(np.nanmean(scores.grid[name])),
+               "images": len(scores.ids), "size": list(scores.sizes[name])}
+        for name in scores.trained
     }
 
 

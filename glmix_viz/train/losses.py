@@ -38,6 +38,7 @@ __all__ = [
     "neighbour_offsets",
     "GroupingLosses",
     "SlotMILHeads",
+    "slot_mil_loss",
 ]
 
 _EPS = 1e-8
@@ -223,3 +224,10 @@ class SlotMILHeads(nn.Module):
     def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:
         """Per block, (B, K) image logits = max over slots of the slot logits."""
         return [head(probe[name].slots_in.float()).amax(dim=1) for name, head in zip(self.blocks, self.heads)]
+
+
+def slot_mil_loss(heads: nn.Module, probe: GroupingProbe, labels: torch.Tensor) -> torch.Tensor:
+    """Mean over blocks of the BCE of the max-over-slots logits of ``heads`` (SlotMILHeads, or DDP around them)
+    against the image labels (B, K)."""
+    logits = heads(probe)
+    return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in logits) / len(logits)
