@@ -30,7 +30,7 @@ __all__ = ["bootstrap_interval", "paired_difference", "heldout_evaluation", "com
 
 
 def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0,
-                       statistic: Callable[[np.ndarray], np.ndarray] = None) -> Tuple[float, float]:
+                       statistic: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Tuple[float, float]:
     """Percentile-bootstrap confidence interval of the mean of ``values`` (NaNs dropped).
 
     Args:
@@ -119,7 +119,8 @@ def heldout_evaluation(
     blocks = {}
     for name in trained.trained:
         blocks[name] = {
-            "trained": float(np.nanmean(trained.trained[name])), "untrained": float(np.nanmean(untrained.trained[name])),
+            "trained": float(np.nanmean(trained.trained[name])),
+            "untrained": float(np.nanmean(untrained.trained[name])),
             "grid": float(np.nanmean(trained.grid[name])), "size": list(trained.sizes[name]),
             "vs_untrained": paired_difference(trained.trained[name], untrained.trained[name], **boot)}
     controls = {f"untrained {n}": untrained.trained[n] for n in blocks}
