@@ -125,3 +125,55 @@ def test_grouping_losses_weight_and_average_over_blocks():
     assert float(losses.total(terms)) == pytest.approx(float(expected))
     off = GroupingLosses(blocks=["a"])
     assert not off.active and off.terms(probe, image) == {} and float(off.total({})) == 0.0
+
+
+# ------------------------------------------------------------------------------------------- in the training loop
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from glmix_viz.data.shapes import make_shapes
+
+    root = tmp_path_factory.mktemp("shapes")
+    make_shapes(root, num_train=32, num_val=8, seed=4, image_size=64, progress=False)
+    return root
+
+
+def _run(data, out, **overrides):
+    from glmix_viz.train import TrainConfig, train
+
+    config = TrainConfig(**dict(dict(data=str(data), out=str(out), model="glnet_tiny", model_args={"num_slots": 4},
+                                     epochs=2, batch_size=16, warmup_epochs=0, input_size=64, augment="flips",
+                                     seed=0, device="cpu", workers=0, progress=False, threads=1), **overrides))
+    train(config)
+    from safetensors.torch import load_file
+
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return load_file(str(out / "last.safetensors")), log, json.loads((out / "last.json").read_text())
+
+
+def test_grouping_losses_are_off_by_default_and_change_the_weights_when_on(tiny_data, tmp_path):
+    default, default_log, _ = _run(tiny_data, tmp_path / "default")
+    zero, _, _ = _run(tiny_data, tmp_path / "zero", potts_weight=0.0, recon_weight=0.0, potts_sigma_rgb=0.3)
+    assert all(torch.equal(default[k], zero[k]) for k in default)  # zero weights: the published recipe, unchanged
+    assert "recon_loss" not in default_log[-1] and "potts_loss" not in default_log[-1]
+
+    blocks = ["stages.0.blocks.0", "stages.1.blocks.1"]
+    weights, log, sidecar = _run(tiny_data, tmp_path / "grouping", recon_weight=10.0, potts_weight=1.0,
+                                 entropy_weight=0.1, usage_entropy_weight=0.1, grouping_blocks=blocks)
+    assert any(not torch.equal(default[k], weights[k]) for k in default)
+    for entry in log:  # every term logged, each epoch, within its range
+        assert 0.0 <= entry["potts_loss"] <= 1.0 and 0.0 <= entry["recon_loss"] <= 1.0
+        assert 0.0 <= entry["entropy"] <= math.log(4) + 1e-6 and 0.0 <= entry["usage_entropy"] <= math.log(4) + 1e-6
+    recorded = sidecar["train"]
+    assert recorded["recon_weight"] == 10.0 and recorded["potts_weight"] == 1.0
+    assert recorded["grouping_blocks"] == blocks and recorded["potts_sigma_rgb"] == 0.12
+    assert recorded["potts_sigma_xy"] is None and recorded["augment"] == "flips"
+
+
+def test_flips_augmentation_is_exact():
+    from glmix_viz.train import augment_batch
+
+    images = torch.arange(2 * 3 * 4 * 4, dtype=torch.float32).view(2, 3, 4, 4)
+    out = augment_batch(images, torch.Generator().manual_seed(0), "flips")
+    for before, after in zip(images, out):
+        assert any(torch.equal(after, candidate) for candidate in
+                   (before, before.flip(-1), before.flip(-2), before.flip(-1).flip(-2)))

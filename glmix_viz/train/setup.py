@@ -14,7 +14,7 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
-from glmix_viz.errors import DataError
+from glmix_viz.errors import DataError, GlmixVizError
 from glmix_viz.models.loading import default_device
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 from glmix_viz.train.config import TrainConfig, config_record
@@ -117,7 +117,11 @@ def _input_size(config: TrainConfig) -> int:
 
 
 def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device: torch.device):
-    """(slot MIL heads or None, grouping losses); fills in the blocks each one defaults to."""
+    """(slot MIL heads or None, grouping losses); fills in the blocks each one defaults to.
+
+    Raises:
+        GlmixVizError: a grouping block that is not a GLMix block of the model.
+    """
     aux = None
     if config.slot_mil_weight > 0:
         blocks = config.slot_mil_blocks or default_slot_mil_blocks(model)
@@ -125,8 +129,13 @@ def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device:
             raise ValueError(f"{config.model} has no GLMix block for the slot MIL loss")
         config.slot_mil_blocks = list(blocks)
         aux = SlotMILHeads(model, blocks, num_classes).to(device)
+    known = glmix_block_names(model)
+    unknown = [name for name in config.grouping_blocks if name not in known]
+    if unknown:
+        raise GlmixVizError(f"--grouping-blocks: {', '.join(unknown)} not a GLMix block of {config.model} "
+                            f"(its GLMix blocks: {', '.join(known)})")
     grouping = GroupingLosses(
-        blocks=list(config.grouping_blocks) or glmix_block_names(model), potts_weight=config.potts_weight,
+        blocks=list(config.grouping_blocks) or known, potts_weight=config.potts_weight,
         sigma_rgb=config.potts_sigma_rgb, sigma_xy=config.potts_sigma_xy, entropy_weight=config.entropy_weight,
         usage_weight=config.usage_entropy_weight, recon_weight=config.recon_weight)
     if grouping.active:
