@@ -60,25 +60,51 @@ def make_data(work: Path) -> None:
             make_shapes(work / name, overwrite=True, progress=False, **settings)
 
 
-def evaluate(work: Path, runs: List[str], device: str) -> Dict:
-    """Held-out evaluation of every finished run on both held-out sets (see ``glmix_viz.heldout``)."""
-    from glmix_viz.heldout import compare_models, heldout_evaluation
+TARGETS = {"map": 0.93, "best_vs_best_control": 0.10, "worst_vs_own_untrained": -0.02}
+
+
+def targets_met(report: Dict) -> Dict:
+    """The issue's grouping and classification targets, measured on one held-out report."""
+    grouping = report["grouping"]
+    return {
+        "map >= 0.93": {"met": report["map"] >= TARGETS["map"], "measured": round(report["map"], 4)},
+        "best block >= best control + 0.10": {
+            "met": grouping["margin"]["mean"] >= TARGETS["best_vs_best_control"],
+            "measured": f"{grouping['best_block']} {grouping['margin']['mean']:+.3f} over "
+                        f"{grouping['best_control']['name']} (95% CI {grouping['margin']['ci95'][0]:+.3f} to "
+                        f"{grouping['margin']['ci95'][1]:+.3f})"},
+        "no block more than 0.02 below its untrained control": {
+            "met": grouping["worst_vs_untrained"]["mean"] >= TARGETS["worst_vs_own_untrained"],
+            "measured": f"{grouping['worst_block']} {grouping['worst_vs_untrained']['mean']:+.3f} (95% CI "
+                        f"{grouping['worst_vs_untrained']['ci95'][0]:+.3f} to "
+                        f"{grouping['worst_vs_untrained']['ci95'][1]:+.3f})"},
+    }
+
+
+def evaluate(work: Path, runs: List[str], device: str, shipped: bool) -> Dict:
+    """Held-out evaluation of every finished run (and of the shipped demo model) on both held-out sets."""
+    from glmix_viz.heldout import compare_models, heldout_evaluation, strip_per_image
     from glmix_viz.models.loading import load_model
 
-    models = {run: load_model(work / run / "last.safetensors", device=device) for run in runs}
+    paths = {run: work / run / "last.safetensors" for run in runs}
+    if shipped:
+        paths["shipped"] = REPO / "glmix_viz" / "assets" / "demo" / "glnet_tiny_shapes.safetensors"
+    models = {run: load_model(path, device=device) for run, path in paths.items()}
     results: Dict = {"sets": {}}
     for name in HELDOUT:
-        root = str(work / name)
-        reports = {run: heldout_evaluation(model, root, "val") for run, model in models.items()}
-        results["sets"][name] = {"reports": reports}
-        if "grouping" in reports and "bce" in reports:
-            results["sets"][name]["grouping_vs_bce"] = compare_models(reports["grouping"], reports["bce"])
+        reports = {run: heldout_evaluation(model, str(work / name), "val") for run, model in models.items()}
+        entry: Dict = {"reports": {run: strip_per_image(r) for run, r in reports.items()},
+                       "targets": {run: targets_met(r) for run, r in reports.items()}, "comparisons": {}}
+        for other in ("bce", "shipped"):
+            if "grouping" in reports and other in reports:
+                entry["comparisons"][f"grouping - {other}"] = compare_models(reports["grouping"], reports[other])
+        results["sets"][name] = entry
     for run in runs:
         log = [json.loads(line) for line in (work / run / "log.jsonl").read_text().splitlines() if line]
         results.setdefault("training", {})[run] = {
             "epochs": len(log), "train_minutes": sum(e["seconds"] for e in log) / 60,
             "val_map_last_epoch": log[-1].get("val_map"), "slot_scale": log[-1]["slot_scale"],
-            "last_epoch": {k: v for k, v in log[-1].items() if k not in ("val_ap",)}}
+            "log": [{k: v for k, v in e.items() if k != "val_ap"} for e in log]}
     return results
 
 
@@ -90,7 +116,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true", help="only evaluate existing runs")
     parser.add_argument("--evaluate", action="store_true", help="measure the runs on the held-out sets")
-    parser.add_argument("--install", action="store_true", help="copy the grouping model into glmix_viz/assets/demo/")
+    parser.add_argument("--shipped", action="store_true", help="also evaluate the currently bundled demo model")
+    parser.add_argument("--install", action="store_true",
+                        help="copy the grouping model and the results into glmix_viz/assets/demo/")
     args = parser.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -112,17 +140,19 @@ def main() -> int:
                 return code
             print(f"{run}: {(time.time() - started) / 60:.1f} min", flush=True)
     if args.evaluate:
-        results = evaluate(work, runs, args.device)
+        results = evaluate(work, runs, args.device, args.shipped)
         results.update(commands={run: "glmix-viz " + " ".join(shlex.quote(a) for a in train_argv(
-            Path("DIR"), run, "cpu", 2)) for run in runs}, data=DATA, heldout=HELDOUT, device=args.device)
+            Path("DIR"), run, "cpu", 1)) for run in runs}, data=DATA, heldout=HELDOUT, device=args.device)
         (work / "demo_results.json").write_text(json.dumps(results, indent=1) + "\n")
-        print(json.dumps({name: {run: {"map": rep["map"], "best_block": rep["grouping"]["best_block"]}
-                                 for run, rep in s["reports"].items()} for name, s in results["sets"].items()}))
+        for name, entry in results["sets"].items():
+            for run, targets in entry["targets"].items():
+                print(name, run, json.dumps(targets), flush=True)
     if args.install:
         target = REPO / "glmix_viz" / "assets" / "demo"
         checkpoint = work / "grouping" / "last.safetensors"
         shutil.copy(checkpoint, target / "glnet_tiny_shapes.safetensors")
         shutil.copy(checkpoint.with_suffix(".json"), target / "glnet_tiny_shapes.json")
+        shutil.copy(work / "demo_results.json", target / "demo_results.json")
     return 0
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "block_grouping_scores",
     "untrained_copy",
     "grouping_report",
+    "benchmark_best_block",
 ]
 
 
@@ -294,3 +295,40 @@ def grouping_report(
         "margin_any_block": best_scores["trained"] - strongest_control,
         "images": next(iter(trained.values()))["images"],
     }
+
+
+def benchmark_best_block(results: Optional[Any] = None, run: str = "grouping") -> Optional[Dict[str, Any]]:
+    """The GLMix block of the bundled demo model that groups best on its held-out benchmark, with its score.
+
+    Reads the demo results (``glmix_viz/assets/demo/demo_results.json``, written by ``experiments/train_demo.py``):
+    per block, the mean over the held-out sets of the foreground ARI; the best block is the highest.
+
+    Args:
+        results: a results dict, or the path of a results file (default: the bundled one).
+        run: which run of the results (the shipped model is "grouping").
+
+    Returns:
+        ``{"block", "ari", "untrained", "grid", "best_control", "best_control_ari", "images", "sets"}`` (means over
+        the sets; the best control is the highest-scoring untrained block or grid), or None when there are no
+        results for ``run``.
+    """
+    import json
+    from pathlib import Path
+
+    if not isinstance(results, dict):
+        path = Path(results) if results is not None else Path(__file__).parent / "assets" / "demo" / "demo_results.json"
+        if not path.is_file():
+            return None
+        results = json.loads(path.read_text())
+    reports = [entry["reports"][run] for entry in results.get("sets", {}).values() if run in entry.get("reports", {})]
+    if not reports:
+        return None
+    blocks = [report["grouping"]["blocks"] for report in reports]
+    mean = lambda name, key: float(np.mean([b[name][key] for b in blocks]))  # noqa: E731
+    best = max(blocks[0], key=lambda name: mean(name, "trained"))
+    controls = {f"{kind} {name}": mean(name, kind) for name in blocks[0] for kind in ("untrained", "grid")}
+    control = max(controls, key=controls.get)
+    return {"block": best, "ari": mean(best, "trained"), "untrained": mean(best, "untrained"),
+            "grid": mean(best, "grid"), "best_control": control, "best_control_ari": controls[control],
+            "images": int(sum(report["grouping"]["images"] for report in reports)),
+            "sets": [name for name, entry in results["sets"].items() if run in entry.get("reports", {})]}
