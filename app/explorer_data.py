@@ -31,6 +31,7 @@ from glmix_viz import CheckpointError, ImageLoadError, class_names, load_model
 from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.explore import Exploration, explore_image, interactive_threads
+from glmix_viz.grouping import benchmark_best_block
 from glmix_viz.models.loading import demo_checkpoint
 from glmix_viz.images import check_min_size, load_image_with_info
 from glmix_viz.models.glnet import VARIANT_ARGS
@@ -183,6 +184,15 @@ def demo_model(device: str) -> LoadedModel:
         loaded = random_model("glnet_tiny", device)
         return dataclasses.replace(loaded, label="glnet_tiny (untrained: no demo model bundled yet)")
     return checkpoint_model(path, None, device, label=f"demo model {path.name}")
+
+
+def demo_benchmark(loaded: LoadedModel) -> Optional[Dict[str, Any]]:
+    """The best-grouping block of the bundled demo model on its held-out benchmark
+    (:func:`glmix_viz.grouping.benchmark_best_block`) when ``loaded`` is that model, else None."""
+    path = demo_checkpoint()
+    if path is None or not loaded.key.startswith(f"file:{path.resolve()}:"):
+        return None
+    return benchmark_best_block()
 
 
 def checkpoint_files(folder: str | os.PathLike) -> List[Path]:

@@ -11,7 +11,8 @@ Steps (each skipped when its output exists, so an interrupted run picks up where
    ``<work>/demo_results.json``;
 4. ``--install``: copy the grouping model and the results into ``glmix_viz/assets/demo/``.
 
-    python experiments/train_demo.py --work /tmp/demo --runs grouping,bce --evaluate --install
+    python experiments/train_demo.py --work /tmp/demo --runs grouping,bce --evaluate --install \
+        [--previous COPY_OF_THE_OLD_DEMO.safetensors]
 
 The two runs can go side by side in two processes (``--runs grouping --threads 1`` and ``--runs bce --threads 1``).
 """
@@ -25,7 +26,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -81,21 +82,21 @@ def targets_met(report: Dict) -> Dict:
     }
 
 
-def evaluate(work: Path, runs: List[str], device: str, shipped: bool) -> Dict:
-    """Held-out evaluation of every finished run (and of the shipped demo model) on both held-out sets."""
+def evaluate(work: Path, runs: List[str], device: str, previous: Optional[str]) -> Dict:
+    """Held-out evaluation of every finished run (and of a previous demo model) on both held-out sets."""
     from glmix_viz.heldout import compare_models, heldout_evaluation, strip_per_image
     from glmix_viz.models.loading import load_model
 
     paths = {run: work / run / "last.safetensors" for run in runs}
-    if shipped:
-        paths["shipped"] = REPO / "glmix_viz" / "assets" / "demo" / "glnet_tiny_shapes.safetensors"
+    if previous:
+        paths["previous"] = Path(previous)
     models = {run: load_model(path, device=device) for run, path in paths.items()}
     results: Dict = {"sets": {}}
     for name in HELDOUT:
         reports = {run: heldout_evaluation(model, str(work / name), "val") for run, model in models.items()}
         entry: Dict = {"reports": {run: strip_per_image(r) for run, r in reports.items()},
                        "targets": {run: targets_met(r) for run, r in reports.items()}, "comparisons": {}}
-        for other in ("bce", "shipped"):
+        for other in ("bce", "previous"):
             if "grouping" in reports and other in reports:
                 entry["comparisons"][f"grouping - {other}"] = compare_models(reports["grouping"], reports[other])
         results["sets"][name] = entry
@@ -116,7 +117,8 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true", help="only evaluate existing runs")
     parser.add_argument("--evaluate", action="store_true", help="measure the runs on the held-out sets")
-    parser.add_argument("--shipped", action="store_true", help="also evaluate the currently bundled demo model")
+    parser.add_argument("--previous", default=None, metavar="CHECKPOINT",
+                        help="also evaluate this checkpoint as 'previous' (e.g. a copy of the demo model it replaces)")
     parser.add_argument("--install", action="store_true",
                         help="copy the grouping model and the results into glmix_viz/assets/demo/")
     args = parser.parse_args()
@@ -140,7 +142,7 @@ def main() -> int:
                 return code
             print(f"{run}: {(time.time() - started) / 60:.1f} min", flush=True)
     if args.evaluate:
-        results = evaluate(work, runs, args.device, args.shipped)
+        results = evaluate(work, runs, args.device, args.previous)
         results.update(commands={run: "glmix-viz " + " ".join(shlex.quote(a) for a in train_argv(
             Path("DIR"), run, "cpu", 1)) for run in runs}, data=DATA, heldout=HELDOUT, device=args.device)
         (work / "demo_results.json").write_text(json.dumps(results, indent=1) + "\n")
