@@ -41,7 +41,9 @@ MIN_IMAGE_SIDE = 32
 CHECKPOINT_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin")
 IMAGE_TYPES = ["jpg", "jpeg", "png", "webp", "bmp", "tif", "tiff", "gif"]
 SKIMAGE_PHOTOS = ("astronaut", "coffee", "chelsea", "rocket")
-SHAPES_GALLERY_SIZE = 4
+# Generated gallery images: draws [2024, index] of make-shapes. The first is the one the app opens on: the bundled demo
+# model names all three of its objects' classes and every block's grouping follows them (foreground ARI 0.56-0.84).
+SHAPES_GALLERY_DRAWS = (7, 0, 2, 6)
 SHAPES_GALLERY_SIDE = 256
 
 
@@ -264,8 +266,8 @@ def decode_upload(name: str, data: bytes) -> LoadedImage:
 def gallery() -> Dict[str, LoadedImage]:
     """Example images: generated shapes images (the demo model's classes) and the photos scikit-image ships."""
     images: Dict[str, LoadedImage] = {}
-    for index in range(SHAPES_GALLERY_SIZE):
-        sample = render_shapes_image(np.random.default_rng([2024, index]), image_size=SHAPES_GALLERY_SIDE)
+    for index, draw in enumerate(SHAPES_GALLERY_DRAWS):
+        sample = render_shapes_image(np.random.default_rng([2024, draw]), image_size=SHAPES_GALLERY_SIDE)
         shapes = ", ".join(sorted({obj.class_name for obj in sample.objects}))
         name = f"shapes {index + 1} ({shapes})"
         image = np.ascontiguousarray(sample.image)
