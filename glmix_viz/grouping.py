@@ -41,9 +41,12 @@ __all__ = [
     "slot_grid_labels",
     "GroupingSample",
     "load_grouping_samples",
+    "BlockScores",
+    "per_image_block_scores",
     "block_grouping_scores",
     "untrained_copy",
     "grouping_report",
+    "benchmark_best_block",
 ]
 
 
@@ -150,8 +153,25 @@ def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) ->
     return samples
 
 
+@dataclass
+class BlockScores:
+    """Per-image foreground ARI of every GLMix block and of its slot-initialisation grid.
+
+    Attributes:
+        ids: (N,) ids of the scored images (those with at least ``min_instances`` instances), in order.
+        trained: block -> (N,) ARI of the block's hard grouping.
+        grid: block -> (N,) ARI of the block's slot-initialisation grid.
+        sizes: block -> (h, w) of its map.
+    """
+
+    ids: List[str]
+    trained: Dict[str, np.ndarray]
+    grid: Dict[str, np.ndarray]
+    sizes: Dict[str, Tuple[int, int]]
+
+
 @torch.no_grad()
-def block_grouping_scores(
+def per_image_block_scores(
     model: nn.Module,
     samples: Sequence[GroupingSample],
     *,
@@ -159,8 +179,8 @@ def block_grouping_scores(
     batch_size: int = 64,
     min_instances: int = 2,
     device: Optional[torch.device] = None,
-) -> Dict[str, Dict[str, float]]:
-    """Mean foreground ARI per GLMix block, for the model and for the slot-initialisation grid.
+) -> BlockScores:
+    """Foreground ARI of every GLMix block's hard grouping (and of its slot grid), image by image.
 
     Args:
         model: a GLNet (any module with GLMix blocks); evaluated in eval mode.
@@ -170,8 +190,8 @@ def block_grouping_scores(
         min_instances: images with fewer visible instances are skipped.
         device: where to run (default: the model's).
 
-    Returns:
-        ``{block: {"ari": mean ARI, "grid_ari": mean ARI of the init grid, "images": count, "size": [h, w]}}``.
+    Raises:
+        DataError: no image has ``min_instances`` instances.
     """
     chosen = [s for s in samples if s.num_instances >= min_instances]
     if not chosen:
@@ -198,10 +218,32 @@ def block_grouping_scores(
                 scores[name].append(foreground_ari(hard[name][index], sample.instances))
                 grid_scores[name].append(foreground_ari(grid, sample.instances))
     model.train(was_training)
+    return BlockScores(ids=[s.id for s in chosen], trained={n: np.asarray(v) for n, v in scores.items()},
+                       grid={n: np.asarray(v) for n, v in grid_scores.items()}, sizes=sizes)
+
+
+def block_grouping_scores(
+    model: nn.Module,
+    samples: Sequence[GroupingSample],
+    *,
+    input_size: int,
+    batch_size: int = 64,
+    min_instances: int = 2,
+    device: Optional[torch.device] = None,
+) -> Dict[str, Dict[str, float]]:
+    """Mean foreground ARI per GLMix block, for the model and for the slot-initialisation grid.
+
+    Arguments as :func:`per_image_block_scores`.
+
+    Returns:
+        ``{block: {"ari": mean ARI, "grid_ari": mean ARI of the init grid, "images": count, "size": [h, w]}}``.
+    """
+    scores = per_image_block_scores(model, samples, input_size=input_size, batch_size=batch_size,
+                                    min_instances=min_instances, device=device)
     return {
-        name: {"ari": float(np.nanmean(scores[name])), "grid_ari": float(np.nanmean(grid_scores[name])),
-               "images": len(chosen), "size": list(sizes[name])}
-        for name in names
+        name: {"ari": float(np.nanmean(scores.trained[name])), "grid_ari": float(np.nanmean(scores.grid[name])),
+               "images": len(scores.ids), "size": list(scores.sizes[name])}
+        for name in scores.trained
     }
 
 
@@ -253,3 +295,40 @@ def grouping_report(
         "margin_any_block": best_scores["trained"] - strongest_control,
         "images": next(iter(trained.values()))["images"],
     }
+
+
+def benchmark_best_block(results: Optional[Any] = None, run: str = "grouping") -> Optional[Dict[str, Any]]:
+    """The GLMix block of the bundled demo model that groups best on its held-out benchmark, with its score.
+
+    Reads the demo results (``glmix_viz/assets/demo/demo_results.json``, written by ``experiments/train_demo.py``):
+    per block, the mean over the held-out sets of the foreground ARI; the best block is the highest.
+
+    Args:
+        results: a results dict, or the path of a results file (default: the bundled one).
+        run: which run of the results (the shipped model is "grouping").
+
+    Returns:
+        ``{"block", "ari", "untrained", "grid", "best_control", "best_control_ari", "images", "sets"}`` (means over
+        the sets; the best control is the highest-scoring untrained block or grid), or None when there are no
+        results for ``run``.
+    """
+    import json
+    from pathlib import Path
+
+    if not isinstance(results, dict):
+        path = Path(results) if results is not None else Path(__file__).parent / "assets" / "demo" / "demo_results.json"
+        if not path.is_file():
+            return None
+        results = json.loads(path.read_text())
+    reports = [entry["reports"][run] for entry in results.get("sets", {}).values() if run in entry.get("reports", {})]
+    if not reports:
+        return None
+    blocks = [report["grouping"]["blocks"] for report in reports]
+    mean = lambda name, key: float(np.mean([b[name][key] for b in blocks]))  # noqa: E731
+    best = max(blocks[0], key=lambda name: mean(name, "trained"))
+    controls = {f"{kind} {name}": mean(name, kind) for name in blocks[0] for kind in ("untrained", "grid")}
+    control = max(controls, key=controls.get)
+    return {"block": best, "ari": mean(best, "trained"), "untrained": mean(best, "untrained"),
+            "grid": mean(best, "grid"), "best_control": control, "best_control_ari": controls[control],
+            "images": int(sum(report["grouping"]["images"] for report in reports)),
+            "sets": [name for name, entry in results["sets"].items() if run in entry.get("reports", {})]}

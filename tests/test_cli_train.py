@@ -38,3 +38,24 @@ def test_train_reports_a_missing_data_folder_in_one_line(tmp_path, capsys):
     assert main(["train", "--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "run"), "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip()
     assert "nowhere" in err and len(err.splitlines()) == 1
+
+
+def test_train_grouping_flags_reach_the_checkpoint_and_the_log(shapes, tmp_path, capsys):
+    assert main(["train", "--data", str(shapes), "--out", str(tmp_path / "run"), "--model", "glnet_tiny",
+                 "--epochs", "1", "--batch-size", "6", "--input-size", "64", "--workers", "0", "--no-progress",
+                 "--device", "cpu", "--threads", "1", "--augment", "flips", "--recon-weight", "10",
+                 "--potts-weight", "1", "--potts-sigma-rgb", "0.2", "--potts-sigma-xy", "1.5",
+                 "--grouping-blocks", "stages.0.blocks.0"]) == 0
+    out = capsys.readouterr().out
+    assert "potts_loss" in out and "recon_loss" in out
+    recorded = json.loads((tmp_path / "run" / "last.json").read_text())["train"]
+    assert (recorded["potts_weight"], recorded["potts_sigma_rgb"], recorded["potts_sigma_xy"]) == (1.0, 0.2, 1.5)
+    assert recorded["recon_weight"] == 10.0 and recorded["grouping_blocks"] == ["stages.0.blocks.0"]
+
+
+def test_train_refuses_a_block_that_is_not_glmix(shapes, tmp_path, capsys):
+    code = main(["train", "--data", str(shapes), "--out", str(tmp_path / "run"), "--model", "glnet_tiny",
+                 "--epochs", "1", "--batch-size", "6", "--input-size", "64", "--workers", "0", "--no-progress",
+                 "--device", "cpu", "--recon-weight", "1", "--grouping-blocks", "stages.9.blocks.0"])
+    err = capsys.readouterr().err.strip()
+    assert code != 0 and "stages.9.blocks.0" in err and len(err.splitlines()) == 1

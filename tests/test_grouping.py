@@ -81,3 +81,21 @@ def test_block_scores_of_a_tiny_model():
         assert value["images"] == 1  # the one-object image is skipped
         assert value["grid_ari"] == pytest.approx(1.0)
         assert -1.0 <= value["ari"] <= 1.0
+
+
+def test_benchmark_best_block_averages_the_held_out_sets():
+    from glmix_viz.grouping import benchmark_best_block
+
+    def report(a, b):
+        return {"grouping": {"images": 10, "blocks": {
+            "s0": {"trained": a, "untrained": 0.4, "grid": 0.3},
+            "s1": {"trained": b, "untrained": 0.5, "grid": 0.3}}}}
+
+    results = {"sets": {"x": {"reports": {"grouping": report(0.7, 0.6)}},
+                        "y": {"reports": {"grouping": report(0.5, 0.8)}}}}
+    best = benchmark_best_block(results)
+    assert best["block"] == "s1" and best["ari"] == pytest.approx(0.7)  # (0.6 + 0.8) / 2 beats (0.7 + 0.5) / 2
+    assert best["best_control"] == "untrained s1" and best["best_control_ari"] == pytest.approx(0.5)
+    assert best["images"] == 20 and best["sets"] == ["x", "y"]
+    assert benchmark_best_block(results, run="bce") is None
+    assert benchmark_best_block("/nonexistent/results.json") is None

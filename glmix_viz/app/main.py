@@ -167,7 +167,7 @@ def main() -> None:
             views.groupings_tab(exploration, block, display)
     with tabs[1]:
         if tabs[1].open:
-            views.across_blocks_tab(exploration, display, block)
+            views.across_blocks_tab(exploration, display, block, data.demo_benchmark(loaded))
     with tabs[2]:
         if tabs[2].open:
             views.slot_and_pixel_tab(exploration, block, display, loaded.key)

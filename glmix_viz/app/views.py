@@ -225,13 +225,25 @@ def groupings_tab(exploration: Exploration, block: str, display: Display) -> Non
                    f"Hover a tile for its slot, pixel and raw value.{pooled}")
 
 
-def across_blocks_tab(exploration: Exploration, display: Display, current_block: str) -> None:
-    """Groupings of all blocks side by side, and the authors' figure (grid + k-medoids slots) for chosen blocks."""
+def across_blocks_tab(exploration: Exploration, display: Display, current_block: str,
+                      benchmark: Optional[dict] = None) -> None:
+    """Groupings of all blocks side by side, and the authors' figure (grid + k-medoids slots) for chosen blocks.
+
+    ``benchmark`` (:func:`glmix_viz.grouping.benchmark_best_block`, for the demo model) marks the block that groups
+    best on held-out shapes, with its score.
+    """
     st.image(all_blocks_picture(exploration, display),
              caption="Hard groupings of every GLMix block, in network order (slot colours are the same in every view).")
     names = exploration.block_names
+    if benchmark and benchmark["block"] in names:
+        st.markdown(f"**Groups best on the benchmark: {block_title(exploration, benchmark['block'])}**: foreground "
+                    f"ARI {benchmark['ari']:.3f} against the object instances, vs {benchmark['best_control_ari']:.3f} "
+                    f"for the best control ({benchmark['best_control']}); {benchmark['images']} held-out generated "
+                    f"images with at least two objects ({len(benchmark['sets'])} seeds).")
     # The authors show the 2nd, 5th and 10th GLMix block of glnet_stl (0-based 1, 4, 9).
     default = [names[index] for index in (1, 4, 9) if index < len(names)] or [current_block]
+    if benchmark and benchmark["block"] in names and benchmark["block"] not in default:
+        default = [benchmark["block"]] + default
     chosen = st.multiselect("Blocks for the authors' figure", names, default=default,
                             format_func=lambda name: block_title(exploration, name), key="authors_blocks")
     for block in chosen:

@@ -42,11 +42,13 @@ def add_common_arguments(
     parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
     parser.add_argument("--grad-clip", type=float, default=5.0)
     parser.add_argument("--drop-path", type=float, default=None, help="stochastic depth (default: the recipe's)")
-    parser.add_argument("--augment", choices=("shapes", "standard", "none"), default=None,
-                        help="shapes: flips + 90-degree turns + mild zoom; standard: h-flip + zoomed crops")
+    parser.add_argument("--augment", choices=("shapes", "flips", "standard", "none"), default=None,
+                        help="shapes: flips + 90-degree turns + mild zoom; flips: h/v flips only; standard: h-flip + "
+                             "zoomed crops")
     parser.add_argument("--slot-mil-weight", type=float, default=0.0,
                         help="weight of the slot MIL loss (per-slot classification, max over slots); 0: off")
     parser.add_argument("--slot-mil-blocks", default="", help="comma-separated GLMix block paths for the MIL loss")
+    add_grouping_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
@@ -58,6 +60,25 @@ def add_common_arguments(
                         help="stop after this epoch, keeping the --epochs schedule (train in pieces)")
     parser.add_argument("--no-resume", action="store_true", help="start afresh even if --out holds a run")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_grouping_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the class-free grouping losses (all off by default; see glmix_viz.train.losses)."""
+    group = parser.add_argument_group("grouping losses (on GLMix slot weights; all off by default)")
+    group.add_argument("--grouping-blocks", default="",
+                       help="comma-separated GLMix block paths the grouping losses act on (default: every GLMix block)")
+    group.add_argument("--potts-weight", type=float, default=0.0,
+                       help="weight of the bilateral Potts loss on the dispatch weights (Tang et al. 2018)")
+    group.add_argument("--potts-sigma-rgb", type=float, default=0.12, help="its colour kernel width (RGB in [0, 1])")
+    group.add_argument("--potts-sigma-xy", type=float, default=None,
+                       help="its position kernel width in block-map pixels (default: flat 8-neighbourhood)")
+    group.add_argument("--entropy-weight", type=float, default=0.0,
+                       help="weight of the pixel-assignment entropy (minimised: confident assignments)")
+    group.add_argument("--usage-entropy-weight", type=float, default=0.0,
+                       help="weight of the slot-usage entropy, maximised (positive: no collapse onto few slots; "
+                            "negative: fewer slots per image)")
+    group.add_argument("--recon-weight", type=float, default=0.0,
+                       help="weight of the colour reconstruction through the slots (cluster, then dispatch)")
 
 
 def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
@@ -76,7 +97,11 @@ def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, slot_scale_wd=args.slot_scale_wd,
         weight_decay_recipe=args.wd_recipe, slot_scale_init=args.slot_scale_init, input_size=args.input_size,
         grad_clip=args.grad_clip, drop_path=args.drop_path, slot_mil_weight=args.slot_mil_weight,
-        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b], seed=args.seed, device=args.device,
+        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b],
+        grouping_blocks=[b for b in args.grouping_blocks.split(",") if b], potts_weight=args.potts_weight,
+        potts_sigma_rgb=args.potts_sigma_rgb, potts_sigma_xy=args.potts_sigma_xy, entropy_weight=args.entropy_weight,
+        usage_entropy_weight=args.usage_entropy_weight, recon_weight=args.recon_weight, seed=args.seed,
+        device=args.device,
         amp=not args.no_amp, workers=args.workers, cache_gb=args.cache_gb, threads=args.threads,
         max_minutes=args.max_minutes, stop_after_epoch=args.stop_after_epoch, resume=not args.no_resume,
         progress=not args.no_progress,

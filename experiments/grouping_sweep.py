@@ -3,10 +3,10 @@
 Each set-up is one ``glmix-viz train`` command (run in parallel subprocesses, e.g. on one GPU); afterwards every run's
 final checkpoint is scored on a held-out make-shapes split of another seed: classification mAP and, per GLMix block,
 the foreground ARI of its hard slot assignment against the instance masks, beside the untrained and slot-grid
-controls (``glmix_viz.grouping``). Writes ``results.json`` and ``results.md`` into ``--out`` and copies the winner's
-checkpoint there (best grouping margin among runs with mAP >= 0.90).
+controls (``glmix_viz.heldout.heldout_evaluation``). Writes ``results.json`` and ``results.md`` into ``--out`` and
+copies the winner's checkpoint there (best grouping margin among runs with mAP >= 0.90).
 
-    python scripts/grouping_sweep.py --work /tmp/sweep --out results/ --epochs 40 --configs A,B,C
+    python experiments/grouping_sweep.py --work /tmp/sweep --out results/ --epochs 40 --configs A,B,C
 """
 
 from __future__ import annotations
@@ -97,12 +97,9 @@ def main() -> int:
 
     import torch
 
-    from glmix_viz.grouping import grouping_report, load_grouping_samples
+    from glmix_viz.heldout import heldout_evaluation, strip_per_image
     from glmix_viz.models.loading import load_model
-    from glmix_viz.train import load_split, mean_average_precision, predict_scores
 
-    samples = load_grouping_samples(str(heldout), "val")
-    split = load_split(str(heldout), "val", args.size, workers=2)
     results = {}
     for name in names:
         ckpt = work / name / "last.safetensors"
@@ -110,17 +107,16 @@ def main() -> int:
             results[name] = {"error": (work / f"{name}.log").read_text()[-1500:]}
             continue
         model = load_model(ckpt)
-        device = next(model.parameters()).device
-        scores, targets = predict_scores(model, split, device)
-        report = grouping_report(model, samples, input_size=args.size)
+        report = strip_per_image(heldout_evaluation(model, str(heldout), "val", input_size=args.size))
         logs = [json.loads(line) for line in (work / name / "log.jsonl").read_text().splitlines() if line]
-        results[name] = dict(heldout_map=mean_average_precision(scores, targets)[0], grouping=report,
+        results[name] = dict(heldout_map=report["map"], grouping=report["grouping"],
                              val_map=logs[-1].get("val_map"), epochs=len(logs),
                              train_seconds=sum(e["seconds"] for e in logs), slot_scale=logs[-1]["slot_scale"],
                              command=" ".join(procs[name][2][1:]))
-        print(name, f"mAP {results[name]['heldout_map']:.3f}", f"best {report['best_block']}",
-              f"ARI {report['best']['trained']:.3f} untrained {report['best']['untrained']:.3f} "
-              f"grid {report['best']['grid']:.3f} margin {report['margin']:+.3f}", flush=True)
+        grouping = report["grouping"]
+        print(name, f"mAP {report['map']:.3f}", f"best {grouping['best_block']}",
+              f"ARI {grouping['best']['trained']:.3f} untrained {grouping['best']['untrained']:.3f} "
+              f"grid {grouping['best']['grid']:.3f} margin {grouping['margin']['mean']:+.3f}", flush=True)
         del model
         torch.cuda.empty_cache() if torch.cuda.is_available() else None
     summary = dict(results=results, args=vars(args), total_seconds=time.time() - started, train_seconds=train_seconds,
@@ -129,7 +125,7 @@ def main() -> int:
     ok = {n: r for n, r in results.items() if "error" not in r}
     if ok:
         eligible = {n: r for n, r in ok.items() if r["heldout_map"] >= 0.9} or ok
-        winner = max(eligible, key=lambda n: eligible[n]["grouping"]["margin"])
+        winner = max(eligible, key=lambda n: eligible[n]["grouping"]["margin"]["mean"])
         for suffix in (".safetensors", ".json"):
             shutil.copy(work / winner / f"last{suffix}", out / f"{winner}{suffix}")
         lines = ["| run | held-out mAP | best block | ARI trained | untrained | grid | margin |",
@@ -137,7 +133,7 @@ def main() -> int:
         for n, r in ok.items():
             g = r["grouping"]
             lines.append(f"| {n} | {r['heldout_map']:.3f} | {g['best_block']} | {g['best']['trained']:.3f} | "
-                         f"{g['best']['untrained']:.3f} | {g['best']['grid']:.3f} | {g['margin']:+.3f} |")
+                         f"{g['best']['untrained']:.3f} | {g['best']['grid']:.3f} | {g['margin']['mean']:+.3f} |")
         (out / "results.md").write_text("\n".join(lines) + f"\n\nwinner: {winner}\n")
         print("\n".join(lines), f"\nwinner: {winner}", flush=True)
     return 0

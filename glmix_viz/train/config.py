@@ -1,0 +1,140 @@
+"""Every setting of a training run (:class:`TrainConfig`), the names of the files a run writes, and what of the
+configuration a checkpoint records."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from glmix_viz.models.registry import VARIANTS
+
+__all__ = ["TrainConfig", "STATE_FILE", "LOG_FILE", "CONFIG_FILE", "AUGMENT_MODES", "TERM_LOG_NAMES", "config_record"]
+
+STATE_FILE = "last_state.pt"
+LOG_FILE = "log.jsonl"
+CONFIG_FILE = "train_config.json"
+AUGMENT_MODES = ("shapes", "flips", "standard", "none")
+# loss term -> its name on the progress bar and in log.jsonl (the BCE term is "train_loss")
+TERM_LOG_NAMES = {"slot_mil": "slot_mil_loss", "potts": "potts_loss", "entropy": "entropy",
+                  "usage_entropy": "usage_entropy", "recon": "recon_loss"}
+# run-time settings that do not change what is learned: left out of the checkpoints' record
+_RUNTIME_KEYS = ("out", "progress", "resume", "device", "workers", "threads", "cache_gb", "stop_after_epoch",
+                 "max_minutes")
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; stored in ``train_config.json`` and in each checkpoint's config.
+
+    Attributes:
+        data: root of a VOC-layout data set.
+        out: output folder.
+        model: registered GLNet variant.
+        model_args: constructor overrides (e.g. ``{"num_slots": 9}``), recorded in the checkpoint.
+        init: checkpoint to start from (fine-tuning); its classifier is replaced by a fresh multi-label head.
+        train_split, val_split: split names (``val_split=""`` skips validation).
+        epochs, batch_size: per-process batch size (DDP: global batch = batch_size x world size).
+        lr: peak learning rate (AdamW).
+        min_lr: final learning rate of the cosine.
+        warmup_epochs: linear warm-up length, in epochs (fractions allowed).
+        weight_decay: decay of tensors with more than one dimension.
+        slot_scale_wd: decay of ``slot_scale`` when given; None keeps the published recipe (decayed with the rest
+            when ``weight_decay_recipe`` is "official", not decayed when "ndim").
+        weight_decay_recipe: "ndim" (only tensors of > 1 dim decay) or "official" (also ``slot_scale`` and learned
+            slots, as the GLMix ImageNet recipe does); None: "official" for the published variants, "ndim" for
+            ``glnet_tiny``.
+        slot_scale_init: initial slot temperature tau of every GLMix block (None: the model's default C**-0.5).
+        input_size: square training and validation side (None: the model's default cfg).
+        grad_clip: max gradient norm (0: off).
+        drop_path: stochastic depth rate (None: the recipe's value for the variant).
+        augment: "shapes" (flips, 90-degree rotations, mild zoom and shift), "flips" (horizontal and vertical
+            flips only), "standard" (horizontal flip, zoom 1-2.5x crops, shift) or "none".
+        slot_mil_weight: weight of the slot MIL loss (0: off).
+        slot_mil_blocks: GLMix block paths for the slot MIL loss (empty: the GLMix blocks of the deepest stage that
+            has any).
+        grouping_blocks: GLMix block paths the grouping losses act on (empty: every GLMix block).
+        potts_weight: weight of the bilateral Potts loss on the dispatch weights (0: off;
+            :func:`~glmix_viz.train.losses.bilateral_potts_loss`).
+        potts_sigma_rgb: its colour kernel width (RGB in [0, 1]).
+        potts_sigma_xy: its position kernel width in pixels of each block's map (None: flat 8-neighbourhood).
+        entropy_weight: weight of the pixel-assignment entropy (minimised: confident assignments; 0: off).
+        usage_entropy_weight: weight of the slot-usage entropy, subtracted from the loss (positive: use many slots,
+            no collapse; negative: fewer slots per image; 0: off).
+        recon_weight: weight of the colour reconstruction through the slots, C then D (0: off;
+            :func:`~glmix_viz.train.losses.slot_reconstruction_loss`).
+        seed: seed of weights, sampling and augmentation.
+        device: "cpu", "cuda", "cuda:1"... (None: CUDA if available).
+        amp: bf16 autocast on CUDA.
+        workers: data-loading processes (decoding and resizing).
+        cache_gb: keep a split in memory as uint8 when it takes at most this many GB.
+        max_minutes: stop (after a full epoch, with a checkpoint) once this much wall time has passed (0: no limit).
+        stop_after_epoch: stop after this epoch (0: run all), keeping the schedule of ``epochs``: a run can be done in
+            pieces, and a resumed run may be given another ``epochs`` (its cosine then ends there).
+        resume: continue from ``out/last_state.pt`` when it exists.
+        progress: show tqdm bars.
+        threads: torch CPU threads (0: leave as is).
+    """
+
+    data: str
+    out: str
+    model: str = "glnet_tiny"
+    model_args: Dict[str, Any] = field(default_factory=dict)
+    init: Optional[str] = None
+    train_split: str = "train"
+    val_split: str = "val"
+    epochs: int = 30
+    batch_size: int = 64
+    lr: float = 2e-3
+    min_lr: float = 1e-5
+    warmup_epochs: float = 1.0
+    weight_decay: float = 0.05
+    slot_scale_wd: Optional[float] = None
+    weight_decay_recipe: Optional[str] = None
+    slot_scale_init: Optional[float] = None
+    input_size: Optional[int] = None
+    grad_clip: float = 5.0
+    drop_path: Optional[float] = None
+    augment: str = "shapes"
+    slot_mil_weight: float = 0.0
+    slot_mil_blocks: List[str] = field(default_factory=list)
+    grouping_blocks: List[str] = field(default_factory=list)
+    potts_weight: float = 0.0
+    potts_sigma_rgb: float = 0.12
+    potts_sigma_xy: Optional[float] = None
+    entropy_weight: float = 0.0
+    usage_entropy_weight: float = 0.0
+    recon_weight: float = 0.0
+    seed: int = 0
+    device: Optional[str] = None
+    amp: bool = True
+    workers: int = 2
+    cache_gb: float = 4.0
+    max_minutes: float = 0.0
+    stop_after_epoch: int = 0
+    resume: bool = True
+    progress: bool = True
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.model not in VARIANTS:
+            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(VARIANTS)}")
+        if self.augment not in AUGMENT_MODES:
+            raise ValueError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
+        if self.potts_sigma_rgb <= 0 or (self.potts_sigma_xy is not None and self.potts_sigma_xy <= 0):
+            raise ValueError("the Potts kernel widths must be positive")
+        if self.weight_decay_recipe is None:
+            self.weight_decay_recipe = "official" if VARIANTS[self.model].official else "ndim"
+        if self.weight_decay_recipe not in ("ndim", "official"):
+            raise ValueError(f"weight_decay_recipe must be 'ndim' or 'official', got {self.weight_decay_recipe!r}")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch_size must be positive")
+
+
+
+def config_record(config: TrainConfig) -> Dict[str, Any]:
+    """The settings of ``config`` that define what is learned (the run-time ones left out), as a JSON-ready dict."""
+    record = dataclasses.asdict(config)
+    for key in _RUNTIME_KEYS:
+        record.pop(key, None)
+    return record

@@ -1,0 +1,196 @@
+"""Setting up a run: the process (torchrun rank, device, threads) and everything the epochs need (data, model,
+objectives, optimiser, schedule lengths, the DDP wrappers and the grouping probe)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import timm
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+
+from glmix_viz.errors import DataError, GlmixVizError
+from glmix_viz.models.loading import default_device
+from glmix_viz.probe import GroupingProbe, glmix_block_names
+from glmix_viz.train.config import TrainConfig, config_record
+from glmix_viz.train.data import LoadedSplit, load_split
+from glmix_viz.train.losses import GroupingLosses, SlotMILHeads
+from glmix_viz.train.model import build_model, default_slot_mil_blocks, model_overrides, tupleize
+from glmix_viz.train.optim import build_param_groups
+
+__all__ = ["Process", "Run", "start_process", "stop_process", "build_run"]
+
+
+@dataclass
+class Process:
+    """Where this process runs: its torchrun rank (0 of 1 when not distributed) and its device."""
+
+    rank: int
+    world: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that validates, writes and prints."""
+        return self.rank == 0
+
+
+@dataclass
+class Run:
+    """Everything a run's epochs need, built once by :func:`build_run`.
+
+    Attributes:
+        config, process, out: the run's settings, process and output folder.
+        size: square input side; train_set, val_set (None: no validation); class_names (K,).
+        model: the network (unwrapped); train_model: the module to call (DDP around ``model`` when distributed).
+        overrides: constructor overrides recorded in the checkpoints; record: the configuration they record.
+        aux, train_aux: the slot MIL heads (and their DDP wrapper), or None.
+        grouping: the grouping losses; probe: a probe keeping the autograd graph of the blocks the losses read, or
+            None when no loss reads a block.
+        optimizer, sampler, steps_per_epoch, total_steps, warmup_steps, use_amp: the optimisation.
+    """
+
+    config: TrainConfig
+    process: Process
+    out: Path
+    size: int
+    train_set: LoadedSplit
+    val_set: Optional[LoadedSplit]
+    class_names: List[str]
+    model: nn.Module
+    train_model: nn.Module
+    overrides: Dict[str, Any]
+    record: Dict[str, Any]
+    aux: Optional[nn.Module]
+    train_aux: Optional[nn.Module]
+    grouping: GroupingLosses
+    probe: Optional[GroupingProbe]
+    optimizer: torch.optim.Optimizer
+    sampler: Any
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    use_amp: bool
+
+    @property
+    def show(self) -> bool:
+        """Progress bars on (rank 0 only)."""
+        return self.config.progress and self.process.is_main
+
+
+def start_process(config: TrainConfig) -> Process:
+    """Join the torchrun process group when there is one, set the CPU threads, and pick the device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank, local_rank = (int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 0)
+    if world > 1 and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    if world > 1 and torch.cuda.is_available():
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    else:
+        device = default_device(config.device)
+    return Process(rank, max(world, 1), local_rank, device)
+
+
+def stop_process(process: Process) -> None:
+    """Leave the torchrun process group (nothing when not distributed)."""
+    if process.world > 1:
+        dist.destroy_process_group()
+
+
+def _input_size(config: TrainConfig) -> int:
+    """The run's square input side: the configured one, else the variant's default (224 when fine-tuning)."""
+    if config.input_size:
+        return config.input_size
+    if config.init:
+        return 224
+    probe_model = timm.create_model(config.model, num_classes=0, **tupleize(model_overrides(config)))
+    return probe_model.pretrained_cfg["input_size"][-1]
+
+
+def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device: torch.device):
+    """(slot MIL heads or None, grouping losses); fills in the blocks each one defaults to.
+
+    Raises:
+        GlmixVizError: a grouping block that is not a GLMix block of the model.
+    """
+    aux = None
+    if config.slot_mil_weight > 0:
+        blocks = config.slot_mil_blocks or default_slot_mil_blocks(model)
+        if not blocks:
+            raise ValueError(f"{config.model} has no GLMix block for the slot MIL loss")
+        config.slot_mil_blocks = list(blocks)
+        aux = SlotMILHeads(model, blocks, num_classes).to(device)
+    known = glmix_block_names(model)
+    unknown = [name for name in config.grouping_blocks if name not in known]
+    if unknown:
+        raise GlmixVizError(f"--grouping-blocks: {', '.join(unknown)} not a GLMix block of {config.model} "
+                            f"(its GLMix blocks: {', '.join(known)})")
+    grouping = GroupingLosses(
+        blocks=list(config.grouping_blocks) or known, potts_weight=config.potts_weight,
+        sigma_rgb=config.potts_sigma_rgb, sigma_xy=config.potts_sigma_xy, entropy_weight=config.entropy_weight,
+        usage_weight=config.usage_entropy_weight, recon_weight=config.recon_weight)
+    if grouping.active:
+        config.grouping_blocks = list(grouping.blocks)
+    return aux, grouping
+
+
+def _wrap(module: Optional[nn.Module], process: Process) -> Optional[nn.Module]:
+    """DDP around ``module`` when distributed, else the module itself."""
+    if module is None or process.world <= 1:
+        return module
+    device_ids = [process.device.index] if process.device.type == "cuda" else None
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
+
+
+def build_run(config: TrainConfig, process: Process) -> Run:
+    """Load the data, build the model, its objectives and optimiser, and the schedule of a run.
+
+    Raises:
+        DataError: bad data folder or splits, or fewer training images than one (global) batch.
+        CheckpointError: an unreadable or unfitting ``init`` checkpoint.
+    """
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    size = _input_size(config)
+    show = config.progress and process.is_main
+    load = dict(cache_gb=config.cache_gb, workers=config.workers, progress=show)
+    train_set = load_split(config.data, config.train_split, size, **load)
+    val_set = load_split(config.data, config.val_split, size, **load) if config.val_split else None
+    class_names = list(train_set.voc.class_names[1:])
+
+    torch.manual_seed(config.seed)
+    model, overrides = build_model(config, len(class_names))
+    model.to(process.device)
+    aux, grouping = _objectives(config, model, len(class_names), process.device)
+    optimizer = torch.optim.AdamW(
+        build_param_groups([model] + ([aux] if aux is not None else []), config.weight_decay, config.slot_scale_wd,
+                           config.weight_decay_recipe),
+        lr=config.lr, betas=(0.9, 0.999),
+    )
+    steps_per_epoch = len(train_set) // (config.batch_size * process.world)
+    if steps_per_epoch == 0:
+        raise DataError(f"{config.data}: {len(train_set)} training images are fewer than one batch "
+                        f"({config.batch_size} x {process.world} processes)")
+    probe_blocks = list(dict.fromkeys((config.slot_mil_blocks if aux is not None else [])
+                                      + (list(grouping.blocks) if grouping.active else [])))
+    sampler = torch.utils.data.DistributedSampler(range(len(train_set)), num_replicas=process.world,
+                                                  rank=process.rank, shuffle=True, seed=config.seed, drop_last=True)
+    return Run(
+        config=config, process=process, out=Path(config.out), size=size, train_set=train_set, val_set=val_set,
+        class_names=class_names, model=model, train_model=_wrap(model, process), overrides=overrides,
+        record=config_record(config), aux=aux, train_aux=_wrap(aux, process), grouping=grouping,
+        probe=GroupingProbe(model, blocks=probe_blocks, detach=False) if probe_blocks else None,
+        optimizer=optimizer, sampler=sampler, steps_per_epoch=steps_per_epoch,
+        total_steps=steps_per_epoch * config.epochs,
+        warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
+        use_amp=config.amp and process.device.type == "cuda",
+    )
