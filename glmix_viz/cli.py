@@ -20,6 +20,8 @@ COMMANDS = {
     "finetune": "finetune",
     "pseudo-label": "pseudo_label",
     "evaluate": "evaluate",
+    "segment-train": "segment_train",
+    "segment": "segment",
 }
 
 
