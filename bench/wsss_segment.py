@@ -124,8 +124,10 @@ def main(argv: List[str] | None = None) -> int:
 def _report(args: argparse.Namespace, results: Dict[str, Any], timings: Dict[str, float], wall: float) -> Dict:
     pseudo, trained, bound = (results[key]["miou"] for key in ("pseudo_masks", "segmenter_pseudo", "segmenter_gt"))
     return {
-        "benchmark": "wsss_segment", "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/wsss_segment.py " + " ".join(sys.argv[1:]), "settings": vars(args) | {"out": str(args.out)},
+        "benchmark": "wsss_segment",
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": "python bench/wsss_segment.py " + " ".join(sys.argv[1:]),
+        "settings": vars(args) | {"out": str(args.out)},
         "results": results,
         "targets": {
             "segmenter on pseudo-masks >= pseudo-masks": {"met": trained >= pseudo, "margin": trained - pseudo},

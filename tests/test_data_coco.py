@@ -142,3 +142,31 @@ def test_evaluate_takes_coco_root(coco_root: Path, tmp_path: Path, capsys: pytes
     assert scores["iou"]["person"] == pytest.approx(1.0)
     assert scores["iou"]["kite"] is None  # only crowd (ignored) in the ground truth, never predicted
     assert scores["missing_predictions"] == ["COCO_val2014_000000000002"]
+
+
+def test_open_data_root_tells_coco_from_voc(coco_root: Path, tmp_path: Path) -> None:
+    from glmix_viz.data.coco import COCODataset, open_data_root
+    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.voc import VOCDataset
+
+    assert isinstance(open_data_root(coco_root, "val"), COCODataset)
+    make_shapes(tmp_path / "voc", num_train=1, num_val=1, seed=0, image_size=32)
+    assert isinstance(open_data_root(tmp_path / "voc", "val"), VOCDataset)
+
+
+def test_segment_train_and_segment_take_coco_root(coco_root: Path, tmp_path: Path) -> None:
+    from glmix_viz.cli import main
+    from glmix_viz.data.voc import load_label_png
+
+    common = ["--coco-root", str(coco_root), "--coco-mask-cache", str(tmp_path / "masks"), "--split", "val",
+              "--device", "cpu", "--no-progress"]
+    assert main(["segment-train", *common, "--backbone", "glnet_tiny", "--epochs", "1", "--batch-size", "2",
+                 "--input-size", "32", "--decoder-channels", "16", "--workers", "0", "--val-split", "val",
+                 "--out", str(tmp_path / "run")]) == 0
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["num_classes"] == 4 and best["class_names"] == ["background", "person", "dog", "kite"]
+    assert sorted(path.name for path in (tmp_path / "masks").glob("*.png")) == [
+        "COCO_val2014_000000000001.png", "COCO_val2014_000000000002.png"]
+    assert main(["segment", *common, "--checkpoint", str(tmp_path / "run" / "best.safetensors"),
+                 "--out", str(tmp_path / "pred")]) == 0
+    assert load_label_png(tmp_path / "pred" / "COCO_val2014_000000000001.png").shape == (40, 48)

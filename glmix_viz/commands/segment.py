@@ -8,7 +8,7 @@ from pathlib import Path
 
 from glmix_viz.errors import GlmixVizError
 
-HELP = "predict a split with a segment-train checkpoint: VOC palette PNGs (resumable, shardable; no ground truth needed)"
+HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable, shardable; no ground truth needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -43,7 +43,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step (per process)")
     parser.add_argument("--max-steps", type=int, default=0, help="cap the steps of each epoch (0: no cap)")
     parser.add_argument("--input-size", type=int, default=defaults.input_size, help="square crop side (multiple of 32)")
-    parser.add_argument("--scale-range", type=_scale_range, default=defaults.scale_range, help="random rescale LOW,HIGH")
+    parser.add_argument("--scale-range", type=_scale_range, default=defaults.scale_range,
+                        help="random rescale LOW,HIGH (default 0.5,2.0)")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="decoder learning rate (peak of the poly rule)")
     parser.add_argument("--backbone-lr-ratio", type=float, default=defaults.backbone_lr_ratio,
                         help="encoder learning rate as a fraction of --lr")
@@ -73,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
         device=args.device, amp=args.amp, progress=args.progress,
     )
     result = train_segmenter(config, dataset, val_dataset)
+    if result["rank"] != 0:
+        return 0
     best = result["best_miou"]
     print(json.dumps({key: result[key] for key in ("out", "epochs", "best_miou", "train_images", "left_out")}))
     print(f"{result['train_images']} training images ({result['left_out']} left out); "

@@ -31,7 +31,7 @@ import numpy as np
 
 from glmix_viz.errors import DataError, ImageLoadError, one_line
 
-__all__ = ["COCO_SPLITS", "COCODataset", "COCOSample"]
+__all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root", "open_data_root"]
 
 COCO_SPLITS: Dict[str, str] = {"train": "train2014", "val": "val2014", "train2014": "train2014", "val2014": "val2014"}
 """Accepted split names -> the folder / annotation suffix."""
@@ -173,3 +173,22 @@ class COCODataset:
 
     def __getitem__(self, index: int) -> COCOSample:
         return self.get(self.ids[index])
+
+
+def is_coco_root(root: str | os.PathLike) -> bool:
+    """Whether ``root`` has the COCO-2014 layout (``annotations/instances_{train,val}2014.json``)."""
+    folder = Path(root).expanduser() / "annotations"
+    return any((folder / f"instances_{name}.json").is_file() for name in ("train2014", "val2014"))
+
+
+def open_data_root(root: str | os.PathLike, split: str, *, mask_cache: Optional[str | os.PathLike] = None) -> Any:
+    """The reader for a data root: a :class:`COCODataset` for the COCO-2014 layout, else a ``VOCDataset``.
+
+    For tools that take one data folder (e.g. ``TrainConfig.data``); the command line says which with
+    ``--voc-root`` / ``--coco-root`` (:func:`glmix_viz.commands.common.open_dataset`).
+    """
+    if is_coco_root(root):
+        return COCODataset(root, split, mask_cache=mask_cache)
+    from glmix_viz.data.voc import VOCDataset
+
+    return VOCDataset(root, split)

@@ -100,8 +100,9 @@ def _param_groups(segmenter: nn.Module, config: SegmentTrainConfig) -> List[Dict
         part = "encoder" if name.startswith("encoder.") else "decoder"
         decay = param.ndim > 1
         ratio = config.backbone_lr_ratio if part == "encoder" else 1.0
+        name = f"{part}_{'decay' if decay else 'no_decay'}"
         group = groups.setdefault((part, decay), dict(params=[], weight_decay=config.weight_decay if decay else 0.0,
-                                                      lr_ratio=ratio, name=f"{part}_{'decay' if decay else 'no_decay'}"))
+                                                      lr_ratio=ratio, name=name))
         group["params"].append(param)
     return list(groups.values())
 
@@ -128,11 +129,11 @@ def _build(config: SegmentTrainConfig, num_classes: int) -> Tuple[nn.Module, Dic
     return segmenter, {"variant": variant, "model_args": model_args, "init": config.init}
 
 
-def _check_ids(dataset: Any, labels: Optional[str], progress: bool, what: str) -> List[str]:
+def _check_ids(dataset: Any, labels: Optional[str], progress: bool, what: str, *, quiet: bool = False) -> List[str]:
     from glmix_viz.segment.data import check_pairs
 
     check = check_pairs(dataset, dataset.ids, labels, dataset.num_classes, progress=progress)
-    for failure in check.failures:
+    for failure in [] if quiet else check.failures:
         print(f"{what}: left out {failure['id']}: {failure['reason']}", file=sys.stderr)
     if not check.ids:
         source = labels if labels is not None else f"the ground truth of {dataset.root}"
@@ -304,7 +305,8 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
 
     Returns:
         ``out``, ``epochs`` (finished), ``best_miou`` (None without validation), ``history``, ``left_out`` (ids whose
-        labels were unusable), ``train_images``.
+        labels were unusable), ``train_images``, ``rank`` (the process's rank under torchrun; only rank 0 has the
+        history).
 
     Raises:
         DataError: no id has usable labels.
@@ -316,7 +318,7 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
         raise GlmixVizError(f"--input-size must be a positive multiple of 32, got {config.input_size}")
     rank, world, device = _setup(config)
     out = Path(config.out)
-    train_ids = _check_ids(dataset, config.labels, config.progress and rank == 0, "segment-train")
+    train_ids = _check_ids(dataset, config.labels, config.progress and rank == 0, "segment-train", quiet=rank != 0)
     val_ids = _val_ids(val_dataset) if val_dataset is not None else []
     segmenter, record = _build(config, dataset.num_classes)
     segmenter.to(device)
@@ -340,7 +342,8 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
         loss = _epoch(model, loader, optimizer, state, device, config, epoch)
-        row: Dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss, "seconds": round(time.perf_counter() - started, 2)}
+        seconds = round(time.perf_counter() - started, 2)
+        row: Dict[str, Any] = {"epoch": epoch + 1, "train_loss": loss, "seconds": seconds}
         if rank == 0:
             if val_ids:
                 row["val_miou"] = evaluate_segmenter(segmenter, val_dataset, val_ids, device,
@@ -354,5 +357,7 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
                   else "") + f" ({row['seconds']} s)", file=sys.stderr)
         if world > 1:
             torch.distributed.barrier()
+    if world > 1:
+        torch.distributed.destroy_process_group()
     return {"out": str(out), "epochs": len(history), "best_miou": best if val_ids else None, "history": history,
-            "left_out": len(dataset.ids) - len(train_ids), "train_images": len(train_ids)}
+            "left_out": len(dataset.ids) - len(train_ids), "train_images": len(train_ids), "rank": rank}
