@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 
 def _run(args: List[str], log: Path) -> float:
@@ -65,11 +66,14 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=3003)
     parser.add_argument("--num-train", type=int, default=200)
     parser.add_argument("--num-test", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--input-size", type=int, default=128)
+    parser.add_argument("--input-size", type=int, default=96, help="training crop (the images are 128 px)")
+    parser.add_argument("--scale-range", default="0.6,0.9", help="training rescale range")
+    parser.add_argument("--test-scales", default="0.75", help="segment --scales (0.75: 96 px, the training scale)")
+    parser.add_argument("--crf", action="store_true", help="segment --crf")
     parser.add_argument("--decoder", default="upernet")
-    parser.add_argument("--decoder-channels", type=int, default=128)
+    parser.add_argument("--decoder-channels", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--backbone-lr-ratio", type=float, default=0.3)
     parser.add_argument("--device", default="cpu")
@@ -98,12 +102,13 @@ def main(argv: List[str] | None = None) -> int:
                                                  "--out", str(out / f"pseudo_{split}"), "--workers", "0"], log)
     train = ["--split", "train", "--val-split", "none", "--init", demo, "--epochs", str(args.epochs),
              "--batch-size", str(args.batch_size), "--input-size", str(args.input_size), "--decoder", args.decoder,
-             "--decoder-channels", str(args.decoder_channels), "--lr", str(args.lr), "--scale-range", "0.75,1.5",
+             "--decoder-channels", str(args.decoder_channels), "--lr", str(args.lr), "--scale-range", args.scale_range,
              "--backbone-lr-ratio", str(args.backbone_lr_ratio), "--workers", "0", "--warmup-steps", "20"]
     for name, labels in (("pseudo", ["--labels", str(out / "pseudo_train")]), ("gt", [])):
         timings[f"segment_train_{name}"] = _run(["segment-train", *common, *train, *labels,
                                                  "--out", str(out / f"run_{name}")], log)
-        timings[f"segment_{name}"] = _run(["segment", *common, "--split", "test", "--flip", "--checkpoint",
+        timings[f"segment_{name}"] = _run(["segment", *common, "--split", "test", "--flip", "--scales",
+                                           args.test_scales, *(["--crf"] if args.crf else []), "--checkpoint",
                                            str(out / f"run_{name}" / "last.safetensors"),
                                            "--out", str(out / f"pred_{name}")], log)
     results = {}

@@ -105,6 +105,20 @@ def test_segmenter_checkpoint_round_trip_and_load_model(tmp_path: Path) -> None:
         load_segmenter(glmix_viz.demo_checkpoint())
 
 
+def test_explore_segmenter_gives_groupings_and_the_predicted_mask(tmp_path: Path) -> None:
+    from glmix_viz.segment.predict import explore_segmenter, predict_labels
+
+    path = tmp_path / "seg.safetensors"
+    save_segmenter(_small(), path, _checkpoint_config())
+    backbone = glmix_viz.load_model(path, device="cpu")
+    image = np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8)
+    exploration, labels = explore_segmenter(backbone, image)
+    assert labels.shape == (48, 80) and labels.dtype == np.uint8
+    np.testing.assert_array_equal(labels, predict_labels(segmenter_of(backbone), image))
+    assert list(exploration.records) == list(glmix_viz.glmix_block_names(backbone))
+    assert exploration.cam is None  # the encoder has no classifier
+
+
 def test_poly_learning_rate_by_hand() -> None:
     from glmix_viz.segment.train import poly_learning_rate
 

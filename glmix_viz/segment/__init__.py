@@ -14,18 +14,21 @@ from glmix_viz.segment.model import (
     is_segmenter_checkpoint,
     load_segmenter,
     save_segmenter,
+    segmenter_of,
 )
-from glmix_viz.segment.predict import predict_labels, predict_probs, run_segment
+from glmix_viz.segment.predict import explore_segmenter, predict_labels, predict_probs, run_segment
 
 __all__ = [
     "DECODERS",
     "SEGMENTER_FORMAT",
     "backbone_of",
     "build_segmenter",
+    "explore_segmenter",
     "is_segmenter_checkpoint",
     "load_segmenter",
     "predict_labels",
     "predict_probs",
     "run_segment",
     "save_segmenter",
+    "segmenter_of",
 ]

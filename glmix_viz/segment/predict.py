@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 from glmix_viz.errors import GlmixVizError, one_line
 
-__all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "network_size", "predict_labels", "predict_probs", "run_segment",
-           "segment_output_path"]
+__all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "explore_segmenter", "network_size", "predict_labels", "predict_probs",
+           "run_segment", "segment_output_path"]
 
 OUTPUT_FORMATS: Tuple[str, ...] = ("voc", "voc-test")
 VOC_TEST_FOLDER = Path("results") / "VOC2012" / "Segmentation" / "comp6_test_cls"
@@ -263,3 +263,37 @@ def _describe(segmenter: nn.Module) -> Dict[str, Any]:
 
 def _now() -> str:
     return _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def explore_segmenter(
+    model: nn.Module,
+    image: np.ndarray,
+    *,
+    input_size: Optional[Union[int, Tuple[int, int]]] = None,
+    scales: Sequence[float] = (1.0,),
+    flip: bool = False,
+    device: Optional[Union[str, torch.device]] = None,
+) -> Tuple[Any, np.ndarray]:
+    """What the explorer shows for a segmenter checkpoint: its encoder's groupings and its predicted mask.
+
+    Args:
+        model: what :func:`glmix_viz.models.loading.load_model` returns for a segmenter checkpoint (the encoder, with
+            ``model.segmenter``), or the smp segmenter itself.
+        image: ``(H, W, 3)`` uint8 RGB.
+        input_size: network input of the grouping pass (as :func:`glmix_viz.explore.explore_image`).
+        scales, flip: test-time views of the prediction (:func:`predict_probs`).
+        device: where to run (default: the model's device).
+
+    Returns:
+        ``(exploration, labels)``: the :class:`~glmix_viz.explore.Exploration` of the encoder (groupings of every
+        GLMix block; no class maps, the encoder has no classifier) and the ``(H, W)`` uint8 predicted class map, to
+        show beside the pseudo-mask of the same image.
+    """
+    from glmix_viz.explore import explore_image
+    from glmix_viz.segment.model import backbone_of, segmenter_of
+
+    segmenter = segmenter_of(model) or model
+    if not hasattr(segmenter, "encoder"):
+        raise ValueError("explore_segmenter needs a segmenter or the encoder load_model returns for one")
+    exploration = explore_image(backbone_of(segmenter), image, input_size=input_size, device=device)
+    return exploration, predict_labels(segmenter, image, scales=scales, flip=flip, device=device)

@@ -195,16 +195,24 @@ def _resume(out: Path, segmenter: nn.Module, optimizer: torch.optim.Optimizer, r
     if wanted != found:
         raise GlmixVizError(f"{last}: a different run ({found}) is in {out}; use another --out")
     segmenter.load_state_dict(_read_safetensors(last), strict=True)
-    state = torch.load(out / "last.state.pt", map_location="cpu", weights_only=True)
-    optimizer.load_state_dict(state["optimizer"])
+    epoch, step = int(saved.get("epoch", 0)), int(saved.get("step", 0))
+    state_path = out / "last.state.pt"
+    state = torch.load(state_path, map_location="cpu", weights_only=True) if state_path.is_file() else {}
+    if state.get("epoch") == epoch:
+        optimizer.load_state_dict(state["optimizer"])
+    else:  # a run killed between the two writes: the weights are newer than the optimiser state
+        print(f"warning: {state_path} does not match {last} (epoch {epoch}); the optimiser starts afresh",
+              file=sys.stderr)
     history_path = out / "history.json"
     history = json.loads(history_path.read_text()) if history_path.is_file() else []
-    print(f"resuming {out} after epoch {state['epoch']}", file=sys.stderr)
-    return int(state["epoch"]), int(state["step"]), float(state["best_miou"]), history
+    history = [row for row in history if row["epoch"] <= epoch]
+    best = max([row["val_miou"] for row in history if row.get("val_miou") is not None], default=-1.0)
+    print(f"resuming {out} after epoch {epoch}", file=sys.stderr)
+    return epoch, step, best, history
 
 
 def _save(out: Path, segmenter: nn.Module, optimizer: torch.optim.Optimizer, meta: Dict[str, Any],
-          epoch: int, step: int, best: float, improved: bool, history: List[Dict[str, Any]]) -> None:
+          epoch: int, step: int, improved: bool, history: List[Dict[str, Any]]) -> None:
     import io
 
     from glmix_viz.files import save_bytes_atomic
@@ -213,7 +221,7 @@ def _save(out: Path, segmenter: nn.Module, optimizer: torch.optim.Optimizer, met
     config = dict(meta, epoch=epoch, step=step, metrics=history[-1] if history else {})
     save_segmenter(segmenter, out / "last.safetensors", config)
     buffer = io.BytesIO()
-    torch.save({"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step, "best_miou": best}, buffer)
+    torch.save({"optimizer": optimizer.state_dict(), "epoch": epoch, "step": step}, buffer)
     save_bytes_atomic(out / "last.state.pt", buffer.getvalue())
     if improved:
         save_segmenter(segmenter, out / "best.safetensors", config)
@@ -352,7 +360,7 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
             score = row.get("val_miou", -1.0)
             improved = score > best or not val_ids
             best = max(best, score)
-            _save(out, segmenter, optimizer, meta, epoch + 1, state["step"], best, improved, history)
+            _save(out, segmenter, optimizer, meta, epoch + 1, state["step"], improved, history)
             print(f"epoch {epoch + 1}/{config.epochs}: loss {loss:.4f}" + (f", val mIoU {100 * score:.2f}" if val_ids
                   else "") + f" ({row['seconds']} s)", file=sys.stderr)
         if world > 1:
