@@ -221,3 +221,21 @@ def test_segment_job_resumes_shards_and_reports_bad_images(shapes: Path, tmp_pat
     assert code == 1 and summary["counts"]["failed"] == 1 and summary["failures"][0]["id"] == bad_id
     written = sorted(path.stem for path in (tmp_path / "test" / VOC_TEST_FOLDER).glob("*.png"))
     assert written == [image_id for image_id in VOCDataset(broken, "val").ids if image_id != bad_id]
+
+
+def test_a_zero_backbone_ratio_freezes_the_encoder(shapes: Path, tmp_path: Path) -> None:
+    from glmix_viz.segment.model import load_segmenter
+    from glmix_viz.segment.train import SegmentTrainConfig, train_segmenter
+
+    demo = glmix_viz.demo_checkpoint()
+    config = SegmentTrainConfig(out=str(tmp_path / "run"), init=str(demo), backbone_lr_ratio=0.0, epochs=1,
+                                batch_size=2, max_steps=1, input_size=64, workers=0, device="cpu", progress=False,
+                                decoder_args={"decoder_channels": 16})
+    result = train_segmenter(config, VOCDataset(shapes, "train"))
+    assert result["epochs"] == 1 and result["best_miou"] is None
+    trained = load_segmenter(tmp_path / "run" / "last.safetensors", device="cpu")
+    reference = glmix_viz.load_model(demo, device="cpu").state_dict()
+    for key, value in backbone_of(trained).state_dict().items():
+        torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
+    untouched = build_segmenter("glnet_tiny", 5, model_args=DEMO_ARGS, decoder_args={"decoder_channels": 16})
+    assert not torch.equal(trained.segmentation_head[0].weight, untouched.segmentation_head[0].weight)

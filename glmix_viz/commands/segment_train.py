@@ -47,7 +47,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random rescale LOW,HIGH (default 0.5,2.0)")
     parser.add_argument("--lr", type=float, default=defaults.lr, help="decoder learning rate (peak of the poly rule)")
     parser.add_argument("--backbone-lr-ratio", type=float, default=defaults.backbone_lr_ratio,
-                        help="encoder learning rate as a fraction of --lr")
+                        help="encoder learning rate as a fraction of --lr (0: a frozen encoder)")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
     parser.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps)
     parser.add_argument("--workers", type=int, default=min(4, max(0, (os.cpu_count() or 1) - 1)),

@@ -48,7 +48,8 @@ class SegmentTrainConfig:
         epochs, batch_size: as usual; ``max_steps`` (>0) caps the steps of each epoch (smoke tests).
         input_size: side of the square training crop (multiple of 32).
         scale_range: random rescale range of the augmentation.
-        lr, backbone_lr_ratio, weight_decay, warmup_steps: optimiser and schedule.
+        lr, backbone_lr_ratio, weight_decay, warmup_steps: optimiser and schedule; ``backbone_lr_ratio=0`` freezes
+            the encoder (no gradients through it: about twice as fast on a CPU).
         workers: data loader processes.
         seed: seeds torch, numpy and the augmentation.
         device: ``cpu``, ``cuda`` ... (default: CUDA when available).
@@ -126,6 +127,8 @@ def _build(config: SegmentTrainConfig, num_classes: int) -> Tuple[nn.Module, Dic
         raise GlmixVizError(str(error)) from None
     if state is not None:
         init_backbone(segmenter, state, source=str(config.init))
+    if config.backbone_lr_ratio == 0:  # a frozen encoder: no gradients through it at all
+        segmenter.encoder.requires_grad_(False)
     return segmenter, {"variant": variant, "model_args": model_args, "init": config.init}
 
 
@@ -255,6 +258,8 @@ def _epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, stat
     from tqdm import tqdm
 
     model.train()
+    if config.backbone_lr_ratio == 0:  # frozen: its norms keep their statistics too
+        getattr(model, "module", model).encoder.eval()
     if hasattr(loader.sampler, "set_epoch"):
         loader.sampler.set_epoch(epoch)
     use_amp = config.amp and device.type == "cuda"
@@ -328,6 +333,9 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
     out = Path(config.out)
     train_ids = _check_ids(dataset, config.labels, config.progress and rank == 0, "segment-train", quiet=rank != 0)
     val_ids = _val_ids(val_dataset) if val_dataset is not None else []
+    if val_dataset is not None and not val_ids and rank == 0:
+        print(f"note: split {getattr(val_dataset, 'split', '?')!r} lacks ground truth for some ids: no validation",
+              file=sys.stderr)
     segmenter, record = _build(config, dataset.num_classes)
     segmenter.to(device)
     optimizer = torch.optim.AdamW(_param_groups(segmenter, config), lr=config.lr)
