@@ -12,10 +12,13 @@ Every step is the real command line (``python -m glmix_viz ...``), so the number
    (XML) and ground truth.
 2. ``pseudo-label`` with the bundled demo model (its defaults: ``slot_vote``, flip, dense CRF) on the train split
    (the segmenter's labels) and on the test split (the pseudo-mask row of the table).
-3. ``segment-train`` twice, identical settings, encoder initialised from the demo model's backbone: on the train
-   split's pseudo-masks, and on its ground truth (the fully supervised bound). No validation split: each run keeps
-   its last epoch, so nothing is chosen with ground truth.
-4. ``segment`` (flip) on the test split with each segmenter, and ``evaluate`` of the three folders on the test split
+3. ``segment-train`` twice, identical settings, at the same time (two processes; they are independent): on the
+   train split's pseudo-masks, and on its ground truth (the fully supervised bound). The encoder is the demo model's
+   backbone, frozen (``--backbone-lr-ratio 0``: a small setting for a shared CPU; the decoder learns), UPerNet
+   decoder of width 64, 96 px crops at scale 0.6-0.9 of the 128 px images. No validation split: each run keeps its
+   last epoch, so nothing is chosen with ground truth.
+4. ``segment`` on the test split with each segmenter (scale 0.75, i.e. the training scale; flip; dense CRF, as the
+   pseudo-masks have it; ``--no-crf`` to leave it out), and ``evaluate`` of the three folders on the test split
    (mIoU over background + 4 classes; predicted 255 counts as background).
 
 Writes ``OUT/wsss_segment.json`` and ``bench/results/wsss_segment.json`` (unless ``--no-save``) and prints the README
@@ -54,6 +57,28 @@ def _run(args: List[str], log: Path) -> float:
     return seconds
 
 
+def _run_together(jobs: Dict[str, List[str]], out: Path) -> Dict[str, float]:
+    """Run independent ``glmix-viz`` commands at the same time (each logged to ``OUT/log.<name>.txt``); seconds each."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    start = time.perf_counter()
+    running = {}
+    for name, args in jobs.items():
+        handle = open(out / f"log.{name}.txt", "a")
+        handle.write(f"\n$ glmix-viz {' '.join(args)}\n")
+        handle.flush()
+        running[name] = (subprocess.Popen([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle,
+                                          env=env), handle)
+    seconds = {}
+    for name, (process, handle) in running.items():
+        code = process.wait()
+        handle.close()
+        seconds[name] = time.perf_counter() - start
+        print(f"{seconds[name]:7.1f} s  {name} (exit {code})", flush=True)
+        if code != 0:
+            raise SystemExit(f"{name} failed (exit {code}); see {out / f'log.{name}.txt'}")
+    return seconds
+
+
 def _miou(folder: Path) -> Dict[str, Any]:
     scores = json.loads((folder / "eval.json").read_text())
     return {"miou": 100 * scores["miou"], "iou": {k: None if v is None else 100 * v for k, v in scores["iou"].items()},
@@ -66,7 +91,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=3003)
     parser.add_argument("--num-train", type=int, default=200)
     parser.add_argument("--num-test", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=96, help="training crop (the images are 128 px)")
     parser.add_argument("--scale-range", default="0.6,0.9", help="training rescale range")
@@ -105,13 +130,15 @@ def main(argv: List[str] | None = None) -> int:
              "--batch-size", str(args.batch_size), "--input-size", str(args.input_size), "--decoder", args.decoder,
              "--decoder-channels", str(args.decoder_channels), "--lr", str(args.lr), "--scale-range", args.scale_range,
              "--backbone-lr-ratio", str(args.backbone_lr_ratio), "--workers", "0", "--warmup-steps", "20"]
-    for name, labels in (("pseudo", ["--labels", str(out / "pseudo_train")]), ("gt", [])):
-        timings[f"segment_train_{name}"] = _run(["segment-train", *common, *train, *labels,
-                                                 "--out", str(out / f"run_{name}")], log)
-        timings[f"segment_{name}"] = _run(["segment", *common, "--split", "test", "--flip", "--scales",
-                                           args.test_scales, *(["--crf"] if args.crf else []), "--checkpoint",
-                                           str(out / f"run_{name}" / "last.safetensors"),
-                                           "--out", str(out / f"pred_{name}")], log)
+    labels = {"pseudo": ["--labels", str(out / "pseudo_train")], "gt": []}
+    timings.update(_run_together({f"segment_train_{name}": ["segment-train", *common, *train, *extra, "--out",
+                                                            str(out / f"run_{name}")]
+                                  for name, extra in labels.items()}, out))
+    timings.update(_run_together({f"segment_{name}": ["segment", *common, "--split", "test", "--flip", "--scales",
+                                                      args.test_scales, *(["--crf"] if args.crf else []),
+                                                      "--checkpoint", str(out / f"run_{name}" / "last.safetensors"),
+                                                      "--out", str(out / f"pred_{name}")]
+                                  for name in labels}, out))
     results = {}
     for name, folder in (("pseudo_masks", "pseudo_test"), ("segmenter_pseudo", "pred_pseudo"),
                          ("segmenter_gt", "pred_gt")):

@@ -39,7 +39,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _small(decoder: str = "upernet", **kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    args = {"upernet": {"decoder_channels": 32}, "unet": {"decoder_channels": (64, 32, 16, 8, 8)}, "fpn": {}}[decoder]
+    args = {"upernet": {"decoder_channels": 32}, "unet": {"decoder_channels": 64}, "fpn": {"decoder_channels": 32}}[decoder]
     return build_segmenter("glnet_tiny", 5, decoder=decoder, decoder_args=args, **kwargs).eval()
 
 
@@ -51,9 +51,12 @@ def _checkpoint_config(num_classes: int = 5) -> dict:
 
 @pytest.mark.parametrize("decoder", sorted(DECODERS))
 def test_every_decoder_gives_full_size_logits(decoder: str) -> None:
+    segmenter = _small(decoder)
     with torch.no_grad():
-        logits = _small(decoder)(torch.randn(2, 3, 64, 96))
+        logits = segmenter(torch.randn(2, 3, 64, 96))
     assert logits.shape == (2, 5, 64, 96)
+    widths = {"upernet": 32, "unet": 8, "fpn": 32}  # the last decoder layer's width, from decoder_channels
+    assert segmenter.segmentation_head[0].in_channels == widths[decoder]
 
 
 def test_fpn_refuses_a_stride_16_backbone_but_upernet_takes_it() -> None:

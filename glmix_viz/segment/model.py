@@ -82,7 +82,8 @@ def build_segmenter(
         num_classes: output classes, background included (21 for VOC, 81 for COCO).
         decoder: a key of :data:`DECODERS`.
         model_args: GLNet constructor overrides (e.g. a checkpoint's ``downsample_strides``).
-        decoder_args: smp decoder options (``decoder_channels`` ...), over the defaults.
+        decoder_args: smp decoder options, over the defaults; an int ``decoder_channels`` sets the width of any
+            decoder (see :func:`_decoder_width`).
 
     Returns:
         The smp model: images ``(B, 3, H, W)`` (H, W multiples of 32) -> logits ``(B, num_classes, H, W)``.
@@ -107,9 +108,25 @@ def build_segmenter(
             f"decoder fpn needs encoder strides 4/8/16/32; {backbone} with {model_args} has "
             f"{'/'.join(map(str, reductions))}: use --decoder upernet or unet"
         )
-    options = dict(_DECODER_DEFAULTS[decoder], **(decoder_args or {}))
+    options = dict(_DECODER_DEFAULTS[decoder], **_decoder_width(decoder, decoder_args or {}))
     cls = getattr(smp, DECODERS[decoder])
     return cls(encoder_name=f"tu-{backbone}", encoder_weights=None, classes=num_classes, **options, **model_args)
+
+
+def _decoder_width(decoder: str, decoder_args: Dict[str, Any]) -> Dict[str, Any]:
+    """One ``decoder_channels`` width ``C`` for every decoder: UPerNet's own; Unet ``(C, C/2, C/4, C/8, C/16)``
+    (at least 8); FPN pyramid ``C``, segmentation branch ``C/2`` rounded down to a multiple of 32 (at least 32)."""
+    args = dict(decoder_args)
+    width = args.get("decoder_channels")
+    if not isinstance(width, int):
+        return args
+    if decoder == "unet":
+        args["decoder_channels"] = tuple(max(8, width // 2 ** level) for level in range(5))
+    elif decoder == "fpn":
+        del args["decoder_channels"]
+        # the segmentation branch has GroupNorm(32): a multiple of 32
+        args.update(decoder_pyramid_channels=width, decoder_segmentation_channels=max(32, width // 64 * 32))
+    return args
 
 
 def backbone_of(segmenter: nn.Module) -> nn.Module:
