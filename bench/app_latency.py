@@ -4,7 +4,7 @@ Times what the app does for a new upload, with the same library calls and no cac
 (``io.load_image_with_info``), preprocess (``io.to_tensor``), run the network inside the grouping probe
 (``explore.explore_image``, which also computes the class maps), draw the hard-grouping overlay and legend of one block
 (``viz.grouping_overlay``, ``viz.label_legend``) and build the interactive grid of soft maps
-(``viz.soft_maps_figure``, serialised to JSON as Streamlit sends it). Model loading is not counted (the app loads a
+(``figures.soft_maps_figure``, serialised to JSON as Streamlit sends it). Model loading is not counted (the app loads a
 model once per process).
 
 Usage::
@@ -29,12 +29,12 @@ import torch
 from PIL import Image
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants)
-from glmix_viz import load_model
 from glmix_viz.data.shapes import render_shapes_image
-from glmix_viz.explore import explore_image, interactive_threads
-from glmix_viz.models.loading import demo_checkpoint
+from glmix_viz.slots.explore import explore_image, interactive_threads
+from glmix_viz.models.loading import resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info, to_tensor
-from glmix_viz.viz import grouping_overlay, label_legend, slot_palette, soft_maps_figure
+from glmix_viz.figures import soft_maps_figure
+from glmix_viz.viz import grouping_overlay, label_legend, slot_palette
 
 STEPS = ("decode", "preprocess", "forward + probe", "overlay + legend", "soft-map figure")
 TARGETS = {"demo": 2.0, "glnet_stl": 5.0}
@@ -90,16 +90,9 @@ def measure(model: torch.nn.Module, data: bytes, resolution: int, runs: int, blo
 def models() -> List[Tuple[str, str, torch.nn.Module, int]]:
     """``(row name, target key, model, input resolution)`` for the demo model and glnet_stl (random weights)."""
     rows = []
-    path = demo_checkpoint()
-    if path is not None:
-        demo = load_model(path, device="cpu")
-        name = f"demo ({path.name})"
-    else:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(0)
-            demo = timm.create_model("glnet_tiny", num_classes=4).eval()
-        name = "demo stand-in (glnet_tiny, untrained)"
-    demo_resolution = int(demo.pretrained_cfg.get("input_size", (3, 128, 128))[-1])
+    demo, info = resolve_model(device="cpu", fallback="glnet_tiny", num_classes=4)
+    name = f"demo ({info.path.name})" if info.trained else "demo stand-in (glnet_tiny, untrained)"
+    demo_resolution = info.input_size[-1]
     rows.append((name, "demo", demo, demo_resolution))
     rows.append((f"{name} at 512", "demo", demo, 512))
     stl = timm.create_model("glnet_stl").eval()

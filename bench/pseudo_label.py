@@ -45,7 +45,9 @@ from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
 from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
+from glmix_viz.pseudo.registry import METHODS, baseline_methods  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
+from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 
 WIDTH, HEIGHT = 500, 375
 
@@ -85,22 +87,17 @@ def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
 
 
 def load_bench_model(args: argparse.Namespace, num_classes: int):
-    from glmix_viz.models.loading import demo_checkpoint
+    from glmix_viz.models.loading import resolve_model
 
-    checkpoint = args.checkpoint or demo_checkpoint()
-    if checkpoint is not None:
-        return glmix_viz.load_model(checkpoint, device=args.device), str(checkpoint)
-    import timm
-
-    torch.manual_seed(0)
-    return timm.create_model("glnet_tiny", num_classes=num_classes).to(args.device).eval(), "glnet_tiny (random)"
+    model, info = resolve_model(args.checkpoint, num_classes=num_classes, device=args.device, fallback="glnet_tiny")
+    return model, str(info.path) if info.trained else str(info)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--method", default="cam")
+    parser.add_argument("--method", default=baseline_methods()[0], choices=list(METHODS))
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--no-flip", dest="flip", action="store_false")
     parser.add_argument("--batch-size", type=int, default=4)
@@ -108,88 +105,107 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=Path("bench/pseudo_label.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def time_stages_alone(args: argparse.Namespace, dataset: VOCDataset, model: torch.nn.Module, settings: ScoreSettings,
+                      work: Path) -> list:
+    """Rows ``(setting, s/image, network, CRF, I/O)`` of the network, the CRF and the I/O, each alone."""
+    images = [dataset.load_image(image_id) for image_id in dataset.ids]
+    labels = [dataset.image_labels(image_id) for image_id in dataset.ids]
+    compute_scores_batch(model, images[:1], labels[:1], settings)  # warm-up
+
+    start = time.perf_counter()
+    scores = []
+    for first in range(0, len(images), args.batch_size):
+        scores += compute_scores_batch(model, images[first:first + args.batch_size],
+                                       labels[first:first + args.batch_size], settings,
+                                       batch_size=args.batch_size * (2 if args.flip else 1))
+    network = (time.perf_counter() - start) / len(images)
+
+    start = time.perf_counter()
+    for image, result in zip(images, scores):
+        dense_crf(image, result.scores, CRFParams())
+    crf_alone = (time.perf_counter() - start) / len(images)
+
+    start = time.perf_counter()
+    for image_id, result in zip(dataset.ids, scores):
+        dataset.load_image(image_id)
+        dataset.image_labels(image_id)
+        save_png_atomic(work / "io" / f"{image_id}.png", label_to_pil(result.labels()))
+    io_alone = (time.perf_counter() - start) / len(images)
+    return [
+        ("network alone", network, network, None, None),
+        ("CRF alone (1 process)", crf_alone, None, crf_alone, None),
+        ("I/O alone (decode + PNG write)", io_alone, None, None, io_alone),
+    ]
+
+
+def time_pipelines(args: argparse.Namespace, dataset: VOCDataset, model: torch.nn.Module, settings: ScoreSettings,
+                   work: Path) -> tuple:
+    """Rows of the pipeline with each worker count (warm workers), and each run's timing."""
+    rows, runs = [], {}
+    for workers in args.workers:
+        context = multiprocessing.get_context("spawn")
+        with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            started = time.perf_counter()
+            list(pool.map(_warm_up, range(workers)))  # one task each: every worker started and warm
+            startup = time.perf_counter() - started
+            summary = run_pseudo_label(
+                dataset, work / f"out-{workers}", model, settings, crf=CRFParams(), workers=workers, overwrite=True,
+                progress=False, batch_size=args.batch_size, executor=pool,
+            )
+        timing = dict(summary["timing"], worker_startup_s=startup)
+        done = summary["counts"]["done"]
+        per_image = timing["wall_s"] / done
+        runs[workers] = timing
+        rows.append((f"pipeline, {workers} worker{'s' if workers > 1 else ''}", per_image,
+                     timing["network_s"] / done, timing["crf_s"] / done, timing["io_s"] / done))
+    return rows, runs
+
+
+def report(args: argparse.Namespace, model_name: str, rows: list, runs: dict) -> None:
+    """Print the markdown table and write ``--json``."""
+    crf_alone = rows[1][1]
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"\n{args.images} images of {WIDTH}x{HEIGHT}, model {model_name}, method {args.method}, scales "
+          f"{args.scales}, flip {args.flip}, device {args.device}, {os.cpu_count()} CPU cores, torch "
+          f"{torch.__version__}, load average at the end {load:.1f}\n")
+    print("| setting | images/s | s/image | network s/image | CRF s/image | I/O s/image | vs CRF alone |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+
+    def cell(value):
+        return "" if value is None else f"{value:.3f}"
+
+    for name, per_image, net, crf_time, io_time in rows:
+        print(f"| {name} | {1 / per_image:.2f} | {per_image:.3f} | {cell(net)} | {cell(crf_time)} "
+              f"| {cell(io_time)} "
+              f"| {per_image / crf_alone:.2f}x |")
+    for workers, timing in runs.items():
+        print(f"\n{workers} worker(s): worker start-up {timing['worker_startup_s']:.1f} s (once per run), wall "
+              f"{timing['wall_s']:.1f} s, main process waiting for workers {timing['waiting_for_workers_s']:.1f} s")
+    print("\nPipeline network/CRF/I/O columns are summed over processes per image (CRF and writes run in the "
+          "workers, concurrently with the network).")
+    result = {
+        "images": args.images, "size": [WIDTH, HEIGHT], "model": model_name, "method": args.method,
+        "scales": args.scales, "flip": args.flip, "device": args.device, "cpu_count": os.cpu_count(),
+        "load_average": load,
+        "rows": [dict(zip(("setting", "s_per_image", "network_s", "crf_s", "io_s"), row)) for row in rows],
+        "pipeline_timing": runs,
+    }
+    save_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
+
+
+def main() -> None:
+    args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="glmix-bench-"))
     try:
         dataset = make_voc_sized_set(work / "data", args.images, args.seed)
         model, model_name = load_bench_model(args, dataset.num_classes - 1)
-        crf = CRFParams()
-        score_args = dict(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
-        images = [dataset.load_image(image_id) for image_id in dataset.ids]
-        labels = [dataset.image_labels(image_id) for image_id in dataset.ids]
-        compute_scores_batch(model, images[:1], labels[:1], **score_args)  # warm-up
-
-        start = time.perf_counter()
-        scores = []
-        for first in range(0, len(images), args.batch_size):
-            scores += compute_scores_batch(model, images[first:first + args.batch_size],
-                                           labels[first:first + args.batch_size],
-                                           batch_size=args.batch_size * (2 if args.flip else 1), **score_args)
-        network = (time.perf_counter() - start) / len(images)
-
-        start = time.perf_counter()
-        for image, result in zip(images, scores):
-            dense_crf(image, result.scores, crf)
-        crf_alone = (time.perf_counter() - start) / len(images)
-
-        start = time.perf_counter()
-        for image_id, result in zip(dataset.ids, scores):
-            dataset.load_image(image_id)
-            dataset.image_labels(image_id)
-            save_png_atomic(work / "io" / f"{image_id}.png", label_to_pil(result.labels()))
-        io_alone = (time.perf_counter() - start) / len(images)
-
-        rows = [
-            ("network alone", network, network, None, None),
-            ("CRF alone (1 process)", crf_alone, None, crf_alone, None),
-            ("I/O alone (decode + PNG write)", io_alone, None, None, io_alone),
-        ]
-        runs = {}
-        for workers in args.workers:
-            context = multiprocessing.get_context("spawn")
-            with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                started = time.perf_counter()
-                list(pool.map(_warm_up, range(workers)))  # one task each: every worker started and warm
-                startup = time.perf_counter() - started
-                summary = run_pseudo_label(
-                    dataset, work / f"out-{workers}", model, crf=crf, workers=workers, overwrite=True, progress=False,
-                    batch_size=args.batch_size, executor=pool, **score_args,
-                )
-            timing = dict(summary["timing"], worker_startup_s=startup)
-            done = summary["counts"]["done"]
-            per_image = timing["wall_s"] / done
-            runs[workers] = timing
-            rows.append((f"pipeline, {workers} worker{'s' if workers > 1 else ''}", per_image,
-                         timing["network_s"] / done, timing["crf_s"] / done, timing["io_s"] / done))
-
-        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-        print(f"\n{len(images)} images of {WIDTH}x{HEIGHT}, model {model_name}, method {args.method}, scales "
-              f"{args.scales}, flip {args.flip}, device {args.device}, {os.cpu_count()} CPU cores, torch "
-              f"{torch.__version__}, load average at the end {load:.1f}\n")
-        print("| setting | images/s | s/image | network s/image | CRF s/image | I/O s/image | vs CRF alone |")
-        print("| --- | --- | --- | --- | --- | --- | --- |")
-
-        def cell(value):
-            return "" if value is None else f"{value:.3f}"
-
-        for name, per_image, net, crf_time, io_time in rows:
-            print(f"| {name} | {1 / per_image:.2f} | {per_image:.3f} | {cell(net)} | {cell(crf_time)} "
-                  f"| {cell(io_time)} "
-                  f"| {per_image / crf_alone:.2f}x |")
-        for workers, timing in runs.items():
-            print(f"\n{workers} worker(s): worker start-up {timing['worker_startup_s']:.1f} s (once per run), wall "
-                  f"{timing['wall_s']:.1f} s, main process waiting for workers {timing['waiting_for_workers_s']:.1f} s")
-        print("\nPipeline network/CRF/I/O columns are summed over processes per image (CRF and writes run in the "
-              "workers, concurrently with the network).")
-        result = {
-            "images": len(images), "size": [WIDTH, HEIGHT], "model": model_name, "method": args.method,
-            "scales": args.scales, "flip": args.flip, "device": args.device, "cpu_count": os.cpu_count(),
-            "load_average": load,
-            "rows": [dict(zip(("setting", "s_per_image", "network_s", "crf_s", "io_s"), row)) for row in rows],
-            "pipeline_timing": runs,
-        }
-        save_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
+        settings = ScoreSettings(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
+        rows = time_stages_alone(args, dataset, model, settings, work)
+        pipeline_rows, runs = time_pipelines(args, dataset, model, settings, work)
+        report(args, model_name, rows + pipeline_rows, runs)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

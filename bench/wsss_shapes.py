@@ -4,6 +4,12 @@ One command, run by hand (never in the test suite):
 
     .venv/bin/python bench/wsss_shapes.py                       # defaults: 150 tuning + 300 evaluation images
     .venv/bin/python bench/wsss_shapes.py --num-images 100 --num-tune 60 --out /tmp/wsss   # a quick look
+    .venv/bin/python bench/wsss_shapes.py --quick              # 40 + 80 images, slow methods (ScoreCAM) left out
+    .venv/bin/python bench/wsss_shapes.py --methods cam,gradcam,slot_vote --device cuda
+
+Methods: every method of the registry (``glmix_viz.pseudo.METHODS``: the slot methods, classic CAM, SLIC-CAM and
+the pytorch-grad-cam family), each tuned over its registered ``search_space``; the baselines are the methods the
+registry marks ``baseline``, and the slot methods are measured against the strongest of them.
 
 Model: the bundled demo model (``glmix_viz.demo_checkpoint()``, trained on ``make-shapes --seed 0``; its own held-out
 evaluation used seed 1000), or ``--checkpoint``. Data: two fresh ``make-shapes`` sets at 128 px, the *tuning* split
@@ -13,12 +19,13 @@ training or model selection, and nothing is chosen on the evaluation split.
 Steps:
 
 1. classification mAP of the model on the evaluation split (``glmix_viz.train.predict_scores``);
-2. tuning, on the tuning split only, without CRF: for every pseudo-mask method, a small grid of its options (which
-   GLMix blocks, ``sharpen``, walk ``steps``, SLIC ``segments``) times a grid of background thresholds; the class maps
-   do not depend on the threshold (rule ``"threshold"``: a constant background score), so each option setting runs
-   the network once and every threshold is scored from the same maps. Then the dense CRF's parameters: a few
-   settings around the usual defaults, applied to every method at its chosen threshold, and the setting with the
-   best mean mIoU over the methods is kept (one CRF setting for all methods, so the comparison stays fair);
+2. tuning, on the tuning split only, without CRF: for every pseudo-mask method, the grid of its search space (which
+   GLMix blocks, ``sharpen``, walk ``steps``, SLIC ``segments``, CAM ``layer``) times a grid of background
+   thresholds; the class maps do not depend on the threshold (rule ``"threshold"``: a constant background score),
+   so each option setting runs the network once and every threshold is scored from the same maps. Then the dense
+   CRF's parameters: a few settings around the usual defaults, applied to every method at its chosen threshold,
+   and the setting with the best mean mIoU over the methods is kept (one CRF setting for all methods, so the
+   comparison stays fair);
 3. evaluation split: every method with its chosen settings, without and with the chosen CRF, through the real batch
    pipeline (:func:`~glmix_viz.pseudo.pipeline.run_pseudo_label`, palette PNGs) and the semantics of
    ``glmix-viz evaluate`` (:func:`~glmix_viz.pseudo.pipeline.evaluate_predictions`: predicted 255 counts as
@@ -44,6 +51,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
@@ -55,13 +63,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
-from glmix_viz.explore import explore_image  # noqa: E402
+from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
+from glmix_viz.models.loading import resolve_model  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
-from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
+from glmix_viz.pseudo.crf import CRFParams  # noqa: E402
+from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
 from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
 from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label  # noqa: E402
-from glmix_viz.pseudo.scores import METHODS, ScoreMaps, compute_scores_batch  # noqa: E402
+from glmix_viz.pseudo.registry import METHODS, search_grid  # noqa: E402
+from glmix_viz.pseudo.scores import ScoreMaps, compute_scores_batch  # noqa: E402
+from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 from glmix_viz.train import load_split, mean_average_precision, predict_scores  # noqa: E402
 from glmix_viz.viz import colorize_labels, grouping_overlay, hstack_panels, overlay, vstack_panels  # noqa: E402
 
@@ -83,28 +95,15 @@ FIGURE_MAX_BYTES = 500_000
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def method_candidates(block_names: Sequence[str]) -> Dict[str, List[Dict[str, Any]]]:
-    """The option grid of every method: ``{method: [{"blocks": list or None, "options": dict}, ...]}``.
-
-    Block sets: all GLMix blocks (None), the first block only (32x32 at 128 px: colour/position regions, a learned
-    superpixel), and the blocks of the first two stages (32x32 and 16x16).
-    """
-    first = [block_names[0]]
-    early = [name for name in block_names if name.startswith(("stages.0.", "stages.1."))] or first
-    block_sets: List[Optional[List[str]]] = [None, first, early]
-    grid: Dict[str, List[Dict[str, Any]]] = {
-        "cam": [{"blocks": None, "options": {}}],
-        "slic_cam": [{"blocks": None, "options": {"segments": segments}} for segments in (50, 100, 200)],
-        "slot_pool": [{"blocks": blocks, "options": {"sharpen": sharpen}} for blocks in block_sets
-                      for sharpen in (1.0, 2.0)],
-        "slot_vote": [{"blocks": blocks, "options": {}} for blocks in block_sets],
-        "slot_walk": [{"blocks": blocks, "options": {"steps": steps, "sharpen": sharpen}} for blocks in (None, early)
-                      for steps in (2, 3) for sharpen in (1.0, 2.0)],
-    }
-    unknown = set(grid) ^ set(METHODS)
+def method_candidates(block_names: Sequence[str], methods: Optional[Sequence[str]] = None
+                      ) -> Dict[str, List[Dict[str, Any]]]:
+    """The option grid of every registered method (its ``search_space``, :func:`search_grid`):
+    ``{method: [{"blocks": list or None, "options": dict}, ...]}``; ``methods`` restricts it to those names."""
+    names = list(METHODS) if methods is None else list(methods)
+    unknown = sorted(set(names) - set(METHODS))
     if unknown:
-        raise RuntimeError(f"benchmark grid and score methods differ: {sorted(unknown)}")
-    return grid
+        raise SystemExit(f"unknown method(s) {unknown}; registered: {', '.join(METHODS)}")
+    return {name: search_grid(name, block_names) for name in names}
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -133,16 +132,18 @@ class Split:
         self.masks = [dataset.load_mask(image_id) for image_id in self.ids]
 
 
-def label_map(scores: np.ndarray, class_indices: np.ndarray) -> np.ndarray:
-    """(H, W) label ids of the arg-max channel of ``(K + 1, H, W)`` scores (ties to the background, as the pipeline)."""
-    return class_indices.astype(np.uint8)[scores.argmax(axis=0)]
-
-
 def with_background(maps: ScoreMaps, threshold: float) -> np.ndarray:
     """The maps' scores with channel 0 replaced by the constant background score ``threshold``."""
     scores = maps.scores.copy()
     scores[0] = threshold
     return scores
+
+
+def masks_at(split: Split, maps: Sequence[ScoreMaps], threshold: float, crf: Optional[CRFParams] = None
+             ) -> List[np.ndarray]:
+    """The library's pseudo-masks (:func:`pseudo_mask`) of the split at background ``threshold`` (CRF optional)."""
+    return [pseudo_mask(image, replace(m, scores=with_background(m, threshold)), crf).labels()
+            for image, m in zip(split.images, maps)]
 
 
 def split_miou(split: Split, label_maps: Sequence[np.ndarray]) -> float:
@@ -164,7 +165,8 @@ def describe(candidate: Dict[str, Any]) -> str:
     parts = []
     if METHODS[candidate["method"]].uses_probe:
         parts.append("blocks " + ("all" if blocks is None else ",".join(short_block(name) for name in blocks)))
-    parts += [f"{key} {value:g}" for key, value in candidate["options"].items()]
+    parts += [f"{key} {value:g}" if isinstance(value, (int, float)) else f"{key} {value}"
+              for key, value in candidate["options"].items()]
     return ", ".join(parts) or "-"
 
 
@@ -176,14 +178,15 @@ def describe(candidate: Dict[str, Any]) -> str:
 def classification(model: torch.nn.Module, root: Path) -> Dict[str, Any]:
     """mAP and per-class AP of the model on a split."""
     split = load_split(str(root), "val", IMAGE_SIZE, workers=0)
-    scores, targets = predict_scores(model, split, torch.device("cpu"), batch_size=64)
+    scores, targets = predict_scores(model, split, next(model.parameters()).device, batch_size=64)
     mean_ap, per_class = mean_average_precision(scores, targets)
     names = list(split.voc.class_names)[1:]
     return {"map": mean_ap, "ap": {name: float(value) for name, value in zip(names, per_class)},
             "images": int(len(scores))}
 
 
-def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, Any]]]) -> Dict[str, Any]:
+def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, Any]]], device: Optional[str] = None
+         ) -> Dict[str, Any]:
     """Choose each method's options and threshold (no CRF), then one CRF setting, on the tuning split.
 
     Returns:
@@ -197,13 +200,12 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
         best_score, best_maps = -1.0, None
         for candidate in candidates:
             began = time.perf_counter()
-            maps = compute_scores_batch(
-                model, split.images, split.labels, method=method, blocks=candidate["blocks"],
-                options=candidate["options"], bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True,
-                batch_size=32,
-            )
+            settings = ScoreSettings(method=method, blocks=candidate["blocks"], options=candidate["options"],
+                                     bg_rule="threshold", bg_param=0.0, input_size=IMAGE_SIZE, flip=True,
+                                     device=device)
+            maps = compute_scores_batch(model, split.images, split.labels, settings, batch_size=32)
             by_threshold = {
-                threshold: split_miou(split, [label_map(with_background(m, threshold), m.class_indices) for m in maps])
+                threshold: split_miou(split, masks_at(split, maps, threshold))
                 for threshold in THRESHOLDS
             }
             threshold = max(by_threshold, key=by_threshold.get)  # first of equals: the lowest threshold
@@ -223,10 +225,7 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
         per_method = {}
         for method, maps in chosen_maps.items():
             threshold = methods[method]["chosen"]["threshold"]
-            per_method[method] = split_miou(split, [
-                label_map(dense_crf(image, with_background(m, threshold), params), m.class_indices)
-                for image, m in zip(split.images, maps)
-            ])
+            per_method[method] = split_miou(split, masks_at(split, maps, threshold, params))
         mean = float(np.mean(list(per_method.values())))
         crf_rows.append({"params": params.to_dict(), "tuning_score_mean": mean, "tuning_score_by_method": per_method})
         print(f"  tune crf {params.to_dict()} mean mIoU {mean:5.1f}", flush=True)
@@ -235,20 +234,20 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
 
 
 def evaluate_methods(model: torch.nn.Module, dataset: VOCDataset, tuning: Dict[str, Any], crf: CRFParams,
-                     pred_root: Path) -> Dict[str, Any]:
+                     pred_root: Path, device: Optional[str] = None) -> Dict[str, Any]:
     """Every method on the evaluation split through the pipeline and ``evaluate_predictions``, without / with CRF."""
     results: Dict[str, Any] = {}
     for method, tuned in tuning["methods"].items():
         chosen = tuned["chosen"]
+        settings = ScoreSettings(method=method, blocks=chosen["blocks"], options=chosen["options"],
+                                 bg_rule="threshold", bg_param=chosen["threshold"], input_size=IMAGE_SIZE, flip=True,
+                                 device=device)
         entry: Dict[str, Any] = {"threshold": chosen["threshold"], "blocks": chosen["blocks"],
-                                 "options": METHODS[method].resolve_options(chosen["options"])}
+                                 "options": dict(settings.options)}
         for suffix, crf_params in (("", None), ("_crf", crf)):
             out_dir = pred_root / (method + (suffix or "_plain"))
-            summary = run_pseudo_label(
-                dataset, out_dir, model, method=method, crf=crf_params, workers=0, overwrite=True,
-                bg_rule="threshold", bg_param=chosen["threshold"], blocks=chosen["blocks"], options=chosen["options"],
-                input_size=IMAGE_SIZE, flip=True, batch_size=16, progress=False,
-            )
+            summary = run_pseudo_label(dataset, out_dir, model, settings, crf=crf_params, workers=0, overwrite=True,
+                                       batch_size=16, progress=False)
             if summary["counts"]["failed"]:
                 raise RuntimeError(f"{method}{suffix}: pipeline failures {summary['failures'][:3]}")
             scores = evaluate_predictions(dataset, out_dir)
@@ -272,7 +271,8 @@ def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) ->
                    mask=foreground.astype(np.float32))
 
 
-def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], count: int, path: Path) -> Dict[str, Any]:
+def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], count: int, path: Path
+                ) -> Dict[str, Any]:
     """Rows per image: (image, ground truth, hard grouping of every block) and (each method's mask, then + CRF)."""
     from PIL import Image
 
@@ -340,7 +340,7 @@ def markdown_tables(report: Dict[str, Any]) -> str:
     lines += ["", f"Per-class IoU of the best slot-based method ({best}) and of the baselines:", ""]
     names = list(pseudo[best]["per_class_iou"])
     lines += ["| method | " + " | ".join(names) + " |", "| --- |" + " --- |" * len(names)]
-    for method in dict.fromkeys([best, "cam", "slic_cam"]):
+    for method in dict.fromkeys([best, *(name for name in pseudo if METHODS[name].baseline)]):
         for suffix, label in (("", ""), ("_crf", " + CRF")):
             values = pseudo[method]["per_class_iou" + suffix]
             cells = " | ".join("-" if values[name] is None else f"{values[name]:.1f}" for name in names)
@@ -363,26 +363,30 @@ def markdown_tables(report: Dict[str, Any]) -> str:
 def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
     """Best methods and the issue's targets, measured."""
     pseudo = report["pseudo_masks"]
-    slot_methods = [method for method in pseudo if METHODS[method].uses_probe]
+    slot_methods = [method for method in pseudo if not METHODS[method].baseline]
+    baselines = [method for method in pseudo if METHODS[method].baseline]
     best_slot = max(slot_methods, key=lambda method: max(pseudo[method]["miou"], pseudo[method]["miou_crf"]))
     best_plain = max(slot_methods, key=lambda method: pseudo[method]["miou"])
     best_crf = max(slot_methods, key=lambda method: pseudo[method]["miou_crf"])
-    margin_plain = pseudo[best_plain]["miou"] - max(pseudo["cam"]["miou"], pseudo["slic_cam"]["miou"])
-    margin_crf = pseudo[best_crf]["miou_crf"] - max(pseudo["cam"]["miou_crf"], pseudo["slic_cam"]["miou_crf"])
+    strongest_plain = max(baselines, key=lambda method: pseudo[method]["miou"])
+    strongest_crf = max(baselines, key=lambda method: pseudo[method]["miou_crf"])
+    margin_plain = pseudo[best_plain]["miou"] - pseudo[strongest_plain]["miou"]
+    margin_crf = pseudo[best_crf]["miou_crf"] - pseudo[strongest_crf]["miou_crf"]
     crf_gain = pseudo[best_slot]["miou_crf"] - pseudo[best_slot]["miou"]
     group = report["grouping"]
     return {
         "best_slot_method": best_slot,
-        "margin_no_crf": {"method": best_plain, "points": margin_plain},
-        "margin_crf": {"method": best_crf, "points": margin_crf},
+        "margin_no_crf": {"method": best_plain, "points": margin_plain, "strongest_baseline": strongest_plain},
+        "margin_crf": {"method": best_crf, "points": margin_crf, "strongest_baseline": strongest_crf},
         "targets": {
             "demo mAP >= 0.90": {"met": report["classification"]["map"] >= 0.90,
                                  "measured": f"{report['classification']['map']:.3f}"},
-            "best slot method beats CAM and SLIC by >= 3 mIoU": {
+            "best slot method beats the strongest baseline by >= 3 mIoU": {
                 "met": min(margin_plain, margin_crf) >= 3.0,
-                "measured": f"{best_plain} +{margin_plain:.1f} without CRF, {best_crf} +{margin_crf:.1f} with CRF"},
+                "measured": f"{best_plain} {margin_plain:+.1f} over {strongest_plain} without CRF, {best_crf} "
+                            f"{margin_crf:+.1f} over {strongest_crf} with CRF"},
             "stretch: >= 5 mIoU": {"met": min(margin_plain, margin_crf) >= 5.0,
-                                   "measured": f"+{min(margin_plain, margin_crf):.1f}"},
+                                   "measured": f"{min(margin_plain, margin_crf):+.1f}"},
             "CRF adds to the best slot method": {"met": crf_gain > 0,
                                                  "measured": f"{best_slot} {crf_gain:+.1f} mIoU"},
             "best block's grouping beats both controls by >= 0.10": {
@@ -392,29 +396,42 @@ def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def main(argv: Optional[Sequence[str]] = None) -> int:
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num-images", type=int, default=300, help="evaluation split size")
-    parser.add_argument("--num-tune", type=int, default=150, help="tuning split size")
+    parser.add_argument("--num-images", type=int, default=None, help="evaluation split size (default 300; quick 80)")
+    parser.add_argument("--num-tune", type=int, default=None, help="tuning split size (default 150; quick 40)")
     parser.add_argument("--tune-seed", type=int, default=2001)
     parser.add_argument("--eval-seed", type=int, default=2002)
+    parser.add_argument("--methods", default=None, help="comma-separated registered methods (default: all; with "
+                        "--quick: all but the slow ones)")
+    parser.add_argument("--quick", action="store_true", help="reduced setting: smaller splits, no slow methods unless "
+                        "named; writes wsss_shapes_quick.json / .png")
     parser.add_argument("--out", default="bench/results", help="folder of wsss_shapes.json / .png")
     parser.add_argument("--work", default=None, help="data sets and predictions (default: a temporary folder)")
     parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--figure-images", type=int, default=3)
     args = parser.parse_args(argv)
+    args.num_images = args.num_images or (80 if args.quick else 300)
+    args.num_tune = args.num_tune or (40 if args.quick else 150)
+    if args.methods:
+        args.methods = [name.strip() for name in args.methods.split(",") if name.strip()]
+    else:
+        args.methods = [name for name, method in METHODS.items() if not (args.quick and method.slow)]
+    unknown = sorted(set(args.methods) - set(METHODS))
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; registered: {', '.join(METHODS)}")
+    kinds = {METHODS[name].baseline for name in args.methods}
+    if kinds != {True, False}:
+        parser.error("--methods needs at least one baseline and one non-baseline method (they are compared)")
+    args.stem = "wsss_shapes_quick" if args.quick else "wsss_shapes"
+    return args
 
-    started = time.perf_counter()
-    timings: Dict[str, float] = {}
-    torch.set_num_threads(max(1, args.threads))
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
-    checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
-    model = glmix_viz.load_model(checkpoint).eval()
-    blocks = glmix_block_names(model)
 
+def run_steps(args: argparse.Namespace, model: torch.nn.Module, work: Path, out: Path, timings: Dict[str, float]
+              ) -> Dict[str, Any]:
+    """Steps 1-5 of the module docstring; returns the report's measured parts."""
     def lap(name: str, since: float) -> float:
         timings[name] = round(time.perf_counter() - since, 2)
         print(f"[{name}: {timings[name]:.1f} s]", flush=True)
@@ -426,47 +443,65 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     clock = lap("data", clock)
     report: Dict[str, Any] = {"classification": classification(model, eval_set.root)}
     clock = lap("classification", clock)
-    tuning = tune(model, Split(tune_set), method_candidates(blocks))
+    tuning = tune(model, Split(tune_set), method_candidates(glmix_block_names(model), args.methods), args.device)
     crf = CRFParams(**tuning["crf"]["chosen"]["params"])
     clock = lap("tuning", clock)
-    report["pseudo_masks"] = evaluate_methods(model, eval_set, tuning, crf, work / "predictions")
+    report["pseudo_masks"] = evaluate_methods(model, eval_set, tuning, crf, work / "predictions", args.device)
     clock = lap("pseudo_masks", clock)
     samples = load_grouping_samples(str(eval_set.root), "val")
     report["grouping"] = grouping_report(model, samples, input_size=IMAGE_SIZE, batch_size=32)
     clock = lap("grouping", clock)
-    figure = make_figure(model, Split(eval_set), report["pseudo_masks"], args.figure_images, out / "wsss_shapes.png")
-    clock = lap("figure", clock)
+    report["figure"] = make_figure(model, Split(eval_set), report["pseudo_masks"], args.figure_images,
+                                   out / f"{args.stem}.png")
+    lap("figure", clock)
     report["tuning"] = tuning
     report["summary"] = summarize(report)
+    report["class_names"] = list(eval_set.class_names)[1:]
+    return report
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(argv)
+    started = time.perf_counter()
+    timings: Dict[str, float] = {}
+    torch.set_num_threads(max(1, args.threads))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
+    model, info = resolve_model(args.checkpoint, device=args.device)
+    checkpoint = str(info.path)
+    measured = run_steps(args, model, work, out, timings)
+    crf = measured["tuning"]["crf"]["chosen"]["params"]
     timings["total"] = round(time.perf_counter() - started, 2)
     report = {
-        "benchmark": "wsss_shapes",
+        "benchmark": args.stem,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "model": {"checkpoint": str(Path(checkpoint).relative_to(Path.cwd()) if Path(checkpoint).is_relative_to(
-            Path.cwd()) else checkpoint), "blocks": blocks, "class_names": list(eval_set.class_names)[1:]},
+            Path.cwd()) else checkpoint), "blocks": glmix_block_names(model),
+            "class_names": measured.pop("class_names")},
         "data": {
             "image_size": IMAGE_SIZE, "training_seed": 0, "demo_heldout_seed": 1000,
             "tuning": {"seed": args.tune_seed, "images": args.num_tune, "split": "val"},
             "evaluation": {"seed": args.eval_seed, "images": args.num_images, "split": "val"},
         },
         "settings": {
-            "input_size": IMAGE_SIZE, "flip": True, "scales": [1.0], "bg_rule": "threshold",
+            "input_size": IMAGE_SIZE, "flip": True, "scales": [1.0], "bg_rule": "threshold", "methods": args.methods,
+            "quick": args.quick, "device": args.device,
             "threshold_grid": list(THRESHOLDS), "crf_grid": [params.to_dict() for params in CRF_CANDIDATES],
-            "crf_chosen": crf.to_dict(), "pred_ignore": "background", "torch_threads": args.threads,
+            "crf_chosen": crf, "pred_ignore": "background", "torch_threads": args.threads,
             "pipeline_workers": 0,
             "selection": "per method: options x threshold maximising tuning-split mIoU without CRF; CRF: the setting "
                          "maximising the mean tuning-split mIoU over methods at their chosen thresholds",
         },
-        **report,
-        "figure": figure,
+        **measured,
         "timings_s": timings,
         "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
     }
-    (out / "wsss_shapes.json").write_text(json.dumps(report, indent=1) + "\n")
+    (out / f"{args.stem}.json").write_text(json.dumps(report, indent=1) + "\n")
     print()
     print(markdown_tables(report))
-    print(f"\nwrote {out / 'wsss_shapes.json'} and {out / 'wsss_shapes.png'} ({figure['bytes'] / 1e3:.0f} KB) "
+    print(f"\nwrote {out / args.stem}.json and .png ({report['figure']['bytes'] / 1e3:.0f} KB) "
           f"in {timings['total'] / 60:.1f} min")
     return 0
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "finetune": "finetune",
     "pseudo-label": "pseudo_label",
     "evaluate": "evaluate",
+    "app": "app",
     "segment-train": "segment_train",
     "segment": "segment",
 }

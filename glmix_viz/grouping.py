@@ -33,7 +33,7 @@ from glmix_viz.data.voc import VOCDataset, load_label_png
 from glmix_viz.errors import DataError
 from glmix_viz.images import batch_to_tensor
 from glmix_viz.probe import GroupingProbe, glmix_block_names
-from glmix_viz.viz import upsample_labels
+from glmix_viz.slots.resize import upsample_labels
 
 __all__ = [
     "adjusted_rand_index",
@@ -180,7 +180,6 @@ def block_grouping_scores(
     was_training = model.training
     model.eval()
     names = glmix_block_names(model)
-    modules = dict(model.named_modules())
     scores: Dict[str, List[float]] = {name: [] for name in names}
     grid_scores: Dict[str, List[float]] = {name: [] for name in names}
     sizes: Dict[str, Tuple[int, int]] = {}
@@ -190,10 +189,11 @@ def block_grouping_scores(
         with GroupingProbe(model) as probe:
             model(inputs)
             hard = {name: probe[name].hard.cpu().numpy() for name in names}
+            slot_grids = {name: probe[name].slot_grid for name in names}
         for name in names:
             h, w = hard[name].shape[-2:]
             sizes[name] = (h, w)
-            grid = slot_grid_labels(h, w, modules[name].slot_grid)
+            grid = slot_grid_labels(h, w, slot_grids[name])
             for index, sample in enumerate(batch):
                 scores[name].append(foreground_ari(hard[name][index], sample.instances))
                 grid_scores[name].append(foreground_ari(grid, sample.instances))

@@ -1,7 +1,7 @@
 """GroupingProbe: read what every GLMix block groups, by module path, without touching the model's outputs.
 
-Every GLMix block passes its grouping tensors through a parameter-free ``GroupingTap``; this module is the only
-place that hooks into it. Usage::
+Every GLMix block passes its grouping tensors through a parameter-free ``GroupingTap`` (``glmix_viz.models.tap``,
+which also defines the record contract); this module is the only place that hooks into it. Usage::
 
     with GroupingProbe(model) as probe:          # optional: blocks=[...], slot_attention=True
         logits = model(x)
@@ -10,6 +10,7 @@ place that hooks into it. Usage::
     rec.dispatch   # (B, S, h, w) softmax over slots: each pixel's distribution over slots
     rec.cluster    # (B, S, h, w) softmax over pixels: each slot's distribution over pixels
     rec.slots_in, rec.slots_out   # (B, S, C) slot features before / after slot attention
+    rec.width, rec.slot_grid, rec.size   # what the block is: C, side of the initial-slot grid, (h, w)
 
 Hooks are released on exit, also after an exception. A probe keeps the records of the latest forward pass;
 ``probe.history`` keeps every pass when ``keep_history=True`` (multi-scale inference).
@@ -17,27 +18,21 @@ Hooks are released on exit, also after an exception. A probe keeps the records o
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-from glmix_viz.models.glnet import GroupingTap
+from glmix_viz.models.tap import TapInfo, grouping_taps
 
 __all__ = ["GroupingProbe", "GroupingRecord", "glmix_block_names"]
 
 
-def _taps(model: nn.Module) -> Dict[str, GroupingTap]:
-    """Block path -> tap, for every GLMix block of ``model`` in network order."""
-    return {
-        name.rpartition(".")[0]: module for name, module in model.named_modules() if isinstance(module, GroupingTap)
-    }
-
-
 def glmix_block_names(model: nn.Module) -> List[str]:
     """Module paths of the GLMix blocks of ``model`` in network order, e.g. ``["stages.0.blocks.0", ...]``."""
-    return list(_taps(model))
+    return list(grouping_taps(model))
 
 
 @dataclass
@@ -50,6 +45,7 @@ class GroupingRecord:
         slots_in: (B, S, C) slots after soft clustering, before slot attention.
         slots_out: (B, S, C) slots after slot attention.
         slot_attention: (B, heads, S, S) slot-attention weights, or None unless the probe asked for them.
+        info: what the block is (width, slot count, heads, initial-slot grid; ``glmix_viz.models.tap.TapInfo``).
     """
 
     name: str
@@ -57,11 +53,29 @@ class GroupingRecord:
     slots_in: torch.Tensor
     slots_out: torch.Tensor
     slot_attention: Optional[torch.Tensor] = None
+    info: Optional[TapInfo] = None
     _cache: Dict[str, torch.Tensor] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def num_slots(self) -> int:
         return self.logits.shape[1]
+
+    @property
+    def width(self) -> int:
+        """Channels C of the block's pixels and slots."""
+        return self.info.width if self.info is not None else int(self.slots_in.shape[-1])
+
+    @property
+    def slot_grid(self) -> int:
+        """Side g of the g x g grid the block's initial slots are pooled on (see ``TapInfo.slot_grid``)."""
+        if self.info is not None:
+            return self.info.slot_grid
+        return math.isqrt(self.num_slots)
+
+    @property
+    def num_heads(self) -> Optional[int]:
+        """Heads of the block's slot attention (None when the record carries no block description)."""
+        return self.info.num_heads if self.info is not None else None
 
     @property
     def size(self) -> tuple:
@@ -92,7 +106,7 @@ class GroupingRecord:
         """A copy with every tensor on ``device``."""
         move = lambda t: None if t is None else t.to(device)  # noqa: E731
         return GroupingRecord(self.name, move(self.logits), move(self.slots_in), move(self.slots_out),
-                              move(self.slot_attention))
+                              move(self.slot_attention), self.info)
 
 
 class GroupingProbe:
@@ -117,7 +131,7 @@ class GroupingProbe:
         to_cpu: bool = False,
         keep_history: bool = False,
     ) -> None:
-        taps = _taps(model)
+        taps = grouping_taps(model)
         if not taps:
             raise ValueError(f"{type(model).__name__} has no GLMix blocks to probe")
         names = list(taps)
@@ -164,6 +178,7 @@ class GroupingProbe:
                 slots_in=keep(output["slots_in"]),
                 slots_out=keep(output["slots_out"]),
                 slot_attention=keep(output["slot_attention"]),
+                info=output["info"],
             )
             if name in self.records and self.keep_history:
                 self.history.append(self.records)

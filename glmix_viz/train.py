@@ -46,7 +46,8 @@ import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import CheckpointError, DataError
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
-from glmix_viz.models.glnet import OFFICIAL_VARIANTS, RECIPE_DROP_PATH, VARIANT_ARGS
+from glmix_viz.models.registry import VARIANTS
+from glmix_viz.models.tap import tap_infos
 from glmix_viz.models.loading import default_device, load_model, load_state_dict, save_checkpoint
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 
@@ -144,12 +145,12 @@ class TrainConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        if self.model not in VARIANT_ARGS:
-            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(VARIANT_ARGS)}")
+        if self.model not in VARIANTS:
+            raise ValueError(f"unknown model {self.model!r}; known: {', '.join(VARIANTS)}")
         if self.augment not in ("shapes", "standard", "none"):
             raise ValueError(f"augment must be shapes, standard or none, got {self.augment!r}")
         if self.weight_decay_recipe is None:
-            self.weight_decay_recipe = "official" if self.model in OFFICIAL_VARIANTS else "ndim"
+            self.weight_decay_recipe = "official" if VARIANTS[self.model].official else "ndim"
         if self.weight_decay_recipe not in ("ndim", "official"):
             raise ValueError(f"weight_decay_recipe must be 'ndim' or 'official', got {self.weight_decay_recipe!r}")
         if self.epochs < 1 or self.batch_size < 1:
@@ -411,7 +412,7 @@ def build_model(config: TrainConfig, num_classes: int) -> Tuple[nn.Module, Dict[
     ``num_classes`` head.
     """
     overrides = _model_overrides(config)
-    drop_path = config.drop_path if config.drop_path is not None else RECIPE_DROP_PATH.get(config.model, 0.0)
+    drop_path = config.drop_path if config.drop_path is not None else VARIANTS[config.model].drop_path
     if config.init:
         source = load_model(config.init, device="cpu")
         variant = source.checkpoint_config["variant"]
@@ -449,13 +450,13 @@ class SlotMILHeads(nn.Module):
 
     def __init__(self, model: nn.Module, blocks: Sequence[str], num_classes: int) -> None:
         super().__init__()
-        modules = dict(model.named_modules())
+        infos = tap_infos(model)
         self.blocks = list(blocks)
         self.heads = nn.ModuleList()
         for name in self.blocks:
-            if name not in modules:
-                raise ValueError(f"{name!r} is not a module of the model")
-            dim = modules[name].norm1.weight.shape[0]
+            if name not in infos:
+                raise ValueError(f"{name!r} is not a GLMix block of the model")
+            dim = infos[name].width
             self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes)))
 
     def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:

@@ -1,12 +1,16 @@
-"""Palettes, overlays, slot boundaries, grids and interactive figures: numpy in, pictures out.
+"""Palettes, overlays, slot boundaries, grids and panels: numpy in, pictures out.
 
 Everything here takes plain arrays (RGB ``uint8`` images ``(H, W, 3)``, label maps ``(H, W)``, slot maps
-``(S, h, w)`` float) and returns pictures: RGB ``uint8`` arrays, or Plotly figures. Nothing here knows about the model,
-probes or data sets, so the command line, the app and the notebooks draw the same pictures the same way.
+``(S, h, w)`` float) and returns RGB ``uint8`` pictures. Nothing here knows about the model, probes or data sets, so
+the command line, the app and the notebooks draw the same pictures the same way. Composed and interactive (Plotly)
+figures are in :mod:`glmix_viz.figures`; resizing of maps is in :mod:`glmix_viz.slots.resize`.
 
 * One palette for slots, :func:`slot_palette`: slot ``s`` has the same colour in every view and for every number of
   slots. Class palettes (e.g. VOC's) live with their data set and are simply passed in.
 * One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay` and friends build on it.
+* Colour scales that say what they are (:data:`COLOR_SCALES`): maps drawn together share one scale (``"shared"``, the
+  default) or each has its own (``"own"``); :func:`value_ranges` gives the ranges, :func:`map_colorbar` the labelled
+  colour bar and :func:`scale_caption` the words. Nothing is rescaled without the picture saying so.
 * The authors' figure pieces: :func:`soft_map_grid` (the 8x8 grid of dispatch maps), :func:`representative_slots`
   (k-medoids on the maps) and :func:`masked_slot_view` (the image shown through one slot's map).
 
@@ -21,13 +25,13 @@ from typing import Mapping, Sequence
 
 import matplotlib
 import numpy as np
-import plotly.graph_objects as go
-import torch
-import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont
-from plotly.subplots import make_subplots
+
+from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 
 __all__ = [
+    "COLOR_SCALES",
+    "colorbar",
     "colorize_labels",
     "colormap_lut",
     "draw_boundaries",
@@ -35,17 +39,16 @@ __all__ = [
     "heatmap_overlay",
     "hstack_panels",
     "label_legend",
+    "map_colorbar",
     "masked_slot_view",
     "overlay",
+    "scale_caption",
+    "scale_to_unit",
     "representative_slots",
     "slot_boundaries",
-    "slot_distribution_figure",
-    "slot_labels",
     "slot_palette",
     "soft_map_grid",
-    "soft_maps_figure",
-    "upsample_labels",
-    "upsample_maps",
+    "value_ranges",
     "vstack_panels",
 ]
 
@@ -54,7 +57,12 @@ RGB = tuple[int, int, int]
 # Frame colours the authors used for the four representative slots: red, orange, brown, deep pink.
 REPRESENTATIVE_FRAME_COLORS: tuple[RGB, ...] = ((255, 0, 0), (255, 165, 0), (165, 42, 42), (255, 20, 147))
 
-_SOFT_MAP_HOVER = "slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{z:.4f}<extra></extra>"
+COLOR_SCALES = {
+    "shared": "one colour scale for all maps, from their common minimum to their common maximum (comparable across "
+              "maps)",
+    "own": "each map on its own colour scale, from its minimum to its maximum (shapes comparable, values not)",
+}
+
 _PALETTE_FIRST_COLOR = np.array([230, 25, 75], dtype=np.float64)
 _PALETTE_CANDIDATE_LEVELS = np.arange(0, 256, 15, dtype=np.float64)  # 18 levels per channel.
 
@@ -154,6 +162,118 @@ def _apply_colormap(values: np.ndarray, colormap: str) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
+# Colour scales
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def _check_scale(scale: str) -> str:
+    if scale not in COLOR_SCALES:
+        raise ValueError(f"scale must be one of {', '.join(map(repr, COLOR_SCALES))}, got {scale!r}")
+    return scale
+
+
+def value_ranges(maps: Sequence[np.ndarray] | np.ndarray, scale: str = "shared") -> list[tuple[float, float]]:
+    """The ``(low, high)`` value range each map is coloured with: low gets the colour map's first colour, high its last.
+
+    Args:
+        maps: the maps drawn together: ``(S, h, w)`` or a sequence of arrays of any shapes (NaNs ignored).
+        scale: ``"shared"`` - one range for all, from the smallest to the largest value of any map; ``"own"`` - each
+            map from its own minimum to its own maximum.
+
+    Returns:
+        One ``(low, high)`` per map (``(0, 1)`` for a map with no finite value).
+    """
+    _check_scale(scale)
+    ranges = []
+    for values in maps:
+        finite = np.asarray(values, dtype=np.float64)
+        finite = finite[np.isfinite(finite)]
+        ranges.append((float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0))
+    if scale == "shared" and ranges:
+        common = (min(low for low, _ in ranges), max(high for _, high in ranges))
+        ranges = [common] * len(ranges)
+    return ranges
+
+
+def scale_to_unit(values: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """Map ``value_range`` linearly onto ``[0, 1]`` (float32), clipping outside values; an empty range gives zeros."""
+    values = np.asarray(values, dtype=np.float32)
+    low, high = float(value_range[0]), float(value_range[1])
+    if not high > low:
+        return np.zeros_like(values)
+    return np.clip((values - low) / (high - low), 0.0, 1.0)
+
+
+def scale_caption(scale: str, value_range: tuple[float, float] | None = None) -> str:
+    """Words for a picture's colour scale, e.g. ``"shared colour scale for all maps: 0.012 to 0.87"``."""
+    if _check_scale(scale) == "shared":
+        shown = f": {value_range[0]:.3g} to {value_range[1]:.3g}" if value_range is not None else ""
+        return f"shared colour scale for all maps{shown}"
+    return "each map on its own colour scale (its minimum to its maximum)"
+
+
+def colorbar(
+    value_range: tuple[float, float] | None,
+    *,
+    colormap: str = "viridis",
+    title: str = "",
+    width: int = 256,
+    height: int = 12,
+    labels: tuple[str, str] | None = None,
+    font_size: int = 12,
+    bg: int = 255,
+) -> np.ndarray:
+    """A horizontal colour bar: the colour map from left (low) to right (high), its end values and a title above.
+
+    Args:
+        value_range: ``(low, high)`` written at the two ends, or None when ``labels`` say what the ends are.
+        colormap: matplotlib colour map name.
+        title: line above the bar, e.g. which colour scale it is.
+        width: length of the bar in pixels.
+        height: thickness of the bar in pixels.
+        labels: words for the two ends instead of numbers (e.g. ``("each map's min", "each map's max")``).
+        font_size: text size in pixels.
+        bg: gray level of the background.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB, ``W = width + 8``.
+    """
+    if labels is None:
+        if value_range is None:
+            raise ValueError("a colour bar needs a value range or labels for its ends")
+        labels = (f"{value_range[0]:.3g}", f"{value_range[1]:.3g}")
+    text_height = _title_height(font_size)
+    top = text_height if title else 0
+    canvas = Image.new("RGB", (width + 8, top + height + text_height + 4), (bg,) * 3)
+    strip = _apply_colormap(np.broadcast_to(np.linspace(0.0, 1.0, width, dtype=np.float32), (height, width)), colormap)
+    canvas.paste(Image.fromarray(np.ascontiguousarray(strip)), (4, top))
+    draw = ImageDraw.Draw(canvas)
+    font = _title_font(font_size)
+    color = (0, 0, 0) if bg >= 128 else (255, 255, 255)
+    if title:
+        draw.text((4, 0), title, fill=color, font=font)
+    draw.text((4, top + height + 2), labels[0], fill=color, font=font)
+    right = draw.textlength(labels[1], font=font)
+    draw.text((width + 4 - right, top + height + 2), labels[1], fill=color, font=font)
+    return np.asarray(canvas).copy()
+
+
+def map_colorbar(
+    maps: Sequence[np.ndarray] | np.ndarray, scale: str = "shared", *, colormap: str = "viridis", width: int = 256
+) -> np.ndarray:
+    """The labelled colour bar of maps drawn together on ``scale`` (see :func:`value_ranges`).
+
+    Shared: the common range at the ends and "shared colour scale" above; own: "each map's min / max" at the ends and
+    "own colour scale per map" above.
+    """
+    if _check_scale(scale) == "shared":
+        (value_range, *_) = value_ranges(maps, "shared") or [(0.0, 1.0)]
+        return colorbar(value_range, colormap=colormap, width=width, title="shared colour scale (all maps)")
+    return colorbar(None, colormap=colormap, width=width, title="own colour scale per map",
+                    labels=("each map's min", "each map's max"))
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Overlays
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -211,6 +331,7 @@ def heatmap_overlay(
     alpha: float = 0.5,
     colormap: str = "jet",
     normalize: bool = True,
+    value_range: tuple[float, float] | None = None,
     mask: np.ndarray | None = None,
 ) -> np.ndarray:
     """Overlay a score map on an image through a colour map (via :func:`overlay`).
@@ -222,7 +343,9 @@ def heatmap_overlay(
         colormap: A matplotlib colour map name. With ``"jet"`` high scores are red and low scores blue; with
             ``"viridis"`` high is yellow and low purple.
         normalize: Min-max scale the resized scores to ``[0, 1]`` (a constant map becomes 0); otherwise the scores
-            must already be in ``[0, 1]`` and are clipped to it.
+            must already be in ``[0, 1]`` and are clipped to it. Ignored when ``value_range`` is given.
+        value_range: ``(low, high)`` coloured as the colour map's ends (values outside are clipped), e.g. a range
+            shared by several maps (:func:`value_ranges`).
         mask: Optional ``(H, W)`` weights passed on to :func:`overlay`.
 
     Returns:
@@ -233,7 +356,10 @@ def heatmap_overlay(
     if score.ndim != 2:
         raise ValueError(f"score must be (h, w), got {score.shape}")
     resized = upsample_maps(score[None], image.shape[:2])[0]
-    values = _min_max(resized) if normalize else np.clip(resized, 0.0, 1.0)
+    if value_range is not None:
+        values = scale_to_unit(resized, value_range)
+    else:
+        values = _min_max(resized) if normalize else np.clip(resized, 0.0, 1.0)
     return overlay(image, _apply_colormap(values, colormap), alpha=alpha, mask=mask)
 
 
@@ -279,63 +405,6 @@ def draw_boundaries(image: np.ndarray, boundaries: np.ndarray, color: Sequence[i
     return painted
 
 
-def upsample_labels(labels: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of a label map (pixel centres aligned, like ``align_corners=False``).
-
-    Args:
-        labels: ``(h, w)`` label map of any dtype.
-        size: Target ``(H, W)``.
-
-    Returns:
-        ``(H, W)`` array of the same dtype; output pixel ``(y, x)`` takes input pixel
-        ``(floor((y + 0.5) * h / H), floor((x + 0.5) * w / W))``.
-    """
-    labels = np.asarray(labels)
-    if labels.ndim != 2:
-        raise ValueError(f"labels must be (h, w), got {labels.shape}")
-    height, width = int(size[0]), int(size[1])
-    rows = np.minimum(((np.arange(height) + 0.5) * labels.shape[0] / height).astype(np.intp), labels.shape[0] - 1)
-    cols = np.minimum(((np.arange(width) + 0.5) * labels.shape[1] / width).astype(np.intp), labels.shape[1] - 1)
-    return labels[rows[:, None], cols[None, :]]
-
-
-def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a stack of maps (``torch.nn.functional.interpolate``, ``align_corners=False``).
-
-    Args:
-        maps: ``(S, h, w)`` float maps.
-        size: Target ``(H, W)``.
-
-    Returns:
-        ``(S, H, W)`` ``float32``.
-    """
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim != 3:
-        raise ValueError(f"maps must be (S, h, w), got {maps.shape}")
-    target = (int(size[0]), int(size[1]))
-    if maps.shape[1:] == target:
-        return maps.copy()
-    tensor = torch.from_numpy(np.ascontiguousarray(maps))[None]
-    return F.interpolate(tensor, size=target, mode="bilinear", align_corners=False)[0].numpy()
-
-
-def slot_labels(dispatch: np.ndarray, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Hard grouping: the slot each pixel is dispatched to most (argmax over slots), optionally upsampled.
-
-    Args:
-        dispatch: ``(S, h, w)`` dispatch weights (any per-pixel scores over slots).
-        size: Optional target ``(H, W)``; labels are upsampled with nearest neighbour.
-
-    Returns:
-        ``(h, w)`` or ``(H, W)`` ``int64`` slot indices.
-    """
-    dispatch = np.asarray(dispatch)
-    if dispatch.ndim != 3:
-        raise ValueError(f"dispatch must be (S, h, w), got {dispatch.shape}")
-    labels = np.argmax(dispatch, axis=0).astype(np.int64)
-    return labels if size is None else upsample_labels(labels, size)
-
-
 def grouping_overlay(
     image: np.ndarray,
     dispatch: np.ndarray,
@@ -379,7 +448,8 @@ def soft_map_grid(
     maps: np.ndarray,
     *,
     cols: int | None = None,
-    normalize: str = "global",
+    scale: str = "shared",
+    value_range: tuple[float, float] | None = None,
     cell: int | None = None,
     pad: int = 2,
     colormap: str = "viridis",
@@ -396,8 +466,10 @@ def soft_map_grid(
     Args:
         maps: ``(S, h, w)`` float maps (e.g. dispatch weights of one image and block).
         cols: Tiles per row; default ``ceil(sqrt(S))``.
-        normalize: ``"global"`` (min-max over all maps, as the authors do), ``"per_map"`` (each map on its own) or
-            ``"none"`` (values clipped to ``[0, 1]``).
+        scale: ``"shared"`` (one colour scale from the smallest to the largest value of all maps, as the authors
+            draw them) or ``"own"`` (each map from its own minimum to its own maximum); see :func:`value_ranges`.
+            Say which in the caption or add :func:`map_colorbar`.
+        value_range: a fixed ``(low, high)`` for all maps instead (values outside are clipped), e.g. ``(0, 1)``.
         cell: Longer side of a tile's map in pixels; default the smallest integer multiple of the map size that is at
             least 32 pixels.
         pad: Width of each tile's border in pixels.
@@ -420,9 +492,10 @@ def soft_map_grid(
         factor = max(1, int(math.ceil(32 / max(map_height, map_width))))
         cell_height, cell_width = map_height * factor, map_width * factor
     else:
-        scale = cell / max(map_height, map_width)
-        cell_height, cell_width = max(1, round(map_height * scale)), max(1, round(map_width * scale))
-    values = _normalize_maps(maps, normalize)
+        zoom = cell / max(map_height, map_width)
+        cell_height, cell_width = max(1, round(map_height * zoom)), max(1, round(map_width * zoom))
+    ranges = [tuple(value_range)] * num_maps if value_range is not None else value_ranges(maps, scale)
+    values = np.stack([scale_to_unit(single, single_range) for single, single_range in zip(maps, ranges)])
     cells = _apply_colormap(np.stack([upsample_labels(value, (cell_height, cell_width)) for value in values]), colormap)
     tile_height, tile_width = cell_height + 2 * pad, cell_width + 2 * pad
     grid = np.full((rows * tile_height, cols * tile_width, 3), bg, dtype=np.uint8)
@@ -701,134 +774,6 @@ def _as_rgb_picture(panel: np.ndarray) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------------------
-# Interactive figures (Plotly)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def soft_maps_figure(
-    maps: np.ndarray,
-    *,
-    cols: int = 8,
-    title: str | None = None,
-    colorscale: str = "Viridis",
-    tile_size: int = 64,
-) -> go.Figure:
-    """An interactive grid of per-slot maps sharing one colour scale.
-
-    All maps are drawn as tiles of a single heatmap trace (one trace is much faster to build and render than 64
-    subplots), separated by one-pixel gaps; hovering shows the slot, the pixel ``(x, y)`` inside the map and the raw
-    value. Row 0 of every map is at the top, as in an image.
-
-    Args:
-        maps: ``(S, h, w)`` float maps (raw values are shown; the colour scale spans their global min..max).
-        cols: Tiles per row.
-        title: Figure title.
-        colorscale: Plotly colour scale name.
-        tile_size: Approximate on-screen size of a tile in pixels (sets the figure size).
-
-    Returns:
-        A ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace whose ``customdata[row, col]`` is
-        ``(slot, x, y)`` (``-1`` in the gaps) and whose ``z`` is NaN in the gaps.
-    """
-    maps = np.asarray(maps, dtype=np.float64)
-    if maps.ndim != 3 or maps.shape[0] == 0:
-        raise ValueError(f"maps must be (S, h, w) with S >= 1, got {maps.shape}")
-    num_maps, map_height, map_width = maps.shape
-    cols = max(1, min(int(cols), num_maps))
-    rows = int(math.ceil(num_maps / cols))
-    mosaic_height, mosaic_width = rows * (map_height + 1) - 1, cols * (map_width + 1) - 1
-    z = np.full((mosaic_height, mosaic_width), np.nan)
-    customdata = np.full((mosaic_height, mosaic_width, 3), -1, dtype=np.int64)
-    ys, xs = np.mgrid[0:map_height, 0:map_width]
-    for slot in range(num_maps):
-        top, left = (slot // cols) * (map_height + 1), (slot % cols) * (map_width + 1)
-        z[top : top + map_height, left : left + map_width] = maps[slot]
-        customdata[top : top + map_height, left : left + map_width] = np.stack(
-            [np.full_like(ys, slot), xs, ys], axis=-1
-        )
-    finite = maps[np.isfinite(maps)]
-    zmin, zmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    heatmap = go.Heatmap(
-        z=z,
-        customdata=customdata,
-        colorscale=colorscale,
-        zmin=zmin,
-        zmax=zmax,
-        hoverongaps=False,
-        hovertemplate=_SOFT_MAP_HOVER,
-    )
-    figure = go.Figure(heatmap)
-    cell_pixels = tile_size / max(map_height, map_width)
-    figure.update_layout(
-        title=title,
-        width=int(mosaic_width * cell_pixels) + 140,
-        height=int(mosaic_height * cell_pixels) + (110 if title else 70),
-        margin=dict(l=20, r=20, t=60 if title else 20, b=20),
-        plot_bgcolor="white",
-    )
-    figure.update_xaxes(visible=False, constrain="domain")
-    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain")
-    return figure
-
-
-def slot_distribution_figure(
-    probs: np.ndarray | Mapping[str, np.ndarray],
-    slot_colors: np.ndarray,
-    *,
-    title: str | None = None,
-) -> go.Figure:
-    """Bar charts of one pixel's distribution over slots, one chart per block.
-
-    Args:
-        probs: ``(num_blocks, S)`` array (blocks named ``"block 0"``, ...) or a mapping ``{block name: (S,)}``.
-        slot_colors: ``(S, 3)`` ``uint8`` RGB colours, bar ``s`` drawn in colour ``s`` (use :func:`slot_palette`).
-        title: Figure title.
-
-    Returns:
-        A figure with one ``Bar`` trace per block, stacked vertically and sharing the slot axis; hover shows the slot
-        and its weight.
-    """
-    if isinstance(probs, Mapping):
-        block_names = [str(name) for name in probs]
-        rows = [np.asarray(values, dtype=np.float64).reshape(-1) for values in probs.values()]
-    else:
-        array = np.asarray(probs, dtype=np.float64)
-        if array.ndim == 1:
-            array = array[None]
-        if array.ndim != 2:
-            raise ValueError(f"probs must be (num_blocks, S), got {array.shape}")
-        block_names = [f"block {index}" for index in range(array.shape[0])]
-        rows = list(array)
-    if not rows:
-        raise ValueError("probs holds no block")
-    slot_colors = np.asarray(slot_colors, dtype=np.uint8)
-    for name, values in zip(block_names, rows):
-        if len(values) > len(slot_colors):
-            raise ValueError(f"{name}: {len(values)} slots but only {len(slot_colors)} colours")
-    figure = make_subplots(
-        rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=block_names, vertical_spacing=0.3 / len(rows)
-    )
-    for row_index, values in enumerate(rows, start=1):
-        slots = np.arange(len(values))
-        colors = [f"rgb({r},{g},{b})" for r, g, b in slot_colors[: len(values)]]
-        figure.add_trace(
-            go.Bar(
-                x=slots,
-                y=values,
-                marker_color=colors,
-                name=block_names[row_index - 1],
-                hovertemplate="slot %{x}<br>weight=%{y:.4f}<extra></extra>",
-                showlegend=False,
-            ),
-            row=row_index,
-            col=1,
-        )
-    figure.update_layout(title=title, height=160 * len(rows) + 80, margin=dict(l=40, r=20, t=60, b=40), bargap=0.1)
-    figure.update_xaxes(title_text="slot", row=len(rows), col=1)
-    return figure
-
-
-# ----------------------------------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------------------------------
 
@@ -847,81 +792,3 @@ def _min_max(values: np.ndarray) -> np.ndarray:
     if not high > low:
         return np.zeros_like(values)
     return (values - low) / (high - low)
-
-
-def _normalize_maps(maps: np.ndarray, normalize: str) -> np.ndarray:
-    if normalize == "global":
-        return _min_max(maps)
-    if normalize == "per_map":
-        return np.stack([_min_max(single) for single in maps])
-    if normalize == "none":
-        return np.clip(maps, 0.0, 1.0)
-    raise ValueError(f"normalize must be 'global', 'per_map' or 'none', got {normalize!r}")
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# The figure of `glmix-viz inspect`: input | hard groupings per block | soft maps of one block
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def grouping_figure(
-    image: np.ndarray,
-    dispatch_by_block: Mapping[str, np.ndarray],
-    *,
-    grid_block: str | None = None,
-    predictions: Sequence[tuple[str, float]] | None = None,
-    alpha: float = 0.5,
-    panel_side: int = 256,
-    num_representatives: int = 4,
-) -> np.ndarray:
-    """One picture in the spirit of the authors' figure, for one image.
-
-    Row 1: the input, then the hard grouping (argmax over slots, coloured overlay with slot borders) of every block
-    given. Row 2: the grid of soft per-slot maps of ``grid_block`` (global min-max, representative slots framed) and
-    the representative slots as masked views. A caption lists the top predictions.
-
-    Args:
-        image: ``(H, W, 3)`` ``uint8`` RGB input.
-        dispatch_by_block: block name -> ``(S, h, w)`` dispatch weights of this image, in network order.
-        grid_block: the block whose soft maps are drawn; the last one given when None.
-        predictions: (class name, probability) pairs to caption the input with.
-        alpha: weight of the slot colours in the overlays.
-        panel_side: longer side of the image panels in pixels.
-        num_representatives: slots picked by k-medoids for the frames and masked views.
-
-    Returns:
-        ``(H, W, 3)`` ``uint8`` RGB.
-    """
-    image = _check_image(image)
-    if not dispatch_by_block:
-        raise ValueError("dispatch_by_block is empty: nothing to draw")
-    scale = panel_side / max(image.shape[:2])
-    shown = np.asarray(
-        Image.fromarray(image).resize(
-            (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))), Image.BILINEAR
-        )
-    )
-    panels, titles = [shown], ["input"]
-    for name, dispatch in dispatch_by_block.items():
-        panels.append(grouping_overlay(shown, dispatch, alpha=alpha))
-        titles.append(f"{name} ({np.asarray(dispatch).shape[0]} slots)")
-    top_row = hstack_panels(panels, titles=titles)
-
-    grid_block = grid_block or list(dispatch_by_block)[-1]
-    maps = np.asarray(dispatch_by_block[grid_block], dtype=np.float32)
-    chosen = representative_slots(maps, k=min(num_representatives, maps.shape[0]))
-    frames = {slot: REPRESENTATIVE_FRAME_COLORS[i % len(REPRESENTATIVE_FRAME_COLORS)] for i, slot in enumerate(chosen)}
-    cell = max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0]))))
-    grid = soft_map_grid(maps, cell=cell, frame_colors=frames)
-    views = [masked_slot_view(shown, maps[slot]) for slot in chosen]
-    bottom_row = hstack_panels(
-        [grid, *views], titles=[f"soft maps of {grid_block}", *[f"slot {slot}" for slot in chosen]]
-    )
-    lines = []
-    if predictions:
-        # ImageNet descriptions list synonyms ("screen, CRT screen"): the first one is enough here
-        lines.append("top-5: " + ", ".join(f"{name.split(',')[0]} ({prob:.3f})" for name, prob in predictions[:5]))
-    figure = vstack_panels([top_row, bottom_row])
-    if lines:
-        figure = vstack_panels([figure], titles=lines)
-    return figure

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up glmix-viz from nothing: a virtual environment in .venv with pinned torch/torchvision/timm (constraints.txt)
 # and the package in editable mode with its test extras. Idempotent: a second run only checks.
-# Usage: scripts/setup.sh [--with-browser]   (--with-browser also installs Debian's chromium for the end-to-end test)
+# Usage: scripts/setup.sh [--with-browser]   (--with-browser also installs Debian's chromium for the end-to-end test,
+# which Playwright drives as /usr/bin/chromium: `playwright install` is never needed and never run)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}

@@ -1,4 +1,4 @@
-"""The explorer app, driven through ``streamlit.testing.v1.AppTest`` (the real ``app/main.py``, no browser).
+"""The explorer app, driven through ``streamlit.testing.v1.AppTest`` (the checkout's ``app/main.py``, no browser).
 
 AppTest runs the script in this process, so the tests can count the network's forward passes by wrapping
 ``GLNet.forward_features``. Uploads go through AppTest's own ``file_uploader`` support (Streamlit 1.67 has it), and
@@ -100,6 +100,15 @@ def test_default_page_shows_the_grouping_of_the_demo_model() -> None:
     block = _block_slider(at).value
     assert _grouping_captions(at) and block in _grouping_captions(at)[0]
     assert any("Slots that win pixels" in caption for caption in _captions(at))
+
+
+def test_the_packaged_script_draws_the_same_page() -> None:
+    """``glmix-viz app`` runs glmix_viz/app/main.py itself (app/main.py is only a shim for checkouts)."""
+    from glmix_viz.app import MAIN_SCRIPT
+
+    at = AppTest.from_file(str(MAIN_SCRIPT), default_timeout=60).run()
+    _no_exception(at)
+    assert at.title[0].value == "GLMix explorer" and _grouping_captions(at)
 
 
 def test_upload_shows_groupings_and_block_and_class_can_change() -> None:
@@ -228,10 +237,7 @@ def test_checkpoints_from_a_folder_and_from_an_upload(tmp_path: Path, monkeypatc
 
 
 def test_soft_map_figures_of_large_blocks_are_pooled() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(APP).parent))
-    from explorer_views import pooled_for_figure
+    from glmix_viz.app.views import pooled_for_figure
 
     maps = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
     same, factor = pooled_for_figure(maps, max_cells=40)
@@ -240,3 +246,43 @@ def test_soft_map_figures_of_large_blocks_are_pooled() -> None:
     assert factor == 2 and pooled.shape == (2, 2, 2)
     expected = [[(0 + 1 + 5 + 6) / 4, (2 + 3 + 7 + 8) / 4], [(10 + 11 + 15 + 16) / 4, (12 + 13 + 17 + 18) / 4]]
     np.testing.assert_allclose(pooled[0], expected)
+
+
+def _soft_map_colorbar_title(at: AppTest) -> str:
+    import json
+
+    charts = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    heatmaps = [trace for chart in charts for trace in chart["data"] if trace.get("type") == "heatmap"]
+    return heatmaps[0]["colorbar"]["title"]["text"]
+
+
+def test_colour_scale_toggle_is_shared_by_default_and_says_which_it_is(forward_calls: List[int]) -> None:
+    at = _app().run()
+    assert at.radio(key="color_scale").value == "shared"
+    assert "shared" in _soft_map_colorbar_title(at)
+    assert any("shared colour scale for all maps" in caption for caption in at.caption.values)
+    before = len(forward_calls)
+    at.radio(key="color_scale").set_value("own").run()
+    _no_exception(at)
+    assert "own" in _soft_map_colorbar_title(at)
+    assert any("each map on its own colour scale" in caption for caption in at.caption.values)
+
+    at.session_state["view"] = "Across blocks"
+    at.run()
+    assert any("each map on its own colour scale" in caption for caption in _captions(at))
+    at.session_state["view"] = "Slot & pixel"
+    at.run()
+    assert any("this slot's own" in caption for caption in _captions(at))
+    at.radio(key="color_scale").set_value("shared").run()
+    assert any("shared by all slots of the block" in caption for caption in _captions(at))
+    assert len(forward_calls) == before  # a display setting: pictures are redrawn, the network is not rerun
+
+    at.session_state["view"] = "Predictions & pseudo-mask"
+    at.run()
+    _no_exception(at)
+    assert any(caption == "Score maps: shared colour scale for all maps." for caption in _captions(at))
+    ranges = {caption.rsplit("(jet: ", 1)[1] for caption in _captions(at) if "(jet: blue" in caption
+              and not caption.startswith("Slot")}
+    assert len(ranges) == 1, ranges  # every method's map on the one shared range
+    at.radio(key="color_scale").set_value("own").run()
+    assert any(caption.startswith("Score maps: each map on its own colour scale") for caption in _captions(at))

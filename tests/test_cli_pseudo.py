@@ -15,6 +15,7 @@ from glmix_viz.cli import main
 from glmix_viz.data.shapes import make_shapes
 from glmix_viz.data.voc import VOC_CLASSES, label_to_pil
 from glmix_viz.models.loading import save_checkpoint
+from glmix_viz.pseudo.settings import ScoreSettings
 
 
 def _hand_made_voc(root: Path) -> dict:
@@ -124,6 +125,8 @@ def test_pseudo_label_command_reports_bad_images_and_exits_non_zero(shapes_root,
     assert summary["counts"] == {"total": 4, "done": 3, "skipped": 0, "failed": 1}
     assert [failure["id"] for failure in summary["failures"]] == [broken.stem]
     assert summary["settings"]["method"] == "slot_vote" and summary["settings"]["scales"] == [1.0, 0.75]
+    recorded = ScoreSettings.from_dict(summary["score_settings"])  # the settings object, recorded whole
+    assert recorded == ScoreSettings(method="slot_vote", scales=(1.0, 0.75)) and recorded.flip
     assert summary["model"]["variant"] == "glnet_tiny" and summary["model"]["trained"] is False
     assert len(list((out / "scores").glob("*.npz"))) == 3
     code = main(["evaluate", "--voc-root", str(root), "--split", "val", "--pred", str(out), "--missing", "skip",
@@ -148,6 +151,9 @@ def test_pseudo_label_command_one_line_errors(shapes_root, tmp_path, capsys, mon
     assert "shard" in capsys.readouterr().err
     assert main(base + ["--model", "glnet_tiny", "--method", "slot_walk", "--option", "stepz=2"]) == 2
     assert "no option" in capsys.readouterr().err
+    assert main(base + ["--model", "glnet_tiny", "--bg-rule", "power", "--bg-param", "0"]) == 2
+    printed = capsys.readouterr().err.strip().splitlines()
+    assert len(printed) == 1 and "exponent must be positive" in printed[0]
     import glmix_viz.models.loading as loading
 
     monkeypatch.setattr(loading, "DEMO_DIR", tmp_path / "no-demo-here")

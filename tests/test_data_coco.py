@@ -37,12 +37,12 @@ def write_coco_fixture(root: Path) -> dict:
              3: ("COCO_val2014_000000000003.jpg", 32, 32)}
     dog, person, crowd = _box(40, 48, 5, 5, 35, 30), _box(40, 48, 10, 10, 20, 18), _box(40, 48, 2, 34, 30, 46)
     annotations = [
-        {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": float(person.sum()), "segmentation": _rle(person),
-         "bbox": [10, 10, 8, 10]},
-        {"id": 11, "image_id": 1, "category_id": 18, "iscrowd": 0, "area": float(dog.sum()), "segmentation": _rle(dog),
-         "bbox": [5, 5, 25, 30]},
-        {"id": 12, "image_id": 1, "category_id": 38, "iscrowd": 1, "area": float(crowd.sum()), "segmentation": _rle(crowd),
-         "bbox": [34, 2, 12, 28]},
+        {"id": 10, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": float(person.sum()),
+         "segmentation": _rle(person), "bbox": [10, 10, 8, 10]},
+        {"id": 11, "image_id": 1, "category_id": 18, "iscrowd": 0, "area": float(dog.sum()),
+         "segmentation": _rle(dog), "bbox": [5, 5, 25, 30]},
+        {"id": 12, "image_id": 1, "category_id": 38, "iscrowd": 1, "area": float(crowd.sum()),
+         "segmentation": _rle(crowd), "bbox": [34, 2, 12, 28]},
         {"id": 13, "image_id": 2, "category_id": 1, "iscrowd": 0, "area": 256.0,
          "segmentation": [[8.0, 8.0, 24.0, 8.0, 24.0, 24.0, 8.0, 24.0]], "bbox": [8, 8, 16, 16]},
     ]

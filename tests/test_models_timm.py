@@ -112,3 +112,33 @@ def test_drop_path_follows_the_linear_rule():
              for stage in model.stages for block in stage.blocks]
     expected = torch.linspace(0, 0.3, len(rates)).tolist()
     assert rates == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("name", SMALL)
+@pytest.mark.parametrize("output_stride", [16, 8])
+def test_output_stride_keeps_the_weights_and_reports_the_reductions(name, output_stride):
+    torch.manual_seed(0)
+    full = timm.create_model(name).eval()
+    dense = timm.create_model(name, output_stride=output_stride).eval()
+    dense.load_state_dict(full.state_dict(), strict=True)  # same keys and shapes: official checkpoints still load
+    expected = [4, 8, 16, 32] if output_stride == 32 else ([4, 8, 16, 16] if output_stride == 16 else [4, 8, 8, 8])
+    assert [info["reduction"] for info in dense.feature_info] == expected
+    x = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        features = dense.forward_intermediates(x, intermediates_only=True)
+        reference = full.forward_intermediates(x, intermediates_only=True)
+    for feature, reduction in zip(features, expected):
+        assert feature.shape[-2:] == (64 // reduction, 96 // reduction)
+    untouched = 2 if output_stride == 16 else 1  # stages before the first transition that loses its stride
+    for got, want in zip(features[:untouched + 1], reference[:untouched + 1]):
+        torch.testing.assert_close(got, want)
+    features_only = timm.create_model(name, features_only=True, output_stride=output_stride)
+    assert features_only.feature_info.reduction() == expected
+
+
+def test_smp_deeplabv3plus_builds_on_glnet_at_output_stride_16():
+    smp = pytest.importorskip("segmentation_models_pytorch")
+    model = smp.DeepLabV3Plus(encoder_name="tu-glnet_tiny", encoder_weights=None, classes=3,
+                              encoder_output_stride=16).eval()
+    with torch.no_grad():
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)

@@ -169,3 +169,45 @@ def test_evaluate_reports_missing_predictions(shapes_root, model, tmp_path):
     lenient = evaluate_predictions(dataset, tmp_path / "out", missing="skip")
     assert lenient["missing_predictions"] == [gone] and lenient["num_failed"] == 0
     assert lenient["miou"] == strict["miou"]
+
+
+def test_an_interrupted_run_writes_its_summary_before_the_exception_propagates(shapes_root, model, tmp_path,
+                                                                               monkeypatch):
+    import glmix_viz.pseudo.pipeline as pipeline
+
+    dataset = VOCDataset(shapes_root, "val")
+    calls = []
+
+    def interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    real = pipeline.score_images
+    monkeypatch.setattr(pipeline, "score_images", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _run(dataset, tmp_path / "out", model, crf=None, batch_size=2)
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["status"] == "interrupted" and summary["counts"]["done"] == 2
+    assert summary["timing"]["wall_s"] > 0 and summary["finished"]
+    resumed = _run(dataset, tmp_path / "out", model, crf=None, batch_size=2)  # the rerun does the rest
+    assert resumed["status"] == "ok" and resumed["counts"] == {"total": 6, "done": 4, "skipped": 2, "failed": 0}
+
+
+def test_a_batch_that_fails_is_redone_image_by_image(shapes_root, model, tmp_path, monkeypatch):
+    import glmix_viz.pseudo.scores as scores
+
+    dataset = VOCDataset(shapes_root, "val")
+    victim = dataset.load_image(dataset.ids[1])
+    real = scores.compute_scores_batch
+
+    def fails_on_victim(model_, images, labels, settings, **kwargs):
+        if any(image is victim or np.array_equal(image, victim) for image in images):
+            raise RuntimeError("out of memory (simulated)")
+        return real(model_, images, labels, settings, **kwargs)
+
+    monkeypatch.setattr(scores, "compute_scores_batch", fails_on_victim)
+    summary = _run(dataset, tmp_path / "out", model, crf=None, batch_size=3)
+    assert summary["counts"]["done"] == 5 and summary["counts"]["failed"] == 1
+    assert summary["failures"] == [{"id": dataset.ids[1], "reason": "score maps failed: RuntimeError: out of memory (simulated)"}]

@@ -7,7 +7,7 @@ import timm
 import torch
 
 from glmix_viz import GroupingProbe, glmix_block_names
-from glmix_viz.models.glnet import GroupingTap
+from glmix_viz.models.tap import GroupingTap
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,8 @@ def test_records_every_block_with_consistent_shapes(model):
         torch.testing.assert_close(rec.dispatch.sum(dim=1), torch.ones(3, *rec.size))
         torch.testing.assert_close(rec.cluster.flatten(2).sum(-1), torch.ones(3, 16))
         assert rec.hard.shape == (3, *rec.size) and rec.hard.max() < 16
-        assert rec.slots_in.shape == rec.slots_out.shape == (3, 16, model.stages[int(name[7])].blocks[0].norm1.weight.numel())
+        assert rec.width == {"stages.0": 32, "stages.1": 64, "stages.2": 128}[name[:8]] and rec.slot_grid == 4
+        assert rec.slots_in.shape == rec.slots_out.shape == (3, 16, rec.width)
         assert rec.slot_attention.shape[::2] == (3, 16) and rec.slot_attention.shape[-1] == 16
         assert not rec.logits.requires_grad
 
@@ -43,12 +44,13 @@ def test_slot_features_follow_the_clustering_weights(model):
     """slots_in must be the cluster-weighted mean of the block's normalised pixel features."""
     captured = {}
     block = model.stages[1].blocks[0]
-    handle = block.norm1.register_forward_hook(lambda m, a, out: captured.__setitem__("pixels", out))
+    handle = block.register_forward_pre_hook(lambda m, args: captured.__setitem__("input", args[0]))
     with torch.no_grad(), GroupingProbe(model, blocks=["stages.1.blocks.0"]) as probe:
         model(torch.randn(2, 3, 64, 64))
+        pixels = block.norm1(captured["input"] + block.pos_conv(captured["input"]))  # (B, C, h, w), as published
     handle.remove()
     rec = probe["stages.1.blocks.0"]
-    expected = torch.einsum("bshw,bchw->bsc", rec.cluster, captured["pixels"])
+    expected = torch.einsum("bshw,bchw->bsc", rec.cluster, pixels)
     torch.testing.assert_close(rec.slots_in, expected, atol=1e-5, rtol=1e-4)
 
 

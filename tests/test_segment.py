@@ -39,7 +39,8 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _small(decoder: str = "upernet", **kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    args = {"upernet": {"decoder_channels": 32}, "unet": {"decoder_channels": 64}, "fpn": {"decoder_channels": 32}}[decoder]
+    width = {"upernet": 32, "unet": 64, "fpn": 32}[decoder]
+    args = {"decoder_channels": width}
     return build_segmenter("glnet_tiny", 5, decoder=decoder, decoder_args=args, **kwargs).eval()
 
 

@@ -1,12 +1,12 @@
-"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, k-medoids, panels, plotly figures."""
+"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, k-medoids, panels."""
 
 from __future__ import annotations
 
 import numpy as np
-import plotly.graph_objects as go
 import pytest
 
 from glmix_viz.viz import (
+    colorbar,
     colorize_labels,
     colormap_lut,
     draw_boundaries,
@@ -14,19 +14,19 @@ from glmix_viz.viz import (
     heatmap_overlay,
     hstack_panels,
     label_legend,
+    map_colorbar,
     masked_slot_view,
     overlay,
+    scale_caption,
+    scale_to_unit,
     representative_slots,
     slot_boundaries,
-    slot_distribution_figure,
-    slot_labels,
     slot_palette,
     soft_map_grid,
-    soft_maps_figure,
-    upsample_labels,
-    upsample_maps,
+    value_ranges,
     vstack_panels,
 )
+from glmix_viz.slots.resize import slot_labels, upsample_labels
 
 
 def constant_image(value: int | tuple[int, int, int], height: int = 4, width: int = 6) -> np.ndarray:
@@ -147,23 +147,6 @@ def test_draw_boundaries_paints_only_boundary_pixels() -> None:
     assert (image == 10).all()  # Input untouched.
 
 
-def test_upsample_labels_nearest() -> None:
-    labels = np.array([[1, 2], [3, 4]], dtype=np.uint8)
-    upsampled = upsample_labels(labels, (4, 4))
-    assert upsampled.dtype == np.uint8
-    np.testing.assert_array_equal(upsampled, np.kron(labels, np.ones((2, 2), dtype=np.uint8)))
-    # 3 → 5 columns: source column of x is floor((x + 0.5) * 3 / 5) = 0, 0, 1, 2, 2.
-    np.testing.assert_array_equal(upsample_labels(np.array([[5, 6, 7]]), (1, 5)), [[5, 5, 6, 7, 7]])
-
-
-def test_upsample_maps_bilinear_half_pixel() -> None:
-    maps = np.array([[[0.0, 1.0]], [[2.0, 2.0]]], dtype=np.float32)  # (S=2, h=1, w=2).
-    upsampled = upsample_maps(maps, (1, 4))
-    assert upsampled.shape == (2, 1, 4) and upsampled.dtype == np.float32
-    np.testing.assert_allclose(upsampled[0, 0], [0.0, 0.25, 0.75, 1.0])
-    np.testing.assert_allclose(upsampled[1], 2.0)
-
-
 def make_dispatch(winners: np.ndarray, num_slots: int) -> np.ndarray:
     """Dispatch weights ``(S, h, w)`` whose argmax over slots is ``winners``."""
     dispatch = np.full((num_slots, *winners.shape), 0.1 / num_slots, dtype=np.float32)
@@ -213,10 +196,67 @@ def test_soft_map_grid_layout_frames_and_normalisation() -> None:
 def test_soft_map_grid_per_map_normalisation() -> None:
     maps = np.stack([np.array([[0.0, 1.0]]), np.array([[0.0, 0.01]])]).astype(np.float32)
     viridis = colormap_lut("viridis")
-    per_map = soft_map_grid(maps, cols=2, cell=2, pad=0, normalize="per_map")
+    per_map = soft_map_grid(maps, cols=2, cell=2, pad=0, scale="own")
     np.testing.assert_array_equal(per_map[0, 3], viridis[255])  # Map 1's maximum is bright on its own scale.
-    global_grid = soft_map_grid(maps, cols=2, cell=2, pad=0, normalize="global")
+    global_grid = soft_map_grid(maps, cols=2, cell=2, pad=0, scale="shared")
     np.testing.assert_array_equal(global_grid[0, 3], viridis[3])  # round(0.01 * 255) = 3 on the shared scale.
+
+
+def test_soft_map_grid_with_a_fixed_range_clips_and_keeps_values() -> None:
+    maps = np.array([[[0.25, 2.0]], [[-1.0, 0.5]]], dtype=np.float32)
+    viridis = colormap_lut("viridis")
+    grid = soft_map_grid(maps, cols=2, cell=2, pad=0, value_range=(0.0, 1.0))
+    np.testing.assert_array_equal(grid[0, 0], viridis[64])  # round(0.25 * 255) = 64: the value itself, not rescaled
+    np.testing.assert_array_equal(grid[0, 1], viridis[255])  # 2.0 clipped to the top
+    np.testing.assert_array_equal(grid[0, 2], viridis[0])  # -1.0 clipped to the bottom
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Colour scales
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_value_ranges_shared_and_own() -> None:
+    maps = [np.array([[0.1, 0.4]]), np.array([[0.2, np.nan, 0.9]]), np.array([[5.0]])]
+    assert value_ranges(maps, "own") == [(0.1, 0.4), (0.2, 0.9), (5.0, 5.0)]
+    assert value_ranges(maps, "shared") == [(0.1, 5.0)] * 3
+    assert value_ranges(np.full((2, 3, 3), np.nan), "own") == [(0.0, 1.0)] * 2
+    with pytest.raises(ValueError, match="scale must be one of"):
+        value_ranges(maps, "global")
+
+
+def test_scale_to_unit_is_linear_clipped_and_never_divides_by_zero() -> None:
+    np.testing.assert_allclose(scale_to_unit(np.array([0.0, 0.5, 1.0, 2.0, -1.0]), (0.0, 2.0)),
+                               [0.0, 0.25, 0.5, 1.0, 0.0])
+    np.testing.assert_array_equal(scale_to_unit(np.array([3.0, 3.0]), (3.0, 3.0)), [0.0, 0.0])
+
+
+def test_heatmap_overlay_on_a_shared_range_keeps_two_maps_comparable() -> None:
+    image = constant_image(0, 2, 2)
+    weak, strong = np.full((2, 2), 0.2), np.full((2, 2), 0.8)
+    shared = value_ranges([weak, strong], "shared")[0]
+    assert shared == (0.2, 0.8)
+    jet = colormap_lut("jet")
+    np.testing.assert_array_equal(heatmap_overlay(image, weak, alpha=1.0, value_range=shared)[0, 0], jet[0])
+    np.testing.assert_array_equal(heatmap_overlay(image, strong, alpha=1.0, value_range=shared)[0, 0], jet[255])
+    np.testing.assert_array_equal(heatmap_overlay(image, weak, alpha=1.0, value_range=(0.0, 1.0))[0, 0],
+                                  jet[51])  # round(0.2 * 255) = 51
+
+
+def test_colour_bars_say_which_scale_they_are() -> None:
+    bar = colorbar((0.0, 1.0), colormap="viridis", width=100, title="shared colour scale (all maps)")
+    assert bar.shape[1] == 108 and bar.dtype == np.uint8
+    viridis = colormap_lut("viridis")
+    strip_rows = [row for row in range(bar.shape[0]) if (bar[row, 4] == viridis[0]).all()]
+    assert strip_rows, "the bar starts with the colour map's first colour"
+    np.testing.assert_array_equal(bar[strip_rows[0], 4 + 99], viridis[255])
+    maps = np.stack([np.zeros((2, 2)), np.ones((2, 2))])
+    shared, own = map_colorbar(maps, "shared", width=100), map_colorbar(maps, "own", width=100)
+    assert shared.shape[1] == own.shape[1] == 108 and not np.array_equal(shared, own)  # different words
+    with pytest.raises(ValueError):
+        colorbar(None)
+    assert scale_caption("shared", (0.0125, 0.87)) == "shared colour scale for all maps: 0.0125 to 0.87"
+    assert "own colour scale" in scale_caption("own")
 
 
 def test_representative_slots_finds_one_medoid_per_cluster() -> None:
@@ -283,40 +323,3 @@ def test_label_legend() -> None:
     assert legend.shape == (3 * 20 + 4, 200, 3)
     np.testing.assert_array_equal(legend[4 + 8, 4 + 8], palette[0])
     np.testing.assert_array_equal(legend[4 + 8, 100 + 4 + 8], palette[3])  # Column 2 starts at entry ceil(5/2)=3.
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Plotly figures
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def test_soft_maps_figure_tiles_and_hover_data() -> None:
-    rng = np.random.default_rng(0)
-    maps = rng.random((12, 3, 4))
-    figure = soft_maps_figure(maps, cols=8, title="block 5")
-    assert isinstance(figure, go.Figure) and len(figure.data) == 1
-    heatmap = figure.data[0]
-    z, customdata = np.asarray(heatmap.z, dtype=float), np.asarray(heatmap.customdata)
-    assert z.shape == (2 * 4 - 1, 8 * 5 - 1)  # 2 rows, 8 columns of 3x4 tiles with 1-pixel gaps.
-    top, left = 1 * 4, 1 * 5  # Slot 9 → row 1, column 1.
-    for y in range(3):
-        for x in range(4):
-            assert tuple(customdata[top + y, left + x]) == (9, x, y)
-            assert z[top + y, left + x] == pytest.approx(maps[9, y, x])
-    assert np.isnan(z[3]).all()  # Gap row between the two tile rows.
-    assert np.isnan(z[top:, 4 * 5 :]).all()  # Tiles 12..15 are unused.
-    assert heatmap.zmin == pytest.approx(maps.min()) and heatmap.zmax == pytest.approx(maps.max())
-    assert "customdata[0]" in heatmap.hovertemplate and heatmap.hoverongaps is False
-
-
-def test_slot_distribution_figure_one_bar_trace_per_block() -> None:
-    palette = slot_palette(4)
-    probs = {"stage 2 block 0": np.array([0.1, 0.2, 0.3, 0.4]), "stage 3 block 1": np.array([0.7, 0.1, 0.1, 0.1])}
-    figure = slot_distribution_figure(probs, palette)
-    assert len(figure.data) == 2
-    assert all(isinstance(trace, go.Bar) for trace in figure.data)
-    np.testing.assert_allclose(figure.data[1].y, [0.7, 0.1, 0.1, 0.1])
-    r, g, b = palette[2]
-    assert figure.data[0].marker.color[2] == f"rgb({r},{g},{b})"
-    from_array = slot_distribution_figure(np.ones((3, 4)) / 4, palette)
-    assert len(from_array.data) == 3

@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     save_bytes_atomic(out, (json.dumps(scores, indent=2) + "\n").encode("utf-8"))
     print(format_scores(scores))
     print(f"{scores['num_images']} of {scores['num_ids']} images evaluated; scores written to {out}")
+    shards = [entry["shard"] for entry in scores["runs"]["summaries"] if entry.get("shard")]
+    if shards:
+        print(f"predictions of {len(shards)} shard runs read as one folder: {', '.join(sorted(shards))}")
+    if scores["runs"]["missing_shards"]:
+        print(f"warning: no summary of shard(s) {', '.join(scores['runs']['missing_shards'])} in {args.pred}",
+              file=sys.stderr)
     if scores["missing_predictions"]:
         shown = ", ".join(scores["missing_predictions"][:5])
         more = len(scores["missing_predictions"]) - 5

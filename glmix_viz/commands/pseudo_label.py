@@ -8,8 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 
-import numpy as np
-
 from glmix_viz.errors import GlmixVizError
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
@@ -76,7 +74,8 @@ def load_classifier(args: argparse.Namespace, num_object_classes: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import BEST_METHOD, BG_RULES, DEFAULT_BG_PARAM, METHOD_BG_THRESHOLDS, METHODS
+    from glmix_viz.pseudo.registry import METHODS, default_method
+    from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA
 
     defaults = CRFParams()
     parser.add_argument("--voc-root", required=True, type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
@@ -84,10 +83,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.png and summary.json")
     add_model_arguments(parser)
     methods = "; ".join(f"{name}: {method.description}" for name, method in METHODS.items())
-    parser.add_argument("--method", default=BEST_METHOD, choices=list(METHODS),
-                        help=f"score maps (default {BEST_METHOD}, the best measured; cam is the baseline): {methods}")
+    best = default_method()
+    parser.add_argument("--method", default=best, choices=list(METHODS),
+                        help=f"score maps (default {best}, the best measured; baselines: "
+                        f"{', '.join(name for name, method in METHODS.items() if method.baseline)}): {methods}")
     parser.add_argument("--option", dest="options", action="append", type=_option, default=[], metavar="NAME=VALUE",
-                        help="method option, repeatable (e.g. steps=5 for slot_walk, segments=200 for slic_cam)")
+                        help="method option, repeatable; options and defaults: " + "; ".join(
+                            f"{name}: " + ", ".join(f"{key}={value}" for key, value in method.options.items())
+                            for name, method in METHODS.items() if method.options))
     parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
     parser.add_argument("--no-flip", dest="flip", action="store_false", help="skip horizontal-flip inference")
     parser.add_argument("--input-size", type=_input_size, default=None,
@@ -98,8 +101,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="background score: a constant threshold, or (1 - max class score) ** alpha")
     parser.add_argument("--bg-param", type=float, default=None,
                         help="threshold or alpha (defaults: threshold per method "
-                        + ", ".join(f"{name} {value}" for name, value in METHOD_BG_THRESHOLDS.items())
-                        + f"; power {DEFAULT_BG_PARAM['power']})")
+                        + ", ".join(f"{name} {method.bg_threshold}" for name, method in METHODS.items())
+                        + f"; power {DEFAULT_POWER_ALPHA})")
     parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
                         help="refine with a dense CRF (default: on)")
     crf = parser.add_argument_group("dense CRF (defaults: the usual CAM-WSSS settings)")
@@ -119,39 +122,67 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="CRF / writer processes (0: in the main process; default: CPU cores - 1)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
-    parser.add_argument("--shard", default=None, metavar="K/N", help="process shard K of N (1-based) of the split")
+    parser.add_argument("--shard", default=None, metavar="K/N|auto",
+                        help="process shard K of N (1-based) of the split; auto: from torchrun (RANK, WORLD_SIZE) or "
+                        "a SLURM array (SLURM_ARRAY_TASK_ID, _COUNT, _MIN); shards share --out, and evaluate reads "
+                        "the folder as one")
     parser.add_argument("--save-scores", action="store_true", help="also write scores/<id>.npz (soft scores)")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def run(args: argparse.Namespace) -> int:
-    from glmix_viz.data.voc import VOCDataset, parse_shard
+def score_settings(args: argparse.Namespace):
+    """The :class:`~glmix_viz.pseudo.ScoreSettings` of the flags (``ValueError`` on a bad combination)."""
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    return ScoreSettings(
+        method=args.method, options=dict(args.options), scales=args.scales, flip=args.flip, bg_rule=args.bg_rule,
+        bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size, device=args.device,
+    )
+
+
+def crf_params(args: argparse.Namespace):
+    """The :class:`~glmix_viz.pseudo.crf.CRFParams` of the flags, or None with ``--no-crf``."""
     from glmix_viz.pseudo.crf import CRFParams
+
+    if not args.crf:
+        return None
+    return CRFParams(
+        gaussian_sxy=args.crf_gaussian_sxy, gaussian_compat=args.crf_gaussian_compat,
+        bilateral_sxy=args.crf_bilateral_sxy, bilateral_srgb=args.crf_bilateral_srgb,
+        bilateral_compat=args.crf_bilateral_compat, iterations=args.crf_iterations, confidence=args.crf_confidence,
+    )
+
+
+def launcher_device(args: argparse.Namespace, environ: Any = None) -> Any:
+    """``--device``, or under torchrun with ``--shard auto`` and CUDA: ``cuda:LOCAL_RANK`` (one GPU per process)."""
+    environ = os.environ if environ is None else environ
+    if args.device is not None or args.shard is None or str(args.shard).strip().lower() != "auto":
+        return args.device
+    if "LOCAL_RANK" not in environ or "WORLD_SIZE" not in environ:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    return f"cuda:{int(environ['LOCAL_RANK']) % torch.cuda.device_count()}"
+
+
+def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.voc import VOCDataset, resolve_shard
     from glmix_viz.pseudo.pipeline import run_pseudo_label
-    from glmix_viz.pseudo.scores import METHODS, apply_background
 
     try:  # settings errors are user errors: one line, no traceback
-        if args.shard is not None:
-            parse_shard(args.shard)
-        METHODS[args.method].resolve_options(dict(args.options))
-        apply_background(np.zeros((0, 1, 1), np.float32), args.bg_rule, args.bg_param)
-        crf = None
-        if args.crf:
-            crf = CRFParams(
-                gaussian_sxy=args.crf_gaussian_sxy, gaussian_compat=args.crf_gaussian_compat,
-                bilateral_sxy=args.crf_bilateral_sxy, bilateral_srgb=args.crf_bilateral_srgb,
-                bilateral_compat=args.crf_bilateral_compat, iterations=args.crf_iterations,
-                confidence=args.crf_confidence,
-            )
+        args.device = launcher_device(args)
+        args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
+        settings = score_settings(args)
+        crf = crf_params(args)
     except ValueError as error:
         raise GlmixVizError(str(error)) from None
     dataset = VOCDataset(args.voc_root, args.split)
     model = load_classifier(args, dataset.num_classes - 1)
     summary = run_pseudo_label(
-        dataset, args.out, model, method=args.method, crf=crf, workers=args.workers, overwrite=args.overwrite,
-        shard=args.shard, save_scores=args.save_scores, device=args.device, scales=args.scales, flip=args.flip,
-        bg_rule=args.bg_rule, bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size,
-        options=dict(args.options) or None, batch_size=args.batch_size, progress=args.progress,
+        dataset, args.out, model, settings=settings, crf=crf, workers=args.workers, overwrite=args.overwrite,
+        shard=args.shard, save_scores=args.save_scores, batch_size=args.batch_size, progress=args.progress,
     )
     counts, timing = summary["counts"], summary["timing"]
     print(

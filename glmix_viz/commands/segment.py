@@ -28,20 +28,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
-    parser.add_argument("--shard", default=None, metavar="K/N", help="process shard K of N (1-based) of the split")
+    parser.add_argument("--shard", default=None, metavar="K/N|auto",
+                        help="process shard K of N (1-based) of the split; auto: from torchrun or a SLURM array (as "
+                        "pseudo-label); shards share --out")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.commands.common import open_dataset
-    from glmix_viz.data.voc import parse_shard
+    from glmix_viz.commands.pseudo_label import launcher_device
+    from glmix_viz.data.voc import resolve_shard
     from glmix_viz.pseudo.crf import CRFParams
     from glmix_viz.segment.model import load_segmenter, segmenter_class_names
     from glmix_viz.segment.predict import run_segment
 
     try:
-        if args.shard is not None:
-            parse_shard(args.shard)
+        args.device = launcher_device(args)
+        args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     except ValueError as error:

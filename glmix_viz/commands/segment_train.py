@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="official, train or finetune checkpoint; only its backbone is kept (default: random)")
     parser.add_argument("--decoder", choices=list(DECODERS), default=defaults.decoder,
                         help="smp decoder (default %(default)s; fpn needs the standard 4/8/16/32 strides)")
-    parser.add_argument("--decoder-channels", type=int, default=None, help="decoder width C (upernet C; unet C..C/16; fpn C, ~C/2; default: smp's)")
+    parser.add_argument("--decoder-channels", type=int, default=None,
+                        help="decoder width C (upernet C; unet C..C/16; fpn C, ~C/2; default: smp's)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="images per step (per process)")
     parser.add_argument("--max-steps", type=int, default=0, help="cap the steps of each epoch (0: no cap)")

@@ -20,7 +20,8 @@ Decisions worth knowing:
 * ``cls_labels.npy`` (a pickled dict from id to a 20-dim multi-hot vector, as written by IRN) is accepted, but it is
   never handed to ``np.load(allow_pickle=True)``, which would run arbitrary code from the file: it is read with a
   restricted unpickler that only rebuilds plain numpy arrays, dicts, strings and numbers.
-* Shards (:func:`shard_ids`) are 1-based, ``"1/4"`` to ``"4/4"``, and pick ids by a stable hash of the id itself.
+* Shards (:func:`shard_ids`) are 1-based, ``"1/4"`` to ``"4/4"``, and pick ids by a stable hash of the id itself;
+  ``"auto"`` (:func:`resolve_shard`) takes the part from torchrun's or a SLURM array's environment variables.
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ __all__ = [
     "find_voc_root",
     "parse_shard",
     "read_cls_labels",
+    "resolve_shard",
+    "shard_from_environment",
     "shard_ids",
 ]
 
@@ -219,6 +222,69 @@ def parse_shard(shard: str | tuple[int, int]) -> tuple[int, int]:
     if not 1 <= index <= count:
         raise ValueError(f"shard index K is 1-based and must be in 1..{count}, got {shard!r}")
     return index, count
+
+
+AUTO_SHARD = "auto"
+"""Shard spec that takes the part from the launcher's environment (:func:`shard_from_environment`)."""
+
+
+def _env_int(environ: Mapping[str, str], name: str) -> int:
+    try:
+        return int(environ[name])
+    except ValueError:
+        raise ValueError(f"--shard auto: {name}={environ[name]!r} is not an integer") from None
+
+
+def shard_from_environment(environ: Mapping[str, str] | None = None) -> str:
+    """This process's shard ``"K/N"`` from torchrun or a SLURM job array.
+
+    * torchrun (``torch.distributed.run``): ``RANK`` (0-based) and ``WORLD_SIZE`` -> ``RANK + 1 / WORLD_SIZE``;
+    * a SLURM array (``sbatch --array=A-B[:S]``): ``SLURM_ARRAY_TASK_ID`` and ``SLURM_ARRAY_TASK_COUNT``, with
+      ``SLURM_ARRAY_TASK_MIN`` (arrays that start at 1, or anywhere) and ``SLURM_ARRAY_TASK_STEP`` (default 1) ->
+      ``(ID - MIN) / STEP + 1 / COUNT``. A list of ids (``--array=1,4,9``) cannot be numbered this way: refused.
+
+    torchrun wins when both are set (a torchrun launched inside each array task would need the two combined: give
+    ``--shard K/N`` then).
+
+    Args:
+        environ: the environment (default ``os.environ``).
+
+    Raises:
+        ValueError: neither launcher's variables are set, or they are inconsistent (one line).
+    """
+    environ = os.environ if environ is None else environ
+    if "RANK" in environ and "WORLD_SIZE" in environ:
+        rank, world = _env_int(environ, "RANK"), _env_int(environ, "WORLD_SIZE")
+        if not 0 <= rank < world:
+            raise ValueError(f"--shard auto: RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
+        return f"{rank + 1}/{world}"
+    if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
+        task, count = _env_int(environ, "SLURM_ARRAY_TASK_ID"), _env_int(environ, "SLURM_ARRAY_TASK_COUNT")
+        first = _env_int(environ, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in environ else 0
+        step = _env_int(environ, "SLURM_ARRAY_TASK_STEP") if "SLURM_ARRAY_TASK_STEP" in environ else 1
+        offset, remainder = divmod(task - first, max(step, 1))
+        if remainder or not 0 <= offset < count:
+            raise ValueError(
+                f"--shard auto: SLURM array task {task} is not task 1..{count} of an evenly spaced array starting at "
+                f"{first} (step {step}); use --array=A-B[:S], or give --shard K/N"
+            )
+        return f"{offset + 1}/{count}"
+    raise ValueError(
+        "--shard auto: neither torchrun's RANK/WORLD_SIZE nor a SLURM array's SLURM_ARRAY_TASK_ID/"
+        "SLURM_ARRAY_TASK_COUNT is set; run under torchrun or sbatch --array, or give --shard K/N"
+    )
+
+
+def resolve_shard(shard: str | tuple[int, int] | None, environ: Mapping[str, str] | None = None
+                  ) -> str | tuple[int, int] | None:
+    """``shard`` itself, or for ``"auto"`` the shard of :func:`shard_from_environment`; checked with
+    :func:`parse_shard`. For every batch command that shards (``pseudo-label``, a future ``segment``)."""
+    if shard is None:
+        return None
+    if isinstance(shard, str) and shard.strip().lower() == AUTO_SHARD:
+        shard = shard_from_environment(environ)
+    parse_shard(shard)
+    return shard
 
 
 def shard_ids(ids: Iterable[str], shard: str | tuple[int, int] | None) -> list[str]:

@@ -8,7 +8,8 @@ Every GLMix block holds an image two ways: the fine pixel grid, mixed by light c
 ``S`` semantic slots, mixed by multi-head self-attention. A soft clustering step (pixels -> slots, a softmax of
 cosine-similarity logits over the pixel axis) and a soft dispatching step (slots -> pixels, a softmax of the same
 logits over the slot axis) bridge the two. Each block passes its grouping tensors through a parameter-free
-``GroupingTap`` so that ``glmix_viz.probe.GroupingProbe`` can read them; the model itself knows nothing of probes.
+``GroupingTap`` (``tap.py``, with the record contract) so that ``glmix_viz.probe.GroupingProbe`` can read them; the
+model itself knows nothing of probes. The variants' hyper-parameters live in ``registry.py``.
 
 Layout of the file, as in timm: building blocks -> ``GLNet`` -> checkpoint filter -> default configs -> one
 registered function per variant.
@@ -20,12 +21,17 @@ import math
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
+import torch.fx
 import torch.nn as nn
 import torch.nn.functional as F
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-from timm.layers import DropPath, LayerNorm2d, trunc_normal_
+from timm.layers import DropPath, LayerNorm2d, register_notrace_function, trunc_normal_
 from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_cfgs, register_model
 from timm.models._features import feature_take_indices
+
+from glmix_viz.models.cam import class_activation_maps
+from glmix_viz.models.registry import VARIANTS, VariantSpec, get_variant, official_variants
+from glmix_viz.models.tap import GroupingTap, TapInfo
 
 __all__ = ["GLNet", "GLNetTokenLabel", "GLMixBlock", "GroupingTap", "MIN_INPUT_SIZE"]
 
@@ -33,20 +39,26 @@ MIN_INPUT_SIZE = 32
 MIXING_MODES = ("glmix", "glmix.mha_nchw", "mha_nchw", "mha")
 
 
-class GroupingTap(nn.Module):
-    """Parameter-free hook point through which a GLMix block passes its grouping tensors.
+@register_notrace_function
+def check_input(x: torch.Tensor, in_chans: int) -> None:
+    """Raise a one-line ValueError unless x is a (B, in_chans, H, W) batch with H, W >= 32.
 
-    The block calls ``tap(record)`` with a dict of tensors; the tap returns it unchanged. A forward hook on the tap
-    (installed by ``GroupingProbe``) sees the record. ``want_slot_attention`` asks the block to also compute the
-    slot-attention weights, which the fused attention kernel does not return; it is False unless a probe sets it.
+    Shape checks are Python control flow, so FX tracing (``torch.fx.symbolic_trace``, timm's and torchvision's
+    feature extractors) records this function as one call instead of tracing into it; the traced module still
+    checks its input when it runs.
     """
+    if x.ndim != 4:
+        raise ValueError(f"GLNet expects a (B, {in_chans}, H, W) batch, got a tensor of shape {tuple(x.shape)}")
+    if x.shape[1] != in_chans:
+        raise ValueError(f"GLNet expects {in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
+    if min(x.shape[-2:]) < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"input of {x.shape[-1]}x{x.shape[-2]} pixels is too small; GLNet needs at least "
+            f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
+        )
 
-    def __init__(self) -> None:
-        super().__init__()
-        self.want_slot_attention = False
 
-    def forward(self, record: Dict[str, Any]) -> Dict[str, Any]:
-        return record
+torch.fx.wrap("check_input")
 
 
 class MultiHeadSelfAttention(nn.Module):
@@ -78,17 +90,15 @@ class MultiHeadSelfAttention(nn.Module):
         Returns:
             The attended tokens (B, N, C) and the weights (B, heads, N, N), or None.
         """
-        batch, tokens, dim = x.shape
-        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias)
-        q, k, v = qkv.view(batch, tokens, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = F.linear(x, self.in_proj_weight, self.in_proj_bias).unflatten(-1, (3, self.num_heads, self.head_dim))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         weights = None
         if need_weights:
             weights = torch.softmax((q * self.head_dim**-0.5) @ k.transpose(-2, -1), dim=-1)
             out = weights @ v
         else:
             out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(batch, tokens, dim)
-        return self.out_proj(out), weights
+        return self.out_proj(out.transpose(1, 2).flatten(2)), weights
 
 
 class ResidualDWConv(nn.Conv2d):
@@ -99,6 +109,10 @@ class ResidualDWConv(nn.Conv2d):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x + super().forward(x)
+
+    def forward_tokens(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The same on (B, L, C) tokens of a map shaped like ``like`` (B, *, H, W)."""
+        return _tokens(super().forward(_image(tokens, like))).add_(tokens)  # in place on the fresh conv output
 
 
 class ConvMlp(nn.Sequential):
@@ -117,6 +131,14 @@ class ConvMlp(nn.Sequential):
             nn.Conv2d(hidden, dim, 1),
         )
 
+    def forward_tokens(self, tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """The MLP on (B, L, C) tokens of a map shaped like ``like``: 1x1 convolutions as matrix products on the
+        contiguous channel axis (the same weights and the same products as ``forward``, without layout changes)."""
+        # Nested calls, no locals: every hidden (B, L, rC) tensor is freed as soon as the next one exists.
+        if isinstance(self[1], ResidualDWConv):
+            return _pointwise(self[3], self[2](self[1].forward_tokens(_pointwise(self[0], tokens), like)))
+        return _pointwise(self[3], self[2](_pointwise(self[0], tokens)))
+
 
 class LayerScale(nn.Module):
     """Learnable per-channel scale ``gamma`` of a given shape (``(C,)`` for tokens, ``(1, C, 1, 1)`` for maps)."""
@@ -134,8 +156,39 @@ def _layer_scale(shape: Sequence[int], layerscale: float) -> nn.Module:
 
 
 def _flatten_pixels(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) -> (B, H*W, C), pixels in row-major order."""
+    """(B, C, H, W) -> (B, H*W, C), pixels in row-major order (a view)."""
     return x.flatten(2).transpose(1, 2)
+
+
+# Token layout. The blocks run on (B, L, C) tokens, channels contiguous: norms, 1x1 convolutions (as matrix
+# products), residual sums and the clustering products need no layout change, and a block's output is handed on as a
+# channels-last view of its tokens, so the next block reads its tokens without a copy. Depthwise convolutions see
+# the same memory as a channels-last (B, C, H, W) map.
+def _tokens(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H*W, C) contiguous tokens, pixels row-major; a view when x is channels-last."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
+
+
+def _image(tokens: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(B, H*W, C) contiguous tokens -> (B, C, H, W) channels-last view, H and W those of ``like``."""
+    return tokens.unflatten(1, like.shape[-2:]).permute(0, 3, 1, 2)
+
+
+def _pointwise(conv: nn.Conv2d, tokens: torch.Tensor) -> torch.Tensor:
+    """A 1x1 convolution applied to (B, L, C_in) tokens -> (B, L, C_out)."""
+    return F.linear(tokens, conv.weight.flatten(1), conv.bias)
+
+
+def _channel_norm(norm: nn.LayerNorm, tokens: torch.Tensor) -> torch.Tensor:
+    """A channel LayerNorm (``LayerNorm2d`` or ``nn.LayerNorm``) applied to (B, L, C) tokens."""
+    return F.layer_norm(tokens, norm.normalized_shape, norm.weight, norm.bias, norm.eps)
+
+
+def _scale(layer_scale: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
+    """Layer scale of a map (gamma (1, C, 1, 1)) or of tokens (gamma (C,)) applied to (B, L, C) tokens."""
+    if isinstance(layer_scale, LayerScale):
+        return tokens * layer_scale.gamma.flatten()
+    return layer_scale(tokens)
 
 
 class GLMixBlock(nn.Module):
@@ -196,7 +249,8 @@ class GLMixBlock(nn.Module):
         self.ls1 = _layer_scale((1, dim, 1, 1), layerscale)
         self.ls2 = _layer_scale((1, dim, 1, 1), layerscale)
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
-        self.tap = GroupingTap()
+        self.tap = GroupingTap(TapInfo(width=dim, num_slots=num_slots, num_heads=num_heads, slot_grid=grid,
+                                       slot_init=slot_init))
 
     def initial_slots(self, x: torch.Tensor) -> torch.Tensor:
         """Initial slots (B, S, C) from the raw block input x (B, C, H, W)."""
@@ -204,31 +258,38 @@ class GLMixBlock(nn.Module):
             return self.init_slots.expand(x.shape[0], -1, -1)
         return _flatten_pixels(F.adaptive_avg_pool2d(x, self.slot_grid))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, dim, height, width = x.shape
+    def local_branch(self, pixels: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """PW . DW . PW of the normalised pixels (B, L, C) of a map shaped like ``like`` (or the pixels unchanged)."""
+        if isinstance(self.feature_conv, nn.Identity):
+            return pixels
+        first, depthwise, last = self.feature_conv
+        return _pointwise(last, _tokens(depthwise(_image(_pointwise(first, pixels), like))))
+
+    def mix(self, x: torch.Tensor) -> torch.Tensor:
+        """Steps 1-6a of the class docstring: X (B, C, H, W) -> X1 as (B, L, C) tokens (U + global + local).
+
+        A method of its own so that its intermediates (logits, pixels, slots) are freed before the MLP runs.
+        """
         slots_init = self.initial_slots(x)
         if self.pos_conv is not None:
             x = x + self.pos_conv(x)
-        shortcut = x
-        x = self.norm1(x)
-        pixels = x.flatten(2)  # (B, C, L)
-        # tau * cos(slot, pixel): dividing the (S, L) logits by the pixel norms is cheaper than normalising (C, L)
-        pixel_norms = torch.linalg.vector_norm(pixels, dim=1, keepdim=True).clamp_min(1e-12)  # (B, 1, L)
-        logits = (self.slot_scale * F.normalize(slots_init, dim=-1)) @ pixels / pixel_norms  # (B, S, L)
-        slots = torch.softmax(logits, dim=-1) @ pixels.transpose(1, 2)  # (B, S, C)
+        shortcut = _tokens(x)  # (B, L, C)
+        pixels = _channel_norm(self.norm1, shortcut)
+        # tau * cos(slot, pixel): dividing the (S, L) logits by the pixel norms is cheaper than normalising (L, C)
+        pixel_norms = torch.linalg.vector_norm(pixels, dim=-1).clamp_min(1e-12).unsqueeze(1)  # (B, 1, L)
+        logits = (self.slot_scale * F.normalize(slots_init, dim=-1)) @ pixels.transpose(1, 2) / pixel_norms  # (B,S,L)
+        slots = torch.softmax(logits, dim=-1) @ pixels  # (B, S, C)
         slots_out, slot_attention = self.relation_mha(slots, need_weights=self.tap.want_slot_attention)
-        dispatched = (slots_out.transpose(1, 2) @ torch.softmax(logits, dim=1)).view(batch, dim, height, width)
-        self.tap(
-            {
-                "logits": logits,
-                "size": (height, width),
-                "slots_in": slots,
-                "slots_out": slots_out,
-                "slot_attention": slot_attention,
-            }
-        )
-        x = shortcut + self.drop_path(self.ls1(dispatched + self.feature_conv(x)))
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+        dispatched = torch.softmax(logits, dim=1).transpose(1, 2) @ slots_out  # (B, L, C)
+        if self.tap.active:
+            self.tap(logits, slots, slots_out, slot_attention, x.shape[-2:])
+        mixed = dispatched.add_(self.local_branch(pixels, x))  # in place on the fresh product (autograd allows it)
+        return shortcut + self.drop_path(_scale(self.ls1, mixed))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.mix(x)
+        mlp = self.mlp.forward_tokens(_channel_norm(self.norm2, tokens), x)
+        return _image(self.drop_path(_scale(self.ls2, mlp)).add_(tokens), x)
 
 
 class MHSABlockNCHW(nn.Module):
@@ -256,13 +317,12 @@ class MHSABlockNCHW(nn.Module):
         self.drop_path = DropPath(drop_path) if drop_path > 0 else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, dim, height, width = x.shape
         if self.pos_conv is not None:
             x = x + self.pos_conv(x)
-        tokens = _flatten_pixels(x)
+        tokens = _tokens(x)
         tokens = tokens + self.drop_path(self.ls1(self.mha_op(self.norm1(tokens))[0]))
-        x = tokens.transpose(1, 2).reshape(batch, dim, height, width)
-        return x + self.drop_path(self.ls2(self.mlp(self.norm2(x))))
+        mlp = self.mlp.forward_tokens(_channel_norm(self.norm2, tokens), x)
+        return _image(self.drop_path(_scale(self.ls2, mlp)).add_(tokens), x)
 
 
 class MHSABlockTokens(nn.Module):
@@ -302,16 +362,12 @@ class GLNetStage(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, dim, height, width = x.shape
-        if self.token_layout:
-            x = _flatten_pixels(x)
+        out = _tokens(x) if self.token_layout else x
         if self.grad_checkpointing and not torch.jit.is_scripting():
-            x = checkpoint_seq(self.blocks, x)
+            out = checkpoint_seq(self.blocks, out)
         else:
-            x = self.blocks(x)
-        if self.token_layout:
-            x = x.transpose(1, 2).reshape(batch, dim, height, width)
-        return x
+            out = self.blocks(out)
+        return _image(out, x) if self.token_layout else out
 
 
 def _norm_layer(norm_layer: Union[str, Callable[[int], nn.Module]]) -> Callable[[int], nn.Module]:
@@ -330,12 +386,98 @@ def _per_stage(value: Union[float, Sequence[float]], name: str, num_stages: int)
     return values
 
 
+def _check_constructor_args(
+    depth: Sequence[int], embed_dim: Sequence[int], mixing_modes: Sequence[str], downsample_style: str,
+    transition_layout: str,
+) -> None:
+    """Raise a one-line ValueError for a GLNet configuration the constructor cannot build."""
+    if not (len(embed_dim) == len(mixing_modes) == len(depth) == 4):
+        raise ValueError("depth, embed_dim and mixing_modes need 4 entries each (four stages)")
+    if downsample_style not in ("ovlp", "non_ovlp"):
+        raise ValueError(f"downsample_style must be 'ovlp' or 'non_ovlp', got {downsample_style!r}")
+    if transition_layout not in ("proj.norm", "norm.proj"):
+        raise ValueError(f"transition_layout must be 'proj.norm' or 'norm.proj', got {transition_layout!r}")
+    for mode in mixing_modes:
+        if mode not in MIXING_MODES:
+            raise ValueError(f"unknown mixing mode {mode!r}; expected one of {MIXING_MODES}")
+
+
+def _downsample_layers(
+    in_chans: int, embed_dim: Sequence[int], norm: Callable[[int], nn.Module], style: str, layout: str,
+    strides: Sequence[int], kept: Sequence[int] = (),
+) -> nn.ModuleList:
+    """The stem (stride 4) and the three transitions between stages, with the official module indices.
+
+    ``kept``: indices (1-3) of transitions whose stride is removed for a smaller output stride: they keep their
+    kernel (and so their weights) and pad to keep the size ("same" padding).
+    """
+    layers = nn.ModuleList()
+    if style == "ovlp":
+        stem = nn.Sequential(
+            nn.Identity(),
+            nn.Conv2d(in_chans, embed_dim[0] // 2, 3, stride=2, padding=1),
+            norm(embed_dim[0] // 2),
+            nn.GELU(),
+            nn.Conv2d(embed_dim[0] // 2, embed_dim[0], 3, stride=2, padding=1),
+            norm(embed_dim[0]),
+        )
+    else:
+        stem = nn.Sequential(nn.Conv2d(in_chans, embed_dim[0], 4, stride=4), norm(embed_dim[0]))
+    layers.append(stem)
+    for i in range(1, len(embed_dim)):
+        stride = strides[i - 1]
+        if style == "ovlp":
+            proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], 3, stride=1 if i in kept else stride, padding=1)
+        elif i in kept:
+            proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], stride, stride=1, padding="same")
+        else:
+            proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], stride, stride=stride)
+        if layout == "proj.norm":
+            layers.append(nn.Sequential(proj, norm(embed_dim[i])))
+        else:
+            layers.append(nn.Sequential(norm(embed_dim[i - 1]), proj))
+    return layers
+
+
+def _stages(
+    depth: Sequence[int], embed_dim: Sequence[int], head_dim: int, mixing_modes: Sequence[str],
+    mlp_ratios: Sequence[float], drop_path_rate: float, block_args: Dict[str, Any],
+) -> nn.ModuleList:
+    """The four stages; stochastic depth rises linearly over all blocks; ``block_args`` go to the GLMix blocks."""
+    total_blocks = sum(depth)
+    drop_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
+    layerscale = block_args["layerscale"]
+    stages = nn.ModuleList()
+    block_index = 0
+    for i, (dim, mode) in enumerate(zip(embed_dim, mixing_modes)):
+        heads = dim // head_dim
+        if heads * head_dim != dim:
+            raise ValueError(f"stage {i} width {dim} is not a multiple of head_dim {head_dim}")
+        common = dict(mlp_ratio=mlp_ratios[i], layerscale=layerscale)
+        blocks: List[nn.Module] = []
+        for j in range(depth[i]):
+            rate = drop_rates[block_index]
+            block_index += 1
+            if mode == "glmix" or (mode == "glmix.mha_nchw" and j % 2 == 0):
+                blocks.append(GLMixBlock(dim, heads, drop_path=rate, mlp_ratio=mlp_ratios[i], **block_args))
+            elif mode == "mha":
+                blocks.append(MHSABlockTokens(dim, heads, drop_path=rate, **common))
+            else:
+                nchw_args = dict(cpe_ks=block_args["cpe_ks"], mlp_dw=block_args["mlp_dw"])
+                blocks.append(MHSABlockNCHW(dim, heads, drop_path=rate, **nchw_args, **common))
+        stages.append(GLNetStage(blocks, token_layout=mode == "mha"))
+    return stages
+
+
 class GLNet(nn.Module):
     """The GLNet backbone: four stages of GLMix and full-attention blocks on channels-first maps.
 
     Keyword arguments are those of the official constructor. ``slot_scale_init`` (initial slot temperature,
     default ``C**-0.5``) and ``downsample_strides`` (strides of the three transitions, default 2, 2, 2) are
-    additions for training small models; the official variants leave them at their defaults.
+    additions for training small models; the official variants leave them at their defaults. ``output_stride``
+    (32, 16 or 8; timm's keyword, used by dense-prediction decoders such as smp's DeepLabV3+) removes the stride of
+    the last one or two transitions, keeping their weights, so official checkpoints still load; ``feature_info``
+    reports the reductions that result.
 
     Args:
         num_classes: classifier outputs (0 for none).
@@ -384,23 +526,17 @@ class GLNet(nn.Module):
         drop_rate: float = 0.0,
         slot_scale_init: Optional[float] = None,
         downsample_strides: Sequence[int] = (2, 2, 2),
+        output_stride: int = 32,
     ) -> None:
         super().__init__()
-        num_stages = len(depth)
-        if not (len(embed_dim) == len(mixing_modes) == num_stages == 4):
-            raise ValueError("depth, embed_dim and mixing_modes need 4 entries each (four stages)")
-        if downsample_style not in ("ovlp", "non_ovlp"):
-            raise ValueError(f"downsample_style must be 'ovlp' or 'non_ovlp', got {downsample_style!r}")
-        if transition_layout not in ("proj.norm", "norm.proj"):
-            raise ValueError(f"transition_layout must be 'proj.norm' or 'norm.proj', got {transition_layout!r}")
-        for mode in mixing_modes:
-            if mode not in MIXING_MODES:
-                raise ValueError(f"unknown mixing mode {mode!r}; expected one of {MIXING_MODES}")
+        _check_constructor_args(depth, embed_dim, mixing_modes, downsample_style, transition_layout)
         strides = [int(s) for s in downsample_strides]
         if len(strides) != 3 or any(s not in (1, 2) for s in strides):
             raise ValueError(f"downsample_strides must be three values of 1 or 2, got {downsample_strides}")
+        if output_stride not in (8, 16, 32):
+            raise ValueError(f"output_stride must be 8, 16 or 32, got {output_stride}")
+        kept = {32: (), 16: (3,), 8: (2, 3)}[output_stride]
         norm = _norm_layer(norm_layer)
-        mlp_ratio_per_stage = _per_stage(mlp_ratios, "mlp_ratios", num_stages)
         self.num_classes = num_classes
         self.in_chans = in_chans
         self.global_pool = global_pool
@@ -408,63 +544,19 @@ class GLNet(nn.Module):
         self.embed_dim = list(embed_dim)
         self.num_features = self.head_hidden_size = embed_dim[-1]
         self.downsample_style = downsample_style
-
-        self.downsample_layers = nn.ModuleList()
-        if downsample_style == "ovlp":
-            stem = nn.Sequential(
-                nn.Identity(),
-                nn.Conv2d(in_chans, embed_dim[0] // 2, 3, stride=2, padding=1),
-                norm(embed_dim[0] // 2),
-                nn.GELU(),
-                nn.Conv2d(embed_dim[0] // 2, embed_dim[0], 3, stride=2, padding=1),
-                norm(embed_dim[0]),
-            )
-        else:
-            stem = nn.Sequential(nn.Conv2d(in_chans, embed_dim[0], 4, stride=4), norm(embed_dim[0]))
-        self.downsample_layers.append(stem)
-        for i in range(1, num_stages):
-            stride = strides[i - 1]
-            if downsample_style == "ovlp":
-                proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], 3, stride=stride, padding=1)
-            else:
-                proj = nn.Conv2d(embed_dim[i - 1], embed_dim[i], stride, stride=stride)
-            if transition_layout == "proj.norm":
-                self.downsample_layers.append(nn.Sequential(proj, norm(embed_dim[i])))
-            else:
-                self.downsample_layers.append(nn.Sequential(norm(embed_dim[i - 1]), proj))
-
-        total_blocks = sum(depth)
-        drop_rates = [drop_path_rate * i / max(total_blocks - 1, 1) for i in range(total_blocks)]
-        self.stages = nn.ModuleList()
+        self.downsample_layers = _downsample_layers(in_chans, embed_dim, norm, downsample_style, transition_layout,
+                                                    strides, kept)
+        block_args = dict(
+            num_slots=num_slots, slot_init=slot_init, local_dw_ks=local_dw_ks, cpe_ks=cpe_ks, mlp_dw=mlp_dw,
+            layerscale=layerscale, slot_scale_init=slot_scale_init,
+        )
+        self.stages = _stages(depth, embed_dim, head_dim, mixing_modes, _per_stage(mlp_ratios, "mlp_ratios", 4),
+                              drop_path_rate, block_args)
         self.feature_info: List[Dict[str, Any]] = []
         reduction = 4
-        block_index = 0
-        for i in range(num_stages):
-            dim, mode = embed_dim[i], mixing_modes[i]
-            heads = dim // head_dim
-            if heads * head_dim != dim:
-                raise ValueError(f"stage {i} width {dim} is not a multiple of head_dim {head_dim}")
-            common = dict(mlp_ratio=mlp_ratio_per_stage[i], layerscale=layerscale)
-            blocks: List[nn.Module] = []
-            for j in range(depth[i]):
-                rate = drop_rates[block_index]
-                block_index += 1
-                if mode == "glmix" or (mode == "glmix.mha_nchw" and j % 2 == 0):
-                    blocks.append(
-                        GLMixBlock(
-                            dim, heads, num_slots=num_slots, slot_init=slot_init, local_dw_ks=local_dw_ks,
-                            cpe_ks=cpe_ks, mlp_dw=mlp_dw, drop_path=rate, slot_scale_init=slot_scale_init, **common,
-                        )
-                    )
-                elif mode == "mha":
-                    blocks.append(MHSABlockTokens(dim, heads, drop_path=rate, **common))
-                else:
-                    blocks.append(MHSABlockNCHW(dim, heads, cpe_ks=cpe_ks, mlp_dw=mlp_dw, drop_path=rate, **common))
-            self.stages.append(GLNetStage(blocks, token_layout=mode == "mha"))
-            if i > 0:
-                reduction *= strides[i - 1]
+        for i, dim in enumerate(embed_dim):
+            reduction *= strides[i - 1] if i > 0 and i not in kept else 1
             self.feature_info.append(dict(num_chs=dim, reduction=reduction, module=f"stages.{i}"))
-
         self.norm = norm(embed_dim[-1])
         self.head_drop = nn.Dropout(drop_rate)
         self.head = nn.Linear(embed_dim[-1], num_classes) if num_classes > 0 else nn.Identity()
@@ -510,17 +602,7 @@ class GLNet(nn.Module):
 
     def check_input(self, x: torch.Tensor) -> None:
         """Raise a one-line ValueError unless x is a (B, in_chans, H, W) batch with H, W >= 32."""
-        if x.ndim != 4:
-            raise ValueError(
-                f"GLNet expects a (B, {self.in_chans}, H, W) batch, got a tensor of shape {tuple(x.shape)}"
-            )
-        if x.shape[1] != self.in_chans:
-            raise ValueError(f"GLNet expects {self.in_chans} input channels, got {x.shape[1]} (shape {tuple(x.shape)})")
-        if min(x.shape[-2:]) < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"input of {x.shape[-1]}x{x.shape[-2]} pixels is too small; GLNet needs at least "
-                f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE}"
-            )
+        check_input(x, self.in_chans)
 
     def forward_intermediates(
         self,
@@ -546,7 +628,7 @@ class GLNet(nn.Module):
         """
         if output_fmt not in ("NCHW", "NHWC"):
             raise ValueError(f"output_fmt must be 'NCHW' or 'NHWC', got {output_fmt!r}")
-        self.check_input(x)
+        check_input(x, self.in_chans)
         take_indices, max_index = feature_take_indices(len(self.stages), indices)
         last_index = len(self.stages) - 1
         num_run = max_index + 1 if stop_early else len(self.stages)
@@ -578,7 +660,7 @@ class GLNet(nn.Module):
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         """Images (B, 3, H, W) -> normed final feature map (B, C3, H/32, W/32)."""
-        self.check_input(x)
+        check_input(x, self.in_chans)
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
         return self.norm(x)
@@ -592,6 +674,11 @@ class GLNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    @torch.jit.ignore
+    def class_activation_maps(self, features: torch.Tensor, classes: Optional[Sequence[int]] = None) -> torch.Tensor:
+        """Classic CAM (``glmix_viz.models.cam``): (N, C, h, w) final features -> (N, K, h, w) non-negative maps."""
+        return class_activation_maps(self, features, classes)
 
 
 class GLNetTokenLabel(GLNet):
@@ -610,6 +697,17 @@ class GLNetTokenLabel(GLNet):
         super().reset_classifier(num_classes, global_pool)
         self.tklb_aux_head = nn.Linear(self.num_features, num_classes) if num_classes > 0 else nn.Identity()
         self._init_weights(self.tklb_aux_head)
+
+    @torch.jit.ignore
+    def cam_weights(self, index: torch.Tensor) -> torch.Tensor:
+        """(K, C) per-position class weights of class indices ``index`` (K,): the main head plus the token head
+        with its evaluation weight 0.5, as in the logits (used by ``glmix_viz.models.cam``)."""
+        if not isinstance(self.head, nn.Linear):
+            raise ValueError(f"{type(self).__name__} has no linear classifier head; class maps need one")
+        weight = self.head.weight.index_select(0, index)
+        if isinstance(self.tklb_aux_head, nn.Linear):
+            weight = weight + 0.5 * self.tklb_aux_head.weight.index_select(0, index)
+        return weight
 
     def forward_head(self, x: torch.Tensor, pre_logits: bool = False) -> torch.Tensor:
         if pre_logits or self.global_pool != "avg" or self.num_classes == 0:
@@ -641,53 +739,21 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: GLNet) -> D
 
 
 # ------------------------------------------------------------------------------------------------- variants
-VARIANT_ARGS: Dict[str, Dict[str, Any]] = {}
-
-_GLNET_G = dict(
-    depth=(4, 4, 18, 4), head_dim=32, mlp_ratios=3, norm_layer="BatchNorm2d",
-    mixing_modes=("glmix", "glmix", "glmix.mha_nchw", "mha_nchw"), local_dw_ks=5, slot_init="ada_avgpool",
-    num_slots=64, cpe_ks=3, downsample_style="ovlp", transition_layout="proj.norm", mlp_dw=True, layerscale=-1.0,
-)
-_GLNET_STL = dict(
-    depth=(2, 2, 6, 2), embed_dim=(96, 192, 384, 768), head_dim=32, mlp_ratios=4, norm_layer="BatchNorm2d",
-    mixing_modes=("glmix", "glmix", "glmix", "mha"), local_dw_ks=5, slot_init="ada_avgpool", num_slots=64, cpe_ks=0,
-    downsample_style="non_ovlp", transition_layout="norm.proj", mlp_dw=False, layerscale=-1.0,
-)
-VARIANT_ARGS.update(
-    glnet_4g=dict(_GLNET_G, embed_dim=(64, 128, 256, 512)),
-    glnet_9g=dict(_GLNET_G, embed_dim=(96, 192, 384, 768)),
-    glnet_16g=dict(_GLNET_G, embed_dim=(128, 256, 512, 1024), layerscale=1e-4),
-    glnet_stl=dict(_GLNET_STL),
-    glnet_stl_paramslot=dict(_GLNET_STL, slot_init="param"),
-    glnet_4g_tklb=dict(_GLNET_G, embed_dim=(64, 128, 256, 512)),
-    glnet_9g_tklb=dict(_GLNET_G, embed_dim=(96, 192, 384, 768)),
-    # Not an official variant: a few-million-parameter model of the 4g family for training on a CPU.
-    glnet_tiny=dict(
-        _GLNET_G, embed_dim=(32, 64, 128, 256), depth=(1, 2, 4, 1), num_slots=16,
-    ),
-)
-# drop_path_rate of the official training recipes (README), for users who fine-tune.
-RECIPE_DROP_PATH = dict(
-    glnet_4g=0.15, glnet_9g=0.3, glnet_16g=0.4, glnet_stl=0.1, glnet_stl_paramslot=0.1, glnet_4g_tklb=0.1,
-    glnet_9g_tklb=0.1, glnet_tiny=0.0,
-)
-OFFICIAL_VARIANTS = tuple(name for name in VARIANT_ARGS if name != "glnet_tiny")
+# Views of the registry for older callers; new code reads ``glmix_viz.models.registry.VARIANTS``.
+VARIANT_ARGS: Dict[str, Dict[str, Any]] = {name: spec.model_args() for name, spec in VARIANTS.items()}
+RECIPE_DROP_PATH: Dict[str, float] = {name: spec.drop_path for name, spec in VARIANTS.items()}
+OFFICIAL_VARIANTS = official_variants()
 
 
-def _cfg(first_conv: str, **kwargs: Any) -> Dict[str, Any]:
-    cfg = dict(
-        url="", num_classes=1000, input_size=(3, 224, 224), pool_size=(7, 7), crop_pct=0.875,
-        interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv=first_conv,
+def _cfg(spec: VariantSpec) -> Dict[str, Any]:
+    return dict(
+        url="", num_classes=1000, input_size=spec.input_size, pool_size=spec.pool_size, crop_pct=spec.crop_pct,
+        interpolation="bicubic", mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD, first_conv=spec.first_conv,
         classifier="head", license="mit", paper_ids="arXiv:2411.14429",
     )
-    return cfg | kwargs
 
 
-_first_conv = {"ovlp": "downsample_layers.0.1", "non_ovlp": "downsample_layers.0.0"}
-default_cfgs = generate_default_cfgs(
-    {name: _cfg(_first_conv[args["downsample_style"]]) for name, args in VARIANT_ARGS.items() if name != "glnet_tiny"}
-    | {"glnet_tiny": _cfg(_first_conv["ovlp"], input_size=(3, 128, 128), pool_size=(4, 4), crop_pct=1.0)}
-)
+default_cfgs = generate_default_cfgs({name: _cfg(spec) for name, spec in VARIANTS.items()})
 
 
 def _create_glnet(variant: str, pretrained: bool = False, **kwargs: Any) -> GLNet:
@@ -696,58 +762,58 @@ def _create_glnet(variant: str, pretrained: bool = False, **kwargs: Any) -> GLNe
             f"{variant}: glmix-viz downloads nothing; pass checkpoint_path=<the official .pth you downloaded> to "
             "timm.create_model, or use glmix_viz.load_model(path)"
         )
-    model_cls = GLNetTokenLabel if variant.endswith("_tklb") else GLNet
-    args = dict(VARIANT_ARGS[variant], **kwargs)
+    spec = get_variant(variant)
+    model_cls = GLNetTokenLabel if spec.token_label else GLNet
     return build_model_with_cfg(
         model_cls, variant, pretrained=False, pretrained_filter_fn=checkpoint_filter_fn,
         feature_cfg=dict(feature_cls="getter", out_indices=(0, 1, 2, 3)),
-        **args,
+        **spec.model_args(**kwargs),
     )
 
 
 @register_model
 def glnet_4g(pretrained: bool = False, **kwargs: Any) -> GLNet:
-    """GLNet-4G: 27.0 M parameters, 4.5 GMACs at 224, ImageNet top-1 83.7."""
+    """glnet_4g: its spec is ``registry.VARIANTS["glnet_4g"]``."""
     return _create_glnet("glnet_4g", pretrained, **kwargs)
 
 
 @register_model
 def glnet_9g(pretrained: bool = False, **kwargs: Any) -> GLNet:
-    """GLNet-9G: 60.0 M parameters, 9.6 GMACs at 224, ImageNet top-1 84.5."""
+    """glnet_9g: its spec is ``registry.VARIANTS["glnet_9g"]``."""
     return _create_glnet("glnet_9g", pretrained, **kwargs)
 
 
 @register_model
 def glnet_16g(pretrained: bool = False, **kwargs: Any) -> GLNet:
-    """GLNet-16G (layer scale 1e-4): 106.1 M parameters, 16.7 GMACs at 224, ImageNet top-1 85.0."""
+    """glnet_16g: its spec is ``registry.VARIANTS["glnet_16g"]``."""
     return _create_glnet("glnet_16g", pretrained, **kwargs)
 
 
 @register_model
 def glnet_stl(pretrained: bool = False, **kwargs: Any) -> GLNet:
-    """GLNet in the Swin-Tiny layout: 30.3 M parameters, 4.4 GMACs at 224, ImageNet top-1 82.5."""
+    """glnet_stl: its spec is ``registry.VARIANTS["glnet_stl"]``."""
     return _create_glnet("glnet_stl", pretrained, **kwargs)
 
 
 @register_model
 def glnet_stl_paramslot(pretrained: bool = False, **kwargs: Any) -> GLNet:
-    """GLNet-STL with learned slot initialisation: 30.5 M parameters, ImageNet top-1 82.1."""
+    """glnet_stl_paramslot: its spec is ``registry.VARIANTS["glnet_stl_paramslot"]``."""
     return _create_glnet("glnet_stl_paramslot", pretrained, **kwargs)
 
 
 @register_model
 def glnet_4g_tklb(pretrained: bool = False, **kwargs: Any) -> GLNetTokenLabel:
-    """GLNet-4G trained with token labelling: 27.5 M parameters, ImageNet top-1 84.4."""
+    """glnet_4g_tklb: its spec is ``registry.VARIANTS["glnet_4g_tklb"]``."""
     return _create_glnet("glnet_4g_tklb", pretrained, **kwargs)
 
 
 @register_model
 def glnet_9g_tklb(pretrained: bool = False, **kwargs: Any) -> GLNetTokenLabel:
-    """GLNet-9G trained with token labelling: 60.8 M parameters, ImageNet top-1 85.3."""
+    """glnet_9g_tklb: its spec is ``registry.VARIANTS["glnet_9g_tklb"]``."""
     return _create_glnet("glnet_9g_tklb", pretrained, **kwargs)
 
 
 @register_model
 def glnet_tiny(pretrained: bool = False, **kwargs: Any) -> GLNet:
-    """A small GLNet (4g family, widths 32-256, 16 slots) for training from scratch on a CPU; not official."""
+    """glnet_tiny: its spec is ``registry.VARIANTS["glnet_tiny"]``."""
     return _create_glnet("glnet_tiny", pretrained, **kwargs)

@@ -15,17 +15,20 @@ import json
 import os
 import pickle
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple, Union
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import timm
 import torch
 import torch.nn as nn
 
 from glmix_viz.errors import CheckpointError, one_line
-from glmix_viz.models.glnet import VARIANT_ARGS, GLNet, checkpoint_filter_fn
+from glmix_viz.models.glnet import GLNet, checkpoint_filter_fn
+from glmix_viz.models.registry import VARIANTS
 
 __all__ = ["load_model", "load_state_dict", "save_checkpoint", "read_checkpoint_config", "infer_variant",
-           "default_device", "class_names", "demo_checkpoint", "resolve_model"]
+           "default_device", "class_names", "demo_checkpoint", "resolve_model", "describe_model", "ModelInfo",
+           "is_multilabel", "default_input_size"]
 
 DEMO_DIR = Path(__file__).resolve().parents[1] / "assets" / "demo"
 
@@ -180,7 +183,7 @@ def infer_variant(state: Dict[str, torch.Tensor], *, path: PathLike = "<state di
     """
     num_classes = _num_classes(state)
     best: Optional[Tuple[int, str, Tuple[List[str], List[str], List[str]]]] = None
-    for variant in VARIANT_ARGS:
+    for variant in VARIANTS:
         diff = _mismatch(state, _expected_shapes(variant, num_classes))
         errors = sum(len(part) for part in diff)
         if errors == 0:
@@ -212,40 +215,146 @@ def demo_checkpoint(folder: Optional[PathLike] = None) -> Optional[Path]:
     return found[0] if found else None
 
 
+def is_multilabel(model: nn.Module) -> bool:
+    """True for multi-label (sigmoid) classifiers, False for single-label (softmax) ones such as ImageNet heads.
+
+    A checkpoint config may say so (``multi_label``); glmix-viz training and fine-tuning always train multi-label
+    (BCE on image-level labels), so glmix-viz checkpoints default to True; every other model to False.
+    """
+    config = getattr(model, "checkpoint_config", None) or {}
+    if "multi_label" in config:
+        return bool(config["multi_label"])
+    return config.get("format") == CONFIG_FORMAT
+
+
+def default_input_size(model: nn.Module) -> Tuple[int, int]:
+    """``(H, W)`` the model was made for, from its config (its checkpoint's, else its variant's; 224 x 224 if none)."""
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    size = cfg.get("input_size") or (3, 224, 224)
+    return int(size[-2]), int(size[-1])
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a tool needs to say about the model it uses; ``str(info)`` is the one-line description.
+
+    Attributes:
+        variant: the GLNet variant (timm name).
+        class_names: one name per classifier output (``"class <i>"`` when the model names none).
+        input_size: ``(H, W)`` the model was made for.
+        multi_label: the classifier is multi-label (sigmoid) rather than single-label (softmax).
+        source: ``"checkpoint"``, ``"demo"`` (the bundled demo model) or ``"untrained"`` (random weights).
+        path: the checkpoint file, or None for an untrained model.
+        device: where the model is.
+        seed: seed of the random weights of an untrained model, else None.
+    """
+
+    variant: str
+    class_names: Tuple[str, ...]
+    input_size: Tuple[int, int]
+    multi_label: bool
+    source: str
+    path: Optional[Path]
+    device: str
+    seed: Optional[int] = None
+
+    @property
+    def trained(self) -> bool:
+        """False for randomly initialised weights."""
+        return self.source != "untrained"
+
+    @property
+    def description(self) -> str:
+        """One line naming the model, e.g. ``glnet_tiny from demo.safetensors on cpu``; says UNTRAINED when so."""
+        if not self.trained:
+            return f"{self.variant}, UNTRAINED (random weights, seed {self.seed}) on {self.device}"
+        return f"{self.variant} from {self.path.name if self.path else '?'} on {self.device}"
+
+    def __str__(self) -> str:
+        return self.description
+
+
+def describe_model(
+    model: nn.Module, *, source: Optional[str] = None, seed: Optional[int] = None
+) -> ModelInfo:
+    """The :class:`ModelInfo` of a built model (a checkpoint's when it was loaded by :func:`load_model`).
+
+    Args:
+        model: a GLNet (or any timm model).
+        source: overrides the source read from the model (``"checkpoint"`` when it came from a file, else
+            ``"untrained"``); pass ``"demo"`` for the bundled model.
+        seed: seed of an untrained model's weights.
+    """
+    config = getattr(model, "checkpoint_config", None) or {}
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    variant = str(config.get("variant") or cfg.get("architecture") or type(model).__name__)
+    num_classes = int(getattr(model, "num_classes", 0))
+    names = class_names(model) or [f"class {index}" for index in range(num_classes)]
+    path = Path(config["source"]) if config.get("source") else None
+    parameter = next(iter(model.parameters()), None)
+    device = str(parameter.device) if parameter is not None else "cpu"
+    return ModelInfo(
+        variant=variant, class_names=tuple(names), input_size=default_input_size(model),
+        multi_label=is_multilabel(model), source=source or ("checkpoint" if path else "untrained"), path=path,
+        device=device, seed=seed,
+    )
+
+
 def resolve_model(
     checkpoint: Optional[PathLike] = None,
     model_name: Optional[str] = None,
     *,
     num_classes: Optional[int] = None,
+    class_names: Optional[Sequence[str]] = None,
     device: Optional[Union[str, torch.device]] = None,
     fallback: Optional[str] = None,
     seed: int = 0,
-) -> Tuple[nn.Module, str]:
-    """The model a tool should use, and a one-line description of it; the one place that makes this choice.
+) -> Tuple[nn.Module, ModelInfo]:
+    """The model a tool should use, and what it is; the one place that makes this choice.
 
     Order: ``model_name`` (a registered variant with random weights: UNTRAINED, for smoke tests) or ``checkpoint``
     (``load_model``); else the bundled demo model; else, when ``fallback`` names a variant, that variant with random
-    weights (seeded), described as UNTRAINED so nobody mistakes its groupings for learned ones.
+    weights (seeded, without touching the global random state), described as UNTRAINED so nobody mistakes its
+    groupings for learned ones.
+
+    Args:
+        checkpoint: a checkpoint file, or None.
+        model_name: a registered variant to build with random weights, or None.
+        num_classes: classifier outputs of a randomly initialised model (the variant's default when None).
+        class_names: names of a randomly initialised model's classes (sets ``num_classes`` when that is None).
+        device: where to put the model; CUDA when available if None.
+        fallback: variant built with random weights when there is no checkpoint and no demo model.
+        seed: seed of random weights.
+
+    Returns:
+        ``(model in eval mode, ModelInfo)``.
 
     Raises:
         CheckpointError: an unknown ``model_name``, an unreadable checkpoint, or nothing to load and no fallback.
     """
     device = default_device(device)
+    source = "checkpoint"
     if model_name is None and checkpoint is None:
-        checkpoint = demo_checkpoint()
+        checkpoint, source = demo_checkpoint(), "demo"
         if checkpoint is None:
             if fallback is None:
                 raise CheckpointError(f"no model: pass --checkpoint PATH; no bundled demo model in {DEMO_DIR}")
             model_name = fallback
-    if model_name is not None:
-        if model_name not in VARIANT_ARGS:
-            raise CheckpointError(f"unknown model {model_name!r}; known: {', '.join(VARIANT_ARGS)}")
+    if model_name is None:
+        model = load_model(checkpoint, device=device)
+        return model, describe_model(model, source=source)
+    if model_name not in VARIANTS:
+        raise CheckpointError(f"unknown model {model_name!r}; known: {', '.join(VARIANTS)}")
+    if num_classes is None and class_names is not None:
+        num_classes = len(class_names)
+    kwargs = {} if num_classes is None else {"num_classes": num_classes}
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        kwargs = {} if num_classes is None else {"num_classes": num_classes}
-        model = timm.create_model(model_name, **kwargs).to(device).eval()
-        return model, f"{model_name}, UNTRAINED (random weights, seed {seed}) on {device}"
-    model = load_model(checkpoint, device=device)
-    return model, f"{model.checkpoint_config['variant']} from {Path(checkpoint).name} on {device}"
+        model = timm.create_model(model_name, **kwargs)
+    if class_names is not None:
+        model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(class_names))
+    model = model.to(device).eval()
+    return model, describe_model(model, source="untrained", seed=seed)
 
 
 def load_model(
@@ -286,8 +395,8 @@ def load_model(
         overrides = dict(config.get("model_args") or {})
     if variant is None:
         variant = infer_variant(state, path=path)
-    elif variant not in VARIANT_ARGS:
-        raise CheckpointError(f"{path}: unknown variant {variant!r}; known: {', '.join(VARIANT_ARGS)}")
+    elif variant not in VARIANTS:
+        raise CheckpointError(f"{path}: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     overrides["num_classes"] = _num_classes(state)
     diff = _mismatch(state, _expected_shapes(variant, overrides["num_classes"], overrides))
     if any(diff):

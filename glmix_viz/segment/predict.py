@@ -280,16 +280,16 @@ def explore_segmenter(
         model: what :func:`glmix_viz.models.loading.load_model` returns for a segmenter checkpoint (the encoder, with
             ``model.segmenter``), or the smp segmenter itself.
         image: ``(H, W, 3)`` uint8 RGB.
-        input_size: network input of the grouping pass (as :func:`glmix_viz.explore.explore_image`).
+        input_size: network input of the grouping pass (as :func:`glmix_viz.slots.explore.explore_image`).
         scales, flip: test-time views of the prediction (:func:`predict_probs`).
         device: where to run (default: the model's device).
 
     Returns:
-        ``(exploration, labels)``: the :class:`~glmix_viz.explore.Exploration` of the encoder (groupings of every
-        GLMix block; no class maps, the encoder has no classifier) and the ``(H, W)`` uint8 predicted class map, to
-        show beside the pseudo-mask of the same image.
+        ``(exploration, labels)``: the :class:`~glmix_viz.slots.explore.Exploration` of the encoder (groupings of
+        every GLMix block; no class maps, the encoder has no classifier) and the ``(H, W)`` uint8 predicted class
+        map, to show beside the pseudo-mask of the same image.
     """
-    from glmix_viz.explore import explore_image
+    from glmix_viz.slots.explore import explore_image
     from glmix_viz.segment.model import backbone_of, segmenter_of
 
     segmenter = segmenter_of(model) or model

@@ -4,10 +4,11 @@ Streamlit reruns the whole script on every interaction; everything slow lives he
 
 * models: ``st.cache_resource`` keyed by where they come from (path + file stamp, upload hash, variant) and the device;
 * decoded images: keyed by the hash of the file's bytes;
-* network results (:func:`glmix_viz.explore.explore_image`, class score maps, dense CRF): keyed by model key, image key
-  and the settings that change them, never by display settings, so moving an opacity slider redraws pictures only.
+* network results (:func:`glmix_viz.slots.explore.explore_image`, class score maps, dense CRF): keyed by model key,
+  image key and the settings that change them, never by display settings, so moving an opacity slider redraws
+  pictures only.
 
-Nothing here draws; :mod:`explorer_views` does.
+Nothing here draws; :mod:`glmix_viz.app.views` does.
 """
 
 from __future__ import annotations
@@ -22,18 +23,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import streamlit as st
-import timm
 import torch
 import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz import CheckpointError, ImageLoadError, class_names, load_model
+from glmix_viz import CheckpointError, ImageLoadError, load_model
 from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
-from glmix_viz.explore import Exploration, explore_image, interactive_threads
-from glmix_viz.models.loading import demo_checkpoint
+from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads
+from glmix_viz.models.loading import demo_checkpoint, describe_model, resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info
-from glmix_viz.models.glnet import VARIANT_ARGS
+from glmix_viz.models.registry import VARIANTS
 
 MAX_IMAGE_SIDE = 1024  # larger images are downscaled on loading (with a notice)
 MIN_IMAGE_SIDE = 32
@@ -86,11 +86,8 @@ def available_devices() -> List[str]:
 
 
 def _describe(model: nn.Module, key: str, label: str, trained: bool) -> LoadedModel:
-    config = getattr(model, "checkpoint_config", None) or {}
-    variant = str(config.get("variant") or model.pretrained_cfg["architecture"])
-    names = class_names(model) or [f"class {index}" for index in range(int(getattr(model, "num_classes", 0)))]
-    input_size = (getattr(model, "pretrained_cfg", None) or {}).get("input_size") or (3, 224, 224)
-    return LoadedModel(model, key, label, variant, trained, tuple(names), int(input_size[-1]))
+    info = describe_model(model)
+    return LoadedModel(model, key, label, info.variant, trained, info.class_names, info.input_size[-1])
 
 
 def _file_stamp(path: Path) -> str:
@@ -159,12 +156,7 @@ def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str) 
 
 @st.cache_resource(max_entries=3, show_spinner="Building the model...")
 def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> nn.Module:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = timm.create_model(variant, num_classes=num_classes)
-    if label_names:
-        model.pretrained_cfg = dict(model.pretrained_cfg, label_names=list(label_names))
-    return model.to(device).eval()
+    return resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)[0]
 
 
 def random_model(variant: str, device: str) -> LoadedModel:
@@ -195,7 +187,7 @@ def checkpoint_files(folder: str | os.PathLike) -> List[Path]:
 
 def variants() -> List[str]:
     """Registered GLNet variant names."""
-    return list(VARIANT_ARGS)
+    return list(VARIANTS)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -288,37 +280,31 @@ def exploration(model_key: str, image_key: str, resolution: int, _model: nn.Modu
 def score_maps(
     model_key: str,
     image_key: str,
-    resolution: int,
-    method: str,
+    settings: Any,
     classes: Tuple[int, ...],
-    bg_rule: str,
-    bg_param: float,
-    flip: bool,
     _model: nn.Module,
     _image: np.ndarray,
 ) -> Any:
-    """Class score maps of one method (:func:`glmix_viz.pseudo.scores.compute_scores`), cached per settings."""
+    """Class score maps (:func:`glmix_viz.pseudo.scores.compute_scores`) of one ScoreSettings, cached per settings."""
     from glmix_viz.pseudo.scores import compute_scores
 
     labels = np.zeros(int(_model.num_classes), dtype=np.float32)
     labels[list(classes)] = 1.0
-    return compute_scores(_model, _image, labels, method=method, flip=flip, bg_rule=bg_rule, bg_param=bg_param,
-                          input_size=resolution)
+    return compute_scores(_model, _image, labels, settings)
 
 
 @st.cache_resource(max_entries=32, show_spinner="Running the dense CRF...")
-def crf_refined(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _scores: np.ndarray) -> np.ndarray:
-    """``(H, W)`` uint8 channel labels after the dense CRF (255 where below the confidence threshold)."""
-    from glmix_viz.pseudo.crf import crf_labels
+def pseudo_mask(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _maps: Any) -> Any:
+    """The pseudo-mask of cached score maps (:func:`glmix_viz.pseudo.masks.pseudo_mask`), before / after the CRF."""
+    from glmix_viz.pseudo.masks import pseudo_mask as make_mask
 
-    # pydensecrf needs a writable buffer; the cached images are read-only.
-    return crf_labels(np.array(_image), _scores, params)
+    return make_mask(_image, _maps, params)
 
 
 def method_names() -> Sequence[str]:
-    """The score-map methods of :mod:`glmix_viz.pseudo.scores` (empty when that module is not available)."""
+    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`; empty when unavailable)."""
     try:
-        from glmix_viz.pseudo.scores import METHODS
+        from glmix_viz.pseudo.registry import METHODS
     except ImportError:
         return ()
     return tuple(METHODS)

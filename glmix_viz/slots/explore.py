@@ -32,9 +32,10 @@ import torch
 import torch.nn as nn
 
 from glmix_viz.images import to_tensor
-from glmix_viz.models.loading import class_names as model_class_names
+from glmix_viz.models.cam import class_activation_maps
+from glmix_viz.models.loading import default_input_size, describe_model, is_multilabel
 from glmix_viz.probe import GroupingProbe, GroupingRecord
-from glmix_viz.viz import upsample_maps
+from glmix_viz.slots.resize import upsample_maps
 
 __all__ = [
     "Exploration",
@@ -58,8 +59,7 @@ __all__ = [
 
 def model_input_size(model: nn.Module) -> int:
     """The longer input side the model was trained at (from its config), e.g. 224 or 128."""
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return int(max(cfg.get("input_size", (3, 224, 224))[1:]))
+    return max(default_input_size(model))
 
 
 def model_mean_std(model: nn.Module) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
@@ -68,20 +68,6 @@ def model_mean_std(model: nn.Module) -> Tuple[Tuple[float, ...], Tuple[float, ..
 
     cfg = getattr(model, "pretrained_cfg", None) or {}
     return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-
-
-def is_multilabel(model: nn.Module) -> bool:
-    """True for multi-label (sigmoid) classifiers, False for single-label (softmax) ones such as ImageNet heads.
-
-    A checkpoint config may say so (``multi_label``); glmix-viz training and fine-tuning always train multi-label
-    (BCE on image-level labels), so glmix-viz checkpoints default to True; every other model to False.
-    """
-    from glmix_viz.models.loading import CONFIG_FORMAT
-
-    config = getattr(model, "checkpoint_config", None) or {}
-    if "multi_label" in config:
-        return bool(config["multi_label"])
-    return config.get("format") == CONFIG_FORMAT
 
 
 def predict_probs(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
@@ -205,23 +191,19 @@ def explore_image(
         features = model.forward_features(inputs)
         logits = model.forward_head(features) if getattr(model, "num_classes", 0) else None
     records = {name: record.to("cpu") for name, record in probe.items()}
-    head = getattr(model, "head", None)
     cam = None
-    if logits is not None and isinstance(head, nn.Linear):
-        from glmix_viz.pseudo.scores import class_activation_maps
-
+    if logits is not None and isinstance(model.get_classifier(), nn.Linear):
         with torch.inference_mode():
-            cam = class_activation_maps(model, features, range(head.out_features))[0].float().cpu().numpy()
-    num_classes = int(getattr(model, "num_classes", 0))
-    names = model_class_names(model) or [f"class {index}" for index in range(num_classes)]
+            cam = class_activation_maps(model, features)[0].float().cpu().numpy()
+    info = describe_model(model)
     return Exploration(
         image=image,
         input_size=(int(inputs.shape[-2]), int(inputs.shape[-1])),
         records=records,
         logits=np.zeros(0, np.float32) if logits is None else logits[0].float().cpu().numpy(),
         cam=cam,
-        class_names=list(names),
-        multi_label=is_multilabel(model),
+        class_names=list(info.class_names),
+        multi_label=info.multi_label,
     )
 
 
@@ -365,7 +347,7 @@ def assignment_arrays(exploration: Exploration) -> Dict[str, np.ndarray]:
 
 
 def npz_bytes(arrays: Dict[str, np.ndarray]) -> bytes:
-    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; files: ``io.save_npz_atomic``)."""
+    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; for files: ``files.save_npz_atomic``)."""
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     return buffer.getvalue()

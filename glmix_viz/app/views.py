@@ -1,15 +1,16 @@
 """The explorer's pictures and tabs: library results in, Streamlit elements out.
 
 Every picture comes from :mod:`glmix_viz.viz` (one palette for slots, one overlay function), every number from
-:mod:`glmix_viz.explore` or :mod:`glmix_viz.pseudo`; this module only arranges them, with a caption on each.
+:mod:`glmix_viz.slots` or :mod:`glmix_viz.pseudo`; this module only arranges them, with a caption on each.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import dataclasses
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import pandas as pd
@@ -17,9 +18,9 @@ import plotly.graph_objects as go
 import streamlit as st
 from PIL import Image
 
-import explorer_data as data
+from glmix_viz.app import data
 from glmix_viz.data.voc import label_to_pil, voc_palette
-from glmix_viz.explore import (
+from glmix_viz.slots.explore import (
     Exploration,
     assignment_arrays,
     map_cell,
@@ -30,19 +31,22 @@ from glmix_viz.explore import (
     slot_flow,
     top_predictions,
 )
+from glmix_viz.figures import slot_distribution_figure, soft_maps_figure
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     grouping_overlay,
     heatmap_overlay,
     hstack_panels,
+    COLOR_SCALES,
     label_legend,
+    map_colorbar,
     masked_slot_view,
     overlay,
     representative_slots,
-    slot_distribution_figure,
+    scale_caption,
     slot_palette,
     soft_map_grid,
-    soft_maps_figure,
+    value_ranges,
     vstack_panels,
 )
 
@@ -63,11 +67,14 @@ class Display:
         opacity: weight of the colours over the image, in [0, 1].
         boundaries: draw the borders between slots.
         soft_map_kind: a key of :data:`SOFT_MAP_KINDS`.
+        color_scale: ``"shared"`` (maps shown together on one colour scale) or ``"own"`` (each map on its own), a key
+            of :data:`glmix_viz.viz.COLOR_SCALES`.
     """
 
     opacity: float
     boundaries: bool
     soft_map_kind: str
+    color_scale: str = "shared"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -141,8 +148,10 @@ def _framed(picture: np.ndarray, color: Sequence[int], width: int = 3) -> np.nda
     return framed
 
 
-def authors_figure(exploration: Exploration, block: str) -> Tuple[np.ndarray, List[int]]:
+def authors_figure(exploration: Exploration, block: str, scale: str = "shared") -> Tuple[np.ndarray, List[int]]:
     """The authors' figure for one block: input | grid of dispatch maps | the 4 k-medoids slots shown through the image.
+
+    The grid is drawn on ``scale`` (one colour scale for all maps, or each its own) with its labelled colour bar.
 
     Returns:
         ``(picture, representative slots)``.
@@ -151,7 +160,8 @@ def authors_figure(exploration: Exploration, block: str) -> Tuple[np.ndarray, Li
     representatives = representative_slots(maps, k=len(REPRESENTATIVE_FRAME_COLORS))
     frames = {slot: REPRESENTATIVE_FRAME_COLORS[index] for index, slot in enumerate(representatives)}
     rows = math.ceil(maps.shape[0] / math.ceil(math.sqrt(maps.shape[0])))
-    grid = soft_map_grid(maps, normalize="global", frame_colors=frames, cell=max(32, THUMBNAIL_SIDE // rows - 4))
+    grid = soft_map_grid(maps, scale=scale, frame_colors=frames, cell=max(32, THUMBNAIL_SIDE // rows - 4))
+    grid = vstack_panels([grid, map_colorbar(maps, scale, width=max(96, min(256, grid.shape[1] - 8)))], pad=0)
     small = thumbnail(exploration.image)
     quarter = thumbnail(exploration.image, THUMBNAIL_SIDE // 2)
     views = [_framed(masked_slot_view(quarter, maps[slot]), frames[slot]) for slot in representatives]
@@ -208,11 +218,11 @@ def groupings_tab(exploration: Exploration, block: str, display: Display) -> Non
         maps, factor = pooled_for_figure(soft_maps(exploration, block, display.soft_map_kind))
         figure = soft_maps_figure(maps, cols=int(math.ceil(math.sqrt(maps.shape[0]))),
                                   title=f"{record.num_slots} soft maps of {block}",
-                                  tile_size=56 if record.num_slots > 16 else 110)
+                                  tile_size=56 if record.num_slots > 16 else 110, scale=display.color_scale)
         st.plotly_chart(figure, width="content", key="soft_maps_chart")
         pooled = f" Shown averaged over {factor}x{factor} cells (hover x, y count pooled cells)." if factor > 1 else ""
-        st.caption(f"Per-slot {SOFT_MAP_KINDS[display.soft_map_kind]}; one colour scale for all tiles. "
-                   f"Hover a tile for its slot, pixel and value.{pooled}")
+        st.caption(f"Per-slot {SOFT_MAP_KINDS[display.soft_map_kind]}; {scale_caption(display.color_scale)}. "
+                   f"Hover a tile for its slot, pixel and raw value.{pooled}")
 
 
 def across_blocks_tab(exploration: Exploration, display: Display, current_block: str) -> None:
@@ -225,10 +235,11 @@ def across_blocks_tab(exploration: Exploration, display: Display, current_block:
     chosen = st.multiselect("Blocks for the authors' figure", names, default=default,
                             format_func=lambda name: block_title(exploration, name), key="authors_blocks")
     for block in chosen:
-        picture, representatives = authors_figure(exploration, block)
-        st.image(picture, caption=f"{block_title(exploration, block)}: all dispatch maps (min-max over the block, "
-                                  f"viridis) and the representative slots {representatives} picked by k-medoids on the "
-                                  "maps' pairwise L2 distances, each shown as the image seen through its map.")
+        picture, representatives = authors_figure(exploration, block, display.color_scale)
+        st.image(picture, caption=f"{block_title(exploration, block)}: all dispatch maps (viridis, "
+                                  f"{scale_caption(display.color_scale)}) and the representative slots "
+                                  f"{representatives} picked by k-medoids on the maps' pairwise L2 distances, each "
+                                  "shown as the image seen through its map.")
 
 
 def _select_pixel_from_click(chart_key: str) -> None:
@@ -290,10 +301,12 @@ def slot_and_pixel_tab(exploration: Exploration, block: str, display: Display, m
         st.image(masked_slot_view(exploration.image, dispatch[slot], interpolation="bilinear"), width="stretch",
                  caption=f"The image seen through slot {slot}'s dispatch map (dark where the slot is absent).")
     with col_heat:
-        low, high = float(dispatch[slot].min()), float(dispatch[slot].max())
-        st.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet"),
-                 width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel, min-max scaled "
-                                          f"(jet: blue {low:.3f} to red {high:.3f}).")
+        low, high = value_ranges(dispatch, display.color_scale)[slot]
+        scale_words = "shared by all slots of the block" if display.color_scale == "shared" else "this slot's own"
+        st.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet",
+                                 value_range=(low, high)),
+                 width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel, on the colour scale "
+                                          f"{scale_words} (jet: blue {low:.3f} to red {high:.3f}).")
     with col_numbers:
         st.metric("Pixels won (arg-max)", f"{hard[slot]:.1%}")
         st.metric("Dispatch mass", f"{soft[slot]:.1%}", help="mean over pixels of the slot's dispatch weight")
@@ -368,25 +381,27 @@ class PseudoSettings:
     """What a pseudo-mask depends on (besides the model, image and resolution)."""
 
     classes: Tuple[int, ...]
-    method: str
-    bg_rule: str
-    bg_param: float
-    flip: bool
+    score: Any  # glmix_viz.pseudo.ScoreSettings (method, background rule and parameter, flip, input size)
     crf: Any
 
+    @property
+    def method(self) -> str:
+        return self.score.method
 
-def default_pseudo_settings(exploration: Exploration) -> Optional[PseudoSettings]:
-    """The settings used before the user changes any: top-1 class, slot_pool (else cam), threshold 0.15, default CRF."""
+
+def default_pseudo_settings(exploration: Exploration, resolution: int) -> Optional[PseudoSettings]:
+    """The settings used before the user changes any: top-1 class, the library's default method with its own
+    background threshold, the default CRF."""
     methods = data.method_names()
     if not methods or exploration.logits.size == 0:
         return None
     from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.pseudo.registry import default_method
+    from glmix_viz.pseudo.settings import ScoreSettings
 
     top = int(np.argmax(exploration.probabilities))
-    from glmix_viz.pseudo.scores import BEST_METHOD, default_bg_param
-
-    method = BEST_METHOD if BEST_METHOD in methods else methods[0]
-    return PseudoSettings((top,), method, "threshold", default_bg_param("threshold", method), True, CRFParams())
+    score = ScoreSettings(method=default_method(), input_size=resolution)  # with the method's own threshold
+    return PseudoSettings((top,), score, CRFParams())
 
 
 def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any, keys: Tuple[str, str, int]
@@ -397,10 +412,10 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
         ``(before, after, label_ids, names)``: ``(H, W)`` uint8 channel indices before / after the CRF (255 =
         unsure), the label id of every channel (0 background, class c -> c + 1) and its name.
     """
-    scores = data.score_maps(*keys, settings.method, settings.classes, settings.bg_rule, settings.bg_param,
-                             settings.flip, model, exploration.image)
-    before = scores.scores.argmax(axis=0).astype(np.uint8)
-    after = data.crf_refined((*keys, settings), settings.crf, exploration.image, scores.scores)
+    score = dataclasses.replace(settings.score, input_size=keys[2])  # the resolution shown now
+    scores = data.score_maps(*keys[:2], score, settings.classes, model, exploration.image)
+    mask = data.pseudo_mask((*keys, settings), settings.crf, exploration.image, scores)
+    before, after = mask.before, mask.channels
     names = ["background (uncoloured)"]
     names += [exploration.class_names[int(index) - 1] for index in scores.class_indices[1:]]
     return before, after, np.asarray(scores.class_indices), names
@@ -408,11 +423,50 @@ def pseudo_masks(exploration: Exploration, settings: PseudoSettings, model: Any,
 
 def mask_ids(channels: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
     """Channel indices -> label ids when every id fits a palette PNG (<= 254), else the channel indices (255 kept)."""
-    if label_ids.max() >= 255:
-        return channels
-    lookup = np.full(256, 255, dtype=np.uint8)
-    lookup[: len(label_ids)] = label_ids.astype(np.uint8)
-    return lookup[channels]
+    from glmix_viz.pseudo.masks import channels_to_labels
+
+    return channels_to_labels(channels, label_ids, fallback_to_channels=True)
+
+
+def score_map_grid(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display, chosen: int,
+                   classes: Tuple[int, ...], fields: dict) -> None:
+    """One class's score map by every registered method that is not slow (slow ones: in the pseudo-mask selector)."""
+    from glmix_viz.pseudo.registry import METHODS
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    maps = {}
+    for method in (name for name in data.method_names() if not METHODS[name].slow):
+        scores = data.score_maps(*keys[:2], ScoreSettings(method=method, **fields), classes, loaded.model,
+                                 exploration.image)
+        maps[method] = scores.scores[list(scores.class_indices).index(chosen + 1)]
+    score_maps_row(exploration, maps, {method: METHODS[method].description for method in maps}, display)
+    slow = [name for name in data.method_names() if METHODS[name].slow]
+    if slow:
+        st.caption(f"Not shown here (slow: many network passes per image): {', '.join(slow)}; choose them below.")
+
+
+def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descriptions: Dict[str, str],
+                   display: Display, per_row: int = 6) -> None:
+    """One class's score map by each method side by side (rows of ``per_row``), on the display's colour scale.
+
+    Args:
+        exploration: the image's exploration (the maps are drawn over its image).
+        maps: method name -> ``(H, W)`` score map of the class.
+        descriptions: method name -> one line saying what the method computes.
+        display: the display settings (opacity, colour scale: shared by all maps shown, or each its own).
+        per_row: maps per row.
+    """
+    ranges = dict(zip(maps, value_ranges(list(maps.values()), display.color_scale)))
+    names = list(maps)
+    for start in range(0, len(names), per_row):
+        for column, method in zip(st.columns(per_row), names[start:start + per_row]):
+            low, high = ranges[method]
+            picture = heatmap_overlay(exploration.image, maps[method], alpha=max(display.opacity, 0.3),
+                                      value_range=(low, high))
+            column.image(picture, width="stretch",
+                         caption=f"{method}: {descriptions[method]} (jet: blue {low:.3g}, red {high:.3g}).")
+    st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet"),
+             caption=f"Score maps: {scale_caption(display.color_scale)}.")
 
 
 def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
@@ -429,9 +483,9 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
             st.info("Class score maps need glmix_viz.pseudo.scores, which is not available in this install.")
         return
     from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.scores import METHODS, default_bg_param
+    from glmix_viz.pseudo.settings import ScoreSettings
 
-    defaults = default_pseudo_settings(exploration)
+    defaults = default_pseudo_settings(exploration, keys[2])
     num_classes = len(exploration.class_names)
     with right:
         classes = st.multiselect(
@@ -449,34 +503,30 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
                                  help="threshold: constant background score; power: (1 - max class score) ** alpha")
         bg_param = col_param.slider("Background threshold" if bg_rule == "threshold" else "Power alpha",
                                     *((0.0, 1.0) if bg_rule == "threshold" else (0.5, 16.0)),
-                                    value=float(default_bg_param(bg_rule, defaults.method)), key=f"bg_param::{bg_rule}")
+                                    value=float(ScoreSettings(method=defaults.method, bg_rule=bg_rule).bg_param),
+                                    key=f"bg_param::{bg_rule}")
         flip = col_flip.checkbox("Flip TTA", value=True, key="pseudo_flip", help="average with the mirrored image")
 
     st.subheader(f"Score maps of '{exploration.class_names[chosen]}' by each method")
-    columns = st.columns(len(methods))
-    for column, method in zip(columns, methods):
-        scores = data.score_maps(*keys, method, tuple(sorted(classes)), bg_rule, float(bg_param), flip, loaded.model,
-                                 exploration.image)
-        channel = list(scores.class_indices).index(chosen + 1)
-        with column:
-            st.image(heatmap_overlay(exploration.image, scores.scores[channel], alpha=max(display.opacity, 0.3),
-                                     normalize=False), width="stretch",
-                     caption=f"{method}: {METHODS[method].description} (jet: 0 blue, 1 red).")
+    score_map_grid(exploration, loaded, keys, display, chosen, tuple(sorted(classes)),
+                   dict(bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2]))
 
     st.subheader("Pseudo-mask")
     col_method, col_crf = st.columns([1, 2])
     method = col_method.selectbox("Method", methods, index=list(methods).index(defaults.method), key="pseudo_method")
     with col_crf.expander("Dense CRF parameters"):
         c1, c2, c3 = st.columns(3)
+        crf = CRFParams()  # the library's defaults
         params = CRFParams(
-            gaussian_sxy=c1.slider("Smoothness sxy", 1.0, 20.0, 3.0, key="crf_gsxy"),
-            gaussian_compat=c1.slider("Smoothness weight", 0.0, 20.0, 3.0, key="crf_gcompat"),
-            bilateral_sxy=c2.slider("Appearance sxy", 5.0, 200.0, 80.0, key="crf_bsxy"),
-            bilateral_srgb=c2.slider("Appearance srgb", 1.0, 50.0, 13.0, key="crf_bsrgb"),
-            bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, 10.0, key="crf_bcompat"),
-            iterations=c3.slider("Iterations", 0, 20, 10, key="crf_iterations"),
+            gaussian_sxy=c1.slider("Smoothness sxy", 1.0, 20.0, crf.gaussian_sxy, key="crf_gsxy"),
+            gaussian_compat=c1.slider("Smoothness weight", 0.0, 20.0, crf.gaussian_compat, key="crf_gcompat"),
+            bilateral_sxy=c2.slider("Appearance sxy", 5.0, 200.0, crf.bilateral_sxy, key="crf_bsxy"),
+            bilateral_srgb=c2.slider("Appearance srgb", 1.0, 50.0, crf.bilateral_srgb, key="crf_bsrgb"),
+            bilateral_compat=c3.slider("Appearance weight", 0.0, 30.0, crf.bilateral_compat, key="crf_bcompat"),
+            iterations=c3.slider("Iterations", 0, 20, crf.iterations, key="crf_iterations"),
         )
-    settings = PseudoSettings(tuple(sorted(classes)), method, bg_rule, float(bg_param), flip, params)
+    score = ScoreSettings(method=method, bg_rule=bg_rule, bg_param=float(bg_param), flip=flip, input_size=keys[2])
+    settings = PseudoSettings(tuple(sorted(classes)), score, params)
     st.session_state["pseudo_settings"] = settings
     before, after, label_ids, names = pseudo_masks(exploration, settings, loaded.model, keys)
     palette = voc_palette(256)
@@ -509,7 +559,7 @@ def downloads_tab(exploration: Exploration, block: str, display: Display, loaded
                            file_name=f"{stem}_all_blocks.png", mime="image/png", on_click="ignore",
                            icon=":material/view_column:", width="stretch")
         st.download_button("Authors' figure of the chosen block (PNG)",
-                           png_bytes(authors_figure(exploration, block)[0]),
+                           png_bytes(authors_figure(exploration, block, display.color_scale)[0]),
                            file_name=f"{stem}_{block_stem}_slots.png", mime="image/png", on_click="ignore",
                            icon=":material/grid_view:", width="stretch")
     with col2:
@@ -517,7 +567,7 @@ def downloads_tab(exploration: Exploration, block: str, display: Display, loaded
                            file_name=f"{stem}_assignments.npz", mime="application/octet-stream", on_click="ignore",
                            icon=":material/data_array:", width="stretch",
                            help="per block: <block>.logits (S, h, w), <block>.hard (h, w), <block>.slots_out (S, C)")
-        settings = st.session_state.get("pseudo_settings") or default_pseudo_settings(exploration)
+        settings = st.session_state.get("pseudo_settings") or default_pseudo_settings(exploration, keys[2])
         if settings is None:
             st.info("No pseudo-mask: the model has no classifier or the score maps are not available.")
             return

@@ -1,4 +1,4 @@
-"""glmix_viz.explore: the answers the explorer and the notebooks show, checked against hand-computed values."""
+"""glmix_viz.slots.explore: the answers the explorer and the notebooks show, checked against hand-computed values."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import timm
 import torch
 
 from glmix_viz.models.loading import demo_checkpoint
-from glmix_viz.explore import (
+from glmix_viz.slots.explore import (
     Exploration,
     assignment_arrays,
     explore_image,
@@ -120,7 +120,7 @@ def test_demo_checkpoint_picks_the_first_safetensors(tmp_path) -> None:
 
 
 def test_interactive_threads_leave_a_core_free_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
-    from glmix_viz.explore import interactive_threads
+    from glmix_viz.slots.explore import interactive_threads
 
     monkeypatch.delenv("GLMIX_TORCH_THREADS", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: 2)

@@ -1,0 +1,62 @@
+"""``glmix-viz app``: the GLMix explorer, a Streamlit app shipped inside the package (installed or in a checkout).
+
+``glmix-viz app [--checkpoints DIR] [--device DEVICE] [-- streamlit options]`` runs ``streamlit run`` on
+:data:`glmix_viz.app.MAIN_SCRIPT` in this process, with the explorer's settings
+(``glmix_viz/app/streamlit_config.toml``) as options; options after ``--`` go to Streamlit as they are and win over
+those settings, e.g. ``glmix-viz app -- --server.port 8502 --server.headless true``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from pathlib import Path
+from typing import Any, Dict, List
+
+HELP = "Open the GLMix explorer (Streamlit) on the bundled demo model; --checkpoints adds a folder of checkpoints."
+CONFIG = Path(__file__).resolve().parents[1] / "app" / "streamlit_config.toml"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--checkpoints", type=Path, default=None,
+                        help="a folder of checkpoints (.safetensors, .pth) to offer besides the demo model")
+    parser.add_argument("--device", default=None,
+                        help="the device chosen first in the sidebar: cpu, cuda, ... (default: cuda when available)")
+    parser.add_argument("streamlit_options", nargs="*", metavar="-- STREAMLIT_OPTION",
+                        help="after --: options for `streamlit run`, e.g. -- --server.port 8502 --server.headless true")
+
+
+def config_options(config: Dict[str, Any]) -> List[str]:
+    """``{"server": {"port": 8502}}`` -> ``["--server.port", "8502"]`` (booleans as ``true`` / ``false``)."""
+    options = []
+    for section, values in config.items():
+        for name, value in values.items():
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            options += [f"--{section}.{name}", text]
+    return options
+
+
+def streamlit_argv(args: argparse.Namespace) -> List[str]:
+    """The arguments of ``streamlit`` for this command: ``run SCRIPT [settings] [user options] -- [app options]``."""
+    from glmix_viz.app import MAIN_SCRIPT
+
+    with CONFIG.open("rb") as stream:
+        settings = config_options(tomllib.load(stream))
+    app_options = []
+    if args.checkpoints is not None:
+        app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
+    if args.device:
+        app_options += ["--device", args.device]
+    return ["run", str(MAIN_SCRIPT), *settings, *args.streamlit_options, "--", *app_options]
+
+
+def run(args: argparse.Namespace) -> int:
+    from glmix_viz.errors import GlmixVizError
+
+    if args.checkpoints is not None and not args.checkpoints.expanduser().is_dir():
+        raise GlmixVizError(f"--checkpoints {args.checkpoints}: no such folder")
+    from streamlit.web import cli as streamlit_cli
+
+    sys.argv = ["streamlit", *streamlit_argv(args)]
+    return int(streamlit_cli.main(args=sys.argv[1:], prog_name="streamlit", standalone_mode=False) or 0)

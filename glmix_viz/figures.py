@@ -1,0 +1,304 @@
+"""Composed figures: several pictures in one, interactive Plotly figures, and writing figures to files.
+
+Built from the pictures of :mod:`glmix_viz.viz` (one palette, one overlay function); nothing here knows about the
+model, probes or data sets.
+
+* :func:`grouping_figure` - the figure of ``glmix-viz inspect``: input | hard groupings per block | soft maps of one
+  block with its representative slots.
+* :func:`soft_maps_figure` - an interactive grid of per-slot maps (one Plotly heatmap trace).
+* :func:`slot_distribution_figure` - bar charts of one pixel's (or one slot's) distribution over slots, per block.
+* :func:`save_figure` - a matplotlib figure or an RGB picture as a PNG of bounded size (for READMEs).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from pathlib import Path
+from typing import Any, Mapping, Sequence, Union
+
+import numpy as np
+import plotly.graph_objects as go
+from PIL import Image
+from plotly.subplots import make_subplots
+
+from glmix_viz.viz import (
+    REPRESENTATIVE_FRAME_COLORS,
+    _check_image,
+    grouping_overlay,
+    hstack_panels,
+    map_colorbar,
+    masked_slot_view,
+    representative_slots,
+    scale_to_unit,
+    soft_map_grid,
+    value_ranges,
+    vstack_panels,
+)
+
+__all__ = ["grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
+
+_SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
+                   "<extra></extra>")
+
+
+def _colorbar_of(scale: str) -> dict:
+    """Plotly colour bar settings that name the colour scale (and, for ``"own"``, what its ends mean)."""
+    if scale == "shared":
+        return dict(title=dict(text="shared scale<br>(all maps)", side="right"))
+    return dict(title=dict(text="own scale<br>per map", side="right"), tickvals=[0.0, 1.0],
+                ticktext=["map's min", "map's max"])
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Interactive figures (Plotly)
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def soft_maps_figure(
+    maps: np.ndarray,
+    *,
+    cols: int = 8,
+    title: str | None = None,
+    colorscale: str = "Viridis",
+    tile_size: int = 64,
+    scale: str = "shared",
+) -> go.Figure:
+    """An interactive grid of per-slot maps on one shared colour scale (default) or each on its own.
+
+    All maps are drawn as tiles of a single heatmap trace (one trace is much faster to build and render than 64
+    subplots), separated by one-pixel gaps; hovering shows the slot, the pixel ``(x, y)`` inside the map and the raw
+    value. Row 0 of every map is at the top, as in an image. The colour bar says which scale it is.
+
+    Args:
+        maps: ``(S, h, w)`` float maps (raw values are shown on hover).
+        cols: Tiles per row.
+        title: Figure title.
+        colorscale: Plotly colour scale name.
+        tile_size: Approximate on-screen size of a tile in pixels (sets the figure size).
+        scale: ``"shared"`` - ``z`` holds the raw values and the colours span their common min..max (maps are
+            comparable); ``"own"`` - ``z`` holds each map scaled from its own min (0) to its own max (1), the colour
+            bar reads "each map's min / max" (see :func:`glmix_viz.viz.value_ranges`).
+
+    Returns:
+        A ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace whose ``customdata[row, col]`` is
+        ``(slot, x, y, raw value)`` (``-1`` and NaN in the gaps) and whose ``z`` is NaN in the gaps.
+    """
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3 or maps.shape[0] == 0:
+        raise ValueError(f"maps must be (S, h, w) with S >= 1, got {maps.shape}")
+    num_maps, map_height, map_width = maps.shape
+    cols = max(1, min(int(cols), num_maps))
+    rows = int(math.ceil(num_maps / cols))
+    mosaic_height, mosaic_width = rows * (map_height + 1) - 1, cols * (map_width + 1) - 1
+    ranges = value_ranges(maps, scale)
+    shown = maps if scale == "shared" else np.stack([scale_to_unit(m, r) for m, r in zip(maps, ranges)])
+    z = np.full((mosaic_height, mosaic_width), np.nan)
+    customdata = np.full((mosaic_height, mosaic_width, 4), -1.0)
+    customdata[..., 3] = np.nan
+    ys, xs = np.mgrid[0:map_height, 0:map_width]
+    for slot in range(num_maps):
+        top, left = (slot // cols) * (map_height + 1), (slot % cols) * (map_width + 1)
+        z[top : top + map_height, left : left + map_width] = shown[slot]
+        customdata[top : top + map_height, left : left + map_width] = np.stack(
+            [np.full_like(ys, slot), xs, ys, maps[slot]], axis=-1
+        )
+    zmin, zmax = ranges[0] if scale == "shared" else (0.0, 1.0)
+    heatmap = go.Heatmap(
+        z=z,
+        customdata=customdata,
+        colorscale=colorscale,
+        zmin=zmin,
+        zmax=zmax,
+        hoverongaps=False,
+        hovertemplate=_SOFT_MAP_HOVER,
+        colorbar=_colorbar_of(scale),
+    )
+    figure = go.Figure(heatmap)
+    cell_pixels = tile_size / max(map_height, map_width)
+    figure.update_layout(
+        title=title,
+        width=int(mosaic_width * cell_pixels) + 140,
+        height=int(mosaic_height * cell_pixels) + (110 if title else 70),
+        margin=dict(l=20, r=20, t=60 if title else 20, b=20),
+        plot_bgcolor="white",
+    )
+    figure.update_xaxes(visible=False, constrain="domain")
+    figure.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", scaleratio=1, constrain="domain")
+    return figure
+
+
+def slot_distribution_figure(
+    probs: np.ndarray | Mapping[str, np.ndarray],
+    slot_colors: np.ndarray,
+    *,
+    title: str | None = None,
+) -> go.Figure:
+    """Bar charts of one pixel's distribution over slots, one chart per block.
+
+    Args:
+        probs: ``(num_blocks, S)`` array (blocks named ``"block 0"``, ...) or a mapping ``{block name: (S,)}``.
+        slot_colors: ``(S, 3)`` ``uint8`` RGB colours, bar ``s`` drawn in colour ``s`` (use :func:`slot_palette`).
+        title: Figure title.
+
+    Returns:
+        A figure with one ``Bar`` trace per block, stacked vertically and sharing the slot axis; hover shows the slot
+        and its weight.
+    """
+    if isinstance(probs, Mapping):
+        block_names = [str(name) for name in probs]
+        rows = [np.asarray(values, dtype=np.float64).reshape(-1) for values in probs.values()]
+    else:
+        array = np.asarray(probs, dtype=np.float64)
+        if array.ndim == 1:
+            array = array[None]
+        if array.ndim != 2:
+            raise ValueError(f"probs must be (num_blocks, S), got {array.shape}")
+        block_names = [f"block {index}" for index in range(array.shape[0])]
+        rows = list(array)
+    if not rows:
+        raise ValueError("probs holds no block")
+    slot_colors = np.asarray(slot_colors, dtype=np.uint8)
+    for name, values in zip(block_names, rows):
+        if len(values) > len(slot_colors):
+            raise ValueError(f"{name}: {len(values)} slots but only {len(slot_colors)} colours")
+    figure = make_subplots(
+        rows=len(rows), cols=1, shared_xaxes=True, subplot_titles=block_names, vertical_spacing=0.3 / len(rows)
+    )
+    for row_index, values in enumerate(rows, start=1):
+        slots = np.arange(len(values))
+        colors = [f"rgb({r},{g},{b})" for r, g, b in slot_colors[: len(values)]]
+        figure.add_trace(
+            go.Bar(
+                x=slots,
+                y=values,
+                marker_color=colors,
+                name=block_names[row_index - 1],
+                hovertemplate="slot %{x}<br>weight=%{y:.4f}<extra></extra>",
+                showlegend=False,
+            ),
+            row=row_index,
+            col=1,
+        )
+    figure.update_layout(title=title, height=160 * len(rows) + 80, margin=dict(l=40, r=20, t=60, b=40), bargap=0.1)
+    figure.update_xaxes(title_text="slot", row=len(rows), col=1)
+    return figure
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# The figure of `glmix-viz inspect`: input | hard groupings per block | soft maps of one block
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def grouping_figure(
+    image: np.ndarray,
+    dispatch_by_block: Mapping[str, np.ndarray],
+    *,
+    grid_block: str | None = None,
+    predictions: Sequence[tuple[str, float]] | None = None,
+    alpha: float = 0.5,
+    panel_side: int = 256,
+    num_representatives: int = 4,
+    scale: str = "shared",
+) -> np.ndarray:
+    """One picture in the spirit of the authors' figure, for one image.
+
+    Row 1: the input, then the hard grouping (argmax over slots, coloured overlay with slot borders) of every block
+    given. Row 2: the grid of soft per-slot maps of ``grid_block`` (on ``scale``, with its labelled colour bar;
+    representative slots framed) and the representative slots as masked views. A caption lists the top predictions.
+
+    Args:
+        image: ``(H, W, 3)`` ``uint8`` RGB input.
+        dispatch_by_block: block name -> ``(S, h, w)`` dispatch weights of this image, in network order.
+        grid_block: the block whose soft maps are drawn; the last one given when None.
+        predictions: (class name, probability) pairs to caption the input with.
+        alpha: weight of the slot colours in the overlays.
+        panel_side: longer side of the image panels in pixels.
+        num_representatives: slots picked by k-medoids for the frames and masked views.
+        scale: colour scale of the soft maps: ``"shared"`` (one for all maps) or ``"own"`` (each map its own).
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(image)
+    if not dispatch_by_block:
+        raise ValueError("dispatch_by_block is empty: nothing to draw")
+    zoom = panel_side / max(image.shape[:2])
+    shown = np.asarray(
+        Image.fromarray(image).resize(
+            (max(1, round(image.shape[1] * zoom)), max(1, round(image.shape[0] * zoom))), Image.BILINEAR
+        )
+    )
+    panels, titles = [shown], ["input"]
+    for name, dispatch in dispatch_by_block.items():
+        panels.append(grouping_overlay(shown, dispatch, alpha=alpha))
+        titles.append(f"{name} ({np.asarray(dispatch).shape[0]} slots)")
+    top_row = hstack_panels(panels, titles=titles)
+
+    grid_block = grid_block or list(dispatch_by_block)[-1]
+    maps = np.asarray(dispatch_by_block[grid_block], dtype=np.float32)
+    chosen = representative_slots(maps, k=min(num_representatives, maps.shape[0]))
+    frames = {slot: REPRESENTATIVE_FRAME_COLORS[i % len(REPRESENTATIVE_FRAME_COLORS)] for i, slot in enumerate(chosen)}
+    cell = max(24, panel_side // int(math.ceil(math.sqrt(maps.shape[0]))))
+    grid = soft_map_grid(maps, cell=cell, frame_colors=frames, scale=scale)
+    grid = vstack_panels([grid, map_colorbar(maps, scale, width=max(64, min(256, grid.shape[1] - 8)))], pad=0)
+    views = [masked_slot_view(shown, maps[slot]) for slot in chosen]
+    bottom_row = hstack_panels(
+        [grid, *views], titles=[f"soft maps of {grid_block}", *[f"slot {slot}" for slot in chosen]]
+    )
+    lines = []
+    if predictions:
+        # ImageNet descriptions list synonyms ("screen, CRT screen"): the first one is enough here
+        lines.append("top-5: " + ", ".join(f"{name.split(',')[0]} ({prob:.3f})" for name, prob in predictions[:5]))
+    figure = vstack_panels([top_row, bottom_row])
+    if lines:
+        figure = vstack_panels([figure], titles=lines)
+    return figure
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Files
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def save_figure(figure: Any, path: Union[str, Path], *, max_bytes: int = 500_000, dpi: int = 110) -> Path:
+    """Write a matplotlib figure or an ``(H, W, 3)`` uint8 RGB picture as a PNG of at most ``max_bytes``.
+
+    A PNG that comes out larger is re-encoded with a 256-colour palette, then halved in size until it fits (figures
+    meant for a README must stay small).
+
+    Args:
+        figure: a ``matplotlib.figure.Figure`` or an RGB uint8 array.
+        path: where to write (``.png``); parent folders are created.
+        max_bytes: size limit of the file.
+        dpi: resolution of matplotlib figures.
+
+    Returns:
+        The path written.
+    """
+    from glmix_viz.files import save_bytes_atomic
+
+    if isinstance(figure, np.ndarray):
+        if figure.dtype != np.uint8 or figure.ndim != 3 or figure.shape[2] != 3:
+            raise ValueError(f"picture must be (H, W, 3) uint8, got {figure.shape} {figure.dtype}")
+        picture = Image.fromarray(figure)
+    else:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+        picture = Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+
+    def encode(image: Image.Image) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, format="png", optimize=True)
+        return buffer.getvalue()
+
+    data = encode(picture)
+    while len(data) > max_bytes:
+        data = encode(picture.quantize(colors=256, method=Image.Quantize.FASTOCTREE))
+        if len(data) <= max_bytes or min(picture.size) < 64:
+            break
+        picture = picture.resize((picture.width // 2, picture.height // 2), Image.LANCZOS)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_bytes_atomic(path, data)
+    return path

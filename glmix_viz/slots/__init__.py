@@ -1,0 +1,26 @@
+"""Slots of one image: what every GLMix block groups, how much each slot holds, and resizing of its maps.
+
+* :mod:`glmix_viz.slots.explore` - one image through a GLNet, kept whole for browsing (:func:`explore_image`), and
+  the questions the explorer and the notebooks ask of it (slot areas, class evidence, flow, one pixel's slots).
+* :mod:`glmix_viz.slots.usage` - dispatch entropy, slots used and effective slots of one block (:func:`slot_usage`).
+* :mod:`glmix_viz.slots.resize` - nearest resizing of label maps and bilinear resizing of score maps.
+
+Numeric only: nothing here imports a plotting or app library.
+"""
+
+from glmix_viz.slots.explore import Exploration, Prediction, explore_image, slot_areas, top_predictions
+from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
+from glmix_viz.slots.usage import SlotUsage, slot_usage
+
+__all__ = [
+    "Exploration",
+    "Prediction",
+    "SlotUsage",
+    "explore_image",
+    "slot_areas",
+    "slot_labels",
+    "slot_usage",
+    "top_predictions",
+    "upsample_labels",
+    "upsample_maps",
+]

@@ -1,0 +1,69 @@
+"""``glmix-viz app``: the options it hands to ``streamlit run``, parsed by Streamlit's own command line (no server)."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("streamlit")
+from streamlit.web import cli as streamlit_cli  # noqa: E402
+
+from glmix_viz.app import MAIN_SCRIPT  # noqa: E402
+from glmix_viz.cli import build_parser  # noqa: E402
+from glmix_viz.commands.app import CONFIG, config_options, streamlit_argv  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _streamlit_params(argv: list) -> dict:
+    assert argv[0] == "run"
+    return streamlit_cli.main.commands["run"].make_context("run", argv[1:]).params
+
+
+def test_config_options_spell_sections_and_booleans_as_streamlit_does() -> None:
+    config = {"server": {"port": 8502, "headless": True}, "browser": {"gatherUsageStats": False}}
+    assert config_options(config) == ["--server.port", "8502", "--server.headless", "true",
+                                      "--browser.gatherUsageStats", "false"]
+
+
+def test_app_command_runs_the_packaged_script_with_its_settings_and_app_options(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["app", "--checkpoints", str(tmp_path), "--device", "cpu", "--",
+                                      "--server.maxUploadSize", "300", "--server.headless", "true"])
+    params = _streamlit_params(streamlit_argv(args))
+    assert Path(params["target"]) == MAIN_SCRIPT and MAIN_SCRIPT.is_file()
+    assert params["client_toolbarMode"] == "minimal" and params["browser_gatherUsageStats"] is False
+    assert params["server_maxUploadSize"] == 300  # the user's option wins over the packaged setting (200)
+    assert params["server_headless"] is True
+    assert params["args"] == ("--checkpoints", str(tmp_path.resolve()), "--device", "cpu")
+
+
+def test_without_options_the_packaged_settings_apply() -> None:
+    params = _streamlit_params(streamlit_argv(build_parser().parse_args(["app"])))
+    assert params["server_maxUploadSize"] == 200 and params["args"] == ()
+
+
+def test_the_checkout_reads_the_same_settings_file() -> None:
+    """``streamlit run app/main.py`` reads .streamlit/config.toml: a link to the packaged settings, not a copy."""
+    link = ROOT / ".streamlit" / "config.toml"
+    assert link.resolve() == CONFIG.resolve()
+    with CONFIG.open("rb") as stream:
+        assert tomllib.load(stream)["server"]["maxUploadSize"] == 200
+
+
+def test_the_app_reads_its_options_after_the_double_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    from glmix_viz.app import main
+
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT), "--checkpoints", "/some/folder", "--device", "cuda:1"])
+    monkeypatch.delenv("GLMIX_CHECKPOINTS", raising=False)
+    assert main.checkpoint_folder() == "/some/folder"
+    assert main.device_choices()[0] == "cuda:1"
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT)])
+    monkeypatch.setenv("GLMIX_CHECKPOINTS", "/from/env")
+    assert main.checkpoint_folder() == "/from/env"
+    assert main.device_choices() == main.data.available_devices()
+
+
+def test_the_command_is_registered() -> None:
+    assert "app" in build_parser().format_help()

@@ -1,0 +1,131 @@
+"""The pytorch-grad-cam baselines through the registry: per-image targets, target layers, hooks and memory released."""
+
+from __future__ import annotations
+
+import gc
+import tracemalloc
+
+import numpy as np
+import pytest
+import timm
+import torch
+
+pytest.importorskip("pytorch_grad_cam")
+
+import glmix_viz  # noqa: F401,E402  (registers glnet_tiny)
+from glmix_viz.pseudo import METHODS, compute_scores, compute_scores_batch  # noqa: E402
+from glmix_viz.pseudo.gradcam import CAM_CLASSES, resolve_layer  # noqa: E402
+
+GRADCAM = next(name for name, (class_name, _) in CAM_CLASSES.items() if class_name == "GradCAM")
+SCORECAM = next(name for name, (class_name, _) in CAM_CLASSES.items() if class_name == "ScoreCAM")
+
+
+@pytest.fixture(scope="module")
+def tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return timm.create_model("glnet_tiny", num_classes=3, embed_dim=(8, 8, 8, 16), head_dim=8, depth=(1, 1, 1, 1),
+                             num_slots=4).eval()
+
+
+def _image(seed: int, size: int = 64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = np.full((size, size, 3), 30, np.uint8)
+    image[size // 4: size // 2, size // 5: size // 2] = (220, 40, 40)
+    image[size // 2:, size // 2:] = (40, 200, 60)
+    return np.clip(image + rng.integers(0, 25, image.shape), 0, 255).astype(np.uint8)
+
+
+def _hooks(model: torch.nn.Module) -> int:
+    return sum(len(module._forward_hooks) + len(module._forward_pre_hooks) + len(module._backward_hooks)
+               + len(module._backward_pre_hooks) for module in model.modules())
+
+
+def test_the_library_methods_are_registered_baselines_with_a_layer_option():
+    for class_name in ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "EigenCAM", "ScoreCAM"):
+        name = next(key for key, (value, _) in CAM_CLASSES.items() if value == class_name)
+        method = METHODS[name]
+        assert method.baseline and method.gradients and method.options["layer"] == "stages.-1"
+    assert METHODS[SCORECAM].slow and not METHODS[GRADCAM].slow
+
+
+def test_gradcam_maps_are_the_library_maps_of_each_image_and_its_own_classes(tiny):
+    """Two images with different classes in one batch: each class map is what pytorch-grad-cam itself gives for that
+    image and that class target (input at the image's own size, no flip, so no resizing in between)."""
+    from pytorch_grad_cam import GradCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from glmix_viz.images import to_tensor
+
+    images = [_image(0), _image(1)]
+    labels = [[1, 0, 1], [0, 1, 0]]
+    results = compute_scores_batch(tiny, images, labels, method=GRADCAM, flip=False)
+    assert [r.class_indices.tolist() for r in results] == [[0, 1, 3], [0, 2]]
+    nontrivial = 0
+    for image, result in zip(images, results):
+        for channel, label_id in enumerate(result.class_indices[1:], start=1):
+            with GradCAM(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
+                expected = cam(input_tensor=to_tensor(image), targets=[ClassifierOutputTarget(int(label_id) - 1)])[0]
+            peak = expected.max()
+            nontrivial += peak > 0
+            np.testing.assert_allclose(result.scores[channel], expected / peak if peak > 0 else expected, atol=1e-4)
+    assert nontrivial >= 2
+    first = results[0].scores
+    assert not np.allclose(first[1], first[2], atol=1e-3)  # per-row targets: two classes, two different maps
+
+
+def test_target_layers_blocks_and_token_stages(tiny):
+    image = _image(2)
+    last = compute_scores(tiny, image, [1, 1, 0], method=GRADCAM, flip=False)
+    block = compute_scores(tiny, image, [1, 1, 0], method=GRADCAM, flip=False,
+                           options={"layer": "stages.1.blocks.0"})
+    assert block.scores.shape == last.scores.shape == (3, 64, 64)
+    assert not np.allclose(block.scores, last.scores, atol=1e-3)
+    assert resolve_layer(tiny, "stages.-1") is tiny.stages[3]
+    with pytest.raises(ValueError, match="no sub-module 'nine'"):
+        resolve_layer(tiny, "stages.nine")
+    tokens = torch.randn(2, 12, 16)  # (N, L, C) of a full-attention stage, 3 x 4 grid for a 96 x 128 input
+    from glmix_viz.pseudo.gradcam import _to_maps
+
+    maps = _to_maps(torch.zeros(2, 3, 96, 128))(tokens)
+    assert maps.shape == (2, 16, 3, 4) and torch.equal(maps[:, :, 1, 2], tokens[:, 6])
+
+
+def test_many_images_leave_no_hooks_gradients_or_memory_behind(tiny):
+    images = [_image(seed, 32) for seed in range(16)]
+    hooks_before = _hooks(tiny)
+    flags = [parameter.requires_grad for parameter in tiny.parameters()]
+    compute_scores(tiny, images[0], [1, 0, 1], method=GRADCAM)  # warm-up: lazy imports, allocator caches
+    gc.collect()
+    tensors_before = sum(1 for item in gc.get_objects() if torch.is_tensor(item))
+    tracemalloc.start()
+    first_peak = None
+    for index, image in enumerate(images):
+        compute_scores(tiny, image, [1, index % 2, 1], method=GRADCAM)
+        if index == 3:
+            gc.collect()
+            first_peak = tracemalloc.get_traced_memory()[0]
+    gc.collect()
+    growth = tracemalloc.get_traced_memory()[0] - first_peak
+    tracemalloc.stop()
+    assert _hooks(tiny) == hooks_before
+    assert [parameter.requires_grad for parameter in tiny.parameters()] == flags
+    assert all(parameter.grad is None for parameter in tiny.parameters())
+    assert sum(1 for item in gc.get_objects() if torch.is_tensor(item)) <= tensors_before
+    assert growth < 256 * 1024, f"traced memory grew by {growth} bytes over 12 images"
+
+
+def test_scorecam_is_cheap_on_a_tiny_model_and_releases_its_hooks(tiny):
+    from pytorch_grad_cam import ScoreCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from glmix_viz.images import to_tensor
+
+    image = _image(3, 32)
+    hooks_before = _hooks(tiny)
+    maps = compute_scores(tiny, image, [0, 1, 0], method=SCORECAM, flip=False, options={"batch_size": 8})
+    assert maps.scores.shape == (2, 32, 32) and _hooks(tiny) == hooks_before
+    with ScoreCAM(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
+        cam.batch_size = 8
+        expected = cam(input_tensor=to_tensor(image), targets=[ClassifierOutputTarget(1)])[0]
+    peak = expected.max()
+    np.testing.assert_allclose(maps.scores[1], expected / peak if peak > 0 else expected, atol=1e-4)
