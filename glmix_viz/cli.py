@@ -21,6 +21,8 @@ COMMANDS = {
     "pseudo-label": "pseudo_label",
     "evaluate": "evaluate",
     "app": "app",
+    "segment-train": "segment_train",
+    "segment": "segment",
 }
 
 

@@ -1,9 +1,11 @@
-"""Helpers shared by the subcommands: choosing the model from ``--checkpoint`` / ``--model``."""
+"""Helpers shared by the subcommands: choosing the model (``--checkpoint`` / ``--model``) and the data set
+(``--voc-root`` / ``--coco-root``)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Optional, Tuple
 
 import torch.nn as nn
@@ -25,3 +27,25 @@ def load_model_from_args(args: argparse.Namespace, *,
     if not info.trained:
         print(f"WARNING: {info}: its groupings, classes and masks mean nothing (smoke tests only)", file=sys.stderr)
     return model, info
+
+
+def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--voc-root DIR`` or ``--coco-root DIR`` (one of them, required), and ``--coco-mask-cache DIR``."""
+    group = parser.add_mutually_exclusive_group(required=True)
+    group.add_argument("--voc-root", type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
+    group.add_argument("--coco-root", type=Path, help="COCO-2014 folder (train2014/, val2014/, annotations/)")
+    parser.add_argument("--coco-mask-cache", type=Path, default=None, metavar="DIR",
+                        help="with --coco-root: keep the 81-class masks built from the annotations as PNGs here")
+
+
+def open_dataset(args: argparse.Namespace, split: Optional[str] = None):
+    """The reader ``add_dataset_arguments`` chose (a VOCDataset or a COCODataset) for ``split`` (default
+    ``args.split``)."""
+    split = args.split if split is None else split
+    if getattr(args, "coco_root", None) is not None:
+        from glmix_viz.data.coco import COCODataset
+
+        return COCODataset(args.coco_root, split, mask_cache=getattr(args, "coco_mask_cache", None))
+    from glmix_viz.data.voc import VOCDataset
+
+    return VOCDataset(args.voc_root, split)

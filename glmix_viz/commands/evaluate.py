@@ -1,4 +1,4 @@
-"""``glmix-viz evaluate``: confusion-matrix mIoU of a folder of label PNGs against a VOC-layout split."""
+"""``glmix-viz evaluate``: confusion-matrix mIoU of a folder of label PNGs against a VOC-layout or COCO split."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ HELP = "mIoU, per-class IoU, pixel and mean accuracy of predicted label PNGs aga
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--voc-root", required=True, type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
+    from glmix_viz.commands.common import add_dataset_arguments
+
+    add_dataset_arguments(parser)
     parser.add_argument("--split", default="val", help="split list name (train, val ...) or path (default: val)")
     parser.add_argument("--pred", required=True, type=Path,
                         help="folder of <id>.png label maps (several shards' shared output folder reads as one)")
@@ -24,12 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.data.voc import VOCDataset
+    from glmix_viz.commands.common import open_dataset
     from glmix_viz.files import save_bytes_atomic
     from glmix_viz.pseudo.metrics import format_scores
     from glmix_viz.pseudo.pipeline import evaluate_predictions
 
-    dataset = VOCDataset(args.voc_root, args.split)
+    dataset = open_dataset(args)
     scores = evaluate_predictions(
         dataset, args.pred, pred_ignore=args.pred_ignore, missing=args.missing, progress=args.progress
     )

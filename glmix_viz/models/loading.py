@@ -367,7 +367,9 @@ def load_model(
     Args:
         path: an official ``.pth`` (a dict holding ``model``, ``model_ema`` or ``state_dict``, or a bare state dict;
             ``module.`` prefixes are stripped), or a ``.safetensors`` file (glmix-viz checkpoints carry their
-            config; a bare one is matched like a ``.pth``).
+            config; a bare one is matched like a ``.pth``). A ``segment-train`` checkpoint gives its encoder, a
+            classifier-less GLNet (``glmix_viz.segment.model.load_segmenter_backbone``; the whole segmenter is
+            ``model.segmenter``).
         variant: a registered variant name; inferred from the keys and shapes when None.
         device: where to put the model; CUDA when available if None.
 
@@ -380,6 +382,10 @@ def load_model(
             the missing, unexpected and mis-shaped keys).
     """
     path = Path(path)
+    if path.suffix == ".safetensors" and (read_checkpoint_config(path) or {}).get("format") == "glmix-viz-segmenter/1":
+        from glmix_viz.segment.model import load_segmenter_backbone  # a segmenter: its encoder, for the probe
+
+        return load_segmenter_backbone(path, device=default_device(device))
     tensors, config = _read_raw(path)
     config = config or read_checkpoint_config(path)
     state = checkpoint_filter_fn(tensors, None)  # type: ignore[arg-type]

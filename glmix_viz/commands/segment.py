@@ -1,0 +1,70 @@
+"""``glmix-viz segment``: predict a split with a trained segmenter; palette PNGs that ``evaluate`` scores."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from glmix_viz.errors import GlmixVizError
+
+HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable, shardable; no ground truth needed)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from glmix_viz.commands.common import add_dataset_arguments
+    from glmix_viz.commands.pseudo_label import _scales
+    from glmix_viz.segment.predict import OUTPUT_FORMATS
+
+    parser.add_argument("--checkpoint", required=True, type=Path, help="segmenter checkpoint (RUN/best.safetensors)")
+    add_dataset_arguments(parser)
+    parser.add_argument("--split", default="val", help="split list name (val, test ...) or path (default: val)")
+    parser.add_argument("--out", required=True, type=Path, help="output folder for the PNGs and summary.json")
+    parser.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default="voc",
+                        help="voc: OUT/<id>.png; voc-test: OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png")
+    parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
+    parser.add_argument("--flip", action="store_true", help="also average the horizontally flipped image")
+    parser.add_argument("--crf", action="store_true", help="refine with the dense CRF (pseudo-label's defaults)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
+    parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
+    parser.add_argument("--shard", default=None, metavar="K/N|auto",
+                        help="process shard K of N (1-based) of the split; auto: from torchrun or a SLURM array (as "
+                        "pseudo-label); shards share --out")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from glmix_viz.commands.common import open_dataset
+    from glmix_viz.commands.pseudo_label import launcher_device
+    from glmix_viz.data.voc import resolve_shard
+    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.segment.model import load_segmenter, segmenter_class_names
+    from glmix_viz.segment.predict import run_segment
+
+    try:
+        args.device = launcher_device(args)
+        args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
+        if args.batch_size < 1:
+            raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+    except ValueError as error:
+        raise GlmixVizError(str(error)) from None
+    dataset = open_dataset(args)
+    segmenter = load_segmenter(args.checkpoint, device=args.device)
+    names = segmenter_class_names(segmenter)
+    if names is not None and [n.lower() for n in names] != [n.lower() for n in dataset.class_names]:
+        if len(names) != len(dataset.class_names):
+            raise GlmixVizError(f"{args.checkpoint}: segmenter has {len(names)} classes but the data set has "
+                                f"{len(dataset.class_names)}")
+        print(f"warning: segmenter classes {names} differ from the data set's {list(dataset.class_names)}",
+              file=sys.stderr)
+    summary = run_segment(dataset, args.out, segmenter, scales=args.scales, flip=args.flip,
+                          crf=CRFParams() if args.crf else None, output_format=args.output_format,
+                          overwrite=args.overwrite, shard=args.shard, device=args.device, batch_size=args.batch_size,
+                          progress=args.progress)
+    counts = summary["counts"]
+    print(f"{counts['done']} done, {counts['skipped']} skipped (already done), {counts['failed']} failed of "
+          f"{counts['total']}; {summary['timing']['images_per_s']} images/s; summary: {summary['summary_path']}")
+    for failure in summary["failures"]:
+        print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
+    return 1 if counts["failed"] else 0

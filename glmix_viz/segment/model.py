@@ -1,0 +1,299 @@
+"""The segmenter: a segmentation-models-pytorch decoder on a GLNet encoder, and its checkpoints.
+
+GLNet enters smp as a timm universal encoder (``tu-glnet_<variant>``; importing glmix_viz registers the variants in
+timm). smp builds the encoder with ``features_only=True``, which wraps the GLNet in timm's ``FeatureGetterNet``: the
+four stage outputs at strides 4, 8, 16, 32 (a "transformer-style" hierarchy for smp, which adds an empty stride-2
+level). The GLNet itself sits at ``segmenter.encoder.model.model`` with its classifier removed, so its keys are the
+backbone keys of any GLNet checkpoint under the prefix :data:`ENCODER_PREFIX`.
+
+Decoders: ``upernet`` (default) and ``unet`` resize every level to its neighbour's size, so they also take GLNet
+variants with a stride-1 transition (the demo model's ``downsample_strides=(2, 2, 1)``: strides 4, 8, 16, 16).
+``fpn`` upsamples by exactly 2 between levels and needs the standard 4, 8, 16, 32; it is refused with a clear message
+otherwise. DeepLabV3+ is left out: smp asks the encoder for ``output_stride`` 8 or 16, i.e. dilated late stages;
+GLNet has no dilation, and reducing the stride of its patchify transitions (kernel = stride) changes the kernels'
+shapes, so ImageNet weights would no longer load (and global attention at stride 8 costs 4x the tokens).
+
+Checkpoints are safetensors with a JSON config (format :data:`SEGMENTER_FORMAT`) in the file's metadata and in
+``<name>.json`` beside it: backbone variant and constructor overrides, decoder and its options, classes, input size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+
+from glmix_viz.errors import CheckpointError
+
+__all__ = [
+    "DECODERS",
+    "ENCODER_PREFIX",
+    "SEGMENTER_FORMAT",
+    "backbone_of",
+    "build_segmenter",
+    "init_backbone",
+    "is_segmenter_checkpoint",
+    "load_segmenter",
+    "read_backbone",
+    "save_segmenter",
+]
+
+SEGMENTER_FORMAT = "glmix-viz-segmenter/1"
+ENCODER_PREFIX = "encoder.model.model."
+DECODERS: Dict[str, str] = {"upernet": "UPerNet", "fpn": "FPN", "unet": "Unet"}
+"""``--decoder`` name -> smp class."""
+
+_DECODER_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "upernet": {"decoder_channels": 256},
+    "fpn": {},
+    "unet": {"encoder_depth": 5},
+}
+PathLike = Union[str, os.PathLike]
+
+
+def _tupleize(args: Dict[str, Any]) -> Dict[str, Any]:
+    return {key: tuple(value) if isinstance(value, list) else value for key, value in (args or {}).items()}
+
+
+def _reductions(variant: str, model_args: Dict[str, Any]) -> List[int]:
+    import timm
+
+    with torch.device("meta"):
+        model = timm.create_model(variant, features_only=True, **_tupleize(model_args))
+    return list(model.feature_info.reduction())
+
+
+def build_segmenter(
+    backbone: str,
+    num_classes: int,
+    *,
+    decoder: str = "upernet",
+    model_args: Optional[Dict[str, Any]] = None,
+    decoder_args: Optional[Dict[str, Any]] = None,
+) -> nn.Module:
+    """A randomly initialised smp segmenter on a GLNet encoder.
+
+    Args:
+        backbone: a registered GLNet variant (``glnet_stl``, ``glnet_tiny`` ...).
+        num_classes: output classes, background included (21 for VOC, 81 for COCO).
+        decoder: a key of :data:`DECODERS`.
+        model_args: GLNet constructor overrides (e.g. a checkpoint's ``downsample_strides``).
+        decoder_args: smp decoder options, over the defaults; an int ``decoder_channels`` sets the width of any
+            decoder (see :func:`_decoder_width`).
+
+    Returns:
+        The smp model: images ``(B, 3, H, W)`` (H, W multiples of 32) -> logits ``(B, num_classes, H, W)``.
+
+    Raises:
+        ValueError: unknown decoder or backbone, or ``fpn`` on a backbone without the 4/8/16/32 strides.
+    """
+    import segmentation_models_pytorch as smp
+
+    import glmix_viz.models  # noqa: F401 - registers the GLNet variants with timm
+    from glmix_viz.models.glnet import VARIANT_ARGS
+
+    if decoder not in DECODERS:
+        raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
+    if backbone not in VARIANT_ARGS:
+        raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(VARIANT_ARGS)}")
+    model_args = _tupleize(model_args or {})
+    model_args.pop("num_classes", None)
+    reductions = _reductions(backbone, model_args)
+    if decoder == "fpn" and reductions != [4, 8, 16, 32]:
+        raise ValueError(
+            f"decoder fpn needs encoder strides 4/8/16/32; {backbone} with {model_args} has "
+            f"{'/'.join(map(str, reductions))}: use --decoder upernet or unet"
+        )
+    options = dict(_DECODER_DEFAULTS[decoder], **_decoder_width(decoder, decoder_args or {}))
+    cls = getattr(smp, DECODERS[decoder])
+    return cls(encoder_name=f"tu-{backbone}", encoder_weights=None, classes=num_classes, **options, **model_args)
+
+
+def _decoder_width(decoder: str, decoder_args: Dict[str, Any]) -> Dict[str, Any]:
+    """One ``decoder_channels`` width ``C`` for every decoder: UPerNet's own; Unet ``(C, C/2, C/4, C/8, C/16)``
+    (at least 8); FPN pyramid ``C``, segmentation branch ``C/2`` rounded down to a multiple of 32 (at least 32)."""
+    args = dict(decoder_args)
+    width = args.get("decoder_channels")
+    if not isinstance(width, int):
+        return args
+    if decoder == "unet":
+        args["decoder_channels"] = tuple(max(8, width // 2 ** level) for level in range(5))
+    elif decoder == "fpn":
+        del args["decoder_channels"]
+        # the segmentation branch has GroupNorm(32): a multiple of 32
+        args.update(decoder_pyramid_channels=width, decoder_segmentation_channels=max(32, width // 64 * 32))
+    return args
+
+
+def backbone_of(segmenter: nn.Module) -> nn.Module:
+    """The GLNet inside a segmenter (classifier-less: ``num_classes == 0``); shares its weights."""
+    return segmenter.encoder.model.model
+
+
+def read_backbone(path: PathLike) -> Tuple[str, Dict[str, Any], Dict[str, torch.Tensor]]:
+    """The GLNet backbone of any checkpoint: official ``.pth``, ``train`` / ``finetune`` safetensors, or a segmenter.
+
+    Read safely (weights-only / safetensors, through :mod:`glmix_viz.models.loading`). The classifier (``head.*``,
+    ``tklb_aux_head.*``) is dropped.
+
+    Returns:
+        ``(variant, model_args, state)``: the variant, its constructor overrides, and the backbone state dict.
+
+    Raises:
+        CheckpointError: unreadable, or weights that fit no GLNet variant.
+    """
+    from glmix_viz.models.loading import infer_variant, load_state_dict, read_checkpoint_config
+
+    path = Path(path)
+    config = read_checkpoint_config(path) or {}
+    if config.get("format") == SEGMENTER_FORMAT:
+        state = _read_safetensors(path)
+        state = {key[len(ENCODER_PREFIX):]: value for key, value in state.items() if key.startswith(ENCODER_PREFIX)}
+        backbone = config["backbone"]
+        return backbone["variant"], dict(backbone.get("model_args") or {}), state
+    state = load_state_dict(path)
+    variant = config.get("variant") or infer_variant(state, path=path)
+    model_args = dict(config.get("model_args") or {})
+    model_args.pop("num_classes", None)
+    backbone_state = {key: value for key, value in state.items() if not key.startswith(("head.", "tklb_aux_head."))}
+    return variant, model_args, backbone_state
+
+
+def init_backbone(segmenter: nn.Module, state: Dict[str, torch.Tensor], *, source: str = "checkpoint") -> int:
+    """Load a GLNet backbone state dict into a segmenter's encoder; every encoder weight must be covered.
+
+    Returns:
+        The number of tensors loaded.
+
+    Raises:
+        CheckpointError: the state misses encoder keys or has mis-shaped ones (a different variant or overrides).
+    """
+    backbone = backbone_of(segmenter)
+    expected = backbone.state_dict()
+    missing = [key for key in expected if key not in state]
+    misshaped = [key for key in expected if key in state and tuple(state[key].shape) != tuple(expected[key].shape)]
+    if missing or misshaped:
+        detail = f"missing {missing[:3]}" if missing else f"mis-shaped {misshaped[:3]}"
+        raise CheckpointError(f"{source}: does not fit the segmenter's encoder ({detail}; {len(missing)} missing, "
+                              f"{len(misshaped)} mis-shaped)")
+    backbone.load_state_dict({key: state[key] for key in expected}, strict=True)
+    return len(expected)
+
+
+def _read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as error:  # noqa: BLE001 - safetensors raises several types for a corrupt file
+        from glmix_viz.errors import one_line
+
+        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(error, with_type=False)})") from None
+
+
+def is_segmenter_checkpoint(path: PathLike) -> bool:
+    """Whether a checkpoint file is a glmix-viz segmenter (by its config)."""
+    from glmix_viz.models.loading import read_checkpoint_config
+
+    try:
+        config = read_checkpoint_config(path)
+    except CheckpointError:
+        return False
+    return bool(config) and config.get("format") == SEGMENTER_FORMAT
+
+
+def save_segmenter(segmenter: nn.Module, path: PathLike, config: Dict[str, Any]) -> Dict[str, Any]:
+    """Write a segmenter's weights as safetensors, its config in the metadata and in ``<name>.json``; atomically.
+
+    Args:
+        segmenter: the smp model (a DDP wrapper is unwrapped).
+        path: ``.safetensors`` destination.
+        config: ``backbone`` (``variant``, ``model_args``), ``decoder``, ``decoder_args``, ``num_classes``,
+            ``class_names``, ``input_size`` and anything else worth keeping (epoch, metrics).
+
+    Returns:
+        The config as written (with ``format``).
+    """
+    from safetensors.torch import save as safetensors_bytes
+
+    from glmix_viz.files import save_bytes_atomic
+    from glmix_viz.models.loading import CONFIG_KEY
+
+    module = getattr(segmenter, "module", segmenter)
+    config = dict(config, format=SEGMENTER_FORMAT)
+    text = json.dumps(config, default=str)
+    state = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
+    path = Path(path)
+    save_bytes_atomic(path, safetensors_bytes(state, metadata={CONFIG_KEY: text}))
+    save_bytes_atomic(path.with_suffix(".json"), (json.dumps(config, indent=2, default=str) + "\n").encode())
+    return config
+
+
+def load_segmenter(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> nn.Module:
+    """Rebuild a segmenter from its checkpoint, load its weights strictly; eval mode, on ``device``.
+
+    Returns:
+        The smp model, with ``segmenter_config`` (the checkpoint's config plus ``source``).
+
+    Raises:
+        CheckpointError: not a segmenter checkpoint, unreadable, or weights that do not fit its config.
+    """
+    from glmix_viz.models.loading import default_device, read_checkpoint_config
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    config = read_checkpoint_config(path)
+    if not config or config.get("format") != SEGMENTER_FORMAT:
+        raise CheckpointError(f"{path}: not a glmix-viz segmenter checkpoint (train one with glmix-viz segment-train)")
+    backbone = config["backbone"]
+    try:
+        segmenter = build_segmenter(backbone["variant"], int(config["num_classes"]), decoder=config["decoder"],
+                                    model_args=backbone.get("model_args"), decoder_args=config.get("decoder_args"))
+    except (KeyError, ValueError) as error:
+        raise CheckpointError(f"{path}: config does not describe a segmenter ({error})") from None
+    state = _read_safetensors(path)
+    result = segmenter.load_state_dict(state, strict=False)
+    if result.missing_keys or result.unexpected_keys:
+        raise CheckpointError(f"{path}: weights do not fit the config (missing {result.missing_keys[:3]}, "
+                              f"unexpected {result.unexpected_keys[:3]})")
+    segmenter.segmenter_config = dict(config, source=str(path))
+    return segmenter.to(default_device(device)).eval()
+
+
+def segmenter_class_names(segmenter: nn.Module, fallback: Optional[Sequence[str]] = None) -> Optional[List[str]]:
+    """The class names a segmenter was trained on (background first), else ``fallback``."""
+    names = (getattr(segmenter, "segmenter_config", None) or {}).get("class_names")
+    return list(names) if names else (list(fallback) if fallback is not None else None)
+
+
+def load_segmenter_backbone(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> nn.Module:
+    """A segmenter checkpoint's encoder as a classifier-less GLNet, for the grouping probe and the explorer.
+
+    What :func:`glmix_viz.models.loading.load_model` returns for a segmenter checkpoint. The GLNet shares its weights
+    with the whole segmenter, which stays reachable as ``backbone.segmenter`` (kept out of the module tree, so the
+    backbone's ``state_dict`` holds only the encoder) for :func:`glmix_viz.segment.predict.predict_labels`.
+
+    Returns:
+        The GLNet (``num_classes == 0``, eval mode) with ``checkpoint_config`` (``kind: "segmenter"``, ``variant``,
+        ``model_args``, ``source``, ``class_names`` of the segmenter) and ``segmenter``.
+    """
+    segmenter = load_segmenter(path, device=device)
+    config = segmenter.segmenter_config
+    backbone = backbone_of(segmenter)
+    backbone.checkpoint_config = {
+        "kind": "segmenter", "variant": config["backbone"]["variant"],
+        "model_args": dict(config["backbone"].get("model_args") or {}, num_classes=0), "source": str(path),
+        "decoder": config.get("decoder"), "segmenter_class_names": config.get("class_names"),
+    }
+    backbone.__dict__["segmenter"] = segmenter  # a plain attribute: not a submodule of its own encoder
+    return backbone.eval()
+
+
+def segmenter_of(model: nn.Module) -> Optional[nn.Module]:
+    """The segmenter a backbone from :func:`load_segmenter_backbone` belongs to, else None (a plain GLNet)."""
+    return model.__dict__.get("segmenter")
