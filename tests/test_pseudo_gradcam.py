@@ -16,8 +16,8 @@ import glmix_viz  # noqa: F401,E402  (registers glnet_tiny)
 from glmix_viz.pseudo import METHODS, compute_scores, compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.gradcam import CAM_CLASSES, resolve_layer  # noqa: E402
 
-GRADCAM = next(name for name, (class_name, _) in CAM_CLASSES.items() if class_name == "GradCAM")
-SCORECAM = next(name for name, (class_name, _) in CAM_CLASSES.items() if class_name == "ScoreCAM")
+GRADCAM = next(name for name, (class_name, *_) in CAM_CLASSES.items() if class_name == "GradCAM")
+SCORECAM = next(name for name, (class_name, *_) in CAM_CLASSES.items() if class_name == "ScoreCAM")
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +42,7 @@ def _hooks(model: torch.nn.Module) -> int:
 
 def test_the_library_methods_are_registered_baselines_with_a_layer_option():
     for class_name in ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "EigenCAM", "ScoreCAM"):
-        name = next(key for key, (value, _) in CAM_CLASSES.items() if value == class_name)
+        name = next(key for key, (value, *_) in CAM_CLASSES.items() if value == class_name)
         method = METHODS[name]
         assert method.baseline and method.gradients and method.options["layer"] == "stages.-1"
     assert METHODS[SCORECAM].slow and not METHODS[GRADCAM].slow

@@ -39,17 +39,21 @@ __all__ = ["CAM_CLASSES", "resolve_layer"]
 DEFAULT_LAYER = "stages.-1"
 
 CAM_CLASSES = {
-    # name: (pytorch_grad_cam class, description)
-    "gradcam": ("GradCAM", "Grad-CAM (pytorch-grad-cam): activations weighted by their mean gradient (baseline)"),
-    "gradcam_pp": ("GradCAMPlusPlus", "Grad-CAM++ (pytorch-grad-cam): second-order gradient weights (baseline)"),
-    "xgradcam": ("XGradCAM", "XGrad-CAM (pytorch-grad-cam): activation-normalised gradient weights (baseline)"),
-    "hirescam": ("HiResCAM", "HiResCAM (pytorch-grad-cam): activations times gradients, element-wise (baseline)"),
-    "layercam": ("LayerCAM", "LayerCAM (pytorch-grad-cam): positive gradients times activations (baseline)"),
-    "eigencam": ("EigenCAM", "EigenCAM (pytorch-grad-cam): first principal component, class-agnostic (baseline)"),
+    # name: (pytorch_grad_cam class, description, background threshold)
+    "gradcam": ("GradCAM", "Grad-CAM (pytorch-grad-cam): activations weighted by their mean gradient (baseline)", 0.55),
+    "gradcam_pp": ("GradCAMPlusPlus", "Grad-CAM++ (pytorch-grad-cam): second-order gradient weights (baseline)", 0.50),
+    "xgradcam": ("XGradCAM", "XGrad-CAM (pytorch-grad-cam): activation-normalised gradient weights (baseline)", 0.55),
+    "hirescam": ("HiResCAM", "HiResCAM (pytorch-grad-cam): activations times gradients, element-wise (baseline)",
+                 0.55),
+    "layercam": ("LayerCAM", "LayerCAM (pytorch-grad-cam): positive gradients times activations (baseline)", 0.55),
+    "eigencam": ("EigenCAM", "EigenCAM (pytorch-grad-cam): first principal component, class-agnostic (baseline)",
+                 0.35),
     "scorecam": ("ScoreCAM", "Score-CAM (pytorch-grad-cam): channel weights from masked-input scores; slow "
-                 "(baseline)"),
+                 "(baseline)", 0.50),
 }
-"""The registered pytorch-grad-cam methods (``pytorch_grad_cam.<class>``) and their one-line descriptions."""
+"""The registered pytorch-grad-cam methods (``pytorch_grad_cam.<class>``), their one-line descriptions and default
+background thresholds: those chosen on the tuning split of ``bench/wsss_shapes.py --quick`` (demo model, 40 tuning
+images, seed 2001, layer ``stages.-1``); ScoreCAM's was not measured (too slow for a CPU run): classic CAM's."""
 
 
 def resolve_layer(model: nn.Module, path: str) -> nn.Module:
@@ -152,10 +156,10 @@ def _cam_maps(class_name: str) -> Callable[[MapContext], List[torch.Tensor]]:
     return maps
 
 
-for _name, (_class_name, _description) in CAM_CLASSES.items():
+for _name, (_class_name, _description, _threshold) in CAM_CLASSES.items():
     _cheap = _class_name != "ScoreCAM"
     register_method(
-        _name, description=_description, bg_threshold=0.50, baseline=True, gradients=True, slow=not _cheap,
+        _name, description=_description, bg_threshold=_threshold, baseline=True, gradients=True, slow=not _cheap,
         options={"layer": DEFAULT_LAYER, "batch_size": 16 if _cheap else 4},
         search_space={"layer": (DEFAULT_LAYER, "stages.-2")} if _cheap else {},
     )(_cam_maps(_class_name))
