@@ -170,3 +170,30 @@ def test_segment_train_and_segment_take_coco_root(coco_root: Path, tmp_path: Pat
     assert main(["segment", *common, "--checkpoint", str(tmp_path / "run" / "best.safetensors"),
                  "--out", str(tmp_path / "pred")]) == 0
     assert load_label_png(tmp_path / "pred" / "COCO_val2014_000000000001.png").shape == (40, 48)
+
+
+def test_pseudo_label_takes_coco_root(coco_root: Path, tmp_path: Path) -> None:
+    """`pseudo-label --coco-root`: one palette PNG per annotated image, named after the file stem, at its size."""
+    from glmix_viz.cli import main
+
+    out = tmp_path / "masks"
+    code = main(["pseudo-label", "--coco-root", str(coco_root), "--split", "val", "--model", "glnet_tiny",
+                 "--method", "cam", "--no-crf", "--input-size", "64", "--out", str(out), "--no-progress",
+                 "--workers", "0", "--device", "cpu"])
+    assert code == 0
+    written = sorted(path.name for path in out.glob("*.png"))
+    assert written == ["COCO_val2014_000000000001.png", "COCO_val2014_000000000002.png"]
+    with Image.open(out / "COCO_val2014_000000000001.png") as mask:
+        assert mask.mode == "P" and mask.size == (48, 40)
+        assert set(np.unique(np.asarray(mask))) <= {0, 1, 2, 3, 255}
+    with Image.open(out / "COCO_val2014_000000000002.png") as mask:  # only "person" is present in image 2
+        assert set(np.unique(np.asarray(mask))) <= {0, 1, 255}
+
+
+def test_training_split_reads_a_coco_root(coco_root: Path) -> None:
+    """`finetune --coco-root` trains on `load_split`, which tells a COCO root from a VOC one."""
+    from glmix_viz.train import load_split
+
+    split = load_split(str(coco_root), "val", 32, workers=0)
+    assert len(split) == 2
+    assert split.voc.class_names == ("background", "person", "dog", "kite")

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 
+from glmix_viz.commands.common import add_dataset_arguments
 from glmix_viz.commands.train import add_common_arguments, config_kwargs
 
-HELP = "fine-tune a GLNet checkpoint with a new multi-label head on a VOC-layout set (PASCAL VOC train_aug...)"
+HELP = "fine-tune a GLNet checkpoint with a new multi-label head on a VOC-layout set (PASCAL VOC train_aug...) or COCO-2014"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--voc-root", required=True, help="VOC2012 / VOCdevkit folder (or any VOC-layout set)")
+    add_dataset_arguments(parser)  # --voc-root DIR or --coco-root DIR
     parser.add_argument("--init", required=True, help="checkpoint to start from (official .pth or .safetensors)")
     add_common_arguments(parser, default_epochs=20, default_lr=1e-4, split_flag="--split", split_default="train_aug")
     parser.set_defaults(model=None)  # default: the variant the --init checkpoint holds
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
         from glmix_viz.models.loading import load_model
 
         kwargs["model"] = load_model(args.init, device="cpu").checkpoint_config["variant"]
-    config = TrainConfig(data=args.voc_root, init=args.init, augment=args.augment or "standard", **kwargs)
+    config = TrainConfig(data=str(args.voc_root or args.coco_root), init=args.init, augment=args.augment or "standard", **kwargs)
     if config.input_size is None:
         config.input_size = 224
     from glmix_viz.commands.train import report

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, List, Tuple, Union
 
 from glmix_viz.errors import GlmixVizError
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
 
@@ -78,7 +79,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA
 
     defaults = CRFParams()
-    parser.add_argument("--voc-root", required=True, type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
+    add_dataset_arguments(parser)  # --voc-root DIR or --coco-root DIR
     parser.add_argument("--split", default="train", help="split list name (train, val, train_aug ...) or path")
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.png and summary.json")
     add_model_arguments(parser)
@@ -168,7 +169,7 @@ def launcher_device(args: argparse.Namespace, environ: Any = None) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.data.voc import VOCDataset, resolve_shard
+    from glmix_viz.data.voc import resolve_shard
     from glmix_viz.pseudo.pipeline import run_pseudo_label
 
     try:  # settings errors are user errors: one line, no traceback
@@ -178,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         crf = crf_params(args)
     except ValueError as error:
         raise GlmixVizError(str(error)) from None
-    dataset = VOCDataset(args.voc_root, args.split)
+    dataset = open_dataset(args)
     model = load_classifier(args, dataset.num_classes - 1)
     summary = run_pseudo_label(
         dataset, args.out, model, settings=settings, crf=crf, workers=args.workers, overwrite=args.overwrite,

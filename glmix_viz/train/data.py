@@ -10,6 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from glmix_viz.data.coco import open_data_root
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
@@ -87,12 +88,12 @@ class LoadedSplit:
 
 def load_split(root: str, split: str, size: int, *, cache_gb: float = 4.0, workers: int = 2,
                progress: bool = False) -> LoadedSplit:
-    """Open a VOC-layout split for training or evaluation.
+    """Open a VOC-layout (or COCO-2014) split for training or evaluation.
 
     Raises:
         DataError: missing folder or split, or a split without images.
     """
-    voc = VOCDataset(root, split)
+    voc = open_data_root(root, split)
     if len(voc.ids) == 0:
         raise DataError(f"{root}: split {split!r} has no images")
     return LoadedSplit(voc, size, cache_gb, workers, progress)
