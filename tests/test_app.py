@@ -286,3 +286,29 @@ def test_colour_scale_toggle_is_shared_by_default_and_says_which_it_is(forward_c
     assert len(ranges) == 1, ranges  # every method's map on the one shared range
     at.radio(key="color_scale").set_value("own").run()
     assert any(caption.startswith("Score maps: each map on its own colour scale") for caption in _captions(at))
+
+
+def test_a_segmenter_checkpoint_shows_its_prediction_beside_the_demo_pseudo_mask(tmp_path: Path) -> None:
+    """A `segment-train` checkpoint: the groupings of its encoder, and its mask next to the demo model's pseudo-mask."""
+    import torch
+
+    from glmix_viz.segment.model import build_segmenter, save_segmenter
+
+    torch.manual_seed(0)
+    segmenter = build_segmenter("glnet_tiny", 5, decoder="upernet", decoder_args={"decoder_channels": 32}).eval()
+    path = tmp_path / "segmenter.safetensors"
+    save_segmenter(segmenter, path, {
+        "backbone": {"variant": "glnet_tiny", "model_args": {}}, "decoder": "upernet",
+        "decoder_args": {"decoder_channels": 32}, "num_classes": 5,
+        "class_names": ["background", "circle", "square", "triangle", "cross"], "input_size": 64})
+    at = _app().run()
+    at.selectbox(key="model_source").set_value("Checkpoint file").run()
+    at.text_input(key="checkpoint_path").input(str(path)).run()
+    _no_exception(at)
+    assert _grouping_captions(at)  # the encoder's groupings
+    at.session_state["view"] = "Predictions & pseudo-mask"
+    at.run()
+    _no_exception(at)
+    captions = _captions(at)
+    assert any("segmenter's prediction" in caption for caption in captions)
+    assert any("Pseudo-mask of the bundled demo model" in caption for caption in captions)

@@ -313,6 +313,24 @@ def pseudo_mask(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _m
     return make_mask(_image, _maps, params)
 
 
+def is_segmenter(model: nn.Module) -> bool:
+    """Whether ``model`` is the encoder of a segmenter checkpoint (``glmix-viz segment-train``)."""
+    return (getattr(model, "checkpoint_config", None) or {}).get("kind") == "segmenter"
+
+
+@st.cache_resource(max_entries=16, show_spinner="Running the segmenter...")
+def segmenter_prediction(model_key: str, image_key: str, _model: nn.Module, _image: np.ndarray
+                         ) -> Tuple[np.ndarray, List[str]]:
+    """The segmenter's ``(H, W)`` uint8 label map of the image and its class names (background first)."""
+    from glmix_viz.segment.model import segmenter_class_names, segmenter_of
+    from glmix_viz.segment.predict import predict_labels
+
+    segmenter = segmenter_of(_model)
+    labels = predict_labels(segmenter, _image)
+    names = segmenter_class_names(segmenter) or [f"class {index}" for index in range(int(labels.max()) + 1)]
+    return labels, list(names)
+
+
 def method_names() -> Sequence[str]:
     """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`; empty when unavailable)."""
     try:

@@ -481,8 +481,35 @@ def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descri
              caption=f"Score maps: {scale_caption(display.color_scale)}.")
 
 
+def segmenter_view(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
+    """A segmenter checkpoint: its predicted mask beside the pseudo-mask of the bundled demo model (same classes)."""
+    labels, names = data.segmenter_prediction(keys[0], keys[1], loaded.model, exploration.image)
+    palette = voc_palette(256)
+    alpha = max(display.opacity, 0.3)
+    col_pred, col_pseudo, col_legend = st.columns([1, 1, 0.5], gap="medium")
+    col_pred.image(overlay(exploration.image, labels, palette=palette, alpha=alpha, mask=labels != 0),
+                   width="stretch", caption="The segmenter's prediction (its encoder's groupings are in the other tabs).")
+    demo = data.demo_model(str(next(loaded.model.parameters()).device))
+    if ["background", *demo.class_names] == list(names):
+        demo_keys = (demo.key, keys[1], keys[2])
+        demo_exploration = data.exploration(*demo_keys, demo.model, exploration.image)
+        settings = default_pseudo_settings(demo_exploration, keys[2])
+        present = tuple(int(index) for index in np.flatnonzero(demo_exploration.probabilities >= 0.5))
+        settings = dataclasses.replace(settings, classes=present or settings.classes)
+        _, after, label_ids, _ = pseudo_masks(demo_exploration, settings, demo.model, demo_keys)
+        ids = mask_ids(after, label_ids)
+        col_pseudo.image(overlay(exploration.image, ids, palette=palette, alpha=alpha, mask=after != 0),
+                         width="stretch", caption=f"Pseudo-mask of the bundled demo model ({settings.method} + CRF).")
+    else:
+        col_pseudo.info("Pseudo-masks need a classifier of the segmenter's classes; the bundled demo model's differ.")
+    col_legend.image(label_legend(palette[: len(names)], names, column_width=170), caption="Labels (VOC palette).")
+
+
 def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
     """Top-5 predictions; score maps of a chosen class by every method; the pseudo-mask before / after the CRF."""
+    if data.is_segmenter(loaded.model):
+        segmenter_view(exploration, loaded, keys, display)
+        return
     if exploration.logits.size == 0:
         st.info("This model has no classifier head: no predictions or class maps.")
         return
