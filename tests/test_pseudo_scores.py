@@ -54,7 +54,7 @@ def test_every_method_gives_full_size_maps_for_present_classes(model, tiny_model
     assert maps.scores.min() >= 0.0 and maps.scores.max() <= 1.0 + 1e-6
     peaks = maps.scores[1:].reshape(2, -1).max(axis=1)
     assert np.all((np.abs(peaks - 1.0) < 1e-5) | (peaks == 0.0))  # every class map max-normalised (or empty)
-    expected = {"cam": 0.5, "slic_cam": 0.6, "slot_pool": 0.7, "slot_vote": 0.7, "slot_walk": 0.7}
+    expected = {"cam": 0.65, "slic_cam": 0.8, "slot_pool": 0.75, "slot_vote": 0.7, "slot_walk": 0.75}  # tuned on the demo
     assert np.allclose(maps.scores[0], expected.get(method, METHODS[method].bg_threshold))  # per-method threshold
     labels = maps.labels()
     assert labels.shape == (70, 90) and labels.dtype == np.uint8
