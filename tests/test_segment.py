@@ -39,7 +39,7 @@ def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def _small(decoder: str = "upernet", **kwargs) -> torch.nn.Module:
     torch.manual_seed(0)
-    width = {"upernet": 32, "unet": 64, "fpn": 32}[decoder]
+    width = {"upernet": 32, "unet": 64, "fpn": 32, "deeplabv3plus": 32}[decoder]
     args = {"decoder_channels": width}
     return build_segmenter("glnet_tiny", 5, decoder=decoder, decoder_args=args, **kwargs).eval()
 
@@ -56,7 +56,7 @@ def test_every_decoder_gives_full_size_logits(decoder: str) -> None:
     with torch.no_grad():
         logits = segmenter(torch.randn(2, 3, 64, 96))
     assert logits.shape == (2, 5, 64, 96)
-    widths = {"upernet": 32, "unet": 8, "fpn": 32}  # the last decoder layer's width, from decoder_channels
+    widths = {"upernet": 32, "unet": 8, "fpn": 32, "deeplabv3plus": 32}  # the last decoder layer's width, from decoder_channels
     assert segmenter.segmentation_head[0].in_channels == widths[decoder]
 
 
@@ -67,7 +67,10 @@ def test_fpn_refuses_a_stride_16_backbone_but_upernet_takes_it() -> None:
                                 decoder_args={"decoder_channels": 32}).eval()
     with torch.no_grad():
         assert segmenter(torch.randn(1, 3, 64, 64)).shape == (1, 5, 64, 64)
-    assert "deeplabv3plus" not in DECODERS
+    deeplab = build_segmenter("glnet_tiny", 5, decoder="deeplabv3plus", model_args=DEMO_ARGS,
+                              decoder_args={"decoder_channels": 32}).eval()  # GLNet(output_stride=16) for smp
+    with torch.no_grad():
+        assert deeplab(torch.randn(1, 3, 64, 64)).shape == (1, 5, 64, 64)
 
 
 def test_backbone_of_a_demo_checkpoint_lands_in_the_encoder() -> None:

@@ -9,9 +9,8 @@ backbone keys of any GLNet checkpoint under the prefix :data:`ENCODER_PREFIX`.
 Decoders: ``upernet`` (default) and ``unet`` resize every level to its neighbour's size, so they also take GLNet
 variants with a stride-1 transition (the demo model's ``downsample_strides=(2, 2, 1)``: strides 4, 8, 16, 16).
 ``fpn`` upsamples by exactly 2 between levels and needs the standard 4, 8, 16, 32; it is refused with a clear message
-otherwise. DeepLabV3+ is left out: smp asks the encoder for ``output_stride`` 8 or 16, i.e. dilated late stages;
-GLNet has no dilation, and reducing the stride of its patchify transitions (kernel = stride) changes the kernels'
-shapes, so ImageNet weights would no longer load (and global attention at stride 8 costs 4x the tokens).
+otherwise. ``deeplabv3plus`` asks the encoder for ``output_stride`` 16: GLNet's last transition then keeps its
+weights and drops its stride (``GLNet(output_stride=...)``), so official checkpoints still initialise it.
 
 Checkpoints are safetensors with a JSON config (format :data:`SEGMENTER_FORMAT`) in the file's metadata and in
 ``<name>.json`` beside it: backbone variant and constructor overrides, decoder and its options, classes, input size.
@@ -44,13 +43,14 @@ __all__ = [
 
 SEGMENTER_FORMAT = "glmix-viz-segmenter/1"
 ENCODER_PREFIX = "encoder.model.model."
-DECODERS: Dict[str, str] = {"upernet": "UPerNet", "fpn": "FPN", "unet": "Unet"}
+DECODERS: Dict[str, str] = {"upernet": "UPerNet", "fpn": "FPN", "unet": "Unet", "deeplabv3plus": "DeepLabV3Plus"}
 """``--decoder`` name -> smp class."""
 
 _DECODER_DEFAULTS: Dict[str, Dict[str, Any]] = {
     "upernet": {"decoder_channels": 256},
     "fpn": {},
     "unet": {"encoder_depth": 5},
+    "deeplabv3plus": {"encoder_output_stride": 16},  # GLNet(output_stride=16): the last transition keeps its weights
 }
 PathLike = Union[str, os.PathLike]
 
