@@ -536,6 +536,36 @@ def make_shapes(
     (out_dir / "classes.txt").write_text("\n".join(config.class_names) + "\n", encoding="utf-8")
 
     started = time.perf_counter()
+    split_ids, objects_per_class, images_with_overlap = _write_images(
+        folders, counts, config, int(seed), image_format, progress, out_dir.name)
+    # The split lists and the metadata come last: a folder without them is an unfinished run.
+    _write_split_lists(folders["ImageSets"] / "Segmentation", split_ids)
+    seconds = time.perf_counter() - started
+    metadata = _metadata(config, int(seed), image_format, split_ids, objects_per_class, images_with_overlap)
+    save_bytes_atomic(out_dir / _META_FILE, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
+    return {
+        "out_dir": str(out_dir),
+        "seed": int(seed),
+        "classes": list(config.class_names),
+        "splits": metadata["splits"],
+        "objects_per_class": objects_per_class,
+        "images_with_overlap": images_with_overlap,
+        "seconds": round(seconds, 3),
+    }
+
+
+def _write_sample(folders: dict[str, Path], image_id: str, sample: ShapesImage, image_format: str) -> None:
+    """One image's picture, class and instance masks (palette PNGs) and XML annotation."""
+    file_name = f"{image_id}.{image_format}"
+    (folders["JPEGImages"] / file_name).write_bytes(_encode_image(sample.image, image_format))
+    (folders["SegmentationClass"] / f"{image_id}.png").write_bytes(_encode_png(label_to_pil(sample.class_mask)))
+    (folders["SegmentationObject"] / f"{image_id}.png").write_bytes(_encode_png(label_to_pil(sample.instance_mask)))
+    (folders["Annotations"] / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, file_name, sample))
+
+
+def _write_images(folders: dict[str, Path], counts: dict[str, int], config: ShapesConfig, seed: int,
+                  image_format: str, progress: bool, label: str) -> tuple[dict[str, list[str]], dict[str, int], int]:
+    """Render and write every split's images; returns the ids per split, objects per class, images with overlap."""
     total = sum(counts.values())
     objects_per_class = {name: 0 for name in config.classes}
     images_with_overlap = 0
@@ -544,7 +574,7 @@ def make_shapes(
     if progress and total > 200:
         from tqdm.auto import tqdm
 
-        progress_bar = tqdm(total=total, desc=f"make-shapes {out_dir.name}", unit="img")
+        progress_bar = tqdm(total=total, desc=f"make-shapes {label}", unit="img")
     try:
         for split, count in counts.items():
             if count == 0:
@@ -552,15 +582,8 @@ def make_shapes(
             ids = []
             for index in range(count):
                 image_id = f"{split}_{index:06d}"
-                rng = np.random.default_rng([int(seed), _SPLIT_CODES[split], index])
-                sample = render_shapes_image(rng, config)
-                file_name = f"{image_id}.{image_format}"
-                (folders["JPEGImages"] / file_name).write_bytes(_encode_image(sample.image, image_format))
-                (folders["SegmentationClass"] / f"{image_id}.png").write_bytes(
-                    _encode_png(label_to_pil(sample.class_mask)))
-                (folders["SegmentationObject"] / f"{image_id}.png").write_bytes(
-                    _encode_png(label_to_pil(sample.instance_mask)))
-                (folders["Annotations"] / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, file_name, sample))
+                sample = render_shapes_image(np.random.default_rng([seed, _SPLIT_CODES[split], index]), config)
+                _write_sample(folders, image_id, sample, image_format)
                 for obj in sample.objects:
                     objects_per_class[obj.class_name] += 1
                 images_with_overlap += any(obj.visible_area < obj.area for obj in sample.objects)
@@ -571,37 +594,33 @@ def make_shapes(
     finally:
         if progress_bar is not None:
             progress_bar.close()
+    return split_ids, objects_per_class, images_with_overlap
 
-    # The split lists and the metadata come last: a folder without them is an unfinished run.
-    lists_folder = folders["ImageSets"] / "Segmentation"
+
+def _write_split_lists(lists_folder: Path, split_ids: dict[str, list[str]]) -> None:
+    """``ImageSets/Segmentation/<split>.txt`` for every split, and ``trainval.txt``."""
     for split, ids in split_ids.items():
         save_bytes_atomic(lists_folder / f"{split}.txt", ("\n".join(ids) + "\n").encode("utf-8"))
     trainval = split_ids.get("train", []) + split_ids.get("val", [])
     if trainval:
         save_bytes_atomic(lists_folder / "trainval.txt", ("\n".join(trainval) + "\n").encode("utf-8"))
-    seconds = time.perf_counter() - started
+
+
+def _metadata(config: ShapesConfig, seed: int, image_format: str, split_ids: dict[str, list[str]],
+              objects_per_class: dict[str, int], images_with_overlap: int) -> dict:
+    """The data set's metadata file: generator, format version, seed, classes, splits, settings, counts."""
     settings = asdict(config)
     settings["classes"] = list(config.classes)
     settings["radius_range"] = list(config.radius_range)
     settings["noise_sigma"] = list(config.noise_sigma)
-    metadata = {
+    return {
         "generator": "glmix_viz.data.shapes",
         "format_version": SHAPES_FORMAT_VERSION,
-        "seed": int(seed),
+        "seed": seed,
         "image_format": image_format,
         "classes": list(config.class_names),
         "splits": {split: len(ids) for split, ids in split_ids.items()},
         "settings": settings,
         "objects_per_class": objects_per_class,
         "images_with_overlap": images_with_overlap,
-    }
-    save_bytes_atomic(out_dir / _META_FILE, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
-    return {
-        "out_dir": str(out_dir),
-        "seed": int(seed),
-        "classes": list(config.class_names),
-        "splits": metadata["splits"],
-        "objects_per_class": objects_per_class,
-        "images_with_overlap": images_with_overlap,
-        "seconds": round(seconds, 3),
     }
