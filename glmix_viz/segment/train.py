@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from glmix_viz.errors import DataError, GlmixVizError
+from glmix_viz.train.setup import launcher_ranks
 
 __all__ = ["SegmentTrainConfig", "evaluate_segmenter", "poly_learning_rate", "train_segmenter"]
 
@@ -84,13 +84,6 @@ def poly_learning_rate(step: int, total_steps: int, peak: float, warmup_steps: i
     if warmup_steps > 0 and step < warmup_steps:
         return peak * (step + 1) / warmup_steps
     return peak * max(0.0, 1.0 - step / max(total_steps, 1)) ** power
-
-
-def _distributed() -> Tuple[int, int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
 
 
 def _param_groups(segmenter: nn.Module, config: SegmentTrainConfig) -> List[Dict[str, Any]]:
@@ -292,7 +285,7 @@ def _epoch(model: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, stat
 def _setup(config: SegmentTrainConfig) -> Tuple[int, int, torch.device]:
     from glmix_viz.models.loading import default_device
 
-    rank, world, local_rank = _distributed()
+    rank, world, local_rank = launcher_ranks()
     if world > 1:
         import torch.distributed as dist
 

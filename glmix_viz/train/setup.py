@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import timm
@@ -84,10 +84,17 @@ class Run:
         return self.config.progress and self.process.is_main
 
 
+def launcher_ranks() -> Tuple[int, int, int]:
+    """``(rank, world size, local rank)`` from torchrun's environment; ``(0, 1, 0)`` when not launched by it."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1, 0
+    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+
+
 def start_process(config: TrainConfig) -> Process:
     """Join the torchrun process group when there is one, set the CPU threads, and pick the device."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank, local_rank = (int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))) if world > 1 else (0, 0)
+    rank, world, local_rank = launcher_ranks()
     if world > 1 and not dist.is_initialized():
         dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
     if config.threads > 0:
