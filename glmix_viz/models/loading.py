@@ -37,6 +37,10 @@ CONFIG_FORMAT = "glmix-viz/1"
 PathLike = Union[str, os.PathLike]
 
 
+SEGMENTER_FORMAT = "glmix-viz-segmenter/1"
+"""The ``format`` of a segmenter checkpoint's config (written by :mod:`glmix_viz.segment`; read here to hand back its
+encoder)."""
+
 def default_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
     """``device`` if given, else CUDA when available, else the CPU."""
     if device is not None:
@@ -382,7 +386,7 @@ def load_model(
             the missing, unexpected and mis-shaped keys).
     """
     path = Path(path)
-    if path.suffix == ".safetensors" and (read_checkpoint_config(path) or {}).get("format") == "glmix-viz-segmenter/1":
+    if path.suffix == ".safetensors" and (read_checkpoint_config(path) or {}).get("format") == SEGMENTER_FORMAT:
         from glmix_viz.segment.model import load_segmenter_backbone  # a segmenter: its encoder, for the probe
 
         return load_segmenter_backbone(path, device=default_device(device))

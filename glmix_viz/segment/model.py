@@ -27,6 +27,7 @@ import torch
 import torch.nn as nn
 
 from glmix_viz.errors import CheckpointError
+from glmix_viz.models.loading import SEGMENTER_FORMAT
 
 __all__ = [
     "DECODERS",
@@ -41,7 +42,6 @@ __all__ = [
     "save_segmenter",
 ]
 
-SEGMENTER_FORMAT = "glmix-viz-segmenter/1"
 ENCODER_PREFIX = "encoder.model.model."
 DECODERS: Dict[str, str] = {"upernet": "UPerNet", "fpn": "FPN", "unet": "Unet", "deeplabv3plus": "DeepLabV3Plus"}
 """``--decoder`` name -> smp class."""
