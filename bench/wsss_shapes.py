@@ -28,7 +28,7 @@ Steps:
    comparison stays fair);
 3. evaluation split: every method with its chosen settings, without and with the chosen CRF, through the real batch
    pipeline (:func:`~glmix_viz.pseudo.pipeline.run_pseudo_label`, palette PNGs) and the semantics of
-   ``glmix-viz evaluate`` (:func:`~glmix_viz.pseudo.pipeline.evaluate_predictions`: predicted 255 counts as
+   ``glmix-viz evaluate`` (:func:`~glmix_viz.evaluate.evaluate_predictions`: predicted 255 counts as
    background; mIoU over background + the 4 classes);
 4. class-free grouping score per GLMix block with its two controls (:func:`glmix_viz.grouping.grouping_report`);
 5. ``OUT/wsss_shapes.png``: a few evaluation images with ground truth, the hard grouping of every block, and the
@@ -63,6 +63,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
+from glmix_viz.evaluate import evaluate_predictions  # noqa: E402
 from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
 from glmix_viz.models.loading import resolve_model  # noqa: E402
@@ -70,7 +71,7 @@ from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
 from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
-from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label  # noqa: E402
+from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, search_grid  # noqa: E402
 from glmix_viz.pseudo.scores import ScoreMaps, compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402

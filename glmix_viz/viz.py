@@ -7,7 +7,8 @@ figures are in :mod:`glmix_viz.figures`; resizing of maps is in :mod:`glmix_viz.
 
 * One palette for slots, :func:`slot_palette`: slot ``s`` has the same colour in every view and for every number of
   slots. Class palettes (e.g. VOC's) live with their data set and are simply passed in.
-* One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay` and friends build on it.
+* One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay`, :func:`error_overlay`
+  and friends build on it.
 * Colour scales that say what they are (:data:`COLOR_SCALES`): maps drawn together share one scale (``"shared"``, the
   default) or each has its own (``"own"``); :func:`value_ranges` gives the ranges, :func:`map_colorbar` the labelled
   colour bar and :func:`scale_caption` the words. Nothing is rescaled without the picture saying so.
@@ -34,7 +35,9 @@ __all__ = [
     "colorbar",
     "colorize_labels",
     "colormap_lut",
+    "ERROR_COLORS",
     "draw_boundaries",
+    "error_overlay",
     "grouping_overlay",
     "heatmap_overlay",
     "hstack_panels",
@@ -611,6 +614,40 @@ def masked_slot_view(
     dark = np.repeat((gray * (dark_level / 255.0))[:, :, None], 3, axis=2)
     blended = image.astype(np.float32) * weights[:, :, None] + dark * (1.0 - weights[:, :, None])
     return np.clip(np.floor(blended + 0.5), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Error maps of a segmentation
+# ----------------------------------------------------------------------------------------------------------------------
+
+ERROR_COLORS = np.array(
+    [(150, 150, 150), (228, 26, 28), (55, 126, 184), (152, 78, 163), (255, 217, 47), (235, 235, 235)], dtype=np.uint8
+)
+"""Colours of the codes of :func:`glmix_viz.evaluate.error_map` (names in ``glmix_viz.evaluate.ERROR_KINDS``):
+correct (grey: the image shows through), missed foreground (red), false foreground (blue), wrong class (purple),
+unsure (yellow), ignored (light grey)."""
+
+
+def error_overlay(errors: np.ndarray, image: np.ndarray | None = None, *, alpha: float = 0.85) -> np.ndarray:
+    """An error map as a picture: each error kind in its :data:`ERROR_COLORS` colour over the image in grey.
+
+    Args:
+        errors: ``(H, W)`` codes ``0..5`` of :func:`glmix_viz.evaluate.error_map`.
+        image: ``(H, W, 3)`` ``uint8`` RGB, shown in grey (darkened) under the colours; ``None``: a mid-grey canvas.
+        alpha: Weight of the colours on the error pixels (correct pixels show the grey image alone).
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    errors = np.asarray(errors)
+    if errors.ndim != 2 or errors.size and (errors.min() < 0 or errors.max() >= len(ERROR_COLORS)):
+        raise ValueError(f"errors must be an (H, W) map of codes 0..{len(ERROR_COLORS) - 1}, got shape {errors.shape}")
+    if image is None:
+        base = np.full(errors.shape + (3,), 110, dtype=np.uint8)
+    else:
+        gray = _check_image(image).astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        base = np.repeat(np.floor(gray * 0.6 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
+    return overlay(base, errors.astype(np.int64), palette=ERROR_COLORS, alpha=alpha, mask=errors > 0)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

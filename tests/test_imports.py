@@ -27,6 +27,7 @@ COMPUTING_MODULES = [
     "glmix_viz.pseudo.scores",
     "glmix_viz.pseudo.crf",
     "glmix_viz.pseudo.pipeline",
+    "glmix_viz.evaluate",
     "glmix_viz.pseudo.metrics",
     "glmix_viz.train",
     "glmix_viz.data",

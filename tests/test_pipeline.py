@@ -17,7 +17,8 @@ from glmix_viz.data.shapes import make_shapes
 from glmix_viz.data.voc import VOCDataset, load_label_png, shard_ids, voc_palette
 from glmix_viz.errors import CheckpointError
 from glmix_viz.pseudo.crf import CRFParams
-from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label
+from glmix_viz.evaluate import evaluate_predictions
+from glmix_viz.pseudo.pipeline import run_pseudo_label
 
 NUM_IMAGES = 6
 

@@ -323,3 +323,18 @@ def test_label_legend() -> None:
     assert legend.shape == (3 * 20 + 4, 200, 3)
     np.testing.assert_array_equal(legend[4 + 8, 4 + 8], palette[0])
     np.testing.assert_array_equal(legend[4 + 8, 100 + 4 + 8], palette[3])  # Column 2 starts at entry ceil(5/2)=3.
+
+
+def test_error_overlay_paints_each_error_kind_in_its_colour_over_the_grey_image():
+    from glmix_viz.viz import ERROR_COLORS, error_overlay
+
+    codes = np.array([[0, 1, 2], [3, 4, 5]])
+    image = np.full((2, 3, 3), 100, dtype=np.uint8)
+    picture = error_overlay(codes, image, alpha=1.0)
+    assert picture[0, 0].tolist() == [60, 60, 60]  # correct: the image in grey, darkened to 0.6
+    for row, col in [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]:
+        assert picture[row, col].tolist() == ERROR_COLORS[codes[row, col]].tolist()
+    half = error_overlay(codes, None, alpha=0.5)
+    assert half[0, 1].tolist() == [int(np.floor((110 + int(c)) / 2 + 0.5)) for c in ERROR_COLORS[1]]
+    with pytest.raises(ValueError, match="codes 0..5"):
+        error_overlay(np.array([[6]]))
