@@ -174,7 +174,7 @@ def evaluate_predictions(
     Returns:
         The scores of :meth:`~glmix_viz.pseudo.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
-        ``num_failed``, ``pred_dir``, ``split``, ``num_ids``, ``runs`` (:func:`run_summaries`) and ``per_image``
+        ``num_failed``, ``pred_dir``, ``split``, ``data_root``, ``num_ids``, ``runs`` (:func:`run_summaries`) and ``per_image``
         (:func:`image_row` of every evaluated image, in the split's order).
     """
     if missing not in ("fail", "skip"):
@@ -204,8 +204,8 @@ def evaluate_predictions(
     scores = metric.compute()
     scores.update(
         missing_predictions=missing_ids, failures=failures, num_failed=len(failures), pred_dir=str(pred_dir),
-        split=getattr(dataset, "split", None), num_ids=len(dataset.ids), runs=run_summaries(pred_dir),
-        per_image=per_image,
+        split=getattr(dataset, "split", None), data_root=str(getattr(dataset, "root", "")), num_ids=len(dataset.ids),
+        runs=run_summaries(pred_dir), per_image=per_image,
     )
     return scores
 

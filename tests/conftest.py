@@ -63,3 +63,45 @@ def _write_label_run(dataset, folder: Path, worsen: str | None = None) -> Path:
 def write_label_run():
     """``write_label_run(dataset, folder, worsen=None)``: a folder of label PNGs to evaluate (see above)."""
     return _write_label_run
+
+
+def _pseudo_label_run(data: Path, checkpoint: Path, out: Path, *extra: str) -> None:
+    from glmix_viz.cli import main
+
+    code = main(["pseudo-label", "--voc-root", str(data), "--split", "val", "--checkpoint", str(checkpoint), "--out",
+                 str(out), "--no-crf", "--workers", "0", "--no-progress", *extra])
+    assert code == 0, f"pseudo-label into {out} failed"
+
+
+@pytest.fixture(scope="session")
+def run_tree(tmp_path_factory) -> dict:
+    """Real run folders of ``pseudo-label`` on 6 generated 64-pixel images with a copy of the demo model:
+
+    ``runs/slot_pool`` and ``runs/cam`` (complete, evaluated), ``runs/nested/sharded`` (shard 1/2 only, not
+    evaluated), ``runs/gone`` (evaluated, its model file deleted afterwards). Returns the paths by name and ``data``.
+    """
+    import shutil
+
+    from glmix_viz.cli import main
+    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.models.loading import demo_checkpoint
+
+    base = tmp_path_factory.mktemp("run_tree")
+    data, runs, models = base / "data", base / "runs", base / "models"
+    make_shapes(data, num_train=1, num_val=6, seed=21, image_size=64, progress=False)
+    models.mkdir()
+    source = Path(demo_checkpoint())
+    for name in ("demo", "gone"):
+        shutil.copy(source, models / f"{name}.safetensors")
+        shutil.copy(source.with_suffix(".json"), models / f"{name}.json")
+    paths = {"data": data, "runs": runs, "slot_pool": runs / "slot_pool", "cam": runs / "cam",
+             "sharded": runs / "nested" / "sharded", "gone": runs / "gone", "model": models / "demo.safetensors"}
+    _pseudo_label_run(data, models / "demo.safetensors", paths["slot_pool"], "--method", "slot_pool")
+    _pseudo_label_run(data, models / "demo.safetensors", paths["cam"], "--method", "cam")
+    _pseudo_label_run(data, models / "demo.safetensors", paths["sharded"], "--method", "cam", "--shard", "1/2")
+    _pseudo_label_run(data, models / "gone.safetensors", paths["gone"], "--method", "slot_pool")
+    (models / "gone.safetensors").unlink()
+    for name in ("slot_pool", "cam", "gone"):
+        assert main(["evaluate", "--voc-root", str(data), "--split", "val", "--pred", str(paths[name]),
+                     "--no-progress"]) == 0
+    return paths
