@@ -54,6 +54,7 @@ __all__ = [
     "format_comparison",
     "image_row",
     "load_pair",
+    "paired_changes",
     "run_summaries",
     "rows_confusion",
     "worst_images",
@@ -174,8 +175,8 @@ def evaluate_predictions(
     Returns:
         The scores of :meth:`~glmix_viz.pseudo.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
-        ``num_failed``, ``pred_dir``, ``split``, ``data_root``, ``num_ids``, ``runs`` (:func:`run_summaries`) and ``per_image``
-        (:func:`image_row` of every evaluated image, in the split's order).
+        ``num_failed``, ``pred_dir``, ``split``, ``data_root``, ``num_ids``, ``runs`` (:func:`run_summaries`) and
+        ``per_image`` (:func:`image_row` of every evaluated image, in the split's order).
     """
     if missing not in ("fail", "skip"):
         raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")
@@ -311,6 +312,15 @@ def _paired(a: Mapping[str, Any], b: Mapping[str, Any]) -> Tuple[List[Dict[str, 
     return [x for x, _ in pairs], [y for _, y in pairs]
 
 
+def paired_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """Per image scored in both: ``id``, ``a``, ``b`` (per-image mIoU) and ``difference`` (B - A), the largest
+    changes first whichever their sign (ties in A's order)."""
+    rows_a, rows_b = _paired(a, b)
+    changes = [{"id": x["id"], "a": x["miou"], "b": y["miou"], "difference": y["miou"] - x["miou"]}
+               for x, y in zip(rows_a, rows_b)]
+    return sorted(changes, key=lambda change: -abs(change["difference"]))
+
+
 def _split_miou_difference(counts_a: np.ndarray, counts_b: np.ndarray, num_classes: int):
     """A bootstrap statistic: ``(R, N)`` resampled image indices -> ``(R,)`` split-mIoU differences B - A."""
     def statistic(draws: np.ndarray) -> np.ndarray:
@@ -355,9 +365,7 @@ def compare_scores(a: Mapping[str, Any], b: Mapping[str, Any], *, resamples: int
     split_interval = bootstrap_interval(np.arange(len(differences), dtype=np.float64), **bootstrap,
                                         statistic=_split_miou_difference(counts_a, counts_b, num_classes))
     split_difference = _split_miou_difference(counts_a, counts_b, num_classes)(np.arange(len(differences))[None])
-    order = np.argsort(-differences, kind="stable")
-    changes = [{"id": rows_a[i]["id"], "a": rows_a[i]["miou"], "b": rows_b[i]["miou"],
-                "difference": float(differences[i])} for i in order]
+    changes = sorted(paired_changes(a, b), key=lambda change: -change["difference"])
     return {
         "a": {"pred_dir": a.get("pred_dir"), "miou": a["miou"], "num_images": a.get("num_images")},
         "b": {"pred_dir": b.get("pred_dir"), "miou": b["miou"], "num_images": b.get("num_images")},

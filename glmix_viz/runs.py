@@ -24,7 +24,7 @@ from glmix_viz.data.coco import open_data_root
 from glmix_viz.errors import DataError, one_line
 from glmix_viz.evaluate import run_summaries
 
-__all__ = ["EVAL_FILE", "Run", "RunProgress", "find_runs", "open_run_dataset", "read_run"]
+__all__ = ["EVAL_FILE", "Run", "RunProgress", "find_runs", "open_recorded_dataset", "open_run_dataset", "read_run"]
 
 EVAL_FILE = "eval.json"
 SUMMARY_GLOB = "summary*.json"
@@ -223,14 +223,23 @@ def read_run(folder: Union[str, os.PathLike], root: Optional[Union[str, os.PathL
                progress=progress, problems=tuple(problems))
 
 
-def open_run_dataset(run: Run) -> Any:
-    """The data set a run was made on (its summary's root and split): a VOC-layout reader or a COCO one.
+def open_recorded_dataset(data_root: Union[str, os.PathLike], split: str) -> Any:
+    """The data set a summary records (root and split): a VOC-layout reader or a COCO one.
 
     Raises:
-        DataError: the summary names no data set, or it is not there (e.g. the run was copied from another machine).
+        DataError: the folder is not there (e.g. the run was copied from another machine) or is not a data set.
+    """
+    if not Path(data_root).expanduser().is_dir():
+        raise DataError(f"{data_root}: the run's data set is not there (images and ground truth unavailable)")
+    return open_data_root(data_root, split)
+
+
+def open_run_dataset(run: Run) -> Any:
+    """The data set a run was made on (:func:`open_recorded_dataset` of its summary's root and split).
+
+    Raises:
+        DataError: the summary names no data set, or it is not there.
     """
     if not run.data_root or not run.split:
         raise DataError(f"{run.path}: the run's summary names no data set")
-    if not Path(run.data_root).expanduser().is_dir():
-        raise DataError(f"{run.data_root}: the run's data set is not there (images and ground truth unavailable)")
-    return open_data_root(run.data_root, run.split)
+    return open_recorded_dataset(run.data_root, run.split)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from glmix_viz.app import data, views
+from glmix_viz.app import data, runs, views
 from glmix_viz.errors import GlmixVizError, one_line
 
 TITLE = "GLMix explorer"
@@ -35,6 +35,7 @@ def app_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--checkpoints", default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--runs", default=None)
     known, _ = parser.parse_known_args(sys.argv[1:])
     return known
 
@@ -42,6 +43,11 @@ def app_options() -> argparse.Namespace:
 def checkpoint_folder() -> str | None:
     """The folder of checkpoints: ``--checkpoints DIR`` on the command line, else ``GLMIX_CHECKPOINTS``."""
     return app_options().checkpoints or os.environ.get("GLMIX_CHECKPOINTS") or None
+
+
+def runs_folder() -> str | None:
+    """The folder of run folders: ``--runs DIR`` on the command line, else ``GLMIX_RUNS``."""
+    return app_options().runs or os.environ.get(runs.RUNS_ENV) or None
 
 
 def device_choices() -> list[str]:
@@ -122,6 +128,10 @@ def choose_image() -> data.LoadedImage:
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/grain:", layout="wide")
     data.configure_torch()
+    folder = runs_folder()
+    if folder and st.sidebar.radio("Page", ["Explorer", "Runs"], key="page", horizontal=True) == "Runs":
+        runs.runs_page(folder)
+        return
     with st.sidebar:
         st.subheader("Model")
         device = st.selectbox("Device", device_choices(), key="device")
