@@ -132,10 +132,11 @@ def gt_classes(row: Mapping[str, Any]) -> set:
     return {int(g) for g, _, pixels in row["confusion"] if pixels}
 
 
-def image_table(scores: Mapping[str, Any], classes: List[int], run: Run, with_thumbnails: bool) -> pd.DataFrame:
-    """Per-image rows worst first, only images whose ground truth holds every class in ``classes``."""
+def image_table(scores: Mapping[str, Any], classes: List[int], run: Run, with_thumbnails: bool,
+                limit: int) -> pd.DataFrame:
+    """The ``limit`` worst images whose ground truth holds every class in ``classes``, one row each (percentages)."""
     names = list(scores["class_names"])
-    rows = [row for row in worst_images(scores) if set(classes) <= gt_classes(row)]
+    rows = [row for row in worst_images(scores) if set(classes) <= gt_classes(row)][:limit]
     table = pd.DataFrame({
         "id": [row["id"] for row in rows],
         "mIoU %": [None if row["miou"] is None else 100 * row["miou"] for row in rows],
@@ -208,7 +209,8 @@ def scores_view(scores: Mapping[str, Any], source: str) -> None:
     rows = scores["per_class"]
     per_class = pd.DataFrame({"class": [row["name"] for row in rows],
                               "IoU %": [None if row["iou"] is None else 100 * row["iou"] for row in rows]})
-    st.dataframe(per_class.set_index("class").T, width="stretch")
+    st.dataframe(per_class.set_index("class").T, width="stretch",
+                 column_config={name: st.column_config.NumberColumn(format="%.1f") for name in per_class["class"]})
     st.caption(source)
 
 
@@ -219,11 +221,11 @@ def images_view(run: Run, scores: Mapping[str, Any], dataset: Any) -> Optional[s
     classes = left.multiselect("Only images whose ground truth holds", list(range(len(names))), key="run_classes",
                                format_func=lambda index: names[index])
     shown = right.number_input("Rows", 5, 1000, DEFAULT_ROWS, step=25, key="run_rows")
-    table = image_table(scores, classes, run, with_thumbnails=dataset is not None).head(int(shown))
+    table = image_table(scores, classes, run, with_thumbnails=dataset is not None, limit=int(shown))
+    percent = {column: st.column_config.NumberColumn(format="%.1f") for column in table if column.endswith("%")}
     event = st.dataframe(table, hide_index=True, width="stretch", on_select="rerun", selection_mode="single-row",
                          key=f"run_table::{run.path}", column_config={
-                             "image": st.column_config.ImageColumn("image", width="small"),
-                             "mIoU %": st.column_config.NumberColumn(format="%.1f")})
+                             "image": st.column_config.ImageColumn("image", width="small"), **percent})
     ids = list(table["id"])
     if not ids:
         st.info("No image of this run matches.")
@@ -255,7 +257,8 @@ def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str])
     panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE)
     st.image(panels, caption=[f"{title} · {row['id']}" for title in ERROR_PANEL_TITLES])
     st.image(error_legend(), caption="error map")
-    st.dataframe(image_class_table(row, names), hide_index=True)
+    st.dataframe(image_class_table(row, names), hide_index=True,
+                 column_config={"IoU %": st.column_config.NumberColumn(format="%.1f")})
     open_button(run, row["id"], "image")
 
 
@@ -303,7 +306,8 @@ def paired_summary(comparison: Mapping[str, Any]) -> None:
                  f"[{100 * interval['low']:+.2f}, {100 * interval['high']:+.2f}] ({verdict})")
     per_class = {name: None if row["difference"] is None else 100 * row["difference"]
                  for name, row in comparison["per_class"].items()}
-    st.dataframe(pd.DataFrame([per_class], index=["B - A IoU points"]), width="stretch")
+    st.dataframe(pd.DataFrame([per_class], index=["B - A IoU points"]), width="stretch",
+                 column_config={name: st.column_config.NumberColumn(format="%+.1f") for name in per_class})
 
 
 def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores: Mapping[str, Any]) -> None:
@@ -312,7 +316,9 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
     table = pd.DataFrame({"id": [c["id"] for c in changes], "A mIoU %": [100 * c["a"] for c in changes],
                           "B mIoU %": [100 * c["b"] for c in changes],
                           "B - A": [100 * c["difference"] for c in changes]})
-    st.dataframe(table, hide_index=True, width="stretch")
+    st.dataframe(table, hide_index=True, width="stretch", column_config={
+        column: st.column_config.NumberColumn(format="%+.1f" if column == "B - A" else "%.1f") for column in table
+        if column != "id"})
     dataset, problem = run_dataset(run)
     if not changes or dataset is None:
         st.info(problem or "No image scored in both runs.")
