@@ -63,3 +63,21 @@ def test_unreadable_files_are_problems_not_errors(tmp_path):
     assert all(str(tmp_path) in problem for problem in run.problems)
     with pytest.raises(DataError, match="names no data set"):
         open_run_dataset(run)
+
+
+def test_a_segment_run_reads_its_segmenter_and_data_set_from_its_own_summary_schema(run_tree, tmp_path):
+    """``segment`` writes ``segmenter``, ``root``, ``split`` and the shard in ``settings`` (two shards of three)."""
+    for index in (1, 3):
+        (tmp_path / f"summary.shard-{index}-of-3.json").write_text(json.dumps({
+            "status": "running" if index == 3 else "ok", "split": "val", "root": str(run_tree["data"]),
+            "segmenter": {"source": str(tmp_path / "seg.safetensors"), "backbone": "glnet_tiny", "decoder": "fpn"},
+            "settings": {"scales": [1.0], "flip": False, "shard": f"{index}/3"},
+            "counts": {"total": 2, "done": 2, "skipped": 0, "failed": 0}}))
+    run = read_run(tmp_path)
+    assert run.kind == "segment" and run.status == "running" and run.score_settings is None
+    assert run.model["decoder"] == "fpn" and run.model_path == str(tmp_path / "seg.safetensors")
+    assert run.model_file_problem().endswith("not there any more (scores and masks still shown)")
+    assert run.progress.missing_shards == ("2/3",) and run.progress.expected is None and run.progress.running == 1
+    assert run.progress.describe() == ("0 of ? label maps written; no summary yet from shard(s) 2/3; "
+                                       "1 job(s) still running or killed")
+    assert open_run_dataset(run).ids == VOCDataset(run_tree["data"], "val").ids
