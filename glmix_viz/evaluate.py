@@ -350,10 +350,12 @@ def compare_scores(a: Mapping[str, Any], b: Mapping[str, Any], *, resamples: int
         / ``losses``: the ``top`` images where B gains and loses most (``id``, ``a``, ``b``, ``difference``).
 
     Raises:
-        DataError: the two evaluations have other classes or another split, or no image in common.
+        DataError: the two evaluations have other classes, another split or data set, or no image in common.
     """
-    if list(a["class_names"]) != list(b["class_names"]) or a.get("split") != b.get("split"):
-        raise DataError(f"{b.get('pred_dir')}: evaluated on another split or classes than {a.get('pred_dir')}")
+    roots = {a.get("data_root"), b.get("data_root")} - {None}  # evaluations written before it was recorded: unknown
+    if list(a["class_names"]) != list(b["class_names"]) or a.get("split") != b.get("split") or len(roots) > 1:
+        raise DataError(f"{b.get('pred_dir')}: evaluated on another data set, split or classes than "
+                        f"{a.get('pred_dir')}")
     rows_a, rows_b = _paired(a, b)
     if not rows_a:
         raise DataError(f"{a.get('pred_dir')} and {b.get('pred_dir')}: no image scored in both")

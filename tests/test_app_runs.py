@@ -87,6 +87,7 @@ def test_two_runs_side_by_side(run_tree, monkeypatch):
     at = _runs_app(monkeypatch, run_tree["runs"], run_tree["slot_pool"])
     at.session_state["run_view"] = "Compare with another run"
     at.run()
+    assert at.selectbox(key="run_compare").options == ["cam", "gone", "nested/sharded"]  # not A itself
     at.selectbox(key="run_compare").set_value(str(run_tree["cam"])).run()
     _no_exception(at)
     paired = [text for text in _texts(at, "markdown") if "B - A over 6 paired images" in text]

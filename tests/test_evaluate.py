@@ -135,6 +135,22 @@ def test_the_paired_interval_holds_the_true_mean_difference_of_a_constructed_cas
     assert paired["split_miou_difference"] == 0.0 and paired["split_miou_interval"]["contains_zero"]
 
 
+def test_compare_refuses_another_data_set_and_the_same_seed_gives_the_same_result(shapes_root, tmp_path,
+                                                                                   write_label_run):
+    dataset = VOCDataset(shapes_root, "val")
+    a = evaluate_predictions(dataset, write_label_run(dataset, tmp_path / "a"))
+    b = evaluate_predictions(dataset, write_label_run(dataset, tmp_path / "b", worsen=dataset.ids[0]))
+    with pytest.raises(DataError, match="another data set, split or classes"):
+        compare_scores(a, dict(b, split="train"))
+    with pytest.raises(DataError, match="another data set, split or classes"):
+        compare_scores(a, dict(b, data_root="/elsewhere"))
+    assert compare_scores(a, dict(b, data_root=None), resamples=10)["paired"]["num_images"] == 8
+    with pytest.raises(DataError, match="no image scored in both"):
+        compare_scores(a, dict(b, per_image=[]))
+    first, second = compare_scores(a, b, resamples=300, seed=4), compare_scores(a, b, resamples=300, seed=4)
+    assert first == second and first != compare_scores(a, b, resamples=300, seed=5)
+
+
 def test_run_summaries_reads_both_summary_kinds_and_finds_missing_shards(tmp_path):
     (tmp_path / "summary.shard-1-of-3.json").write_text(json.dumps(
         {"status": "ok", "dataset": {"shard": "1/3"}, "counts": {"done": 2, "failed": 0}}))

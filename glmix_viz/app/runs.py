@@ -173,12 +173,20 @@ def image_class_table(row: Mapping[str, Any], names: List[str]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def choose_run(root: str, key: str, label: str, exclude: Optional[str] = None) -> Optional[str]:
-    """A selectbox of the run folders below ``root`` (by their path relative to it)."""
-    folders = [path for path in run_folders(root) if path != exclude]
+def choose_run(root: str, key: str, label: str, like: Optional[Run] = None) -> Optional[str]:
+    """A selectbox of the run folders below ``root`` (by their path relative to it); ``like``: only the other runs
+    of that run's data set and split."""
+    folders = run_folders(root)
+    if like is not None:
+        folders = [path for path in folders if path != str(like.path) and _same_split(load_run(path, root), like)]
     if not folders:
         return None
     return st.selectbox(label, folders, key=key, format_func=lambda path: str(Path(path).relative_to(root)) or ".")
+
+
+def _same_split(run: Run, other: Run) -> bool:
+    """Whether two runs were made on the same data set and split (as far as their summaries say)."""
+    return run.split == other.split and (run.data_root == other.data_root or None in (run.data_root, other.data_root))
 
 
 def run_header(run: Run) -> None:
@@ -277,9 +285,9 @@ def _open(run: str, image_id: str) -> None:
 
 def compare_view(root: str, run: Run, scores: Mapping[str, Any]) -> None:
     """A second run of the same split: paired differences and the images where the two disagree most."""
-    other_path = choose_run(root, "run_compare", "Compare with (B)", exclude=str(run.path))
+    other_path = choose_run(root, "run_compare", "Compare with (B)", like=run)
     if other_path is None:
-        st.info("No other run to compare with.")
+        st.info("No other run of the same data set and split to compare with.")
         return
     other = load_run(other_path, root)
     other_scores, source = run_scores(other)
