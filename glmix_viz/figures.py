@@ -22,6 +22,7 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
@@ -29,7 +30,6 @@ from glmix_viz.viz import (
     hstack_panels,
     map_colorbar,
     masked_slot_view,
-    representative_slots,
     scale_to_unit,
     soft_map_grid,
     value_ranges,
