@@ -10,8 +10,8 @@ another seed. A setting is ``NAME`` followed by ``key=value`` pairs of :class:`~
         --setting bce --setting recon_potts:recon_weight=10,potts_weight=1 \
         --setting usage:recon_weight=10,potts_weight=1,usage_entropy_weight=-0.1
 
-The third and fourth probes of ``shared/EXPERIMENTS.md`` are settings of this sweep (``--init`` the shipped model
-for the fine-tunes; from scratch with ``--lr 1.5e-3 --warmup-epochs 0.5`` for the winner). Writes
+The grouping-loss probes behind the demo recipe (``experiments/train_demo.py``) are settings of this sweep (``--init``
+the shipped model for the fine-tunes; from scratch with ``--lr 1.5e-3 --warmup-epochs 0.5`` for the winner). Writes
 ``WORK/NAME/`` (the run) and ``WORK/results.json`` (every setting's held-out report without per-image arrays).
 """
 
