@@ -40,10 +40,10 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
-from glmix_viz.data.voc import load_label_png
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.heldout import bootstrap_interval
+from glmix_viz.labels import IGNORE_INDEX, load_label_png
 from glmix_viz.pseudo.metrics import SegmentationMetric, per_class_iou
 
 __all__ = [
@@ -61,7 +61,6 @@ __all__ = [
     "write_per_image_csv",
 ]
 
-IGNORE_INDEX = 255
 
 ERROR_KINDS: Tuple[str, ...] = ("correct", "missed foreground", "false foreground", "wrong class", "unsure",
                                 "ignored")

@@ -25,6 +25,8 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from glmix_viz.evaluate import ERROR_KINDS, error_map
+from glmix_viz.files import save_bytes_atomic
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     ERROR_COLORS,
     REPRESENTATIVE_FRAME_COLORS,
@@ -36,7 +38,6 @@ from glmix_viz.viz import (
     label_legend,
     map_colorbar,
     masked_slot_view,
-    representative_slots,
     scale_to_unit,
     soft_map_grid,
     value_ranges,
@@ -363,8 +364,6 @@ def save_figure(figure: Any, path: Union[str, Path], *, max_bytes: int = 500_000
     Returns:
         The path written.
     """
-    from glmix_viz.files import save_bytes_atomic
-
     if isinstance(figure, np.ndarray):
         if figure.dtype != np.uint8 or figure.ndim != 3 or figure.shape[2] != 3:
             raise ValueError(f"picture must be (H, W, 3) uint8, got {figure.shape} {figure.dtype}")

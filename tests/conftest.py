@@ -48,7 +48,7 @@ def _corrupted_prediction(gt, index: int):
 def _write_label_run(dataset, folder: Path, worsen: str | None = None) -> Path:
     """``<id>.png`` predictions of every id of ``dataset`` (a shapes set) in ``folder``, each image a little worse
     than the one before; ``worsen``: that image predicted all background."""
-    from glmix_viz.data.voc import label_to_pil
+    from glmix_viz.labels import label_to_pil
 
     folder.mkdir(parents=True)
     for index, image_id in enumerate(dataset.ids):

@@ -99,7 +99,7 @@ def test_save_figure_refuses_a_gray_array(tmp_path):
 
 
 def test_error_panels_and_worst_images_figure():
-    from glmix_viz.data.voc import voc_palette
+    from glmix_viz.labels import voc_palette
     from glmix_viz.figures import error_panels, worst_images_figure
     from glmix_viz.viz import ERROR_COLORS
 

@@ -20,7 +20,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from glmix_viz.data.voc import voc_palette
+from glmix_viz.labels import voc_palette
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.evaluate import (
     ERROR_KINDS,

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset
-from glmix_viz.data.voc import voc_palette
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.evaluate import (
     compare_scores,
@@ -24,6 +23,7 @@ from glmix_viz.evaluate import (
     write_per_image_csv,
 )
 from glmix_viz.files import save_bytes_atomic
+from glmix_viz.labels import voc_palette
 from glmix_viz.pseudo.metrics import format_scores
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
