@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from glmix_viz.cli import main as glmix_viz  # noqa: E402
-from glmix_viz.data.shapes import make_shapes  # noqa: E402
+from glmix_viz.data.shapes import ShapesConfig, make_shapes  # noqa: E402
 from glmix_viz.figures import save_figure  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
@@ -35,7 +35,7 @@ def make_runs(work: Path) -> Path:
     """The data set and the two evaluated runs (reused when they are there)."""
     data, runs = work / "shapes", work / "runs"
     if not (data / "ImageSets").is_dir():
-        make_shapes(data, num_train=1, num_val=24, seed=2024, image_size=128, progress=False)
+        make_shapes(data, ShapesConfig(image_size=128), num_train=1, num_val=24, seed=2024, progress=False)
     for method in METHODS:
         out = runs / method
         if not (out / "eval.json").is_file():

@@ -83,12 +83,12 @@ def run_tree(tmp_path_factory) -> dict:
     import shutil
 
     from glmix_viz.cli import main
-    from glmix_viz.data.shapes import make_shapes
-    from glmix_viz.models.loading import demo_checkpoint
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
+    from glmix_viz.open import demo_checkpoint
 
     base = tmp_path_factory.mktemp("run_tree")
     data, runs, models = base / "data", base / "runs", base / "models"
-    make_shapes(data, num_train=1, num_val=6, seed=21, image_size=64, progress=False)
+    make_shapes(data, ShapesConfig(image_size=64), num_train=1, num_val=6, seed=21, progress=False)
     models.mkdir()
     source = Path(demo_checkpoint())
     for name in ("demo", "gone"):

@@ -10,14 +10,14 @@ import pytest
 from PIL import Image
 
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
 
 
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=1, num_val=6, seed=12, image_size=48, progress=False)
+    make_shapes(root, ShapesConfig(image_size=48), num_train=1, num_val=6, seed=12, progress=False)
     return root
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError
 from glmix_viz.evaluate import (
@@ -31,7 +31,7 @@ NAMES = ["background", "a", "b", "c"]
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=1, num_val=8, seed=11, image_size=48, progress=False)
+    make_shapes(root, ShapesConfig(image_size=48), num_train=1, num_val=8, seed=11, progress=False)
     return root
 
 
