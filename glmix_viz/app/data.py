@@ -4,17 +4,22 @@ Streamlit reruns the whole script on every interaction; everything slow lives he
 
 * models: ``st.cache_resource`` keyed by where they come from (path + file stamp, upload hash, variant) and the device;
 * decoded images: keyed by the hash of the file's bytes;
-* network results (:func:`glmix_viz.slots.explore.explore_image`, class score maps, dense CRF): keyed by model key,
-  image key and the settings that change them, never by display settings, so moving an opacity slider redraws
-  pictures only.
+* network results (:func:`glmix_viz.slots.explore.explore_image`, class maps, dense CRF): keyed by the
+  :class:`LoadedModel` and :class:`LoadedImage` themselves (:data:`HASH_FUNCS` hashes each by its ``key``) and the
+  settings that change them, never by display settings, so moving an opacity slider redraws pictures only. The
+  class maps are cached without their background channel: moving the background threshold replaces that channel
+  and never reruns the network.
 
-Nothing here draws; :mod:`glmix_viz.app.views` does.
+Results shared between sessions cannot be changed by one of them: an :class:`Exploration` is frozen with read-only
+arrays (``st.cache_resource``: one object for everyone), score maps and pseudo-masks are ``st.cache_data`` (every
+reader gets its own copy). Nothing here draws; the tabs (:mod:`glmix_viz.app.tabs`) do.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -22,19 +27,26 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
+import skimage.data
 import streamlit as st
 import torch
 import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz import CheckpointError, ImageLoadError, load_model
-from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
-from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads
+from glmix_viz.errors import one_line
 from glmix_viz.grouping import benchmark_best_block
-from glmix_viz.models.loading import demo_checkpoint, describe_model, resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info
+from glmix_viz.models.loading import demo_checkpoint, describe_model, resolve_model
 from glmix_viz.models.registry import VARIANTS
+from glmix_viz.pseudo import METHODS, PseudoMask, ScoreMaps, ScoreSettings, compute_scores, default_method
+from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.pseudo.masks import pseudo_mask as make_pseudo_mask
+from glmix_viz.pseudo.scores import apply_background
+from glmix_viz.segment.model import segmenter_class_names, segmenter_of
+from glmix_viz.segment.predict import predict_labels
+from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads, predicted_classes
 
 MAX_IMAGE_SIDE = 1024  # larger images are downscaled on loading (with a notice)
 MIN_IMAGE_SIDE = 32
@@ -72,6 +84,7 @@ class LoadedModel:
         trained: False for randomly initialised weights.
         class_names: the classifier's class names.
         default_resolution: the input size the model was made for (longer side, pixels).
+        ref: how a link names the model (:mod:`glmix_viz.app.links`), or "" when no link can name it.
     """
 
     model: nn.Module
@@ -81,6 +94,7 @@ class LoadedModel:
     trained: bool
     class_names: Tuple[str, ...]
     default_resolution: int
+    ref: str = ""
 
 
 def available_devices() -> List[str]:
@@ -216,12 +230,16 @@ class LoadedImage:
         key: hash of the pixels, the image's identity in the result caches.
         name: what the page calls it.
         notice: a line to show (e.g. that it was downscaled), or "".
+        labels: the class names of the objects it is known to hold (the generated gallery images), else empty.
+        ref: how a link names the image (:mod:`glmix_viz.app.links`), or "" when no link can name it.
     """
 
     image: np.ndarray
     key: str
     name: str
     notice: str = ""
+    labels: Tuple[str, ...] = ()
+    ref: str = ""
 
 
 def _image_key(image: np.ndarray) -> str:
@@ -264,8 +282,7 @@ def gallery() -> Dict[str, LoadedImage]:
         name = f"shapes {index + 1} ({shapes})"
         image = np.ascontiguousarray(sample.image)
         image.setflags(write=False)
-        images[name] = LoadedImage(image, _image_key(image), name)
-    import skimage.data
+        images[name] = LoadedImage(image, _image_key(image), name, labels=tuple(shapes.split(", ")))
 
     for photo in SKIMAGE_PHOTOS:
         try:
@@ -282,35 +299,82 @@ def gallery() -> Dict[str, LoadedImage]:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-@st.cache_resource(max_entries=16, show_spinner="Running the network...")
-def exploration(model_key: str, image_key: str, resolution: int, _model: nn.Module, _image: np.ndarray) -> Exploration:
-    """:func:`explore_image` once per (model, image, input resolution); the result is shared, never modified."""
-    return explore_image(_model, _image, input_size=resolution)
+HASH_FUNCS = {
+    LoadedModel: lambda loaded: loaded.key,  # the weights and the device
+    LoadedImage: lambda image: image.key,  # the pixels
+    ScoreSettings: lambda settings: json.dumps(settings.to_dict(), sort_keys=True, default=str),
+}
+"""How the result caches key a model, an image and score settings: by what they stand for, never by hand."""
 
 
-@st.cache_resource(max_entries=64, show_spinner=False)
-def score_maps(
-    model_key: str,
-    image_key: str,
-    settings: Any,
-    classes: Tuple[int, ...],
-    _model: nn.Module,
-    _image: np.ndarray,
-) -> Any:
-    """Class score maps (:func:`glmix_viz.pseudo.scores.compute_scores`) of one ScoreSettings, cached per settings."""
-    from glmix_viz.pseudo.scores import compute_scores
+@st.cache_resource(max_entries=16, show_spinner="Running the network...", hash_funcs=HASH_FUNCS)
+def exploration(model: LoadedModel, image: LoadedImage, resolution: int) -> Exploration:
+    """:func:`explore_image` once per (model, image, input resolution); frozen, shared by every session."""
+    return explore_image(model.model, image.image, input_size=resolution)
 
-    labels = np.zeros(int(_model.num_classes), dtype=np.float32)
+
+@dataclass(frozen=True)
+class MaskRequest:
+    """What a pseudo-mask depends on besides the model and the image.
+
+    Attributes:
+        classes: the model's class indices present in the image (its image-level labels), increasing.
+        score: the score settings (method, background rule and parameter, flip, input size).
+        crf: the dense CRF's parameters.
+    """
+
+    classes: Tuple[int, ...]
+    score: ScoreSettings
+    crf: CRFParams = CRFParams()
+
+    @property
+    def method(self) -> str:
+        return self.score.method
+
+
+def network_settings(score: ScoreSettings) -> ScoreSettings:
+    """``score`` with the background at its method's default: the part of the settings the network passes see."""
+    return dataclasses.replace(score, bg_rule="threshold", bg_param=None)
+
+
+@st.cache_data(max_entries=64, show_spinner="Computing the class maps...", hash_funcs=HASH_FUNCS)
+def class_maps(model: LoadedModel, image: LoadedImage, score: ScoreSettings, classes: Tuple[int, ...]) -> ScoreMaps:
+    """Class score maps (:func:`compute_scores`) of ``classes``, computed once per :func:`network_settings`."""
+    labels = np.zeros(int(model.model.num_classes), dtype=np.float32)
     labels[list(classes)] = 1.0
-    return compute_scores(_model, _image, labels, settings)
+    return compute_scores(model.model, image.image, labels, network_settings(score))
 
 
-@st.cache_resource(max_entries=32, show_spinner="Running the dense CRF...")
-def pseudo_mask(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _maps: Any) -> Any:
-    """The pseudo-mask of cached score maps (:func:`glmix_viz.pseudo.masks.pseudo_mask`), before / after the CRF."""
-    from glmix_viz.pseudo.masks import pseudo_mask as make_mask
+def score_maps(model: LoadedModel, image: LoadedImage, score: ScoreSettings, classes: Tuple[int, ...]) -> ScoreMaps:
+    """:func:`class_maps` with the background channel of ``score``'s rule and parameter (no network pass)."""
+    maps = class_maps(model, image, network_settings(score), tuple(classes))
+    background = apply_background(maps.scores[1:], score.bg_rule, score.bg_param)
+    return dataclasses.replace(maps, scores=background, settings=score)
 
-    return make_mask(_image, _maps, params)
+
+@st.cache_data(max_entries=32, show_spinner="Running the dense CRF...", hash_funcs=HASH_FUNCS)
+def pseudo_mask(model: LoadedModel, image: LoadedImage, request: MaskRequest) -> PseudoMask:
+    """The pseudo-mask (:func:`glmix_viz.pseudo.masks.pseudo_mask`) of a request, before / after the CRF."""
+    maps = score_maps(model, image, request.score, request.classes)
+    return make_pseudo_mask(image.image, maps, request.crf)
+
+
+def default_classes(exploration: Exploration, image: LoadedImage) -> Tuple[int, ...]:
+    """The classes a pseudo-mask starts from: the image's known labels when the model names them all, else every class
+    predicted above 0.5, else the most probable one (:func:`predicted_classes`); empty without a classifier."""
+    names = list(exploration.class_names)
+    if image.labels and all(label in names for label in image.labels):
+        return tuple(sorted(names.index(label) for label in image.labels))
+    return predicted_classes(exploration.probabilities)
+
+
+def default_mask_request(exploration: Exploration, image: LoadedImage, resolution: int) -> Optional[MaskRequest]:
+    """The request before the user changes anything: :func:`default_classes`, the library's default method with its
+    own background threshold, the CRF's defaults; None when the model has no classifier."""
+    classes = default_classes(exploration, image)
+    if not classes:
+        return None
+    return MaskRequest(classes, ScoreSettings(method=default_method(), input_size=resolution), CRFParams())
 
 
 def is_segmenter(model: nn.Module) -> bool:
@@ -318,23 +382,15 @@ def is_segmenter(model: nn.Module) -> bool:
     return (getattr(model, "checkpoint_config", None) or {}).get("kind") == "segmenter"
 
 
-@st.cache_resource(max_entries=16, show_spinner="Running the segmenter...")
-def segmenter_prediction(model_key: str, image_key: str, _model: nn.Module, _image: np.ndarray
-                         ) -> Tuple[np.ndarray, List[str]]:
+@st.cache_data(max_entries=16, show_spinner="Running the segmenter...", hash_funcs=HASH_FUNCS)
+def segmenter_prediction(model: LoadedModel, image: LoadedImage) -> Tuple[np.ndarray, List[str]]:
     """The segmenter's ``(H, W)`` uint8 label map of the image and its class names (background first)."""
-    from glmix_viz.segment.model import segmenter_class_names, segmenter_of
-    from glmix_viz.segment.predict import predict_labels
-
-    segmenter = segmenter_of(_model)
-    labels = predict_labels(segmenter, _image)
+    segmenter = segmenter_of(model.model)
+    labels = predict_labels(segmenter, image.image)
     names = segmenter_class_names(segmenter) or [f"class {index}" for index in range(int(labels.max()) + 1)]
     return labels, list(names)
 
 
 def method_names() -> Sequence[str]:
-    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`; empty when unavailable)."""
-    try:
-        from glmix_viz.pseudo.registry import METHODS
-    except ImportError:
-        return ()
+    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`), in its order."""
     return tuple(METHODS)
