@@ -69,6 +69,12 @@ def _upload(at: AppTest, *files) -> AppTest:
 
 
 @pytest.fixture(autouse=True)
+def _own_upload_store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads are kept in this test's own store (not the server's default folder)."""
+    monkeypatch.setenv("GLMIX_UPLOADS", str(tmp_path / "uploads"))
+
+
+@pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """The app sets torch's thread count for its process (here: pytest's); put it back after every test."""
     import torch

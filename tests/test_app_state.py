@@ -63,6 +63,12 @@ def _caption_classes(caption: str) -> set:
 
 
 @pytest.fixture(autouse=True)
+def _own_upload_store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads are kept in this test's own store (not the server's default folder)."""
+    monkeypatch.setenv("GLMIX_UPLOADS", str(tmp_path / "uploads"))
+
+
+@pytest.fixture(autouse=True)
 def _restore_torch_threads():
     import torch
 

@@ -21,7 +21,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -33,6 +33,7 @@ import torch
 import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
+from glmix_viz.app import store
 from glmix_viz import CheckpointError, ImageLoadError, load_model
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.errors import one_line
@@ -59,11 +60,12 @@ SHAPES_GALLERY_DRAWS = (7, 0, 2, 6)
 SHAPES_GALLERY_SIDE = 256
 
 
-@st.cache_resource
 def configure_torch() -> int:
-    """Set torch's CPU threads once per process (:func:`interactive_threads`); returns the number."""
+    """Set torch's CPU threads (:func:`interactive_threads`) on every run, in case something in the process changed
+    them since (a per-process setting: with as many threads as cores a busy machine is many times slower)."""
     threads = interactive_threads()
-    torch.set_num_threads(threads)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
     return threads
 
 
@@ -102,9 +104,9 @@ def available_devices() -> List[str]:
     return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _describe(model: nn.Module, key: str, label: str, trained: bool) -> LoadedModel:
+def _describe(model: nn.Module, key: str, label: str, trained: bool, ref: str = "") -> LoadedModel:
     info = describe_model(model)
-    return LoadedModel(model, key, label, info.variant, trained, info.class_names, info.input_size[-1])
+    return LoadedModel(model, key, label, info.variant, trained, info.class_names, info.input_size[-1], ref)
 
 
 def _file_stamp(path: Path) -> str:
@@ -122,42 +124,41 @@ def _load_safely(path: str, variant: Optional[str], device: str, name: str) -> n
         raise CheckpointError(f"{name}: not a readable checkpoint ({one_line(error)})") from None
 
 
+def _log(message: str) -> None:
+    """One line in the server's log (the app's own events: a model loaded)."""
+    print(f"glmix-viz app: {message}", file=sys.stderr, flush=True)
+
+
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
-def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str) -> nn.Module:
-    return _load_safely(path, variant, device, path)
+def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str, name: str) -> nn.Module:
+    model = _load_safely(path, variant, device, name)
+    _log(f"loaded model {name} on {device}")
+    return model
 
 
-def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: str, *, label: str) -> LoadedModel:
+def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: str, *, label: str,
+                     name: Optional[str] = None, ref: str = "") -> LoadedModel:
     """A model from a checkpoint file, loaded once per (path, file stamp, variant, device).
+
+    Args:
+        name: how errors name the file (default: its path).
+        ref: how a link names the model (:mod:`glmix_viz.app.links`), "" when none can.
 
     Raises:
         CheckpointError: the file is missing, unreadable or fits no GLNet variant.
     """
     resolved = Path(path).expanduser()
     if not resolved.is_file():
-        raise CheckpointError(f"{resolved}: no such checkpoint file")
+        raise CheckpointError(f"{name or resolved}: no such checkpoint file")
     resolved = resolved.resolve()
     stamp = _file_stamp(resolved)
-    model = _load_checkpoint(str(resolved), stamp, variant, device)
-    return _describe(model, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True)
+    model = _load_checkpoint(str(resolved), stamp, variant, device, name or str(resolved))
+    return _describe(model, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True, ref=ref)
 
 
-@st.cache_resource(max_entries=2, show_spinner="Loading the uploaded checkpoint...")
-def _load_uploaded_checkpoint(
-    digest: str, name: str, _data: bytes, suffix: str, variant: Optional[str], device: str
-) -> nn.Module:
-    # load_model reads files only; the bytes go to a private temporary file that is deleted right after reading.
-    handle, temp_path = tempfile.mkstemp(prefix="glmix-upload-", suffix=suffix)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(_data)
-        return _load_safely(temp_path, variant, device, name)  # errors name the upload, not the temporary file
-    finally:
-        os.remove(temp_path)
-
-
-def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str) -> LoadedModel:
-    """A model from an uploaded checkpoint (read without executing code; the temporary copy is deleted).
+def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str, folder: Path) -> LoadedModel:
+    """A model from an uploaded checkpoint, kept in the upload store ``folder`` (:mod:`glmix_viz.app.store`) under
+    its digest, so that a link can name it; read without executing code.
 
     Raises:
         CheckpointError: unsupported suffix, unreadable file, or weights that fit no variant.
@@ -166,14 +167,22 @@ def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str) 
     if suffix not in CHECKPOINT_SUFFIXES:
         raise CheckpointError(f"{name}: unsupported checkpoint type {suffix or '(none)'}; "
                               f"expected one of {', '.join(CHECKPOINT_SUFFIXES)}")
-    digest = hashlib.sha1(data).hexdigest()
-    model = _load_uploaded_checkpoint(digest, name, data, suffix, variant, device)
-    return _describe(model, f"upload:{digest}:{variant}:{device}", f"{name} (uploaded)", trained=True)
+    return stored_model(store.put(folder, name, data), variant, device, name=name)
+
+
+def stored_model(stored: store.Stored, variant: Optional[str], device: str, *, name: Optional[str] = None
+                 ) -> LoadedModel:
+    """A model from a checkpoint of the upload store."""
+    name = name or stored.name
+    return checkpoint_model(stored.path, variant, device, label=f"{name} (uploaded)", name=name,
+                            ref=f"upload:{stored.digest}")
 
 
 @st.cache_resource(max_entries=3, show_spinner="Building the model...")
 def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> nn.Module:
-    return resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)[0]
+    model = resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)[0]
+    _log(f"built model {variant} (random weights) on {device}")
+    return model
 
 
 def random_model(variant: str, device: str) -> LoadedModel:
@@ -182,7 +191,8 @@ def random_model(variant: str, device: str) -> LoadedModel:
         model = _random_model(variant, len(DEFAULT_SHAPE_CLASSES), tuple(DEFAULT_SHAPE_CLASSES), device)
     else:
         model = _random_model(variant, 1000, None, device)
-    return _describe(model, f"random:{variant}:{device}", f"{variant} (random weights)", trained=False)
+    return _describe(model, f"random:{variant}:{device}", f"{variant} (random weights)", trained=False,
+                     ref=f"random:{variant}")
 
 
 def demo_model(device: str) -> LoadedModel:
@@ -190,8 +200,8 @@ def demo_model(device: str) -> LoadedModel:
     path = demo_checkpoint()
     if path is None:
         loaded = random_model("glnet_tiny", device)
-        return dataclasses.replace(loaded, label="glnet_tiny (untrained: no demo model bundled yet)")
-    return checkpoint_model(path, None, device, label=f"demo model {path.name}")
+        return dataclasses.replace(loaded, label="glnet_tiny (untrained: no demo model bundled yet)", ref="demo")
+    return checkpoint_model(path, None, device, label=f"demo model {path.name}", name=path.name, ref="demo")
 
 
 def demo_benchmark(loaded: LoadedModel) -> Optional[Dict[str, Any]]:
@@ -249,7 +259,7 @@ def _image_key(image: np.ndarray) -> str:
 
 
 @st.cache_resource(max_entries=32, show_spinner=False)
-def _decode(digest: str, _data: bytes, name: str) -> LoadedImage:
+def _decode(digest: str, _data: bytes, name: str, ref: str) -> LoadedImage:
     image, info = load_image_with_info(_data, name=name, max_side=MAX_IMAGE_SIDE)
     check_min_size(image, MIN_IMAGE_SIDE, name=name)
     notice = ""
@@ -257,11 +267,11 @@ def _decode(digest: str, _data: bytes, name: str) -> LoadedImage:
         (width, height), (new_width, new_height) = info["original_size"], info["size"]
         notice = f"{name} is {width}x{height} pixels; it was downscaled to {new_width}x{new_height} for the explorer."
     image.setflags(write=False)
-    return LoadedImage(image, _image_key(image), name, notice)
+    return LoadedImage(image, _image_key(image), name, notice, ref=ref)
 
 
-def decode_upload(name: str, data: bytes) -> LoadedImage:
-    """Decode uploaded bytes (in memory) into an image.
+def decode_upload(name: str, data: bytes, ref: str = "") -> LoadedImage:
+    """Decode uploaded bytes (in memory) into an image; ``ref`` is how a link names it.
 
     Raises:
         ImageLoadError: corrupt file, unsupported type, or an image smaller than 32x32.
@@ -269,7 +279,7 @@ def decode_upload(name: str, data: bytes) -> LoadedImage:
     suffix = Path(name).suffix.lower().lstrip(".")
     if suffix and suffix not in IMAGE_TYPES:
         raise ImageLoadError(f"{name}: unsupported file type .{suffix}; expected one of {', '.join(IMAGE_TYPES)}")
-    return _decode(hashlib.sha1(data).hexdigest(), data, name)
+    return _decode(hashlib.sha1(data).hexdigest(), data, name, ref)
 
 
 @st.cache_resource(show_spinner=False)
@@ -282,7 +292,8 @@ def gallery() -> Dict[str, LoadedImage]:
         name = f"shapes {index + 1} ({shapes})"
         image = np.ascontiguousarray(sample.image)
         image.setflags(write=False)
-        images[name] = LoadedImage(image, _image_key(image), name, labels=tuple(shapes.split(", ")))
+        images[name] = LoadedImage(image, _image_key(image), name, labels=tuple(shapes.split(", ")),
+                                   ref=f"gallery:{name}")
 
     for photo in SKIMAGE_PHOTOS:
         try:
@@ -290,7 +301,7 @@ def gallery() -> Dict[str, LoadedImage]:
         except Exception:  # a photo missing from this scikit-image install is simply left out
             continue
         image.setflags(write=False)
-        images[photo] = LoadedImage(image, _image_key(image), f"{photo} (scikit-image)")
+        images[photo] = LoadedImage(image, _image_key(image), f"{photo} (scikit-image)", ref=f"gallery:{photo}")
     return images
 
 

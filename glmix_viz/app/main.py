@@ -10,14 +10,17 @@ Run::
 
 The page is thin: the sidebar (:mod:`glmix_viz.app.sidebar`) chooses the model, image and display; models, images
 and network results come from :mod:`glmix_viz.app.data` (cached); the block slider picks a block; every tab is a
-view of :data:`glmix_viz.app.views.VIEWS` drawn from one :class:`~glmix_viz.app.page.Page`.
+view of :data:`glmix_viz.app.views.VIEWS` drawn from one :class:`~glmix_viz.app.page.Page`. The page's query
+string names what it shows (:mod:`glmix_viz.app.links`): a copied address reopens the same view.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import streamlit as st
 
-from glmix_viz.app import data
+from glmix_viz.app import data, links
 from glmix_viz.app.page import Page
 from glmix_viz.app.sidebar import (
     checkpoint_folder,
@@ -26,10 +29,10 @@ from glmix_viz.app.sidebar import (
     choose_model,
     choose_resolution,
     device_choices,
+    link_widgets,
 )
-from glmix_viz.app.views import VIEWS
+from glmix_viz.app.views import VIEWS, view_by_slug
 from glmix_viz.pictures import block_title
-from glmix_viz.slots.explore import Exploration
 
 __all__ = ["TITLE", "checkpoint_folder", "data", "device_choices", "main"]
 
@@ -53,41 +56,70 @@ def header(page: Page, device: str) -> None:
         st.info(image.notice, icon=":material/photo_size_select_large:")
 
 
-def choose_block(loaded: data.LoadedModel, exploration: Exploration, benchmark) -> str:
-    """The block slider, opened on the block that groups best on the model's benchmark, else the first block."""
-    blocks = exploration.block_names
+def choose_block(page: Page) -> str:
+    """The block slider, opened on the link's block, else the one that groups best on the model's benchmark, else
+    the first block."""
+    blocks, benchmark = page.exploration.block_names, page.benchmark
     first = benchmark["block"] if benchmark and benchmark["block"] in blocks else blocks[0]
-    return st.select_slider("GLMix block", blocks, value=first, key=f"block::{loaded.key}",
-                            format_func=lambda name: block_title(exploration, name))
+    first = page.link.block if page.link.block in blocks else first
+    return st.select_slider("GLMix block", blocks, value=first, key=f"block::{page.model.key}",
+                            format_func=lambda name: block_title(page.exploration, name))
 
 
 def draw_views(page: Page) -> None:
-    """The tabs of :data:`VIEWS`; only the open one is drawn."""
+    """The tabs of :data:`VIEWS`; only the open one is drawn (and named in the link)."""
     tabs = st.tabs([view.title for view in VIEWS], key="view", on_change="rerun")
     for view, tab in zip(VIEWS, tabs):
         with tab:
             if tab.open:
+                links.note(tab=view.slug)
                 view.draw(page)
+
+
+def open_link() -> None:
+    """On a session's first run: put the link's model, image and tab into the widgets (once)."""
+    if links.OPENED in st.session_state:
+        return
+    state = links.opened()
+    st.session_state.update(link_widgets(state))
+    view = view_by_slug(state.tab) if state.tab else None
+    if view is not None:
+        st.session_state["view"] = view.title
+    elif state.tab:
+        links.complain(f"link: no tab {state.tab!r}")
+
+
+def sidebar() -> Page:
+    """The sidebar's choices and the network result of them, as a page without a block yet."""
+    with st.sidebar:
+        st.subheader("Model")
+        device = st.selectbox("Device", device_choices(), key="device")
+        loaded = choose_model(device)
+        if not loaded.ref:
+            st.caption("A link to this page cannot name this model (a file outside the app's folders).")
+        st.subheader("Image")
+        image = choose_image()
+        link = links.for_subject(loaded.ref, image.ref)
+        resolution = choose_resolution(loaded, link.resolution)
+        st.subheader("Display")
+        display = choose_display()
+    links.note(model=loaded.ref, image=image.ref, resolution=resolution)
+    exploration = data.exploration(loaded, image, resolution)
+    return Page(loaded, image, resolution, exploration, "", display, data.demo_benchmark(loaded), link)
 
 
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/grain:", layout="wide")
     data.configure_torch()
-    with st.sidebar:
-        st.subheader("Model")
-        device = st.selectbox("Device", device_choices(), key="device")
-        loaded = choose_model(device)
-        st.subheader("Image")
-        image = choose_image()
-        resolution = choose_resolution(loaded)
-        st.subheader("Display")
-        display = choose_display()
-    exploration = data.exploration(loaded, image, resolution)
-    benchmark = data.demo_benchmark(loaded)
-    page = Page(loaded, image, resolution, exploration, block="", display=display, benchmark=benchmark)
-    header(page, device)
-    block = choose_block(loaded, exploration, benchmark)
-    draw_views(Page(loaded, image, resolution, exploration, block, display, benchmark))
+    open_link()
+    page = sidebar()
+    header(page, st.session_state.get("device", ""))
+    for problem in links.problems():
+        st.warning(problem, icon=":material/link_off:")
+    page = dataclasses.replace(page, block=choose_block(page))
+    links.note(block=page.block)
+    draw_views(page)
+    links.publish()
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__ (glmix-viz app)

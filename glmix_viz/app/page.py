@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Optional
 import streamlit as st
 
 from glmix_viz.app.data import LoadedImage, LoadedModel
+from glmix_viz.app.links import ViewState
 from glmix_viz.pictures import SOFT_MAP_KINDS
 from glmix_viz.slots.explore import Exploration
 from glmix_viz.viz import COLOR_SCALES
@@ -53,8 +54,8 @@ class Page:
         display: the display settings.
         benchmark: the block that groups best on the model's benchmark (:func:`glmix_viz.app.data.demo_benchmark`),
             or None for a model without one.
-        link: what the page's link asked for when it was opened (:class:`glmix_viz.app.links.ViewState`), for the
-            view's widgets' first values; None without a link.
+        link: what the page's link asked for when it was opened (:class:`glmix_viz.app.links.ViewState`), when it
+            names this model and image: the first values of the views' widgets (empty without a link).
     """
 
     model: LoadedModel
@@ -64,7 +65,7 @@ class Page:
     block: str
     display: Display = field(default_factory=Display)
     benchmark: Optional[Mapping[str, Any]] = None
-    link: Any = None
+    link: ViewState = field(default_factory=ViewState)
 
     def key(self, name: str, *, image: bool = True) -> str:
         """A widget key of state that belongs to this model (and image): ``"name::<model key>::<image key>"``."""

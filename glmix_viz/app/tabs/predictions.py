@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from glmix_viz.app import data
+from glmix_viz.app import data, links
 from glmix_viz.app.page import Display, Page, View, remember, remembered
 from glmix_viz.data.voc import label_to_pil, voc_palette
 from glmix_viz.pictures import mask_label_ids, png_bytes, pseudo_mask_legend, pseudo_mask_overlay
@@ -121,7 +121,9 @@ def choose_mask_request(page: Page, classes: Tuple[int, ...], flip: bool) -> dat
     """Method (the library's default first), its background, the CRF: the request of the pseudo-mask shown."""
     methods = list(data.method_names())
     col_method, col_background = st.columns([1, 2])
-    method = col_method.selectbox("Method", methods, index=methods.index(default_method()), key="pseudo_method")
+    first = page.link.method if page.link.method in methods else default_method()
+    method = col_method.selectbox("Method", methods, index=methods.index(first), key="pseudo_method")
+    links.note(method=method)
     with col_background:
         rule, param = choose_background(method)
     with st.expander("Dense CRF parameters"):

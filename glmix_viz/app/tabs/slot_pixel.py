@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from glmix_viz.app import links
 from glmix_viz.app.page import Page, View
 from glmix_viz.figures import pixel_picker_figure, slot_distribution_figure
 from glmix_viz.pictures import block_title
@@ -30,9 +31,11 @@ def choose_slot(page: Page) -> int:
     """The slot selector (largest slots first) and a swatch of the slot's colour; returns the slot."""
     hard, soft = slot_areas(page.exploration.block_logits(page.block))
     order = [int(slot) for slot in np.argsort(-hard, kind="stable")]
+    linked = page.link.slot if page.link.block == page.block and page.link.slot in order else order[0]
     slot = st.columns([1, 1.4])[0].selectbox(
-        "Slot", order, format_func=lambda s: f"slot {s}: {hard[s]:.1%} of pixels, {soft[s]:.1%} of mass",
-        key=slot_key(page))
+        "Slot", order, index=order.index(linked), key=slot_key(page),
+        format_func=lambda s: f"slot {s}: {hard[s]:.1%} of pixels, {soft[s]:.1%} of mass")
+    links.note(slot=slot)
     red, green, blue = slot_palette(len(order))[slot]
     st.markdown(f"<span style='display:inline-block;width:14px;height:14px;background:rgb({red},{green},{blue});"
                 f"border-radius:3px;vertical-align:middle'></span> &nbsp;slot {slot} of "
@@ -105,8 +108,10 @@ def choose_pixel(page: Page) -> Tuple[int, int]:
     exploration = page.exploration
     height, width = exploration.image.shape[:2]
     key_y, key_x = pixel_keys(page)
-    st.session_state.setdefault(key_y, height // 2)
-    st.session_state.setdefault(key_x, width // 2)
+    linked = page.link.pixel if page.link.pixel and page.link.pixel < (height, width) else None
+    first_y, first_x = linked if linked and linked[1] < width else (height // 2, width // 2)
+    st.session_state.setdefault(key_y, first_y)
+    st.session_state.setdefault(key_x, first_x)
     col_y, col_x = st.columns(2)
     y = int(col_y.number_input("Row (y)", 0, height - 1, step=1, key=key_y))
     x = int(col_x.number_input("Column (x)", 0, width - 1, step=1, key=key_x))
@@ -115,6 +120,7 @@ def choose_pixel(page: Page) -> Tuple[int, int]:
                     on_select=lambda: _select_pixel_from_click("pixel_chart", (key_y, key_x)),
                     selection_mode="points")
     st.caption(f"Pixel (y={y}, x={x}) of the {width}x{height} image: type coordinates or click.")
+    links.note(pixel=(y, x))
     return y, x
 
 
