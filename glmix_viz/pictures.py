@@ -20,8 +20,10 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 from PIL import Image
 
+from glmix_viz.labels import voc_palette
 from glmix_viz.pseudo.masks import channels_to_labels
 from glmix_viz.slots.explore import Exploration, slot_areas
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     grouping_overlay,
@@ -30,12 +32,10 @@ from glmix_viz.viz import (
     map_colorbar,
     masked_slot_view,
     overlay,
-    representative_slots,
     slot_palette,
     soft_map_grid,
     vstack_panels,
 )
-from glmix_viz.data.voc import voc_palette
 
 __all__ = [
     "MAX_FIGURE_CELLS",

@@ -34,20 +34,21 @@ import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz.app import store
-from glmix_viz import CheckpointError, ImageLoadError, load_model
+from glmix_viz import CheckpointError, ImageLoadError
+from glmix_viz.app.threads import interactive_threads
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.errors import one_line
 from glmix_viz.grouping import benchmark_best_block
 from glmix_viz.images import check_min_size, load_image_with_info
-from glmix_viz.models.loading import demo_checkpoint, describe_model, resolve_model
+from glmix_viz.open import Opened, demo_checkpoint, open_checkpoint, resolve_model
 from glmix_viz.models.registry import VARIANTS
 from glmix_viz.pseudo import METHODS, PseudoMask, ScoreMaps, ScoreSettings, compute_scores, default_method
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.masks import pseudo_mask as make_pseudo_mask
 from glmix_viz.pseudo.scores import apply_background
-from glmix_viz.segment.model import segmenter_class_names, segmenter_of
+from glmix_viz.segment.model import segmenter_class_names
 from glmix_viz.segment.predict import predict_labels
-from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads, predicted_classes
+from glmix_viz.slots.explore import Exploration, explore_image, predicted_classes
 
 MAX_IMAGE_SIDE = 1024  # larger images are downscaled on loading (with a notice)
 MIN_IMAGE_SIDE = 32
@@ -87,6 +88,7 @@ class LoadedModel:
         class_names: the classifier's class names.
         default_resolution: the input size the model was made for (longer side, pixels).
         ref: how a link names the model (:mod:`glmix_viz.app.links`), or "" when no link can name it.
+        segmenter: the whole segmenter of a ``segment-train`` checkpoint, else None.
     """
 
     model: nn.Module
@@ -97,6 +99,7 @@ class LoadedModel:
     class_names: Tuple[str, ...]
     default_resolution: int
     ref: str = ""
+    segmenter: Optional[nn.Module] = None
 
 
 def available_devices() -> List[str]:
@@ -104,9 +107,10 @@ def available_devices() -> List[str]:
     return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _describe(model: nn.Module, key: str, label: str, trained: bool, ref: str = "") -> LoadedModel:
-    info = describe_model(model)
-    return LoadedModel(model, key, label, info.variant, trained, info.class_names, info.input_size[-1], ref)
+def _describe(opened: Opened, key: str, label: str, trained: bool, ref: str = "") -> LoadedModel:
+    info = opened.info
+    return LoadedModel(opened.model, key, label, info.variant, trained, info.class_names, info.input_size[-1], ref,
+                       opened.segmenter)
 
 
 def _file_stamp(path: Path) -> str:
@@ -114,10 +118,10 @@ def _file_stamp(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _load_safely(path: str, variant: Optional[str], device: str, name: str) -> nn.Module:
-    """:func:`load_model`, with any failure turned into a one-line CheckpointError naming the file as ``name``."""
+def _load_safely(path: str, variant: Optional[str], device: str, name: str) -> Opened:
+    """:func:`open_checkpoint`, with any failure turned into a one-line CheckpointError naming the file as ``name``."""
     try:
-        return load_model(path, variant=variant, device=device)
+        return open_checkpoint(path, variant=variant, device=device)
     except CheckpointError as error:
         raise CheckpointError(str(error).replace(path, name)) from None
     except Exception as error:  # noqa: BLE001  (a reader that fails in an unforeseen way on a bad file)
@@ -130,10 +134,10 @@ def _log(message: str) -> None:
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
-def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str, name: str) -> nn.Module:
-    model = _load_safely(path, variant, device, name)
+def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str, name: str) -> Opened:
+    opened = _load_safely(path, variant, device, name)
     _log(f"loaded model {name} on {device}")
-    return model
+    return opened
 
 
 def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: str, *, label: str,
@@ -152,8 +156,8 @@ def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: st
         raise CheckpointError(f"{name or resolved}: no such checkpoint file")
     resolved = resolved.resolve()
     stamp = _file_stamp(resolved)
-    model = _load_checkpoint(str(resolved), stamp, variant, device, name or str(resolved))
-    return _describe(model, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True, ref=ref)
+    opened = _load_checkpoint(str(resolved), stamp, variant, device, name or str(resolved))
+    return _describe(opened, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True, ref=ref)
 
 
 def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str, folder: Path) -> LoadedModel:
@@ -179,19 +183,19 @@ def stored_model(stored: store.Stored, variant: Optional[str], device: str, *, n
 
 
 @st.cache_resource(max_entries=3, show_spinner="Building the model...")
-def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> nn.Module:
-    model = resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)[0]
+def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> Opened:
+    opened = resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)
     _log(f"built model {variant} (random weights) on {device}")
-    return model
+    return opened
 
 
 def random_model(variant: str, device: str) -> LoadedModel:
     """A randomly initialised model (seed 0): ImageNet's 1000 classes, or the 4 shape classes for glnet_tiny."""
     if variant == "glnet_tiny":
-        model = _random_model(variant, len(DEFAULT_SHAPE_CLASSES), tuple(DEFAULT_SHAPE_CLASSES), device)
+        opened = _random_model(variant, len(DEFAULT_SHAPE_CLASSES), tuple(DEFAULT_SHAPE_CLASSES), device)
     else:
-        model = _random_model(variant, 1000, None, device)
-    return _describe(model, f"random:{variant}:{device}", f"{variant} (random weights)", trained=False,
+        opened = _random_model(variant, 1000, None, device)
+    return _describe(opened, f"random:{variant}:{device}", f"{variant} (random weights)", trained=False,
                      ref=f"random:{variant}")
 
 
@@ -250,6 +254,7 @@ class LoadedImage:
     notice: str = ""
     labels: Tuple[str, ...] = ()
     ref: str = ""
+    segmenter: Optional[nn.Module] = None
 
 
 def _image_key(image: np.ndarray) -> str:
@@ -388,17 +393,11 @@ def default_mask_request(exploration: Exploration, image: LoadedImage, resolutio
     return MaskRequest(classes, ScoreSettings(method=default_method(), input_size=resolution), CRFParams())
 
 
-def is_segmenter(model: nn.Module) -> bool:
-    """Whether ``model`` is the encoder of a segmenter checkpoint (``glmix-viz segment-train``)."""
-    return (getattr(model, "checkpoint_config", None) or {}).get("kind") == "segmenter"
-
-
 @st.cache_data(max_entries=16, show_spinner="Running the segmenter...", hash_funcs=HASH_FUNCS)
 def segmenter_prediction(model: LoadedModel, image: LoadedImage) -> Tuple[np.ndarray, List[str]]:
     """The segmenter's ``(H, W)`` uint8 label map of the image and its class names (background first)."""
-    segmenter = segmenter_of(model.model)
-    labels = predict_labels(segmenter, image.image)
-    names = segmenter_class_names(segmenter) or [f"class {index}" for index in range(int(labels.max()) + 1)]
+    labels = predict_labels(model.segmenter, image.image)
+    names = segmenter_class_names(model.segmenter) or [f"class {index}" for index in range(int(labels.max()) + 1)]
     return labels, list(names)
 
 

@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 from typing import Dict, Optional
 
-from glmix_viz.models.loading import demo_checkpoint
+from glmix_viz.open import demo_checkpoint
 
 FOLDER_OPTIONS = {"checkpoints": "GLMIX_CHECKPOINTS", "uploads": "GLMIX_UPLOADS", "runs": "GLMIX_RUNS",
                   "atlas": "GLMIX_ATLAS"}

@@ -7,9 +7,10 @@ import streamlit as st
 
 from glmix_viz.app import data
 from glmix_viz.app.page import Page, View
-from glmix_viz.data.voc import label_to_pil
+from glmix_viz.files import npz_bytes
+from glmix_viz.labels import label_to_pil
 from glmix_viz.pictures import all_blocks_picture, authors_figure, hard_overlay, mask_label_ids, png_bytes
-from glmix_viz.slots.explore import assignment_arrays, npz_bytes
+from glmix_viz.slots.explore import assignment_arrays
 
 
 def file_stem(name: str) -> str:
@@ -40,7 +41,7 @@ def picture_buttons(page: Page, stem: str) -> None:
 def mask_button(page: Page, stem: str) -> None:
     """The pseudo-mask of the default settings of this model and image, as a palette PNG."""
     request = data.default_mask_request(page.exploration, page.image, page.resolution)
-    if request is None or data.is_segmenter(page.model.model):
+    if request is None or page.model.segmenter is not None:
         st.info("No pseudo-mask: the model has no classifier.")
         return
     mask = data.pseudo_mask(page.model, page.image, request)

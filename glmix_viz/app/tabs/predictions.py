@@ -16,7 +16,7 @@ import streamlit as st
 
 from glmix_viz.app import data, links
 from glmix_viz.app.page import Display, Page, View, remember, remembered
-from glmix_viz.data.voc import label_to_pil, voc_palette
+from glmix_viz.labels import label_to_pil, voc_palette
 from glmix_viz.pictures import mask_label_ids, png_bytes, pseudo_mask_legend, pseudo_mask_overlay
 from glmix_viz.pseudo import METHODS, ScoreSettings, default_method
 from glmix_viz.pseudo.crf import CRFParams
@@ -176,7 +176,7 @@ def demo_request(demo: data.LoadedModel, page: Page) -> Optional[data.MaskReques
 
 def draw(page: Page) -> None:
     """Top-5 predictions; score maps of a chosen class by every method; the pseudo-mask before / after the CRF."""
-    if data.is_segmenter(page.model.model):
+    if page.model.segmenter is not None:
         segmenter_view(page)
         return
     if page.exploration.logits.size == 0:
