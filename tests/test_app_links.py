@@ -183,3 +183,40 @@ def test_hostile_links_open_the_default_view_with_one_line_warnings(query: dict)
     assert not at.error
     problems = [w.value for w in at.warning if w.value.startswith("link")]
     assert problems and all("\n" not in problem for problem in problems) or set(query) <= {"block", "slot"}
+
+
+def test_files_are_named_by_path_inside_the_app_folders(_isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import timm
+
+    from glmix_viz import save_checkpoint
+
+    runs = _isolated / "runs"
+    (runs / "voc" / "images").mkdir(parents=True)
+    (runs / "voc" / "images" / "seen.png").write_bytes(_png(3))
+    save_checkpoint(timm.create_model("glnet_tiny", num_classes=3), runs / "voc" / "model.safetensors",
+                    variant="glnet_tiny", class_names=["ant", "bee", "cat"])
+    monkeypatch.setenv("GLMIX_RUNS", str(runs))
+    at = _app(model="runs:voc/model.safetensors", image="runs:voc/images/seen.png").run()
+    _no_exception(at)
+    assert "model.safetensors" in at.caption[0].value and "3 classes: ant; bee; cat" in at.caption[0].value
+    assert "seen.png · 96x80 px" in at.caption[0].value
+    assert at.query_params["model"] == "runs:voc/model.safetensors"
+    assert at.query_params["image"] == "runs:voc/images/seen.png"
+
+
+def test_reopen_switches_the_session_to_another_view() -> None:
+    script = """
+import streamlit as st
+from glmix_viz.app import links
+from glmix_viz.app.main import main
+if st.session_state.pop("go", False):
+    links.reopen(links.ViewState(model="random:glnet_tiny", tab="blocks", block="stages.1.blocks.0"))
+main()
+"""
+    at = AppTest.from_string(script, default_timeout=120).run()
+    assert at.query_params["model"] == "demo"
+    at.session_state["go"] = True
+    at.run()
+    _no_exception(at)
+    assert "glnet_tiny (random weights)" in at.caption[0].value
+    assert at.query_params["tab"] == "blocks" and at.query_params["block"] == "stages.1.blocks.0"

@@ -11,7 +11,8 @@
 * :func:`resolve_file` - ``"<folder>:<relative path>"`` to a file, only inside the folders the app was started with
   (:func:`glmix_viz.app.options.folders`): no absolute paths, no ``..``, no link that leads out of the folder.
 * :func:`opened`, :func:`note`, :func:`publish` - the session's side: the link the page was opened with (read once),
-  what the page shows now (the page and its views note it as they draw), and the query string kept up to date.
+  what the page shows now (the page and its views note it as they draw), and the query string kept up to date;
+  :func:`reopen` opens another view in the same session as if its link had been opened.
 
 References to files: a model is ``demo``, ``random:<variant>``, ``checkpoints:<file>`` or ``upload:<sha1>``; an
 image is ``gallery:<name>`` or ``upload:<sha1>`` (uploads are kept in the upload store under their content digest,
@@ -205,3 +206,13 @@ def publish() -> Dict[str, str]:
     if st.query_params.to_dict() != query:
         st.query_params.from_dict(query)
     return query
+
+
+def reopen(state: ViewState) -> None:
+    """Open another view in this session as if its link had been opened (a run browser's "open this image in the
+    grouping tabs"): the query string becomes ``state`` and the next run puts its model, image, tab ... into the
+    widgets. Does not return (reruns the page)."""
+    st.query_params.from_dict(state.to_query())
+    for key in (OPENED, PROBLEMS, CURRENT):
+        st.session_state.pop(key, None)
+    st.rerun()
