@@ -39,6 +39,11 @@ def test_app_command_runs_the_packaged_script_with_its_settings_and_app_options(
     assert params["args"] == ("--checkpoints", str(tmp_path.resolve()), "--device", "cpu")
 
 
+def test_the_upload_store_is_passed_to_the_app(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["app", "--uploads", str(tmp_path / "store")])
+    assert _streamlit_params(streamlit_argv(args))["args"] == ("--uploads", str((tmp_path / "store").resolve()))
+
+
 def test_without_options_the_packaged_settings_apply() -> None:
     params = _streamlit_params(streamlit_argv(build_parser().parse_args(["app"])))
     assert params["server_maxUploadSize"] == 200 and params["args"] == ()
@@ -71,15 +76,17 @@ def test_the_command_is_registered() -> None:
 
 def test_runs_folder_goes_to_the_app_and_a_missing_one_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                      capsys: pytest.CaptureFixture) -> None:
-    from glmix_viz.app import main as app_main
+    from glmix_viz.app.runs import runs_root
     from glmix_viz.cli import main
 
     args = build_parser().parse_args(["app", "--runs", str(tmp_path)])
     assert _streamlit_params(streamlit_argv(args))["args"] == ("--runs", str(tmp_path.resolve()))
-    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT), "--runs", "/some/runs"])
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT), "--runs", str(tmp_path)])
     monkeypatch.setenv("GLMIX_RUNS", "/from/env")
-    assert app_main.runs_folder() == "/some/runs"
+    assert runs_root() == str(tmp_path.resolve())
     monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT)])
-    assert app_main.runs_folder() == "/from/env"
+    assert runs_root() == "/from/env"
+    monkeypatch.delenv("GLMIX_RUNS")
+    assert runs_root() is None
     assert main(["app", "--runs", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip() == f"glmix-viz app: error: --runs {tmp_path / 'nowhere'}: no such folder"

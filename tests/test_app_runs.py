@@ -100,3 +100,40 @@ def test_two_runs_side_by_side(run_tree, monkeypatch):
         next(r["miou"] for r in b["per_image"] if r["id"] == row["id"]) - row["miou"]))["id"]
     assert at.selectbox(key="compare_image_id").value == biggest
     assert _captions(at) == [f"{run}: {title}" for run in "AB" for title in ("ground truth", "prediction", "errors")]
+
+
+def test_open_in_the_grouping_tabs_uses_the_runs_model_image_and_settings_and_its_link_reopens_it(run_tree,
+                                                                                                  monkeypatch):
+    at = _runs_app(monkeypatch, run_tree["runs"], run_tree["cam"])
+    _image_choice(at, run_tree["cam"]).set_value("val_000003").run()
+    assert at.query_params["page"] == "runs" and at.query_params["run"] == "cam"
+    assert at.query_params["image_id"] == "val_000003"
+    next(button for button in at.button if button.label == "Open in the grouping tabs").click().run()
+    _no_exception(at)
+    header = at.caption[0].value
+    assert "demo.safetensors (the model of run cam)" in header and "val_000003 (run cam)" in header
+    assert any(caption.startswith("Hard grouping of") for element in at.image for caption in element.captions)
+    query = dict(at.query_params)
+    assert query["run"] == "cam" and query["image_id"] == "val_000003" and query["tab"] == "groupings"
+    assert query["method"] == "cam" and "page" not in query
+
+    again = AppTest.from_file(APP, default_timeout=120)  # the copied link, in a new session
+    again.query_params.update(query)
+    again.run()
+    _no_exception(again)
+    assert again.caption[0].value == header
+    again.session_state["view"] = "Predictions & pseudo-mask"
+    again.run()
+    _no_exception(again)
+    assert again.selectbox(key="pseudo_method").value == "cam"
+    assert again.checkbox(key="pseudo_flip").value is True  # the run's flip (pseudo-label's default)
+    assert again.multiselect(key=next(key for key in again.session_state if key.startswith("pseudo_classes"))).value
+
+
+def test_a_link_to_a_run_that_is_not_listed_is_one_line(run_tree, monkeypatch, tmp_path):
+    monkeypatch.setenv("GLMIX_RUNS", str(run_tree["runs"]))
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params.update({"run": "../data", "image_id": "val_000001"})
+    at.run()
+    assert not at.exception
+    assert [element.value for element in at.error] == [f"link: no run '../data' in {run_tree['runs'].resolve()}"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import io
-from dataclasses import dataclass
+import dataclasses
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
@@ -20,7 +20,11 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
+from glmix_viz.app import data, links
+from glmix_viz.app.options import option_folder
+from glmix_viz.app.page import remember
 from glmix_viz.labels import voc_palette
+from glmix_viz.pseudo import ScoreSettings
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.evaluate import (
     ERROR_KINDS,
@@ -34,20 +38,12 @@ from glmix_viz.figures import ERROR_PANEL_TITLES, error_panels
 from glmix_viz.runs import EVAL_FILE, Run, find_runs, open_recorded_dataset, open_run_dataset, read_run
 from glmix_viz.viz import ERROR_COLORS, label_legend
 
-RUNS_ENV = "GLMIX_RUNS"
-OPEN_KEY = "open_run_image"  # session state: the run image to open in the grouping tabs (see RunImage)
+PAGES = ("Explorer", "Runs")
+RESOLUTIONS_NOTE = "the run's input size"
 THUMBNAIL_SIDE = 64
 PANEL_SIDE = 256
 DEFAULT_ROWS = 50
 RUN_TABS = ["Images, worst first", "Compare with another run"]
-
-
-@dataclass(frozen=True)
-class RunImage:
-    """One image of one run, handed to the grouping tabs: the run's folder and the image's id."""
-
-    run: str
-    image_id: str
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -173,15 +169,23 @@ def image_class_table(row: Mapping[str, Any], names: List[str]) -> pd.DataFrame:
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def choose_run(root: str, key: str, label: str, like: Optional[Run] = None) -> Optional[str]:
+def choose_run(root: str, key: str, label: str, like: Optional[Run] = None, first: Optional[str] = None
+               ) -> Optional[str]:
     """A selectbox of the run folders below ``root`` (by their path relative to it); ``like``: only the other runs
-    of that run's data set and split."""
+    of that run's data set and split; ``first``: the run (relative path) chosen first, e.g. by a link."""
     folders = run_folders(root)
     if like is not None:
         folders = [path for path in folders if path != str(like.path) and _same_split(load_run(path, root), like)]
     if not folders:
         return None
-    return st.selectbox(label, folders, key=key, format_func=lambda path: str(Path(path).relative_to(root)) or ".")
+    names = [relative_name(path, root) for path in folders]
+    index = names.index(first) if first in names else 0
+    return st.selectbox(label, folders, index=index, key=key, format_func=lambda path: relative_name(path, root))
+
+
+def relative_name(path: str, root: str) -> str:
+    """How a link names a run folder: its path relative to the runs folder ("." for the folder itself)."""
+    return Path(path).relative_to(root).as_posix() or "."
 
 
 def _same_split(run: Run, other: Run) -> bool:
@@ -242,7 +246,9 @@ def images_view(run: Run, scores: Mapping[str, Any], dataset: Any) -> Optional[s
     key = image_key(run)
     if picked and picked[0] < len(ids):
         st.session_state[key] = ids[picked[0]]
-    return st.selectbox("Image", ids, key=key, help="or click a row of the table")
+    linked = links.opened().image_id
+    return st.selectbox("Image", ids, key=key, index=ids.index(linked) if linked in ids else 0,
+                        help="or click a row of the table")
 
 
 def image_key(run: Run) -> str:
@@ -273,14 +279,10 @@ def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str])
 def open_button(run: Run, image_id: str, where: str) -> None:
     """The one action that opens this image in the grouping tabs with the run's model and score settings."""
     problem = run.model_file_problem()
-    st.button("Open in the grouping tabs", key=f"open::{where}::{run.path}::{image_id}", disabled=problem is not None,
-              help=problem or "the run's model and score settings, this image", on_click=_open,
-              args=(str(run.path), image_id), icon=":material/open_in_new:")
-
-
-def _open(run: str, image_id: str) -> None:
-    st.session_state[OPEN_KEY] = RunImage(run, image_id)
-    st.session_state["page"] = "Explorer"
+    if st.button("Open in the grouping tabs", key=f"open::{where}::{run.path}::{image_id}", disabled=problem is not None,
+                 help=problem or "the run's model and score settings, this image", icon=":material/open_in_new:"):
+        method = (run.score_settings or {}).get("method")
+        links.reopen(links.ViewState(run=run.name, image_id=image_id, tab="groupings", method=method))
 
 
 def compare_view(root: str, run: Run, scores: Mapping[str, Any]) -> None:
@@ -346,11 +348,13 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
 def runs_page(root: str) -> None:
     """The run browser page."""
     st.title("Runs")
-    path = choose_run(root, "run", "Run (A)")
+    path = choose_run(root, "run", "Run (A)", first=links.opened().run)
     if path is None:
         st.info(f"No run folder (one holding a summary*.json) below {root}.")
         return
     run = load_run(path, root)
+    links.note(page="runs", run=run.name, model=None, image=None, tab=None, block=None, method=None,
+               resolution=None)
     run_header(run)
     scores, source = run_scores(run)
     if scores is None:
@@ -364,9 +368,109 @@ def runs_page(root: str) -> None:
     with browse:
         if browse.open:
             image_id = images_view(run, scores, dataset)
+            links.note(image_id=image_id)
             rows = {row["id"]: row for row in scores["per_image"]}
             if image_id is not None and dataset is not None:
                 image_view(run, dataset, rows[image_id], list(scores["class_names"]))
     with compare:
         if compare.open:
             compare_view(root, run, scores)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Plugged into the explorer (glmix_viz.app.main): the page switch, and a run's image in the grouping tabs
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def runs_root() -> Optional[str]:
+    """The runs folder the app was started with (``--runs DIR`` or ``GLMIX_RUNS``), resolved; None without one."""
+    folder = option_folder("runs")
+    return str(Path(folder).expanduser().resolve()) if folder else None
+
+
+def show_runs_page() -> bool:
+    """The sidebar's page switch (only with a runs folder); draws the run browser and returns True when chosen."""
+    root = runs_root()
+    if root is None:
+        return False
+    state = links.opened()
+    if st.session_state.get("page::link") is not state:  # a new link (or reopen): its page is chosen once
+        st.session_state["page::link"] = state
+        st.session_state["page"] = "Runs" if state.page == "runs" else "Explorer"
+    if st.sidebar.radio("Page", PAGES, key="page", horizontal=True) != "Runs":
+        links.note(page=None)
+        return False
+    runs_page(root)
+    return True
+
+
+def opened_run(root: str, name: str) -> Run:
+    """The run folder a link names, only if the run browser lists it (a name is never used as a path on its own)."""
+    by_name = {relative_name(path, root): path for path in run_folders(root)}
+    if name not in by_name:
+        raise links.LinkError(f"link: no run {name!r} in {root}")
+    return load_run(by_name[name], root)
+
+
+def run_subject(device: str) -> Optional[Tuple[data.LoadedModel, data.LoadedImage, Optional[ScoreSettings]]]:
+    """The model, image and score settings of a run image opened in the explorer (by the run browser's button or a
+    link with ``run`` and ``image_id``); None when none is open. A run that cannot be opened says so in one line and
+    stops the page."""
+    state, root = links.opened(), runs_root()
+    if not (state.run and state.image_id and state.page != "runs" and root):
+        return None
+    try:
+        run = opened_run(root, state.run)
+        if run.model_file_problem():
+            raise links.LinkError(run.model_file_problem())
+        dataset, problem = run_dataset(run)
+        if dataset is None:
+            raise links.LinkError(problem)
+        loaded = _run_model(run, device)
+        image = _run_image(run, dataset, state.image_id)
+    except GlmixVizError as error:
+        st.error(one_line(error))
+        st.stop()
+    settings = ScoreSettings.from_dict(run.score_settings) if run.score_settings else None
+    _apply_settings_once(run, state.image_id, settings)
+    links.note(run=run.name, image_id=state.image_id)
+    return loaded, image, settings
+
+
+def _run_model(run: Run, device: str) -> data.LoadedModel:
+    if run.model_path is None:
+        return data.demo_model(device)
+    path = Path(run.model_path)
+    return data.checkpoint_model(path, None, device, label=f"{path.name} (the model of run {run.name})", name=path.name)
+
+
+def _run_image(run: Run, dataset: Any, image_id: str) -> data.LoadedImage:
+    """The run's image, named after its id and run, with the image-level labels the run was given."""
+    if image_id not in set(dataset.ids):
+        raise links.LinkError(f"link: no image {image_id!r} in the split of run {run.name}")
+    path = dataset.image_path(image_id)
+    image = data.decode_upload(path.name, path.read_bytes())
+    labels = np.flatnonzero(dataset.image_labels(image_id))
+    names = tuple(dataset.class_names[index + 1] for index in labels)
+    return dataclasses.replace(image, name=f"{image_id} (run {run.name})", labels=names)
+
+
+def _apply_settings_once(run: Run, image_id: str, settings: Optional[ScoreSettings]) -> None:
+    """Put the run's flip and background rule and threshold into the predictions tab's widgets, once per opening."""
+    key = f"run_settings_applied::{run.path}::{image_id}"
+    if settings is None or st.session_state.get(key):
+        return
+    st.session_state[key] = True
+    st.session_state["pseudo_flip"] = bool(settings.flip)
+    remember(f"bg_rule::{settings.method}", settings.bg_rule)
+    remember(f"bg_param::{settings.method}::{settings.bg_rule}", float(settings.bg_param))
+
+
+def run_sidebar(run_name: str, image_id: str) -> None:
+    """In the sidebar of a run image: where it comes from, back to the run browser, or leave the run."""
+    st.caption(f"Image {image_id} of run **{run_name}**: the run's model and score settings.")
+    back, leave = st.columns(2)
+    if back.button("Back to the run", icon=":material/arrow_back:", key="run_back"):
+        links.reopen(links.ViewState(page="runs", run=run_name, image_id=image_id))
+    if leave.button("Leave the run", key="run_leave"):
+        links.reopen(links.ViewState())
