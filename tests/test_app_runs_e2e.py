@@ -52,7 +52,8 @@ def _free_port() -> int:
 def runs_server(run_tree: Dict[str, Path]) -> Iterator[str]:
     """The app served with ``--runs`` on the fixture's run folders; yields its address."""
     port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
          "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
@@ -85,6 +86,15 @@ def _choose(page: Any, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+def _idle(page: Any, timeout: float = 120.0) -> None:
+    """Wait until Streamlit has finished the run (no running indicator twice in a row)."""
+    deadline, quiet = time.monotonic() + timeout, 0
+    while quiet < 2 and time.monotonic() < deadline:
+        running = page.locator('[data-testid="stStatusWidgetRunningIcon"], [data-testid="stSkeleton"]').count()
+        quiet = quiet + 1 if running == 0 else 0
+        page.wait_for_timeout(500)
+
+
 def _no_exception(page: Any) -> None:
     assert page.locator('[data-testid="stException"]').count() == 0
 
@@ -94,17 +104,16 @@ def test_from_the_table_to_the_grouping_tabs_and_back_by_a_copied_link(runs_serv
     page.goto(runs_server + "/?page=runs&run=slot_pool")
     page.get_by_text("error map", exact=True).wait_for(timeout=180_000)
     _no_exception(page)
-    images = page.get_by_label("Image", exact=True)
-    worst = images.input_value() if images.evaluate("e => e.tagName") == "INPUT" else None
     _choose(page, "Image", "val_000003")
     page.get_by_text("image · val_000003", exact=True).wait_for(timeout=120_000)
+    _idle(page)
     page.get_by_role("button", name=re.compile("Open in the grouping tabs")).click()
     caption = page.get_by_text(re.compile(r"^Hard grouping of #\d+ ")).first
     caption.wait_for(timeout=180_000)
     _no_exception(page)
-    assert "val_000003" in page.get_by_text(re.compile(r"^Model ")).first.inner_text()
+    assert "val_000003 (run slot_pool)" in page.get_by_text(re.compile(r"^Model ")).first.inner_text()
     link = page.url
-    assert "run=slot_pool" in link and "image_id=val_000003" in link, (link, worst)
+    assert "run=slot_pool" in link and "image_id=val_000003" in link and "tab=groupings" in link, link
 
     again = browser.new_context(viewport={"width": 1400, "height": 1200}).new_page()
     again.goto(link)
@@ -112,3 +121,9 @@ def test_from_the_table_to_the_grouping_tabs_and_back_by_a_copied_link(runs_serv
     _no_exception(again)
     assert "val_000003" in again.get_by_text(re.compile(r"^Model ")).first.inner_text()
     assert again.get_by_text(re.compile(r"^Hard grouping of #\d+ ")).first.inner_text() == caption.inner_text()
+
+    _idle(again)
+    again.get_by_role("button", name=re.compile("Back to the run")).click()  # and back to the run browser
+    again.get_by_text("image · val_000003", exact=True).wait_for(timeout=180_000)
+    _no_exception(again)
+    assert "page=runs" in again.url and "image_id=val_000003" in again.url
