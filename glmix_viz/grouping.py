@@ -19,8 +19,10 @@ The ARI is written here from its definition (Hubert and Arabie, 1985) with a num
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -312,9 +314,6 @@ def benchmark_best_block(results: Optional[Any] = None, run: str = "grouping") -
         the sets; the best control is the highest-scoring untrained block or grid), or None when there are no
         results for ``run``.
     """
-    import json
-    from pathlib import Path
-
     if not isinstance(results, dict):
         path = Path(results) if results is not None else Path(__file__).parent / "assets" / "demo" / "demo_results.json"
         if not path.is_file():

@@ -1,7 +1,4 @@
-"""Data: the PASCAL VOC layout reader, class list and palette, and the synthetic shapes generator.
-
-Nothing here imports torch; OpenCV is imported only when shapes are drawn.
-"""
+"""Data: the PASCAL VOC layout reader, class list and palette, and the synthetic shapes generator."""
 
 from glmix_viz.data.shapes import (
     DEFAULT_SHAPE_CLASSES,

@@ -35,8 +35,10 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 from xml.etree import ElementTree
 
+import cv2
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
 from glmix_viz.data.voc import IGNORE_INDEX, label_to_pil
 from glmix_viz.errors import DataError
@@ -226,8 +228,6 @@ def _shape_polygons(name: str, radius: float) -> list[np.ndarray]:
 
 def _shape_mask(name: str, size: int, center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
     """``(size, size)`` bool mask of one shape (exact, no antialiasing)."""
-    import cv2  # imported here so that reading VOC folders does not need OpenCV
-
     canvas = np.zeros((size, size), dtype=np.uint8)
     scale = 1 << _SUBPIXEL_BITS
     center_fixed = (int(round(center[0] * scale)), int(round(center[1] * scale)))
@@ -245,8 +245,6 @@ def _shape_mask(name: str, size: int, center: tuple[float, float], radius: float
 
 def _background(rng: np.random.Generator, config: ShapesConfig) -> np.ndarray:
     """``(H, W, 3)`` float32 smooth colour field with mild noise and, sometimes, faint stripes."""
-    import cv2
-
     size = config.image_size
     grid = int(rng.integers(2, 5))
     base = rng.uniform(30.0, 225.0, size=3)
@@ -318,8 +316,6 @@ def _texture(
 
 def _border_band(instance_mask: np.ndarray, width: int) -> np.ndarray:
     """Bool mask of pixels within ``width`` pixels of a change of instance (background included)."""
-    import cv2
-
     kernel = np.ones((2 * width + 1, 2 * width + 1), dtype=np.uint8)
     return cv2.dilate(instance_mask, kernel) != cv2.erode(instance_mask, kernel)
 
@@ -572,8 +568,6 @@ def _write_images(folders: dict[str, Path], counts: dict[str, int], config: Shap
     split_ids: dict[str, list[str]] = {}
     progress_bar = None
     if progress and total > 200:
-        from tqdm.auto import tqdm
-
         progress_bar = tqdm(total=total, desc=f"make-shapes {label}", unit="img")
     try:
         for split, count in counts.items():

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from glmix_viz.images import to_tensor
+from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD, to_tensor
 from glmix_viz.models.cam import class_activation_maps
 from glmix_viz.models.loading import default_input_size, describe_model, is_multilabel
 from glmix_viz.probe import GroupingProbe, GroupingRecord
@@ -64,8 +64,6 @@ def model_input_size(model: nn.Module) -> int:
 
 def model_mean_std(model: nn.Module) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
     """The normalisation mean and std of the model's inputs (ImageNet's unless its config says otherwise)."""
-    from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
-
     cfg = getattr(model, "pretrained_cfg", None) or {}
     return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
 
