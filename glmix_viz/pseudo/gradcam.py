@@ -25,7 +25,6 @@ layer and row: by far the slowest.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import math
 from types import SimpleNamespace
 from typing import Callable, Iterator, List, Sequence
@@ -36,11 +35,6 @@ import torch.nn as nn
 from glmix_viz.pseudo.registry import MapContext, register_method
 
 __all__ = ["CAM_CLASSES", "resolve_layer"]
-
-# grad-cam is a hard dependency: without it the CAM family would be missing from the registry, so say so at once.
-# The library itself is imported when a method runs (see _cam_class): it loads matplotlib, OpenCV and scikit-learn.
-if importlib.util.find_spec("pytorch_grad_cam") is None:
-    raise ImportError("glmix_viz.pseudo needs the grad-cam package (pip install grad-cam) for its CAM-family methods")
 
 DEFAULT_LAYER = "stages.-1"
 
