@@ -3,8 +3,9 @@
 Built once (by the CLI from its flags, by the app from its widgets, by the benchmarks and notebooks from their
 parameters) and passed down whole: :func:`~glmix_viz.pseudo.scores.compute_scores`,
 :func:`~glmix_viz.pseudo.scores.compute_scores_batch` and :func:`~glmix_viz.pseudo.pipeline.run_pseudo_label` take
-it, every :class:`~glmix_viz.pseudo.scores.ScoreMaps` carries it, and a run's ``summary.json`` records it
-(``score_settings``, readable back with :meth:`ScoreSettings.from_dict`).
+it (the only spelling of a scoring call: no loose keyword fields), every :class:`~glmix_viz.pseudo.scores.ScoreMaps`
+carries it, and a run's ``summary.json`` records it (``score_settings``, readable back with
+:meth:`ScoreSettings.from_dict`).
 """
 
 from __future__ import annotations
