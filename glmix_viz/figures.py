@@ -23,6 +23,7 @@ from PIL import Image
 from plotly.subplots import make_subplots
 
 from glmix_viz.files import save_bytes_atomic
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
@@ -30,7 +31,6 @@ from glmix_viz.viz import (
     hstack_panels,
     map_colorbar,
     masked_slot_view,
-    representative_slots,
     scale_to_unit,
     soft_map_grid,
     value_ranges,

@@ -12,20 +12,23 @@ import torch.nn as nn
 
 from glmix_viz.data.coco import COCODataset
 from glmix_viz.data.voc import VOCDataset
-from glmix_viz.models.loading import ModelInfo, resolve_model
+from glmix_viz.models.info import ModelInfo
+from glmix_viz.open import resolve_model
 
 
 def load_model_from_args(args: argparse.Namespace, *,
                          num_classes: Optional[int] = None) -> Tuple[nn.Module, ModelInfo]:
     """The model named by ``args.checkpoint`` or ``args.model``, else the bundled demo model; and a description.
 
-    ``--model NAME`` builds a randomly initialised variant (with a warning): useful only for smoke tests.
+    ``--checkpoint`` takes any checkpoint :func:`glmix_viz.open.open_checkpoint` opens (a segmenter gives its
+    encoder). ``--model NAME`` builds a randomly initialised variant (with a warning): useful only for smoke tests.
     """
-    model, info = resolve_model(getattr(args, "checkpoint", None), getattr(args, "model", None),
-                                num_classes=num_classes, device=getattr(args, "device", None))
-    if not info.trained:
-        print(f"WARNING: {info}: its groupings, classes and masks mean nothing (smoke tests only)", file=sys.stderr)
-    return model, info
+    opened = resolve_model(getattr(args, "checkpoint", None), getattr(args, "model", None),
+                           num_classes=num_classes, device=getattr(args, "device", None))
+    if not opened.info.trained:
+        print(f"WARNING: {opened.info}: its groupings, classes and masks mean nothing (smoke tests only)",
+              file=sys.stderr)
+    return opened.model, opened.info
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:

@@ -30,16 +30,16 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from pycocotools.coco import COCO
 
-from glmix_viz.data.voc import VOCDataset, label_to_pil, load_label_png
+from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError, ImageLoadError, one_line
 from glmix_viz.files import save_png_atomic
 from glmix_viz.images import load_image
+from glmix_viz.labels import IGNORE_INDEX, label_to_pil, load_label_png
 
 __all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root", "open_data_root"]
 
 COCO_SPLITS: Dict[str, str] = {"train": "train2014", "val": "val2014", "train2014": "train2014", "val2014": "val2014"}
 """Accepted split names -> the folder / annotation suffix."""
-IGNORE_INDEX = 255
 
 
 class COCOSample:

@@ -40,9 +40,9 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from glmix_viz.data.voc import IGNORE_INDEX, label_to_pil
 from glmix_viz.errors import DataError
 from glmix_viz.files import save_bytes_atomic
+from glmix_viz.labels import IGNORE_INDEX, label_to_pil
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -60,7 +60,7 @@ SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star
 """Every shape the generator can draw, in the order used when ``classes`` is given as a count."""
 
 DEFAULT_SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
-"""The default classes: the set a small GLNet learned in the experiments (``shared/EXPERIMENTS.md``)."""
+"""The default classes: the set a small GLNet learned in the experiments (``experiments/train_demo.py``)."""
 
 TEXTURES: tuple[str, ...] = ("solid", "stripes", "checker", "noise", "gradient")
 """Object fills, drawn uniformly at random for every object."""
@@ -92,7 +92,7 @@ class ShapesConfig:
         boundary_width: Width in pixels of the 255 ("ignore") band drawn on each side of object borders in the
             class masks, as VOC does; 0 (default) for none.
         background_stripes: Probability that a background gets faint stripes on top of its colour field. Default 0:
-            the smooth, mildly noisy backgrounds on which a small GLNet learned (``shared/EXPERIMENTS.md``).
+            the smooth, mildly noisy backgrounds on which a small GLNet learned (``experiments/train_demo.py``).
         noise_sigma: ``(low, high)`` standard deviation of the background's pixel noise, in grey levels.
     """
 
@@ -467,19 +467,12 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
 
 def make_shapes(
     out_dir: str | Path,
+    config: ShapesConfig | None = None,
     *,
     num_train: int,
     num_val: int,
     seed: int,
     num_test: int = 0,
-    image_size: int = 128,
-    classes: Sequence[str] | int = DEFAULT_SHAPE_CLASSES,
-    min_objects: int = 1,
-    max_objects: int = 3,
-    radius_range: tuple[float, float] | None = None,
-    min_visible: float = 0.5,
-    boundary_width: int = 0,
-    background_stripes: float = 0.0,
     image_format: str = "png",
     overwrite: bool = False,
     progress: bool = True,
@@ -488,18 +481,11 @@ def make_shapes(
 
     Args:
         out_dir: Output folder (created if needed).
+        config: What the images look like (:class:`ShapesConfig`; its defaults when None).
         num_train: Number of training images.
         num_val: Number of validation images.
         seed: Non-negative integer; the same seed and settings give byte-identical files.
         num_test: Number of test images (0: no test split).
-        image_size: Side of the square images.
-        classes: Shape names from :data:`SHAPE_CLASSES`, or how many of them to take in that order.
-        min_objects: Fewest objects per image.
-        max_objects: Most objects per image.
-        radius_range: Object radius range in pixels; default 18 to 40 px scaled to ``image_size / 128``.
-        min_visible: Fraction of every object that stays visible.
-        boundary_width: Width of the 255 border band in the class masks (0: none).
-        background_stripes: Probability of faint background stripes (default 0).
         image_format: ``"png"`` (lossless, default) or ``"jpg"`` (JPEG quality 95, as VOC stores photos).
         overwrite: Replace a data set that ``make_shapes`` wrote there before.
         progress: Show a tqdm progress bar when more than 200 images are written.
@@ -511,6 +497,7 @@ def make_shapes(
     Raises:
         DataError: ``out_dir`` already holds a data set and ``overwrite`` is false.
     """
+    config = config or ShapesConfig()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if image_format not in ("png", "jpg"):
@@ -518,11 +505,6 @@ def make_shapes(
     counts = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
     if any(count < 0 for count in counts.values()) or counts["train"] + counts["val"] + counts["test"] == 0:
         raise ValueError(f"split sizes must be non-negative and not all zero, got {counts}")
-    config = ShapesConfig(
-        image_size=image_size, classes=classes, min_objects=min_objects, max_objects=max_objects,
-        radius_range=radius_range, min_visible=min_visible, boundary_width=boundary_width,
-        background_stripes=background_stripes,
-    )
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     _prepare_output(out_dir, overwrite)

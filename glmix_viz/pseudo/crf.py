@@ -19,9 +19,9 @@ import numpy as np
 import pydensecrf.densecrf as dcrf
 from pydensecrf.utils import unary_from_softmax
 
-__all__ = ["CRFParams", "dense_crf", "crf_labels", "confident_labels"]
+from glmix_viz.labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
+__all__ = ["CRFParams", "dense_crf", "crf_labels", "confident_labels"]
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Any, Dict, Iterator, Optional
 import numpy as np
 import torch
 
-from glmix_viz.data.voc import label_to_pil
 from glmix_viz.errors import one_line
 from glmix_viz.files import save_npz_atomic, save_png_atomic
+from glmix_viz.labels import label_to_pil
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.masks import pseudo_mask
 
