@@ -83,9 +83,7 @@ def photograph(url: str, out: Path) -> None:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
                                              args=["--no-sandbox", "--disable-gpu", "--no-first-run"])
         page = browser.new_page(viewport={"width": 1400, "height": 1500})
-        page.goto(url + "/?page=runs")
-        page.get_by_text("Runs", exact=True).first.wait_for(timeout=120_000)
-        page.get_by_text("Runs", exact=True).first.click()
+        page.goto(url + "/?page=runs&run=cam")  # a link that opens the run browser on one run
         page.get_by_text("error map", exact=True).wait_for(timeout=180_000)
         page.wait_for_timeout(3000)
         shot = Path(tempfile.mkdtemp()) / "page.png"
