@@ -49,6 +49,9 @@ __all__ = [
     "benchmark_best_block",
     "IGNORE_LABEL",
     "MERGE_SIZES",
+    "overlap_table",
+    "table_ious",
+    "merge_columns",
     "region_overlaps",
     "best_overlaps",
     "mean_best_overlap",
@@ -276,30 +279,68 @@ MERGE_SIZES = tuple(range(2, 9))
 """Group counts K the slots of a block are merged to for the merged mean best overlap."""
 
 
-def region_overlaps(regions: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IoU of every target region (object or class) with every predicted region of one image.
+def overlap_table(regions: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixel counts of every target id (background included) in every predicted region of one image.
 
-    Pixels labelled 255 in ``targets`` are left out of both sides (VOC's object borders; DINOSAUR's ignore mask);
-    background (0) is no target but its pixels count in the predicted regions' areas.
+    Pixels labelled 255 in ``targets`` are left out (VOC's object borders; DINOSAUR's ignore mask).
 
     Args:
         regions: (h, w) integer grouping at any resolution (up-sampled to the targets' by nearest neighbour).
         targets: (H, W) target ids: instance ids (``SegmentationObject``) or class ids (``SegmentationClass``).
 
     Returns:
-        ``(target_ids (G,), region_ids (R,), iou (G, R))``; G = 0 when the image has no target.
+        ``(target_ids (T,), region_ids (R,), counts (T, R))``, the ids that occur, sorted.
     """
     targets = np.asarray(targets)
     regions = upsample_labels(regions, targets.shape)
     valid = targets != IGNORE_LABEL
-    target_ids, target_index = np.unique(targets[valid], return_inverse=True)
-    region_ids, region_index = np.unique(regions[valid], return_inverse=True)
+    target_ids, target_index = _dense_labels(targets[valid])
+    region_ids, region_index = _dense_labels(regions[valid])
     table = np.bincount(target_index * len(region_ids) + region_index,
                         minlength=len(target_ids) * len(region_ids)).reshape(len(target_ids), len(region_ids))
-    union = table.sum(axis=1, keepdims=True) + table.sum(axis=0, keepdims=True) - table
-    iou = table / np.maximum(union, 1)
-    keep = target_ids != 0
-    return target_ids[keep], region_ids, iou[keep]
+    present_targets, present_regions = table.sum(axis=1) > 0, table.sum(axis=0) > 0
+    return target_ids[present_targets], region_ids[present_regions], table[present_targets][:, present_regions]
+
+
+def table_ious(target_ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(G, R) IoU of every non-background target (id != 0) with every region, from :func:`overlap_table`'s counts
+    (background pixels count in the regions' areas)."""
+    union = counts.sum(axis=1, keepdims=True) + counts.sum(axis=0, keepdims=True) - counts
+    return (counts / np.maximum(union, 1))[np.asarray(target_ids) != 0]
+
+
+def merge_columns(region_ids: np.ndarray, counts: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """(T, K') the counts of :func:`overlap_table` after merging regions: region r joins group ``groups[r]``."""
+    group_of_region = np.asarray(groups)[np.asarray(region_ids)]
+    _, column = np.unique(group_of_region, return_inverse=True)
+    return counts @ np.eye(column.max() + 1 if column.size else 0, dtype=counts.dtype)[column]
+
+
+def region_overlaps(regions: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """IoU of every target region (object or class) with every predicted region of one image.
+
+    Pixels labelled 255 in ``targets`` are left out of both sides; background (0) is no target, but its pixels count
+    in the predicted regions' areas (see :func:`overlap_table`).
+
+    Returns:
+        ``(target_ids (G,), region_ids (R,), iou (G, R))``; G = 0 when the image has no target.
+    """
+    target_ids, region_ids, counts = overlap_table(regions, targets)
+    return target_ids[target_ids != 0], region_ids, table_ious(target_ids, counts)
+
+
+def _dense_labels(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``(ids, index)`` with ``ids[index] == values``: small non-negative labels as they are (no sort), others by
+    ``np.unique``. ``ids`` may hold labels that do not occur."""
+    values = values.reshape(-1)
+    if values.size and np.issubdtype(values.dtype, np.integer) and values.min() >= 0 and values.max() < 4096:
+        return np.arange(int(values.max()) + 1), values.astype(np.int64)
+    return np.unique(values, return_inverse=True)
+
+
+def _table_mbo(target_ids: np.ndarray, counts: np.ndarray) -> float:
+    iou = table_ious(target_ids, counts)
+    return float(iou.max(axis=1).mean()) if iou.shape[0] and iou.shape[1] else float("nan")
 
 
 def best_overlaps(regions: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -326,7 +367,7 @@ def merge_slots(vectors: np.ndarray, sizes: Sequence[int], used: Optional[np.nda
     """Group the slots of one block into K groups by agglomerative clustering of their vectors, for several K.
 
     Average linkage on the cosine distance (``scipy.cluster.hierarchy.linkage``), cut at each K with
-    ``scipy.cluster.hierarchy.cut_tree``. Only the ``used`` slots (those that own pixels) are clustered; when K is
+    ``scipy.cluster.hierarchy.cut_tree`` (one call for all K). Only the ``used`` slots (those that own pixels) are clustered; when K is
     at least their number, each used slot stays its own group.
 
     Args:
@@ -350,12 +391,11 @@ def merge_slots(vectors: np.ndarray, sizes: Sequence[int], used: Optional[np.nda
         distance = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
         np.fill_diagonal(distance, 0.0)
         tree = linkage(squareform((distance + distance.T) / 2, checks=False), method="average")
+    cuts = sorted({int(size) for size in sizes if 0 < int(size) < len(members)})
+    cut = dict(zip(cuts, cut_tree(tree, n_clusters=cuts).T)) if cuts and tree is not None else {}
     for size in sizes:
         groups = np.full(len(vectors), -1, np.int64)
-        if tree is None or int(size) >= len(members):
-            groups[members] = np.arange(len(members))
-        else:
-            groups[members] = cut_tree(tree, n_clusters=int(size))[:, 0]
+        groups[members] = cut[int(size)] if int(size) in cut else np.arange(len(members))
         merges[int(size)] = groups
     return merges
 
@@ -509,12 +549,14 @@ class _BlockAccumulator:
         num_slots = len(features)
         used = np.bincount(hard.reshape(-1), minlength=num_slots) > 0
         merges = merge_slots(vectors, self.sizes, used)
+        hard = upsample_labels(hard, sample.instances.shape)  # once, not once per score
         targets = {"instance": sample.instances, "class": sample.classes}
         for level in self.levels:
-            self.mbo[level].append(mean_best_overlap(hard, targets[level]))
+            target_ids, region_ids, counts = overlap_table(hard, targets[level])
+            self.mbo[level].append(_table_mbo(target_ids, counts))
             self.grid[level].append(mean_best_overlap(grid, targets[level]))
             for k, groups in merges.items():
-                self.merged[level][k].append(mean_best_overlap(groups[hard], targets[level]))
+                self.merged[level][k].append(_table_mbo(target_ids, merge_columns(region_ids, counts, groups)))
         self.regions.append(int(used.sum()))
         for k, groups in merges.items():
             self.merged_regions[k].append(len(np.unique(groups[used])))

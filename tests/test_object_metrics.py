@@ -12,8 +12,10 @@ import glmix_viz  # noqa: F401
 from glmix_viz.grouping import (
     GroupingSample,
     mean_best_overlap,
+    merge_columns,
     merge_slots,
     object_scores_summary,
+    overlap_table,
     per_image_object_scores,
     region_overlaps,
     semantic_miou,
@@ -142,3 +144,11 @@ def test_object_scores_of_a_tiny_model():
     assert by_assignment.blocks[name].mbo["instance"].tolist() == scores.blocks[name].mbo["instance"].tolist()
     with pytest.raises(ValueError, match="merge_on"):
         per_image_object_scores(model, samples, input_size=64, merge_on="colours")
+
+
+def test_merged_columns_equal_the_overlaps_of_the_merged_grouping():
+    groups = np.array([0, 0, 1])
+    target_ids, region_ids, counts = overlap_table(SLOTS, INSTANCES)
+    assert counts.tolist() == [[2, 6, 0], [4, 0, 0], [0, 0, 4]]  # background, object 1, object 2 x slots 0, 1, 2
+    merged = merge_columns(region_ids, counts, groups)
+    assert merged.tolist() == overlap_table(groups[SLOTS], INSTANCES)[2].tolist() == [[8, 0], [4, 0], [0, 4]]
