@@ -7,6 +7,8 @@ model, probes or data sets.
   block with its representative slots.
 * :func:`soft_maps_figure` - an interactive grid of per-slot maps (one Plotly heatmap trace).
 * :func:`slot_distribution_figure` - bar charts of one pixel's (or one slot's) distribution over slots, per block.
+* :func:`comparison_figure` - two models' hard groupings of one image side by side, block by block, matched slots
+  in the same colour, with their agreement and the change in the class predictions.
 * :func:`save_figure` - a matplotlib figure or an RGB picture as a PNG of bounded size (for READMEs).
 """
 
@@ -25,18 +27,22 @@ from plotly.subplots import make_subplots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
+    draw_boundaries,
     grouping_overlay,
     hstack_panels,
     map_colorbar,
     masked_slot_view,
+    overlay,
     representative_slots,
     scale_to_unit,
+    slot_boundaries,
+    slot_palette,
     soft_map_grid,
     value_ranges,
     vstack_panels,
 )
 
-__all__ = ["grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
+__all__ = ["comparison_figure", "grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
 
 _SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
                    "<extra></extra>")
@@ -254,6 +260,61 @@ def grouping_figure(
     if lines:
         figure = vstack_panels([figure], titles=lines)
     return figure
+
+
+def _labels_picture(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float) -> np.ndarray:
+    picture = overlay(image, labels, palette=palette, alpha=alpha)
+    return draw_boundaries(picture, slot_boundaries(labels))
+
+
+def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alpha: float = 0.5,
+                      panel_side: int = 256, max_classes: int = 3) -> np.ndarray:
+    """Two models' groupings of one image side by side (:func:`glmix_viz.slots.compare.compare_groupings`).
+
+    One row per pair of corresponding blocks: model A's hard grouping, model B's, matched slots in the same colour,
+    captioned with the blocks, the agreement (ARI) and the matched slots. A caption lists the largest changes of the
+    class probabilities and the blocks without a partner.
+
+    Args:
+        comparison: a :class:`~glmix_viz.slots.compare.GroupingComparison`.
+        names: what to call the two models in the titles.
+        alpha: weight of the slot colours.
+        panel_side: longer side of each panel in pixels (labels are enlarged by nearest neighbour).
+        max_classes: class changes listed in the caption.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    from glmix_viz.slots.resize import upsample_labels
+
+    image = _check_image(comparison.image)
+    if not comparison.blocks:
+        raise ValueError("the two models have no corresponding GLMix blocks: " + "; ".join(
+            f"{block} ({why})" for block, why in comparison.unmatched.items()))
+    zoom = panel_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[0] * zoom)), max(1, round(image.shape[1] * zoom)))
+    shown = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
+    rows = []
+    for block in comparison.blocks:
+        palette = slot_palette(block.num_slots_a + block.num_slots_b)
+        pictures = [_labels_picture(shown, upsample_labels(labels, size), palette, alpha)
+                    for labels in (block.labels_a, block.labels_b)]
+        titles = [f"{names[0]}: {block.num_slots_a} slots", f"{names[1]}: {block.num_slots_b} slots"]
+        pair = block.block_a if block.block_a == block.block_b else f"{block.block_a} / {block.block_b}"
+        caption = f"{pair}: ARI {block.agreement:.2f}, {len(block.matches)} matched (IoU {block.mean_matched_iou:.2f})"
+        rows.append(vstack_panels([hstack_panels(pictures, titles=titles)], titles=[caption], font_size=13))
+    lines = []
+    if comparison.classes:
+        shown = comparison.classes[:max_classes]
+        lines.append("class probability " + ", ".join(f"{c.name} {c.a:.2f}->{c.b:.2f}" for c in shown))
+    elif comparison.class_note:
+        lines.append(comparison.class_note)
+    lines += [f"no partner: {block} ({why})" for block, why in comparison.unmatched.items()]
+    figure = vstack_panels(rows)
+    if not lines:
+        return figure
+    spacer = np.full((1, figure.shape[1], 3), 255, np.uint8)  # one caption line above each spacer, the last above all
+    return vstack_panels([spacer] * (len(lines) - 1) + [figure], titles=lines)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

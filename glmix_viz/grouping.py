@@ -676,13 +676,23 @@ def object_scores_summary(scores: ObjectScores, *, clusters: Optional[int] = Non
 
 
 def untrained_copy(model: nn.Module, seed: int = 0) -> nn.Module:
-    """A freshly initialised model of the same variant and constructor arguments (the "untrained" control)."""
+    """A freshly initialised model of the same variant and constructor arguments (the "untrained" control).
+
+    It keeps the model's class names, input size and multi-label reading (so its predictions line up class by
+    class with the model's), but no checkpoint source.
+    """
+    from glmix_viz.models.loading import is_multilabel
+
     config = getattr(model, "checkpoint_config", None) or {}
     variant = config.get("variant") or model.pretrained_cfg.get("architecture")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in (config.get("model_args") or {}).items()}
     args["num_classes"] = model.num_classes
     torch.manual_seed(seed)
     fresh = timm.create_model(variant, **args)
+    cfg = getattr(model, "pretrained_cfg", None) or {}
+    fresh.pretrained_cfg = dict(fresh.pretrained_cfg, **{k: cfg[k] for k in ("label_names", "input_size") if k in cfg})
+    fresh.checkpoint_config = {"variant": variant, "model_args": config.get("model_args") or {},
+                               "multi_label": is_multilabel(model), "untrained_seed": seed}
     return fresh.to(next(model.parameters()).device).eval()
 
 
