@@ -38,8 +38,8 @@ from glmix_viz.grouping import (
     untrained_copy,
 )
 
-__all__ = ["bootstrap_interval", "paired_difference", "paired_miou_difference", "object_report", "heldout_evaluation",
-           "compare_models", "strip_per_image"]
+__all__ = ["bootstrap_interval", "paired_difference", "paired_miou_difference", "object_report",
+           "object_report_from_scores", "heldout_evaluation", "compare_models", "strip_per_image"]
 
 
 def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0,
@@ -116,41 +116,63 @@ def _semantic(scores: ObjectScores, name: str, clusters: int, seed: int) -> Opti
     return result, result.per_image_confusion(block.overlaps, block.slot_image, len(scores.ids))
 
 
-def _block_objects(trained: ObjectScores, untrained: ObjectScores, name: str, clusters: int,
-                   boot: Dict[str, Any]) -> Tuple[Dict[str, Any], Dict[str, Any]]:
-    """The object-centric entry of one block (trained, untrained, grid, paired) and its per-image arrays."""
-    mine, theirs = trained.blocks[name], untrained.blocks[name]
+def _block_objects(trained: ObjectScores, control: ObjectScores, name: str, clusters: int, boot: Dict[str, Any],
+                   control_name: str = "untrained") -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """The object-centric entry of one block (model, control, grid, paired) and its per-image arrays."""
+    mine, theirs = trained.blocks[name], control.blocks[name]
     mean = lambda values: float(np.nanmean(values))  # noqa: E731
+    other, versus = control_name, f"vs_{control_name}"
     entry: Dict[str, Any] = {"slots": mine.num_slots, "size": list(mine.size),
-                             "regions": {"trained": float(mine.regions.mean()),
-                                         "untrained": float(theirs.regions.mean())}}
-    entry["mbo"] = {level: {"trained": mean(mine.mbo[level]), "untrained": mean(theirs.mbo[level]),
+                             "regions": {"trained": float(mine.regions.mean()), other: float(theirs.regions.mean())}}
+    entry["mbo"] = {level: {"trained": mean(mine.mbo[level]), other: mean(theirs.mbo[level]),
                             "grid": mean(mine.grid[level]), "grid_regions": mine.num_slots,
-                            "vs_untrained": paired_difference(mine.mbo[level], theirs.mbo[level], **boot),
+                            versus: paired_difference(mine.mbo[level], theirs.mbo[level], **boot),
                             "images": int(np.sum(~np.isnan(mine.mbo[level])))}
                     for level in mine.mbo}
-    entry["merged"] = {level: {str(k): {"trained": mean(values), "untrained": mean(theirs.merged[level][k]),
+    entry["merged"] = {level: {str(k): {"trained": mean(values), other: mean(theirs.merged[level][k]),
                                         "regions": float(mine.merged_regions[k].mean()),
-                                        "untrained_regions": float(theirs.merged_regions[k].mean()),
-                                        "vs_untrained": paired_difference(values, theirs.merged[level][k], **boot)}
+                                        f"{other}_regions": float(theirs.merged_regions[k].mean()),
+                                        versus: paired_difference(values, theirs.merged[level][k], **boot)}
                                for k, values in by_k.items()}
                        for level, by_k in mine.merged.items()}
     per_image: Dict[str, Any] = {"mbo": {level: values.tolist() for level, values in mine.mbo.items()}}
-    semantic = _semantic(trained, name, clusters, boot["seed"]), _semantic(untrained, name, clusters, boot["seed"])
+    semantic = _semantic(trained, name, clusters, boot["seed"]), _semantic(control, name, clusters, boot["seed"])
     entry["semantic"] = None
     if semantic[0] is not None and semantic[1] is not None:
-        (result, confusion), (control, control_confusion) = semantic
-        entry["semantic"] = {"trained": result.miou, "untrained": control.miou, "clusters": clusters,
-                             "slots": result.slots, "untrained_slots": control.slots,
+        (result, confusion), (reference, reference_confusion) = semantic
+        entry["semantic"] = {"trained": result.miou, other: reference.miou, "clusters": clusters,
+                             "slots": result.slots, f"{other}_slots": reference.slots,
                              "iou": [None if np.isnan(v) else float(v) for v in result.iou],
-                             "vs_untrained": paired_miou_difference(confusion, control_confusion, **boot)}
+                             versus: paired_miou_difference(confusion, reference_confusion, **boot)}
         per_image["semantic_confusion"] = confusion.tolist()
     return entry, per_image
 
 
+def object_report_from_scores(trained: ObjectScores, control: ObjectScores, *, clusters: Optional[int] = None,
+                              control_name: str = "untrained", resamples: int = 2000,
+                              seed: int = 0) -> Dict[str, Any]:
+    """:func:`object_report` from scores already made (:func:`glmix_viz.grouping.per_image_object_scores` of a
+    model and of its control on the same images); the control's numbers are keyed by ``control_name`` and the
+    paired differences by ``"vs_<control_name>"``.
+
+    Raises:
+        ValueError: the two were not scored on the same images.
+    """
+    if trained.ids != control.ids:
+        raise ValueError("the model and its control were not scored on the same images")
+    clusters = clusters or trained.num_classes
+    boot = dict(resamples=resamples, seed=seed)
+    blocks, per_image = {}, {}
+    for name in trained.blocks:
+        if name in control.blocks:
+            blocks[name], per_image[name] = _block_objects(trained, control, name, clusters, boot, control_name)
+    return {"blocks": blocks, "images": len(trained.ids), "clusters": clusters,
+            "per_image": {"ids": trained.ids, "blocks": per_image}}
+
+
 def object_report(model: nn.Module, samples: Sequence[Any], *, input_size: int, num_classes: int,
                   clusters: Optional[int] = None, control_seed: int = 0, batch_size: int = 64,
-                  resamples: int = 2000, seed: int = 0, control: Optional[nn.Module] = None) -> Dict[str, Any]:
+                  resamples: int = 2000, seed: int = 0) -> Dict[str, Any]:
     """The object-centric metrics of every block of ``model`` beside its untrained copy (see the module docstring).
 
     Args:
@@ -159,25 +181,18 @@ def object_report(model: nn.Module, samples: Sequence[Any], *, input_size: int, 
         input_size: square input side.
         num_classes: classes of the class maps, background included.
         clusters: k-means clusters of the semantic mIoU (default ``num_classes``).
-        control_seed: seed of the untrained copy's weights (used when ``control`` is None).
+        control_seed: seed of the untrained copy's weights.
         batch_size: images per forward pass.
         resamples, seed: bootstrap settings (``seed`` also seeds k-means).
-        control: the control model (default: an untrained copy of ``model``).
 
     Returns:
         ``{"blocks": {name: {"slots", "size", "regions", "mbo": {level: {...}}, "merged": {level: {K: {...}}},
         "semantic": {...} or None}}, "images", "clusters", "per_image": {"ids", "blocks": {name: ...}}}``.
     """
-    clusters = clusters or num_classes
     kwargs = dict(input_size=input_size, num_classes=num_classes, batch_size=batch_size)
     trained = per_image_object_scores(model, samples, **kwargs)
-    untrained = per_image_object_scores(control or untrained_copy(model, control_seed), samples, **kwargs)
-    boot = dict(resamples=resamples, seed=seed)
-    blocks, per_image = {}, {}
-    for name in trained.blocks:
-        blocks[name], per_image[name] = _block_objects(trained, untrained, name, clusters, boot)
-    return {"blocks": blocks, "images": len(trained.ids), "clusters": clusters,
-            "per_image": {"ids": trained.ids, "blocks": per_image}}
+    untrained = per_image_object_scores(untrained_copy(model, control_seed), samples, **kwargs)
+    return object_report_from_scores(trained, untrained, clusters=clusters, resamples=resamples, seed=seed)
 
 
 def _classification(model: nn.Module, root: str, split: str, size: int, device: torch.device) -> Dict[str, Any]:
