@@ -7,6 +7,7 @@ model, probes or data sets.
   block with its representative slots.
 * :func:`soft_maps_figure` - an interactive grid of per-slot maps (one Plotly heatmap trace).
 * :func:`slot_distribution_figure` - bar charts of one pixel's (or one slot's) distribution over slots, per block.
+* :func:`compared_block_pictures` - two models' hard groupings of one block pair, matched slots in one colour.
 * :func:`comparison_figure` - two models' hard groupings of one image side by side, block by block, matched slots
   in the same colour, with their agreement and the change in the class predictions.
 * :func:`save_figure` - a matplotlib figure or an RGB picture as a PNG of bounded size (for READMEs).
@@ -42,7 +43,7 @@ from glmix_viz.viz import (
     vstack_panels,
 )
 
-__all__ = ["comparison_figure", "grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
+__all__ = ["compared_block_pictures", "comparison_figure", "grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
 
 _SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
                    "<extra></extra>")
@@ -262,9 +263,29 @@ def grouping_figure(
     return figure
 
 
-def _labels_picture(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, alpha: float) -> np.ndarray:
-    picture = overlay(image, labels, palette=palette, alpha=alpha)
-    return draw_boundaries(picture, slot_boundaries(labels))
+def compared_block_pictures(image: np.ndarray, block: Any, *, alpha: float = 0.5,
+                            boundaries: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' hard groupings of one block pair over ``image``, matched slots in the same colour.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, any size (the groupings are resized to it by nearest neighbour).
+        block: a :class:`~glmix_viz.slots.compare.BlockComparison`.
+        alpha: weight of the slot colours.
+        boundaries: draw the borders between slots.
+
+    Returns:
+        ``(picture_a, picture_b)``, each (H, W, 3) uint8.
+    """
+    from glmix_viz.slots.resize import upsample_labels
+
+    image = _check_image(image)
+    palette = slot_palette(block.num_slots_a + block.num_slots_b)
+    pictures = []
+    for labels in (block.labels_a, block.labels_b):
+        labels = upsample_labels(labels, image.shape[:2])
+        picture = overlay(image, labels, palette=palette, alpha=alpha)
+        pictures.append(draw_boundaries(picture, slot_boundaries(labels)) if boundaries else picture)
+    return pictures[0], pictures[1]
 
 
 def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alpha: float = 0.5,
@@ -285,8 +306,6 @@ def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alp
     Returns:
         ``(H, W, 3)`` ``uint8`` RGB.
     """
-    from glmix_viz.slots.resize import upsample_labels
-
     image = _check_image(comparison.image)
     if not comparison.blocks:
         raise ValueError("the two models have no corresponding GLMix blocks: " + "; ".join(
@@ -296,9 +315,7 @@ def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alp
     shown = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
     rows = []
     for block in comparison.blocks:
-        palette = slot_palette(block.num_slots_a + block.num_slots_b)
-        pictures = [_labels_picture(shown, upsample_labels(labels, size), palette, alpha)
-                    for labels in (block.labels_a, block.labels_b)]
+        pictures = list(compared_block_pictures(shown, block, alpha=alpha))
         titles = [f"{names[0]}: {block.num_slots_a} slots", f"{names[1]}: {block.num_slots_b} slots"]
         pair = block.block_a if block.block_a == block.block_b else f"{block.block_a} / {block.block_b}"
         caption = f"{pair}: ARI {block.agreement:.2f}, {len(block.matches)} matched (IoU {block.mean_matched_iou:.2f})"

@@ -76,3 +76,17 @@ def test_images_of_other_sizes_are_refused():
     second = explore_image(model, np.zeros((32, 48, 3), np.uint8), input_size=32)
     with pytest.raises(ValueError, match="different images"):
         compare_explorations(first, second)
+
+
+def test_block_pictures_colour_matched_slots_alike():
+    from glmix_viz.figures import compared_block_pictures
+    from glmix_viz.slots.compare import BlockComparison
+
+    labels_a = np.array([[0, 0, 1, 1]] * 4)
+    labels_b = np.array([[0, 0, 9, 9]] * 4)  # B's slot 9 matches nothing in A: a colour of its own
+    block = BlockComparison("a", "b", 0, 0, labels_a, labels_b, num_slots_a=9, num_slots_b=12, agreement=1.0,
+                            matches=[])
+    image = np.zeros((8, 8, 3), np.uint8)
+    first, second = compared_block_pictures(image, block, alpha=1.0, boundaries=False)
+    assert first.shape == second.shape == (8, 8, 3)
+    assert (first[:, :4] == second[:, :4]).all() and not (first[:, 4:] == second[:, 4:]).all()
