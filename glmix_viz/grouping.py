@@ -15,6 +15,18 @@ Two controls put a score in context:
   ``sqrt(S) x sqrt(S)`` grid that the block's pooled slots start from (bin of a pixel centre: ``floor(y * g / h)``).
 
 The ARI is written here from its definition (Hubert and Arabie, 1985) with a numpy contingency table.
+
+The metrics of the object-centric literature (DINOSAUR, Seitzer et al. 2023; SPOT, Kakogeorgiou et al. 2024) are here
+too, so that a block's numbers mean what theirs mean:
+
+* :func:`mean_best_overlap` (mBO): for every ground-truth object, the best IoU of any slot's region, averaged
+  (instance level from ``SegmentationObject``, class level from ``SegmentationClass``);
+* the same after merging a block's slots to K groups (:func:`merge_slots`: scipy's average-linkage agglomeration on
+  the cosine distance of slot features or assignments), since mBO rewards over-splitting;
+* :func:`semantic_miou`: DINOSAUR's data-set-level semantic mIoU (scikit-learn k-means over the slot features of
+  every image, clusters matched to classes by ``scipy.optimize.linear_sum_assignment``, unmatched ones background).
+
+:func:`per_image_object_scores` collects them for every block of a model, with the slot count beside every number.
 """
 
 from __future__ import annotations
