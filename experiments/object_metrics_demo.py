@@ -104,7 +104,7 @@ def main() -> int:
 
     from glmix_viz.data.shapes import make_shapes
     from glmix_viz.grouping import untrained_copy
-    from glmix_viz.models.loading import demo_checkpoint, load_model
+    from glmix_viz import demo_checkpoint, load_model
 
     torch.set_num_threads(args.threads)
     started = time.time()

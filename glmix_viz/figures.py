@@ -25,6 +25,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from glmix_viz.files import save_bytes_atomic
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
@@ -34,7 +36,6 @@ from glmix_viz.viz import (
     map_colorbar,
     masked_slot_view,
     overlay,
-    representative_slots,
     scale_to_unit,
     slot_boundaries,
     slot_palette,
@@ -354,8 +355,6 @@ def save_figure(figure: Any, path: Union[str, Path], *, max_bytes: int = 500_000
     Returns:
         The path written.
     """
-    from glmix_viz.files import save_bytes_atomic
-
     if isinstance(figure, np.ndarray):
         if figure.dtype != np.uint8 or figure.ndim != 3 or figure.shape[2] != 3:
             raise ValueError(f"picture must be (H, W, 3) uint8, got {figure.shape} {figure.dtype}")

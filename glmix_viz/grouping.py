@@ -31,8 +31,10 @@ too, so that a block's numbers mean what theirs mean:
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -41,9 +43,10 @@ import torch
 import torch.nn as nn
 
 import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz.data.voc import VOCDataset, load_label_png
+from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError
 from glmix_viz.images import batch_to_tensor
+from glmix_viz.labels import IGNORE_INDEX, load_label_png
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 from glmix_viz.slots.resize import upsample_labels
 
@@ -59,7 +62,6 @@ __all__ = [
     "untrained_copy",
     "grouping_report",
     "benchmark_best_block",
-    "IGNORE_LABEL",
     "MERGE_SIZES",
     "overlap_table",
     "table_ious",
@@ -131,7 +133,7 @@ def foreground_ari(groups: np.ndarray, instances: np.ndarray) -> float:
     """
     instances = np.asarray(instances)
     groups = upsample_labels(groups, instances.shape)
-    keep = (instances > 0) & (instances != 255)
+    keep = (instances > 0) & (instances != IGNORE_INDEX)
     if not keep.any():
         return float("nan")
     return adjusted_rand_index(instances[keep], groups[keep])
@@ -160,7 +162,7 @@ class GroupingSample:
     @property
     def num_instances(self) -> int:
         values = np.unique(self.instances)
-        return int(((values > 0) & (values != 255)).sum())
+        return int(((values > 0) & (values != IGNORE_INDEX)).sum())
 
 
 def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) -> List[GroupingSample]:
@@ -286,7 +288,6 @@ def block_grouping_scores(
 # semantic mIoU of k-means clusters of slot features.
 # ---------------------------------------------------------------------------------------------------------------------
 
-IGNORE_LABEL = 255
 MERGE_SIZES = tuple(range(2, 9))
 """Group counts K the slots of a block are merged to for the merged mean best overlap."""
 
@@ -305,7 +306,7 @@ def overlap_table(regions: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray,
     """
     targets = np.asarray(targets)
     regions = upsample_labels(regions, targets.shape)
-    valid = targets != IGNORE_LABEL
+    valid = targets != IGNORE_INDEX
     target_ids, target_index = _dense_labels(targets[valid])
     region_ids, region_index = _dense_labels(regions[valid])
     table = np.bincount(target_index * len(region_ids) + region_index,
@@ -423,7 +424,7 @@ def slot_class_overlaps(hard: np.ndarray, classes: np.ndarray, num_slots: int, n
     """
     classes = np.asarray(classes)
     hard = upsample_labels(hard, classes.shape)
-    valid = classes != IGNORE_LABEL
+    valid = classes != IGNORE_INDEX
     if valid.any() and int(classes[valid].max()) >= num_classes:
         raise ValueError(f"class id {int(classes[valid].max())} is outside 0..{num_classes - 1}")
     index = hard[valid].astype(np.int64) * num_classes + classes[valid].astype(np.int64)
@@ -637,7 +638,7 @@ def per_image_object_scores(
         raise DataError("no image to score the grouping on")
     levels = ("instance", "class") if all(s.classes is not None for s in samples) else ("instance",)
     if num_classes is None:
-        seen = [int(c[c != IGNORE_LABEL].max(initial=0)) for c in (s.classes for s in samples) if c is not None]
+        seen = [int(c[c != IGNORE_INDEX].max(initial=0)) for c in (s.classes for s in samples) if c is not None]
         num_classes = max(seen, default=0) + 1
     device = device or next(model.parameters()).device
     names = glmix_block_names(model)
@@ -693,7 +694,7 @@ def untrained_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     It keeps the model's class names, input size and multi-label reading (so its predictions line up class by
     class with the model's), but no checkpoint source.
     """
-    from glmix_viz.models.loading import is_multilabel
+    from glmix_viz.models.info import is_multilabel
 
     config = getattr(model, "checkpoint_config", None) or {}
     variant = config.get("variant") or model.pretrained_cfg.get("architecture")
@@ -762,9 +763,6 @@ def benchmark_best_block(results: Optional[Any] = None, run: str = "grouping") -
         the sets; the best control is the highest-scoring untrained block or grid), or None when there are no
         results for ``run``.
     """
-    import json
-    from pathlib import Path
-
     if not isinstance(results, dict):
         path = Path(results) if results is not None else Path(__file__).parent / "assets" / "demo" / "demo_results.json"
         if not path.is_file():

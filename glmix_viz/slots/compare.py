@@ -261,7 +261,7 @@ def compare_groupings(
         max_side: longer side of the common pixel grid.
         device: where to run (default: each model's device).
     """
-    from glmix_viz.slots.explore import model_input_size
+    from glmix_viz.models.info import model_input_size
 
     first = explore_image(model_a, image, input_size=input_size_a or model_input_size(model_a), device=device)
     second = explore_image(model_b, image, input_size=input_size_b or model_input_size(model_b), device=device)
