@@ -27,7 +27,7 @@ from typing import Any, Dict, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from train_demo import HELDOUT  # noqa: E402  (experiments/ is on the path when this file runs)
+from train_demo import HELDOUT, IMAGE_SIZE  # noqa: E402  (experiments/ is on the path when this file runs)
 
 
 def score_set(models: Dict[str, Any], root: Path, limit: int, resamples: int, device: str) -> Dict[str, Any]:
@@ -41,7 +41,7 @@ def score_set(models: Dict[str, Any], root: Path, limit: int, resamples: int, de
     scores, seconds = {}, {}
     for name, model in models.items():
         started = time.time()
-        scores[name] = per_image_object_scores(model, samples, input_size=128, num_classes=num_classes,
+        scores[name] = per_image_object_scores(model, samples, input_size=IMAGE_SIZE, num_classes=num_classes,
                                                device=device)
         seconds[name] = time.time() - started
         print(f"{root.name} {name}: {len(samples)} images in {seconds[name]:.0f} s", flush=True)
@@ -102,7 +102,7 @@ def main() -> int:
 
     import torch
 
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.grouping import untrained_copy
     from glmix_viz import demo_checkpoint, load_model
 
@@ -114,10 +114,11 @@ def main() -> int:
     if args.bce:
         models["bce"] = load_model(args.bce, device=args.device)
     results: Dict[str, Any] = {"sets": {}, "limit": args.limit, "resamples": args.resamples, "device": args.device,
-                               "threads": args.threads, "bce": args.bce, "heldout": HELDOUT}
+                               "threads": args.threads, "bce": args.bce, "heldout": HELDOUT,
+                               "image_size": IMAGE_SIZE}
     for name, settings in HELDOUT.items():
         if not (work / name / "shapes_meta.json").is_file():
-            make_shapes(work / name, overwrite=True, progress=False, **settings)
+            make_shapes(work / name, ShapesConfig(image_size=IMAGE_SIZE), overwrite=True, progress=False, **settings)
         results["sets"][name] = score_set(models, work / name, args.limit, args.resamples, args.device)
     results["seconds"] = time.time() - started
     out = Path(args.out)
