@@ -7,6 +7,7 @@ model, probes or data sets.
   block with its representative slots.
 * :func:`soft_maps_figure` - an interactive grid of per-slot maps (one Plotly heatmap trace).
 * :func:`slot_distribution_figure` - bar charts of one pixel's (or one slot's) distribution over slots, per block.
+* :func:`pixel_picker_figure` - an image to click on, a marker on the chosen pixel.
 * :func:`compared_block_pictures` - two models' hard groupings of one block pair, matched slots in one colour.
 * :func:`comparison_figure` - two models' hard groupings of one image side by side, block by block, matched slots
   in the same colour, with their agreement and the change in the class predictions.
@@ -44,7 +45,8 @@ from glmix_viz.viz import (
     vstack_panels,
 )
 
-__all__ = ["compared_block_pictures", "comparison_figure", "grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
+__all__ = ["compared_block_pictures", "comparison_figure", "grouping_figure", "pixel_picker_figure", "save_figure",
+           "slot_distribution_figure", "soft_maps_figure"]
 
 _SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
                    "<extra></extra>")
@@ -196,6 +198,31 @@ def slot_distribution_figure(
 # ----------------------------------------------------------------------------------------------------------------------
 # The figure of `glmix-viz inspect`: input | hard groupings per block | soft maps of one block
 # ----------------------------------------------------------------------------------------------------------------------
+
+
+def pixel_picker_figure(image: np.ndarray, grid: Sequence[int], y: int, x: int, *, max_side: int = 420) -> go.Figure:
+    """The image with a marker on pixel ``(y, x)`` and an invisible grid of clickable points.
+
+    The points sit at the cell centres of a ``grid = (rows, cols)`` map (the finest block's; every other cell beyond
+    64 per side), so a click lands on a pixel that such a map reads from a single cell.
+    """
+    height, width = image.shape[:2]
+    rows, cols = int(grid[0]), int(grid[1])
+    step = max(1, int(math.ceil(max(rows, cols) / 64)))
+    cell_ys = ((np.arange(0, rows, step) + 0.5) * height / rows).astype(int)
+    cell_xs = ((np.arange(0, cols, step) + 0.5) * width / cols).astype(int)
+    grid_y, grid_x = np.meshgrid(cell_ys, cell_xs, indexing="ij")
+    figure = go.Figure(go.Image(z=image, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=grid_x.ravel(), y=grid_y.ravel(), mode="markers", marker=dict(size=8, opacity=0.0),
+                                hovertemplate="x=%{x}, y=%{y}<extra>click to inspect</extra>", showlegend=False))
+    figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", showlegend=False, hoverinfo="skip",
+                                marker=dict(size=14, symbol="x-thin", line=dict(width=3, color="white"))))
+    scale = min(1.0, max_side / max(height, width))
+    figure.update_layout(width=int(width * scale) + 20, height=int(height * scale) + 20,
+                         margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select", dragmode=False)
+    figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
+    figure.update_yaxes(visible=False, range=[height - 0.5, -0.5])
+    return figure
 
 
 def grouping_figure(
