@@ -47,6 +47,7 @@ from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError
 from glmix_viz.images import batch_to_tensor
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
+from glmix_viz.models.info import is_multilabel
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 from glmix_viz.slots.resize import upsample_labels
 
@@ -694,8 +695,6 @@ def untrained_copy(model: nn.Module, seed: int = 0) -> nn.Module:
     It keeps the model's class names, input size and multi-label reading (so its predictions line up class by
     class with the model's), but no checkpoint source.
     """
-    from glmix_viz.models.info import is_multilabel
-
     config = getattr(model, "checkpoint_config", None) or {}
     variant = config.get("variant") or model.pretrained_cfg.get("architecture")
     args = {k: tuple(v) if isinstance(v, list) else v for k, v in (config.get("model_args") or {}).items()}

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from glmix_viz.data.voc import VOCDataset
 from glmix_viz.grouping import (
     ObjectScores,
     load_grouping_samples,
@@ -37,6 +38,8 @@ from glmix_viz.grouping import (
     semantic_miou,
     untrained_copy,
 )
+from glmix_viz.pseudo.metrics import per_class_iou
+from glmix_viz.train import load_split, mean_average_precision, predict_scores
 
 __all__ = ["bootstrap_interval", "paired_difference", "paired_miou_difference", "object_report",
            "object_report_from_scores", "heldout_evaluation", "compare_models", "strip_per_image"]
@@ -90,8 +93,6 @@ def paired_miou_difference(confusion_a: np.ndarray, confusion_b: np.ndarray, *, 
     Returns:
         ``{"mean": mIoU(a) - mIoU(b) on all images, "ci95": [low, high], "images": N}``.
     """
-    from glmix_viz.pseudo.metrics import per_class_iou
-
     a = np.asarray(confusion_a, dtype=np.float64)
     b = np.asarray(confusion_b, dtype=np.float64)
     if a.shape != b.shape or a.ndim != 3:
@@ -197,8 +198,6 @@ def object_report(model: nn.Module, samples: Sequence[Any], *, input_size: int, 
 
 def _classification(model: nn.Module, root: str, split: str, size: int, device: torch.device) -> Dict[str, Any]:
     """mAP, per-class AP and the per-image scores and labels of a split."""
-    from glmix_viz.train import load_split, mean_average_precision, predict_scores
-
     data = load_split(root, split, size, workers=0)
     scores, targets = predict_scores(model, data, device)
     value, per_class = mean_average_precision(scores, targets)
@@ -273,8 +272,6 @@ def heldout_evaluation(
                                        "untrained": {n: v.tolist() for n, v in untrained.trained.items()},
                                        "grid": {n: v.tolist() for n, v in trained.grid.items()}}
     if objects:
-        from glmix_viz.data.voc import VOCDataset
-
         found = object_report(model, samples, input_size=size, num_classes=VOCDataset(root, split).num_classes,
                               clusters=clusters, control_seed=control_seed, batch_size=batch_size, **boot)
         report["per_image"]["objects"] = found.pop("per_image")
@@ -297,8 +294,6 @@ def compare_models(report: Dict[str, Any], other: Dict[str, Any], *, resamples: 
     mine, theirs = report["per_image"], other["per_image"]
     if mine["ids"] != theirs["ids"] or mine["grouping"]["ids"] != theirs["grouping"]["ids"]:
         raise ValueError("the two reports were not computed on the same images")
-    from glmix_viz.train import mean_average_precision
-
     targets = np.asarray(mine["targets"])
     a, b = np.asarray(mine["scores"]), np.asarray(theirs["scores"])
     rng = np.random.default_rng(seed)
