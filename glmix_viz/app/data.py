@@ -46,7 +46,7 @@ from glmix_viz.models.registry import VARIANTS
 from glmix_viz.pseudo import METHODS, PseudoMask, ScoreMaps, ScoreSettings, compute_scores, default_method
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.masks import pseudo_mask as make_pseudo_mask
-from glmix_viz.pseudo.scores import apply_background
+from glmix_viz.pseudo.evidence import apply_background
 from glmix_viz.segment.model import segmenter_class_names
 from glmix_viz.segment.predict import predict_labels
 from glmix_viz.slots.explore import Exploration, explore_image, predicted_classes
