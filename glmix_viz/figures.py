@@ -8,6 +8,9 @@ model, probes or data sets.
 * :func:`soft_maps_figure` - an interactive grid of per-slot maps (one Plotly heatmap trace).
 * :func:`slot_distribution_figure` - bar charts of one pixel's (or one slot's) distribution over slots, per block.
 * :func:`pixel_picker_figure` - an image to click on, a marker on the chosen pixel.
+* :func:`compared_block_pictures` - two models' hard groupings of one block pair, matched slots in one colour.
+* :func:`comparison_figure` - two models' hard groupings of one image side by side, block by block, matched slots
+  in the same colour, with their agreement and the change in the class predictions.
 * :func:`error_panels`, :func:`worst_images_figure` - image, ground truth, prediction and error map of one image, and
   a grid of such rows with legends (``glmix-viz evaluate --worst N --figure``, the explorer's run browser).
 * :func:`save_figure` - a matplotlib figure or an RGB picture as a PNG of bounded size (for READMEs).
@@ -33,19 +36,25 @@ from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
     colorize_labels,
+    draw_boundaries,
     error_overlay,
     grouping_overlay,
     hstack_panels,
     label_legend,
     map_colorbar,
     masked_slot_view,
+    overlay,
     scale_to_unit,
+    slot_boundaries,
+    slot_palette,
     soft_map_grid,
     value_ranges,
     vstack_panels,
 )
 
 __all__ = [
+    "compared_block_pictures",
+    "comparison_figure",
     "error_panels",
     "grouping_figure",
     "pixel_picker_figure",
@@ -296,6 +305,77 @@ def grouping_figure(
     if lines:
         figure = vstack_panels([figure], titles=lines)
     return figure
+
+
+def compared_block_pictures(image: np.ndarray, block: Any, *, alpha: float = 0.5,
+                            boundaries: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' hard groupings of one block pair over ``image``, matched slots in the same colour.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, any size (the groupings are resized to it by nearest neighbour).
+        block: a :class:`~glmix_viz.slots.compare.BlockComparison`.
+        alpha: weight of the slot colours.
+        boundaries: draw the borders between slots.
+
+    Returns:
+        ``(picture_a, picture_b)``, each (H, W, 3) uint8.
+    """
+    from glmix_viz.slots.resize import upsample_labels
+
+    image = _check_image(image)
+    palette = slot_palette(block.num_slots_a + block.num_slots_b)
+    pictures = []
+    for labels in (block.labels_a, block.labels_b):
+        labels = upsample_labels(labels, image.shape[:2])
+        picture = overlay(image, labels, palette=palette, alpha=alpha)
+        pictures.append(draw_boundaries(picture, slot_boundaries(labels)) if boundaries else picture)
+    return pictures[0], pictures[1]
+
+
+def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alpha: float = 0.5,
+                      panel_side: int = 256, max_classes: int = 3) -> np.ndarray:
+    """Two models' groupings of one image side by side (:func:`glmix_viz.slots.compare.compare_groupings`).
+
+    One row per pair of corresponding blocks: model A's hard grouping, model B's, matched slots in the same colour,
+    captioned with the blocks, the agreement (ARI) and the matched slots. A caption lists the largest changes of the
+    class probabilities and the blocks without a partner.
+
+    Args:
+        comparison: a :class:`~glmix_viz.slots.compare.GroupingComparison`.
+        names: what to call the two models in the titles.
+        alpha: weight of the slot colours.
+        panel_side: longer side of each panel in pixels (labels are enlarged by nearest neighbour).
+        max_classes: class changes listed in the caption.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(comparison.image)
+    if not comparison.blocks:
+        raise ValueError("the two models have no corresponding GLMix blocks: " + "; ".join(
+            f"{block} ({why})" for block, why in comparison.unmatched.items()))
+    zoom = panel_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[0] * zoom)), max(1, round(image.shape[1] * zoom)))
+    shown = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
+    rows = []
+    for block in comparison.blocks:
+        pictures = list(compared_block_pictures(shown, block, alpha=alpha))
+        titles = [f"{names[0]}: {block.num_slots_a} slots", f"{names[1]}: {block.num_slots_b} slots"]
+        pair = block.block_a if block.block_a == block.block_b else f"{block.block_a} / {block.block_b}"
+        caption = f"{pair}: ARI {block.agreement:.2f}, {len(block.matches)} matched (IoU {block.mean_matched_iou:.2f})"
+        rows.append(vstack_panels([hstack_panels(pictures, titles=titles)], titles=[caption], font_size=13))
+    lines = []
+    if comparison.classes:
+        shown = comparison.classes[:max_classes]
+        lines.append("class probability " + ", ".join(f"{c.name} {c.a:.2f}->{c.b:.2f}" for c in shown))
+    elif comparison.class_note:
+        lines.append(comparison.class_note)
+    lines += [f"no partner: {block} ({why})" for block, why in comparison.unmatched.items()]
+    figure = vstack_panels(rows)
+    if not lines:
+        return figure
+    spacer = np.full((1, figure.shape[1], 3), 255, np.uint8)  # one caption line above each spacer, the last above all
+    return vstack_panels([spacer] * (len(lines) - 1) + [figure], titles=lines)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

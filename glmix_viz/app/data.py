@@ -38,14 +38,15 @@ from glmix_viz import CheckpointError, ImageLoadError
 from glmix_viz.app.threads import interactive_threads
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
 from glmix_viz.errors import one_line
-from glmix_viz.grouping import benchmark_best_block
+from glmix_viz.grouping import benchmark_best_block, untrained_copy
 from glmix_viz.images import check_min_size, load_image_with_info
 from glmix_viz.open import Opened, demo_checkpoint, open_checkpoint, resolve_model
+from glmix_viz.models.info import describe_model
 from glmix_viz.models.registry import VARIANTS
 from glmix_viz.pseudo import METHODS, PseudoMask, ScoreMaps, ScoreSettings, compute_scores, default_method
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.masks import pseudo_mask as make_pseudo_mask
-from glmix_viz.pseudo.scores import apply_background
+from glmix_viz.pseudo.evidence import apply_background
 from glmix_viz.segment.model import segmenter_class_names
 from glmix_viz.segment.predict import predict_labels
 from glmix_viz.slots.explore import Exploration, explore_image, predicted_classes
@@ -321,6 +322,19 @@ HASH_FUNCS = {
     ScoreSettings: lambda settings: json.dumps(settings.to_dict(), sort_keys=True, default=str),
 }
 """How the result caches key a model, an image and score settings: by what they stand for, never by hand."""
+
+
+@st.cache_resource(max_entries=2, show_spinner="Building the untrained copy...", hash_funcs=HASH_FUNCS)
+def _untrained_copy(loaded: LoadedModel) -> Opened:
+    model = untrained_copy(loaded.model, seed=0)
+    return Opened(model, None, describe_model(model))
+
+
+def untrained_copy_model(loaded: LoadedModel) -> LoadedModel:
+    """An untrained copy of ``loaded`` (seed 0; :func:`glmix_viz.grouping.untrained_copy`): the same variant,
+    constructor arguments and classes, random weights. What the Compare view sets beside a model."""
+    return _describe(_untrained_copy(loaded), f"untrained:{loaded.key}", f"untrained copy of {loaded.label}",
+                     trained=False)
 
 
 @st.cache_resource(max_entries=16, show_spinner="Running the network...", hash_funcs=HASH_FUNCS)

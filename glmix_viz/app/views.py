@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Tuple
 
 from glmix_viz.app.page import View
-from glmix_viz.app.tabs import across_blocks, downloads, groupings, predictions, slot_pixel
+from glmix_viz.app.tabs import across_blocks, compare, downloads, groupings, predictions, slot_pixel
 
 VIEWS: Tuple[View, ...] = (
     groupings.VIEW,
@@ -17,6 +17,7 @@ VIEWS: Tuple[View, ...] = (
     slot_pixel.VIEW,
     predictions.VIEW,
     downloads.VIEW,
+    compare.VIEW,
 )
 
 

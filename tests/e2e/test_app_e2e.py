@@ -198,6 +198,18 @@ def test_page_renders_every_tab_opens_and_blocks_switch(server: Dict[str, Any], 
         assert state["exceptions"] == 0, f"tab {name!r} shows an exception box"
 
 
+def test_compare_tab_shows_both_models_and_their_agreement(server: Dict[str, Any], page: Any, shots: Path) -> None:
+    page.goto(server["url"])
+    wait_rendered(page)
+    page.get_by_role("tab", name="Compare").click()
+    page.get_by_text("Agreement (ARI of the two groupings)").wait_for(timeout=120_000)
+    state = wait_rendered(page, min_images=0)
+    page.screenshot(path=str(shots / "compare.png"))
+    assert state["exceptions"] == 0, "the Compare tab shows an exception box"
+    assert state["images"] >= 2, state  # model A's and model B's grouping of the block
+    assert page.get_by_text(re.compile(r"untrained copy of demo model")).count() >= 1
+
+
 def _upload_image(index: int, folder: Path) -> Path:
     """A distinct 160x120 PNG: a bright disc whose place and colour depend on ``index``, on a gradient."""
     rng = np.random.default_rng(index)
