@@ -23,9 +23,7 @@ from glmix_viz.data.voc import (
     label_to_pil,
     load_label_png,
     palette_bytes,
-    parse_shard,
     read_cls_labels,
-    shard_ids,
     voc_palette,
 )
 
@@ -46,9 +44,7 @@ __all__ = [
     "load_label_png",
     "make_shapes",
     "palette_bytes",
-    "parse_shard",
     "read_cls_labels",
     "render_shapes_image",
-    "shard_ids",
     "voc_palette",
 ]

@@ -92,7 +92,7 @@ class CRFPool:
     """Worker processes that run :func:`finish_image` while the network goes on; a context manager.
 
     Args:
-        summary: the :class:`~glmix_viz.pseudo.summary.RunSummary` that counts results and times the waits.
+        summary: the :class:`~glmix_viz.runtime.jobs.RunSummary` that counts results and times the waits.
         workers: processes to start (0: run each job in the main process when submitted).
         max_pending: most jobs handed out and not yet finished (``submit`` waits below it).
         executor: a process pool to use instead of starting one (kept open afterwards, e.g. warm workers reused

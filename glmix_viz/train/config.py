@@ -9,10 +9,8 @@ from typing import Any, Dict, List, Optional
 
 from glmix_viz.models.registry import VARIANTS
 
-__all__ = ["TrainConfig", "STATE_FILE", "LOG_FILE", "CONFIG_FILE", "AUGMENT_MODES", "TERM_LOG_NAMES", "config_record"]
+__all__ = ["TrainConfig", "CONFIG_FILE", "AUGMENT_MODES", "TERM_LOG_NAMES", "config_record"]
 
-STATE_FILE = "last_state.pt"
-LOG_FILE = "log.jsonl"
 CONFIG_FILE = "train_config.json"
 AUGMENT_MODES = ("shapes", "flips", "standard", "none")
 # loss term -> its name on the progress bar and in log.jsonl (the BCE term is "train_loss")
