@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pydensecrf.densecrf")
 
-from glmix_viz.pseudo.crf import CRFParams, confident_labels, crf_labels, dense_crf  # noqa: E402
+from glmix_viz.crf import CRFParams, confident_labels, crf_labels, dense_crf  # noqa: E402
 
 HEIGHT, WIDTH = 40, 60
 

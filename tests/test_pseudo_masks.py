@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("pydensecrf.densecrf")
 
-from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
+from glmix_viz.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.masks import channels_to_labels, pseudo_mask  # noqa: E402
 from glmix_viz.pseudo.scores import ScoreMaps  # noqa: E402
 

@@ -407,7 +407,7 @@ def default_pseudo_settings(exploration: Exploration, resolution: int) -> Option
     methods = data.method_names()
     if not methods or exploration.logits.size == 0:
         return None
-    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.crf import CRFParams
     from glmix_viz.pseudo.registry import default_method
     from glmix_viz.pseudo.settings import ScoreSettings
 
@@ -521,7 +521,7 @@ def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str,
         with right:
             st.info("Class score maps need glmix_viz.pseudo.scores, which is not available in this install.")
         return
-    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.crf import CRFParams
     from glmix_viz.pseudo.settings import ScoreSettings
 
     defaults = default_pseudo_settings(exploration, keys[2])

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.commands.common import open_dataset
     from glmix_viz.files import save_bytes_atomic
-    from glmix_viz.pseudo.metrics import format_scores
+    from glmix_viz.metrics import format_scores
     from glmix_viz.pseudo.pipeline import evaluate_predictions
 
     dataset = open_dataset(args)

@@ -36,7 +36,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
-from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.crf import CRFParams
 from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
 from glmix_viz.runtime.jobs import JobPlan, RunSummary
 
@@ -302,14 +302,14 @@ def evaluate_predictions(
         progress: show a tqdm bar.
 
     Returns:
-        The scores of :meth:`~glmix_viz.pseudo.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
+        The scores of :meth:`~glmix_viz.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
         ``num_failed``, ``pred_dir``, ``split``.
     """
     from tqdm import tqdm
 
     from glmix_viz.data.voc import load_label_png
-    from glmix_viz.pseudo.metrics import SegmentationMetric
+    from glmix_viz.metrics import SegmentationMetric
 
     if missing not in ("fail", "skip"):
         raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")

@@ -28,7 +28,7 @@ def _warm_up() -> bool:
     import glmix_viz.data.voc  # noqa: F401
     import glmix_viz.files  # noqa: F401
     import glmix_viz.images  # noqa: F401
-    import glmix_viz.pseudo.crf  # noqa: F401
+    import glmix_viz.crf  # noqa: F401
     import glmix_viz.pseudo.masks  # noqa: F401
 
     with contextlib.suppress(ImportError):
@@ -50,7 +50,7 @@ def finish_image(task: Dict[str, Any]) -> Dict[str, Any]:
     """
     from glmix_viz.data.voc import label_to_pil
     from glmix_viz.files import save_npz_atomic, save_png_atomic
-    from glmix_viz.pseudo.crf import CRFParams
+    from glmix_viz.crf import CRFParams
     from glmix_viz.pseudo.masks import pseudo_mask
 
     start = time.perf_counter()
