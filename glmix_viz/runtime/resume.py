@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -82,7 +83,7 @@ def read_state(out: Path) -> Optional[Tuple[Dict[str, Any], Progress]]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
         epoch, step = int(state["epoch"]), int(state["step"])
-    except (RuntimeError, KeyError, ValueError, EOFError, OSError) as error:
+    except (RuntimeError, KeyError, ValueError, EOFError, OSError, pickle.UnpicklingError) as error:
         raise CheckpointError(f"{path}: cannot read the resume state ({str(error).splitlines()[0][:160]}); "
                               "use another --out or --no-resume") from None
     if "history_json" in state:
