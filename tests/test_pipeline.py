@@ -14,10 +14,11 @@ from PIL import Image
 
 import glmix_viz  # noqa: F401  (registers glnet_tiny)
 from glmix_viz.data.shapes import make_shapes
-from glmix_viz.data.voc import VOCDataset, load_label_png, shard_ids, voc_palette
-from glmix_viz.errors import CheckpointError
+from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette
 from glmix_viz.crf import CRFParams
+from glmix_viz.errors import CheckpointError
 from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label
+from glmix_viz.runtime.distributed import shard_ids
 
 NUM_IMAGES = 6
 

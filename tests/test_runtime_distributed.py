@@ -104,6 +104,8 @@ def test_torchrun_processes_get_their_local_gpu_only_when_no_device_is_given(mon
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert launcher_device(None, "auto", environ) == "cuda:1"
     assert launcher_device(None, "auto", {}) is None
+    assert launcher_device("cuda", "auto", environ) == "cuda:1"  # a bare "cuda": this process's GPU
+    assert launcher_device("cuda:0", "auto", environ) == "cuda:0" and launcher_device("cuda", "auto", {}) == "cuda"
 
 
 def test_slurm_tasks_get_their_local_gpu_too(monkeypatch):

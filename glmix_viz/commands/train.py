@@ -82,7 +82,7 @@ def add_grouping_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
-    """TrainConfig keyword arguments from the parsed common options."""
+    """Flat TrainConfig settings (:meth:`~glmix_viz.train.config.TrainConfig.from_flat`) from the parsed options."""
     from glmix_viz.errors import GlmixVizError
 
     try:
@@ -117,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     from glmix_viz.train import TrainConfig, train
 
     kwargs = config_kwargs(args)
-    config = TrainConfig(data=args.data, augment=args.augment or "shapes", **kwargs)
+    config = TrainConfig.from_flat(data=args.data, augment=args.augment or "shapes", **kwargs)
     report(train(config), config.out)
     return 0
 

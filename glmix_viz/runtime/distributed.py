@@ -101,14 +101,14 @@ def default_device(device: Optional[Union[str, torch.device]] = None) -> torch.d
 
 def launcher_device(device: Optional[str], shard: Shard = None,
                     environ: Optional[Mapping[str, str]] = None) -> Optional[str]:
-    """The device of a batch job: ``device`` when given; under a launcher with ``--shard auto`` and CUDA,
-    ``cuda:LOCAL_RANK`` (one GPU per process); else None (the job's default)."""
-    if device is not None or shard is None or str(shard).strip().lower() != AUTO_SHARD:
+    """The device of a batch job: under a launcher with ``--shard auto`` and CUDA, ``cuda:LOCAL_RANK`` (one GPU per
+    process) when no device or a bare ``cuda`` is given; else ``device`` (None: the job's default)."""
+    if device not in (None, "cuda") or shard is None or str(shard).strip().lower() != AUTO_SHARD:
         return device
     environ = os.environ if environ is None else environ
     info = world_info_from_env(environ)
     if info.launcher is None or not torch.cuda.is_available():
-        return None
+        return device
     return f"cuda:{info.local_rank % torch.cuda.device_count()}"
 
 

@@ -107,16 +107,13 @@ def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device:
         config.slot_mil_blocks = list(blocks)
         aux = SlotMILHeads(model, blocks, num_classes).to(device)
     known = glmix_block_names(model)
-    unknown = [name for name in config.grouping_blocks if name not in known]
+    unknown = [name for name in config.grouping.blocks if name not in known]
     if unknown:
         raise GlmixVizError(f"--grouping-blocks: {', '.join(unknown)} not a GLMix block of {config.model} "
                             f"(its GLMix blocks: {', '.join(known)})")
-    grouping = GroupingLosses(
-        blocks=list(config.grouping_blocks) or known, potts_weight=config.potts_weight,
-        sigma_rgb=config.potts_sigma_rgb, sigma_xy=config.potts_sigma_xy, entropy_weight=config.entropy_weight,
-        usage_weight=config.usage_entropy_weight, recon_weight=config.recon_weight)
+    grouping = GroupingLosses.from_config(config.grouping, default_blocks=known)
     if grouping.active:
-        config.grouping_blocks = list(grouping.blocks)
+        config.grouping.blocks = list(grouping.blocks)
     return aux, grouping
 
 
