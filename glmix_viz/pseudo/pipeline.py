@@ -28,16 +28,25 @@ image-level labels, is reported by id and reason and skipped; the run goes on.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
+from tqdm import tqdm
 
-from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
 from glmix_viz.crf import CRFParams
+from glmix_viz.data.voc import load_label_png
+from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
+from glmix_viz.metrics import SegmentationMetric
+from glmix_viz.models.loading import class_names as model_class_names
 from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
+from glmix_viz.pseudo.scores import compute_scores_batch, resolve_settings
+from glmix_viz.pseudo.workers import CRFPool
+from glmix_viz.pseudo.workers import torch_threads as threads_set_to
 from glmix_viz.runtime.jobs import JobPlan, RunSummary
 
 __all__ = [
@@ -73,8 +82,6 @@ def check_classifier(model: Any, num_object_classes: int, class_names: Optional[
     Raises:
         CheckpointError: the head has another number of classes (with a specific message for an ImageNet head).
     """
-    from glmix_viz.models.loading import class_names as model_class_names
-
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes == 1000 and num_object_classes != 1000:
         raise CheckpointError(
@@ -95,15 +102,13 @@ def check_classifier(model: Any, num_object_classes: int, class_names: Optional[
 
 def describe_model(model: Any) -> Dict[str, Any]:
     """Variant, checkpoint, classes and parameter count of a model, for summaries."""
-    from glmix_viz.models.loading import class_names
-
     config = getattr(model, "checkpoint_config", None) or {}
     pretrained = getattr(model, "pretrained_cfg", None) or {}
     return {
         "variant": config.get("variant") or pretrained.get("architecture") or type(model).__name__,
         "checkpoint": config.get("source"),
         "num_classes": int(getattr(model, "num_classes", 0) or 0),
-        "class_names": class_names(model) if getattr(model, "num_classes", 0) != 1000 else "imagenet-1k",
+        "class_names": model_class_names(model) if getattr(model, "num_classes", 0) != 1000 else "imagenet-1k",
         "parameters": int(sum(parameter.numel() for parameter in model.parameters())),
         "trained": config.get("source") is not None,
     }
@@ -130,8 +135,6 @@ def load_images(dataset: Any, ids: Sequence[str], summary: Any) -> List[Loaded]:
 
 def score_images(model: Any, loaded: Sequence[Loaded], settings: Any, batch_size: int) -> List[Tuple[Any, Any]]:
     """Score stage: ``(ScoreMaps or None, error or None)`` per loaded image; a failed batch is redone one by one."""
-    from glmix_viz.pseudo.scores import compute_scores_batch
-
     try:
         results = compute_scores_batch(model, [image for _, image, _ in loaded], [labels for _, _, labels in loaded],
                                        settings, batch_size=batch_size)
@@ -171,8 +174,6 @@ def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[
 def _job_settings(model: Any, settings: Any, crf: Optional[CRFParams], workers: int, torch_threads: Optional[int],
                   **flags: Any) -> Dict[str, Any]:
     """The job's own settings; ``torch_threads`` defaults on the CPU to the cores minus ``workers`` (at least 1)."""
-    import torch
-
     device = str(next(model.parameters()).device if settings.device is None else torch.device(settings.device))
     if torch_threads is None and device == "cpu" and workers > 0:
         torch_threads = max(1, (os.cpu_count() or 1) - workers)
@@ -230,10 +231,6 @@ def run_pseudo_label(
     Raises:
         CheckpointError: the model's head does not fit the data set (e.g. an ImageNet head).
     """
-    from glmix_viz.pseudo.scores import resolve_settings
-    from glmix_viz.pseudo.workers import CRFPool
-    from glmix_viz.pseudo.workers import torch_threads as threads_set_to
-
     settings = resolve_settings(settings, fields)
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
@@ -306,11 +303,6 @@ def evaluate_predictions(
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
         ``num_failed``, ``pred_dir``, ``split``.
     """
-    from tqdm import tqdm
-
-    from glmix_viz.data.voc import load_label_png
-    from glmix_viz.metrics import SegmentationMetric
-
     if missing not in ("fail", "skip"):
         raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")
     pred_dir = Path(pred_dir)
@@ -354,8 +346,6 @@ def run_summaries(pred_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
         ``summaries`` (file, status, shard, done, failed per summary; unreadable ones with ``error``) and
         ``missing_shards`` (``"K/N"`` of shards whose summary is absent although another shard of ``N`` is there).
     """
-    import json
-
     entries, counts = [], {}
     for path in sorted(Path(pred_dir).glob("summary*.json")):
         try:
