@@ -114,7 +114,7 @@ def test_slurm_tasks_get_their_local_gpu_too(monkeypatch):
     assert launcher_device(None, "auto", {"SLURM_PROCID": "6", "SLURM_NTASKS": "8", "SLURM_LOCALID": "2"}) == "cuda:2"
 
 
-# -- shards of a split ------------------------------------------------------------------------------------------------------
+# -- shards of a split ------------------------------------------------------------------------------------------
 
 def test_shards_are_disjoint_complete_and_order_independent():
     generator = random.Random(3)

@@ -76,7 +76,8 @@ def test_summary_counts_times_and_writes_one_json(tmp_path, capsys):
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically
 
 
-@pytest.mark.parametrize("error, status", [(KeyboardInterrupt(), "interrupted"), (RuntimeError("disk\nfull"), "aborted")])
+@pytest.mark.parametrize("error, status", [(KeyboardInterrupt(), "interrupted"),
+                                           (RuntimeError("disk\nfull"), "aborted")])
 def test_a_run_that_stops_still_writes_its_summary(tmp_path, error, status):
     summary = RunSummary(tmp_path / "s.json", total=3, skipped=0, todo=3, info={}, progress=False)
     with pytest.raises(type(error)):

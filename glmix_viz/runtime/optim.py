@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -28,9 +28,10 @@ Group = Dict[str, Any]
 
 
 def decay_groups(module: nn.Module, weight_decay: float, *, prefix: str = "",
-                 own: Dict[str, Sequence[str]] = None, own_decay: Dict[str, float] = None, **extra: Any
+                 own: Optional[Dict[str, Sequence[str]]] = None, own_decay: Optional[Dict[str, float]] = None,
+                 **extra: Any
                  ) -> List[Group]:
-    """AdamW groups of one module's trainable tensors: ``decay`` / ``no_decay`` by timm's filter, plus groups of our own.
+    """AdamW groups of a module's trainable tensors: ``decay`` / ``no_decay`` by timm's filter, plus groups of our own.
 
     Args:
         module: the module (a :class:`torch.nn.ModuleList` for several; shared tensors count once).

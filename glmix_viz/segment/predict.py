@@ -30,8 +30,8 @@ from glmix_viz.runtime.jobs import RunSummary, plan_job
 from glmix_viz.segment.model import backbone_of, segmenter_of
 from glmix_viz.slots.explore import explore_image
 
-__all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "SegmentSettings", "explore_segmenter", "network_size", "predict_labels", "predict_probs",
-           "run_segment", "segment_output_path"]
+__all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "SegmentSettings", "explore_segmenter", "network_size",
+           "predict_labels", "predict_probs", "run_segment", "segment_output_path"]
 
 OUTPUT_FORMATS: Tuple[str, ...] = ("voc", "voc-test")
 VOC_TEST_FOLDER = Path("results") / "VOC2012" / "Segmentation" / "comp6_test_cls"

@@ -1,4 +1,4 @@
-"""Resuming a classifier run on :mod:`glmix_viz.runtime.resume`: ``last.safetensors`` and ``last_state.pt`` in ``out``."""
+"""Resuming a classifier run on :mod:`glmix_viz.runtime.resume`: ``last.safetensors`` and ``last_state.pt``."""
 
 from __future__ import annotations
 
