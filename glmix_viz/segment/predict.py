@@ -31,7 +31,7 @@ from glmix_viz.segment.model import backbone_of, segmenter_of
 from glmix_viz.slots.explore import explore_image
 
 __all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "SegmentSettings", "explore_segmenter", "network_size",
-           "predict_labels", "predict_probs", "run_segment", "segment_output_path"]
+           "output_folder", "predict_labels", "predict_probs", "run_segment", "segment_output_path"]
 
 OUTPUT_FORMATS: Tuple[str, ...] = ("voc", "voc-test")
 VOC_TEST_FOLDER = Path("results") / "VOC2012" / "Segmentation" / "comp6_test_cls"
@@ -124,12 +124,16 @@ def _labels(image: np.ndarray, probs: np.ndarray, crf: Any) -> np.ndarray:
     return crf_labels(image, probs, crf)
 
 
-def segment_output_path(out_dir: Union[str, os.PathLike], image_id: str, output_format: str = "voc") -> Path:
-    """``OUT/<id>.png``, or ``OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` for ``voc-test``."""
+def output_folder(out_dir: Union[str, os.PathLike], output_format: str = "voc") -> Path:
+    """Where the PNGs go: ``OUT``, or ``OUT/results/VOC2012/Segmentation/comp6_test_cls`` for ``voc-test``."""
     if output_format not in OUTPUT_FORMATS:
         raise ValueError(f"output format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
-    folder = Path(out_dir) / VOC_TEST_FOLDER if output_format == "voc-test" else Path(out_dir)
-    return folder / f"{image_id}.png"
+    return Path(out_dir) / VOC_TEST_FOLDER if output_format == "voc-test" else Path(out_dir)
+
+
+def segment_output_path(out_dir: Union[str, os.PathLike], image_id: str, output_format: str = "voc") -> Path:
+    """``OUT/<id>.png``, or ``OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` for ``voc-test``."""
+    return output_folder(out_dir, output_format) / f"{image_id}.png"
 
 
 @dataclass(frozen=True)
@@ -238,9 +242,9 @@ def run_segment(
                                output_format=output_format,
                                device=str(device or next(segmenter.parameters()).device), batch_size=batch_size)
     out_dir = Path(out_dir)
-    folder = segment_output_path(out_dir, "x", output_format).parent
+    folder = output_folder(out_dir, output_format)
     plan = plan_job(dataset.ids, out_dir, shard=shard, overwrite=overwrite, outputs=[(folder, ".png")],
-                    is_done=lambda image_id: segment_output_path(out_dir, image_id, output_format).is_file())
+                    is_done=lambda image_id: (folder / f"{image_id}.png").is_file())
     info = {"split": getattr(dataset, "split", None), "root": str(getattr(dataset, "root", "")),
             "segmenter": _describe(segmenter), "settings": settings.record(out_dir, plan.shard, overwrite)}
     summary = RunSummary(plan.summary_path, total=len(plan.my_ids), skipped=plan.skipped, todo=len(plan.todo),
