@@ -197,18 +197,18 @@ def test_an_interrupted_run_writes_its_summary_before_the_exception_propagates(s
 
 
 def test_a_batch_that_fails_is_redone_image_by_image(shapes_root, model, tmp_path, monkeypatch):
-    import glmix_viz.pseudo.scores as scores
+    import glmix_viz.pseudo.pipeline as pipeline
 
     dataset = VOCDataset(shapes_root, "val")
     victim = dataset.load_image(dataset.ids[1])
-    real = scores.compute_scores_batch
+    real = pipeline.compute_scores_batch
 
     def fails_on_victim(model_, images, labels, settings, **kwargs):
         if any(image is victim or np.array_equal(image, victim) for image in images):
             raise RuntimeError("out of memory (simulated)")
         return real(model_, images, labels, settings, **kwargs)
 
-    monkeypatch.setattr(scores, "compute_scores_batch", fails_on_victim)
+    monkeypatch.setattr(pipeline, "compute_scores_batch", fails_on_victim)  # where the pipeline calls it
     summary = _run(dataset, tmp_path / "out", model, crf=None, batch_size=3)
     assert summary["counts"]["done"] == 5 and summary["counts"]["failed"] == 1
     assert summary["failures"] == [{"id": dataset.ids[1], "reason": "score maps failed: RuntimeError: out of memory (simulated)"}]
