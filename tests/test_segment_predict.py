@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.segment import predict
 from glmix_viz.segment.model import build_segmenter, load_segmenter, save_segmenter
@@ -19,7 +19,7 @@ from glmix_viz.segment.model import build_segmenter, load_segmenter, save_segmen
 @pytest.fixture(scope="module")
 def job(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("segment")
-    make_shapes(root / "voc", num_train=1, num_val=4, seed=4, image_size=64)
+    make_shapes(root / "voc", ShapesConfig(image_size=64), num_train=1, num_val=4, seed=4)
     torch.manual_seed(0)
     segmenter = build_segmenter("glnet_tiny", 5, decoder_args={"decoder_channels": 16})
     checkpoint = root / "seg.safetensors"

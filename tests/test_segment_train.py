@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.segment import train as segment_train
 from glmix_viz.segment.model import build_segmenter, load_segmenter
@@ -20,7 +20,7 @@ from glmix_viz.segment.train import SegmentTrainConfig, param_groups, train_segm
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shapes") / "voc"
-    make_shapes(root, num_train=6, num_val=2, seed=11, image_size=64)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=6, num_val=2, seed=11)
     return root
 
 
@@ -69,7 +69,7 @@ def test_two_runs_are_equal_and_a_resumed_run_equals_a_straight_one(shapes: Path
 def test_a_run_with_another_class_count_in_the_same_out_is_refused_in_one_line(shapes: Path, tmp_path: Path,
                                                                              capsys: pytest.CaptureFixture) -> None:
     three = tmp_path / "three_classes"
-    make_shapes(three, num_train=4, num_val=2, seed=5, image_size=64, classes=2)
+    make_shapes(three, ShapesConfig(image_size=64, classes=2), num_train=4, num_val=2, seed=5)
     common = ["--backbone", "glnet_tiny", "--decoder-channels", "16", "--epochs", "1", "--batch-size", "2",
               "--max-steps", "1", "--input-size", "64", "--workers", "0", "--no-progress", "--device", "cpu",
               "--val-split", "none", "--out", str(tmp_path / "run")]

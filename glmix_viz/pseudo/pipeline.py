@@ -39,10 +39,11 @@ import torch
 from tqdm import tqdm
 
 from glmix_viz.crf import CRFParams
-from glmix_viz.data.voc import load_label_png
+from glmix_viz.labels import load_label_png
 from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
 from glmix_viz.metrics import SegmentationMetric
-from glmix_viz.models.loading import class_names as model_class_names
+from glmix_viz.models.info import class_names as model_class_names
+from glmix_viz.models.info import model_summary
 from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
 from glmix_viz.pseudo.scores import compute_scores_batch, resolve_settings
 from glmix_viz.pseudo.workers import CRFPool
@@ -52,7 +53,6 @@ from glmix_viz.runtime.jobs import JobPlan, RunSummary
 __all__ = [
     "SCORES_FOLDER",
     "check_classifier",
-    "describe_model",
     "evaluate_predictions",
     "load_images",
     "output_paths",
@@ -98,20 +98,6 @@ def check_classifier(model: Any, num_object_classes: int, class_names: Optional[
     if names is not None and class_names is not None and [n.lower() for n in names] != [n.lower() for n in class_names]:
         warnings.append(f"model class names {list(names)} differ from the data set's {list(class_names)}")
     return warnings
-
-
-def describe_model(model: Any) -> Dict[str, Any]:
-    """Variant, checkpoint, classes and parameter count of a model, for summaries."""
-    config = getattr(model, "checkpoint_config", None) or {}
-    pretrained = getattr(model, "pretrained_cfg", None) or {}
-    return {
-        "variant": config.get("variant") or pretrained.get("architecture") or type(model).__name__,
-        "checkpoint": config.get("source"),
-        "num_classes": int(getattr(model, "num_classes", 0) or 0),
-        "class_names": model_class_names(model) if getattr(model, "num_classes", 0) != 1000 else "imagenet-1k",
-        "parameters": int(sum(parameter.numel() for parameter in model.parameters())),
-        "trained": config.get("source") is not None,
-    }
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -162,7 +148,7 @@ def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[
         "warnings": list(warnings),
         "settings": {**settings.to_dict(), **job},
         "score_settings": settings.to_dict(),
-        "model": describe_model(model),
+        "model": model_summary(model),
         "dataset": {
             "root": str(getattr(dataset, "root", "")), "split": getattr(dataset, "split", None), "shard": plan.shard,
             "num_ids_in_split": len(plan.all_ids), "num_ids_in_shard": len(plan.my_ids),

@@ -23,11 +23,12 @@ import torch
 import torch.distributed as dist
 import torch.nn as nn
 
+from glmix_viz.models.loading import default_device
+
 __all__ = [
     "AUTO_SHARD",
     "Process",
     "WorldInfo",
-    "default_device",
     "launcher_device",
     "parse_shard",
     "resolve_shard",
@@ -91,13 +92,6 @@ def world_info_from_env(environ: Optional[Mapping[str, str]] = None) -> WorldInf
 # ------------------------------------------------------------------------------------------------------------------
 # Devices and the process group (the training loops)
 # ------------------------------------------------------------------------------------------------------------------
-
-def default_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:
-    """``device`` if given, else CUDA when available, else the CPU."""
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
 
 def launcher_device(device: Optional[str], shard: Shard = None,
                     environ: Optional[Mapping[str, str]] = None) -> Optional[str]:

@@ -23,14 +23,13 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from glmix_viz.data.voc import load_label_png
 from glmix_viz.errors import DataError, GlmixVizError, ImageLoadError, one_line
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
+from glmix_viz.labels import IGNORE_INDEX, load_label_png
 
 __all__ = ["EpochSampler", "PairCheck", "SegmentationPairs", "build_augmentation", "check_pairs", "image_size_of",
            "label_path"]
 
-IGNORE_INDEX = 255
 PathLike = Union[str, os.PathLike]
 
 

@@ -22,12 +22,12 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from glmix_viz.crf import CRFParams, crf_labels
-from glmix_viz.data.voc import label_to_pil
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.files import save_png_atomic
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
+from glmix_viz.labels import label_to_pil
 from glmix_viz.runtime.jobs import RunSummary, plan_job
-from glmix_viz.segment.model import backbone_of, segmenter_of
+from glmix_viz.segment.model import backbone_of
 from glmix_viz.slots.explore import explore_image
 
 __all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "SegmentSettings", "explore_segmenter", "network_size",
@@ -262,7 +262,7 @@ def _describe(segmenter: nn.Module) -> Dict[str, Any]:
 
 
 def explore_segmenter(
-    model: nn.Module,
+    segmenter: nn.Module,
     image: np.ndarray,
     *,
     input_size: Optional[Union[int, Tuple[int, int]]] = None,
@@ -273,8 +273,7 @@ def explore_segmenter(
     """What the explorer shows for a segmenter checkpoint: its encoder's groupings and its predicted mask.
 
     Args:
-        model: what :func:`glmix_viz.models.loading.load_model` returns for a segmenter checkpoint (the encoder, with
-            ``model.segmenter``), or the smp segmenter itself.
+        segmenter: the smp segmenter (``open_checkpoint(path).segmenter``).
         image: ``(H, W, 3)`` uint8 RGB.
         input_size: network input of the grouping pass (as :func:`glmix_viz.slots.explore.explore_image`).
         scales, flip: test-time views of the prediction (:func:`predict_probs`).
@@ -285,8 +284,7 @@ def explore_segmenter(
         every GLMix block; no class maps, the encoder has no classifier) and the ``(H, W)`` uint8 predicted class
         map, to show beside the pseudo-mask of the same image.
     """
-    segmenter = segmenter_of(model) or model
     if not hasattr(segmenter, "encoder"):
-        raise ValueError("explore_segmenter needs a segmenter or the encoder load_model returns for one")
+        raise ValueError("explore_segmenter needs a segmenter (open_checkpoint(path).segmenter)")
     exploration = explore_image(backbone_of(segmenter), image, input_size=input_size, device=device)
     return exploration, predict_labels(segmenter, image, scales=scales, flip=flip, device=device)

@@ -28,10 +28,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from glmix_viz.data.voc import IGNORE_INDEX
+from glmix_viz.checkpoints import read_config, read_safetensors
 from glmix_viz.errors import DataError, GlmixVizError
+from glmix_viz.labels import IGNORE_INDEX
 from glmix_viz.metrics import SegmentationMetric
-from glmix_viz.models.loading import read_checkpoint_config
 from glmix_viz.runtime.config import RuntimeConfig
 from glmix_viz.runtime.distributed import Process, start_process, stop_process, wrap_ddp
 from glmix_viz.runtime.optim import StepSchedule, create_adamw, decay_groups, in_first_use_order, poly_schedule
@@ -46,7 +46,7 @@ from glmix_viz.runtime.resume import (
     state_path,
 )
 from glmix_viz.segment.data import EpochSampler, SegmentationPairs, build_augmentation, check_pairs
-from glmix_viz.segment.model import _read_safetensors, build_segmenter, init_backbone, read_backbone, save_segmenter
+from glmix_viz.segment.model import build_segmenter, init_backbone, read_backbone, save_segmenter
 from glmix_viz.segment.predict import predict_probs
 
 __all__ = ["SegmentTrainConfig", "evaluate_segmenter", "param_groups", "train_segmenter"]
@@ -177,12 +177,12 @@ def _resume(out: Path, segmenter: nn.Module, optimizer: torch.optim.Optimizer, w
     if not last.is_file():
         start_log(out)
         return Progress()
-    saved = read_checkpoint_config(last) or {}
+    saved = read_config(last) or {}
     found = {"variant": (saved.get("backbone") or {}).get("variant"), "decoder": saved.get("decoder"),
              "num_classes": saved.get("num_classes")}
     if wanted != found:
         raise GlmixVizError(f"{last}: a different run ({found}) is in {out}; use another --out")
-    segmenter.load_state_dict(_read_safetensors(last), strict=True)
+    segmenter.load_state_dict(read_safetensors(last)[0], strict=True)
     epoch, step = int(saved.get("epoch", 0)), int(saved.get("step", 0))
     state = read_state(out)
     if state is not None and state[1].epoch == epoch:
