@@ -8,8 +8,12 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 
-from glmix_viz.commands.common import add_dataset_arguments, open_dataset, positive_scales
+from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset, positive_scales
+from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
+from glmix_viz.pseudo.pipeline import run_pseudo_label
+from glmix_viz.pseudo.registry import METHODS, default_method
+from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA, ScoreSettings
 from glmix_viz.runtime.distributed import launcher_device, resolve_shard
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
@@ -57,18 +61,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_classifier(args: argparse.Namespace, num_object_classes: int):
     """The model named by ``--checkpoint`` / ``--model`` (or the demo model), on ``--device``, in eval mode."""
-    from glmix_viz.commands.common import load_model_from_args
-
     model, description = load_model_from_args(args, num_classes=num_object_classes)
     print(f"model: {description}", file=sys.stderr)
     return model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.crf import CRFParams
-    from glmix_viz.pseudo.registry import METHODS, default_method
-    from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA
-
     defaults = CRFParams()
     add_dataset_arguments(parser)  # --voc-root DIR or --coco-root DIR
     parser.add_argument("--split", default="train", help="split list name (train, val, train_aug ...) or path")
@@ -124,8 +122,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def score_settings(args: argparse.Namespace):
     """The :class:`~glmix_viz.pseudo.ScoreSettings` of the flags (``ValueError`` on a bad combination)."""
-    from glmix_viz.pseudo.settings import ScoreSettings
-
     return ScoreSettings(
         method=args.method, options=dict(args.options), scales=args.scales, flip=args.flip, bg_rule=args.bg_rule,
         bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size, device=args.device,
@@ -134,8 +130,6 @@ def score_settings(args: argparse.Namespace):
 
 def crf_params(args: argparse.Namespace):
     """The :class:`~glmix_viz.crf.CRFParams` of the flags, or None with ``--no-crf``."""
-    from glmix_viz.crf import CRFParams
-
     if not args.crf:
         return None
     return CRFParams(
@@ -146,8 +140,6 @@ def crf_params(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.pseudo.pipeline import run_pseudo_label
-
     try:  # settings errors are user errors: one line, no traceback
         args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array

@@ -10,13 +10,13 @@ from glmix_viz.commands.common import add_dataset_arguments, open_dataset, posit
 from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.runtime.distributed import launcher_device, resolve_shard
+from glmix_viz.segment.model import load_segmenter, segmenter_class_names
+from glmix_viz.segment.predict import OUTPUT_FORMATS, run_segment
 
 HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable, shardable; no ground truth needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.segment.predict import OUTPUT_FORMATS
-
     parser.add_argument("--checkpoint", required=True, type=Path, help="segmenter checkpoint (RUN/best.safetensors)")
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="val", help="split list name (val, test ...) or path (default: val)")
@@ -36,9 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.segment.model import load_segmenter, segmenter_class_names
-    from glmix_viz.segment.predict import run_segment
-
     try:
         args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array

@@ -45,8 +45,9 @@ from glmix_viz.metrics import SegmentationMetric
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
 from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
-from glmix_viz.pseudo.scores import compute_scores_batch, resolve_settings
-from glmix_viz.pseudo.workers import CRFPool
+from glmix_viz.pseudo.scores import compute_scores_batch
+from glmix_viz.pseudo.settings import ScoreSettings
+from glmix_viz.pseudo.workers import CRFPool, FinishTask
 from glmix_viz.pseudo.workers import torch_threads as threads_set_to
 from glmix_viz.runtime.jobs import JobPlan, RunSummary
 
@@ -171,7 +172,7 @@ def run_pseudo_label(
     dataset: Any,
     out_dir: Union[str, os.PathLike],
     model: Any,
-    settings: Optional[Any] = None,
+    settings: Optional[ScoreSettings] = None,
     *,
     crf: Optional[CRFParams] = CRFParams(),
     workers: int = 1,
@@ -184,7 +185,6 @@ def run_pseudo_label(
     progress: bool = True,
     ids: Optional[Sequence[str]] = None,
     executor: Optional[futures.Executor] = None,
-    **fields: Any,
 ) -> Dict[str, Any]:
     """Pseudo-label a split: score maps, optional dense CRF, VOC palette PNGs; resumable, sharded, summarised.
 
@@ -194,7 +194,7 @@ def run_pseudo_label(
         out_dir: output folder (created).
         model: a GLNet whose head has ``dataset.num_classes - 1`` classes.
         settings: the score settings (:class:`~glmix_viz.pseudo.settings.ScoreSettings`: method, options, scales,
-            flip, background rule, blocks, input size, device), or give its fields as keywords (``method=...``).
+            flip, background rule, blocks, input size, device); ``None``: its defaults (the default method).
         crf: CRF settings, or ``None`` for the arg-max of the scores.
         workers: CRF / writer processes; 0 runs them in the main process (no overlap; for debugging).
         overwrite: redo images whose outputs exist.
@@ -217,7 +217,9 @@ def run_pseudo_label(
     Raises:
         CheckpointError: the model's head does not fit the data set (e.g. an ImageNet head).
     """
-    settings = resolve_settings(settings, fields)
+    settings = ScoreSettings() if settings is None else settings
+    if not isinstance(settings, ScoreSettings):
+        raise ValueError(f"settings must be a ScoreSettings, got {type(settings).__name__}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if batch_size < 1:
@@ -246,9 +248,8 @@ def run_pseudo_label(
                         summary.fail(image_id, f"score maps failed: {one_line(error)}")
                         continue
                     png_path, npz_path = output_paths(plan.out_dir, image_id)
-                    pool.submit({"id": image_id, "image": image, "scores": result.scores,
-                                 "class_indices": result.class_indices, "crf": job["crf"], "png": str(png_path),
-                                 "npz": str(npz_path), "save_scores": save_scores})
+                    pool.submit(FinishTask(image_id, image, result.scores, result.class_indices, crf, png_path,
+                                           npz_path, save_scores))
             pool.harvest(1)  # the last images' jobs
         summary.finish()
     except BaseException as error:
