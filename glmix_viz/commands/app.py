@@ -24,6 +24,9 @@ CONFIG = Path(__file__).resolve().parents[1] / "app" / "streamlit_config.toml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="a folder of checkpoints (.safetensors, .pth) to offer besides the demo model")
+    parser.add_argument("--uploads", type=Path, default=None,
+                        help="where uploads are kept under their content digest, so that links can reopen them "
+                             "(default: GLMIX_UPLOADS, else a private folder in the system's temporary folder)")
     parser.add_argument("--device", default=None,
                         help="the device chosen first in the sidebar: cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("streamlit_options", nargs="*", metavar="-- STREAMLIT_OPTION",
@@ -47,6 +50,8 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
     app_options = []
     if args.checkpoints is not None:
         app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
+    if args.uploads is not None:
+        app_options += ["--uploads", str(args.uploads.expanduser().resolve())]
     if args.device:
         app_options += ["--device", args.device]
     return ["run", str(MAIN_SCRIPT), *settings, *args.streamlit_options, "--", *app_options]
