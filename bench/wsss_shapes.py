@@ -68,9 +68,9 @@ from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
 from glmix_viz.open import resolve_model  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
-from glmix_viz.pseudo.crf import CRFParams  # noqa: E402
+from glmix_viz.crf import CRFParams  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
-from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
+from glmix_viz.metrics import SegmentationMetric  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, search_grid  # noqa: E402
 from glmix_viz.pseudo.scores import ScoreMaps, compute_scores_batch  # noqa: E402

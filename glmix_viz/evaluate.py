@@ -4,7 +4,7 @@ The folder can be ``pseudo-label`` output, ``segment`` output, ground truth unde
 several shards wrote into; every id of the split is looked up as ``<id>.png`` (palette or grey values are class
 indices, 255 = unsure).
 
-* :func:`evaluate_predictions` - the split's confusion-matrix scores (:mod:`glmix_viz.pseudo.metrics`), exactly as
+* :func:`evaluate_predictions` - the split's confusion-matrix scores (:mod:`glmix_viz.metrics`), exactly as
   before, plus ``per_image``: one row per image (:func:`image_row`) whose confusion matrices add up to the split's.
 * :func:`write_per_image_csv` - the rows as ``PRED/per_image.csv``.
 * :func:`compare_scores` - two evaluations of the same split: split mIoU of both, per-class difference, the paired
@@ -44,7 +44,7 @@ from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.heldout import bootstrap_interval
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
-from glmix_viz.pseudo.metrics import SegmentationMetric, per_class_iou
+from glmix_viz.metrics import SegmentationMetric, per_class_iou
 
 __all__ = [
     "ERROR_KINDS",
@@ -172,7 +172,7 @@ def evaluate_predictions(
         progress: show a tqdm bar.
 
     Returns:
-        The scores of :meth:`~glmix_viz.pseudo.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
+        The scores of :meth:`~glmix_viz.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
         ``num_failed``, ``pred_dir``, ``split``, ``data_root``, ``num_ids``, ``runs`` (:func:`run_summaries`) and
         ``per_image`` (:func:`image_row` of every evaluated image, in the split's order).

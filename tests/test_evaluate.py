@@ -23,7 +23,7 @@ from glmix_viz.evaluate import (
     worst_images,
     write_per_image_csv,
 )
-from glmix_viz.pseudo.metrics import confusion_matrix, scores_from_confusion
+from glmix_viz.metrics import confusion_matrix, scores_from_confusion
 
 NAMES = ["background", "a", "b", "c"]
 

@@ -24,7 +24,7 @@ from glmix_viz.evaluate import (
 )
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.labels import voc_palette
-from glmix_viz.pseudo.metrics import format_scores
+from glmix_viz.metrics import format_scores
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
 DEFAULT_WORST = 8

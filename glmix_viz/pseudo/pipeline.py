@@ -2,13 +2,14 @@
 
 :func:`run_pseudo_label` wires four stages, each in its own module:
 
-1. plan (:mod:`glmix_viz.pseudo.plan`): this shard's ids, the ones still to do, the output paths;
+1. plan (:mod:`glmix_viz.pseudo.plan` on :func:`glmix_viz.runtime.jobs.plan_job`): this shard's ids, the ones still
+   to do, the output paths;
 2. load and score (here): a few images at a time on the main process (views of equal size batched by
    :func:`~glmix_viz.pseudo.scores.compute_scores_batch`); when a batch fails, image by image, so that one bad
    image is reported and skipped;
 3. finish (:mod:`glmix_viz.pseudo.workers`): a pool of worker processes runs the dense CRF and writes the outputs
    while the network runs ahead;
-4. summary (:mod:`glmix_viz.pseudo.summary`): counts, failures with reasons, settings, model, timing.
+4. summary (:class:`glmix_viz.runtime.jobs.RunSummary`): counts, failures with reasons, settings, model, timing.
 
 Outputs, in ``out_dir``:
 
@@ -34,16 +35,16 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from glmix_viz.crf import CRFParams
 from glmix_viz.errors import CheckpointError, GlmixVizError, one_line
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
-from glmix_viz.pseudo.crf import CRFParams
-from glmix_viz.pseudo.plan import SCORES_FOLDER, RunPlan, output_paths, plan_run, summary_name
+from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
 from glmix_viz.pseudo.scores import compute_scores_batch
 from glmix_viz.pseudo.settings import ScoreSettings
-from glmix_viz.pseudo.summary import RunSummary
 from glmix_viz.pseudo.workers import CRFPool, FinishTask
 from glmix_viz.pseudo.workers import torch_threads as threads_set_to
+from glmix_viz.runtime.jobs import JobPlan, RunSummary
 
 __all__ = [
     "SCORES_FOLDER",
@@ -52,9 +53,10 @@ __all__ = [
     "output_paths",
     "run_pseudo_label",
     "score_images",
-    "summary_name",
 ]
 
+TIMERS = ("network_s", "load_s", "crf_s", "write_s", "waiting_for_workers_s", "worker_startup_s")
+"""The job's timers in the summary (worker times summed over workers); ``io_s`` is ``load_s + write_s``."""
 Loaded = Tuple[str, np.ndarray, np.ndarray]  # (id, (H, W, 3) uint8 image, (num_classes,) image-level labels)
 
 
@@ -133,7 +135,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start:start + size]
 
 
-def _run_info(dataset: Any, model: Any, plan: RunPlan, settings: Any, job: Dict[str, Any],
+def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[str, Any],
               warnings: List[str]) -> Dict[str, Any]:
     """The summary's record of the run: warnings, settings (score settings and the job's), model, data set."""
     return {
@@ -201,7 +203,7 @@ def run_pseudo_label(
             reuse warm workers across runs). ``workers`` then only sets the default ``torch_threads``.
 
     Returns:
-        The summary (also written to ``out_dir/summary*.json``; schema in :mod:`glmix_viz.pseudo.summary`), with
+        The summary (also written to ``out_dir/summary*.json``; schema in :mod:`glmix_viz.runtime.jobs`), with
         ``summary_path``. On an exception the summary is written with status "interrupted" / "aborted" before it
         propagates.
 
@@ -224,7 +226,8 @@ def run_pseudo_label(
     job = _job_settings(model, settings, crf, workers, torch_threads, batch_size=batch_size, overwrite=overwrite,
                         save_scores=save_scores)
     summary = RunSummary(plan.summary_path, total=len(plan.my_ids), skipped=plan.skipped, todo=len(plan.todo),
-                         info=_run_info(dataset, model, plan, settings, job, warnings), progress=progress)
+                         info=_run_info(dataset, model, plan, settings, job, warnings), timers=TIMERS,
+                         sums={"io_s": ("load_s", "write_s")}, desc="pseudo-label", progress=progress)
     pending = max_pending if max_pending is not None else 4 * max(workers, 1) + batch_size
     try:
         with threads_set_to(job["torch_threads"]), CRFPool(summary, workers=workers if plan.todo else 0,
