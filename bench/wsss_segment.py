@@ -70,7 +70,8 @@ def _run(args: List[str], log: Path, threads: int) -> float:
         result = subprocess.run([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle,
                                 env=_env(threads))
     seconds = time.perf_counter() - start
-    print(f"{seconds:7.1f} s  glmix-viz {' '.join(args[:1])} {args[-1]} (exit {result.returncode})", flush=True)
+    target = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--out", "--pred")), "")
+    print(f"{seconds:7.1f} s  glmix-viz {args[0]} {target} (exit {result.returncode})", flush=True)
     if result.returncode != 0:
         raise SystemExit(f"glmix-viz {args[0]} failed (exit {result.returncode}); see {log}")
     return seconds
@@ -131,7 +132,9 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown label source(s) {unknown}; registered methods: {', '.join(METHODS)}, or gt")
     args.compare = (args.compare.split(",") if args.compare else args.sources[:2])
-    if len(args.compare) != 2 or any(name not in args.sources for name in args.compare):
+    if len(args.sources) < 2 and not args.compare[1:]:
+        args.compare = None  # one source: nothing to compare
+    elif len(args.compare) != 2 or any(name not in args.sources for name in args.compare):
         parser.error(f"--compare needs two of the sources {args.sources}")
     return args
 
@@ -245,7 +248,8 @@ def curves_figure(results: Dict[str, Any], path: Path, title: str) -> None:
             right.plot(epochs, [100 * row["val_miou"] for row in history], color=color, marker="o", markersize=3,
                        label=source)
     left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
-    right.set(xlabel="epoch", ylabel="mIoU (single scale, no CRF)", title="test-split mIoU (curve only; last epoch kept)")
+    right.set(xlabel="epoch", ylabel="mIoU (single scale, no CRF)",
+              title="test-split mIoU (curve only; last epoch kept)")
     left.legend(fontsize=7)
     right.legend(fontsize=7)
     figure.suptitle(title, fontsize=10)
@@ -272,8 +276,10 @@ def main(argv: List[str] | None = None) -> int:
                           for method, entry in labels.items()}))
         return 0
     trained = segmenters(args, out, data, log, timings)
-    first, second = args.compare
-    comparison = dict(paired_comparison(data, out / f"pred_{first}", out / f"pred_{second}"), a=first, b=second)
+    comparison = None
+    if args.compare:
+        first, second = args.compare
+        comparison = dict(paired_comparison(data, out / f"pred_{first}", out / f"pred_{second}"), a=first, b=second)
     report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started)
     text = json.dumps(report, indent=1) + "\n"
     (out / "wsss_segment.json").write_text(text)
@@ -289,7 +295,7 @@ def main(argv: List[str] | None = None) -> int:
     return 0
 
 
-def _targets(labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[str, Any]) -> Dict[str, Any]:
+def _targets(labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[str, Any] | None) -> Dict[str, Any]:
     targets: Dict[str, Any] = {}
     bound = trained.get(GT, {}).get("miou")
     if bound is not None:
@@ -302,13 +308,14 @@ def _targets(labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[s
         if bound is not None:
             targets[f"{source} segmenter >= 92% of the bound"] = {"met": entry["miou"] >= 0.92 * bound,
                                                                   "measured": entry["miou"] / bound}
-    targets[f"{comparison['a']} segmenter >= {comparison['b']} segmenter + 10"] = {
-        "met": comparison["miou_difference"] >= 10, "measured": comparison["miou_difference"]}
+    if comparison:
+        targets[f"{comparison['a']} segmenter >= {comparison['b']} segmenter + 10"] = {
+            "met": comparison["miou_difference"] >= 10, "measured": comparison["miou_difference"]}
     return targets
 
 
-def _report(args: argparse.Namespace, labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[str, Any],
-            timings: Dict[str, float], wall: float) -> Dict[str, Any]:
+def _report(args: argparse.Namespace, labels: Dict[str, Any], trained: Dict[str, Any],
+            comparison: Dict[str, Any] | None, timings: Dict[str, float], wall: float) -> Dict[str, Any]:
     import torch
 
     return {
@@ -348,11 +355,13 @@ def table(report: Dict[str, Any]) -> str:
         lines.append(f"| {source} | " + " | ".join("-" if entry["iou"][name] is None else f"{entry['iou'][name]:.1f}"
                                                    for name in classes) + " |")
     comp = report["comparison"]
-    low, high = comp["ci95"]
-    per = comp["per_image_miou_difference"]
-    lines += ["", f"{comp['a']} segmenter - {comp['b']} segmenter: {comp['miou_difference']:+.1f} mIoU "
-              f"(95 % bootstrap interval over {comp['images']} images {low:+.1f} .. {high:+.1f}); per-image mIoU "
-              f"{per['mean']:+.1f} ({per['ci95'][0]:+.1f} .. {per['ci95'][1]:+.1f})", ""]
+    if comp:
+        low, high = comp["ci95"]
+        per = comp["per_image_miou_difference"]
+        lines += ["", f"{comp['a']} segmenter - {comp['b']} segmenter: {comp['miou_difference']:+.1f} mIoU "
+                  f"(95 % bootstrap interval over {comp['images']} images {low:+.1f} .. {high:+.1f}); per-image mIoU "
+                  f"{per['mean']:+.1f} ({per['ci95'][0]:+.1f} .. {per['ci95'][1]:+.1f})"]
+    lines.append("")
     for name, target in report["targets"].items():
         lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} ({target['measured']:.3f})")
     lines.append(f"total {report['timings_s']['total'] / 60:.1f} min")
