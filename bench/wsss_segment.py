@@ -142,7 +142,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
 def label_sources(args: argparse.Namespace, out: Path, data: Path, log: Path, timings: Dict[str, float]
                   ) -> Dict[str, Any]:
     """Step 2: pseudo-masks of every method source (train with CRF; test with and without); their scores."""
-    from glmix_viz.models.loading import demo_checkpoint
+    from glmix_viz.open import demo_checkpoint
 
     common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
     demo = str(demo_checkpoint())
@@ -167,7 +167,7 @@ def label_sources(args: argparse.Namespace, out: Path, data: Path, log: Path, ti
 def segmenters(args: argparse.Namespace, out: Path, data: Path, log: Path, timings: Dict[str, float]
                ) -> Dict[str, Any]:
     """Steps 3-4: one segmenter per source, trained one after another; each scored on the test split."""
-    from glmix_viz.models.loading import demo_checkpoint
+    from glmix_viz.open import demo_checkpoint
 
     common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
     train = ["--split", "train", "--val-split", "test" if args.curves else "none", "--init", str(demo_checkpoint()),
