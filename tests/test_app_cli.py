@@ -6,13 +6,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from streamlit.web import cli as streamlit_cli
 
-pytest.importorskip("streamlit")
-from streamlit.web import cli as streamlit_cli  # noqa: E402
-
-from glmix_viz.app import MAIN_SCRIPT  # noqa: E402
-from glmix_viz.cli import build_parser  # noqa: E402
-from glmix_viz.commands.app import CONFIG, config_options, streamlit_argv  # noqa: E402
+from glmix_viz.app import MAIN_SCRIPT
+from glmix_viz.cli import build_parser
+from glmix_viz.commands.app import CONFIG, config_options, streamlit_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -37,6 +35,11 @@ def test_app_command_runs_the_packaged_script_with_its_settings_and_app_options(
     assert params["server_maxUploadSize"] == 300  # the user's option wins over the packaged setting (200)
     assert params["server_headless"] is True
     assert params["args"] == ("--checkpoints", str(tmp_path.resolve()), "--device", "cpu")
+
+
+def test_the_upload_store_is_passed_to_the_app(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["app", "--uploads", str(tmp_path / "store")])
+    assert _streamlit_params(streamlit_argv(args))["args"] == ("--uploads", str((tmp_path / "store").resolve()))
 
 
 def test_without_options_the_packaged_settings_apply() -> None:

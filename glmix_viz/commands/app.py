@@ -14,6 +14,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Dict, List
 
+from glmix_viz.app import MAIN_SCRIPT
+from glmix_viz.errors import GlmixVizError
+
 HELP = "Open the GLMix explorer (Streamlit) on the bundled demo model; --checkpoints adds a folder of checkpoints."
 CONFIG = Path(__file__).resolve().parents[1] / "app" / "streamlit_config.toml"
 
@@ -21,6 +24,9 @@ CONFIG = Path(__file__).resolve().parents[1] / "app" / "streamlit_config.toml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="a folder of checkpoints (.safetensors, .pth) to offer besides the demo model")
+    parser.add_argument("--uploads", type=Path, default=None,
+                        help="where uploads are kept under their content digest, so that links can reopen them "
+                             "(default: GLMIX_UPLOADS, else a private folder in the system's temporary folder)")
     parser.add_argument("--device", default=None,
                         help="the device chosen first in the sidebar: cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("streamlit_options", nargs="*", metavar="-- STREAMLIT_OPTION",
@@ -39,24 +45,22 @@ def config_options(config: Dict[str, Any]) -> List[str]:
 
 def streamlit_argv(args: argparse.Namespace) -> List[str]:
     """The arguments of ``streamlit`` for this command: ``run SCRIPT [settings] [user options] -- [app options]``."""
-    from glmix_viz.app import MAIN_SCRIPT
-
     with CONFIG.open("rb") as stream:
         settings = config_options(tomllib.load(stream))
     app_options = []
     if args.checkpoints is not None:
         app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
+    if args.uploads is not None:
+        app_options += ["--uploads", str(args.uploads.expanduser().resolve())]
     if args.device:
         app_options += ["--device", args.device]
     return ["run", str(MAIN_SCRIPT), *settings, *args.streamlit_options, "--", *app_options]
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.errors import GlmixVizError
-
     if args.checkpoints is not None and not args.checkpoints.expanduser().is_dir():
         raise GlmixVizError(f"--checkpoints {args.checkpoints}: no such folder")
-    from streamlit.web import cli as streamlit_cli
+    from streamlit.web import cli as streamlit_cli  # deferred: Streamlit loads plotly and its server (~1 s)
 
     sys.argv = ["streamlit", *streamlit_argv(args)]
     return int(streamlit_cli.main(args=sys.argv[1:], prog_name="streamlit", standalone_mode=False) or 0)
