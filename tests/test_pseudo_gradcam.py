@@ -162,7 +162,8 @@ def test_the_combination_is_slot_pool_at_weight_0_and_gradcam_at_weight_1(tiny):
     assert not method.baseline and method.uses_probe and method.gradients
 
     def scores(name, **options):  # the class channels (channel 0 is each method's own background threshold)
-        return compute_scores_batch(tiny, images, labels, method=name, flip=False, options=options)[0].scores[1:]
+        settings = ScoreSettings(method=name, flip=False, options=options)
+        return compute_scores_batch(tiny, images, labels, settings)[0].scores[1:]
 
     np.testing.assert_allclose(scores("slot_gradcam", cam_weight=0.0), scores("slot_pool"), atol=1e-4)
     np.testing.assert_allclose(scores("slot_gradcam", cam_weight=1.0), scores(GRADCAM), atol=1e-4)
