@@ -413,6 +413,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--figure-images", type=int, default=3)
+    parser.add_argument("--name", default=None, help="file stem of the results in --out (default wsss_shapes, or "
+                        "wsss_shapes_quick with --quick)")
     args = parser.parse_args(argv)
     args.num_images = args.num_images or (80 if args.quick else 300)
     args.num_tune = args.num_tune or (40 if args.quick else 150)
@@ -426,7 +428,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     kinds = {METHODS[name].baseline for name in args.methods}
     if kinds != {True, False}:
         parser.error("--methods needs at least one baseline and one non-baseline method (they are compared)")
-    args.stem = "wsss_shapes_quick" if args.quick else "wsss_shapes"
+    args.stem = args.name or ("wsss_shapes_quick" if args.quick else "wsss_shapes")
     return args
 
 

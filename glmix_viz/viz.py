@@ -39,10 +39,16 @@ __all__ = [
     "ERROR_COLORS",
     "draw_boundaries",
     "error_overlay",
+    "ERROR_NAMES",
+    "ERROR_PALETTE",
+    "error_labels",
+    "error_map",
     "grouping_overlay",
     "heatmap_overlay",
     "hstack_panels",
     "label_legend",
+    "mask_comparison",
+    "mask_picture",
     "map_colorbar",
     "masked_slot_view",
     "overlay",
@@ -577,6 +583,81 @@ def error_overlay(errors: np.ndarray, image: np.ndarray | None = None, *, alpha:
         gray = _check_image(image).astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         base = np.repeat(np.floor(gray * 0.6 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
     return overlay(base, errors.astype(np.int64), palette=ERROR_COLORS, alpha=alpha, mask=errors > 0)
+# Predicted masks against the ground truth
+# ----------------------------------------------------------------------------------------------------------------------
+
+ERROR_NAMES: tuple[str, ...] = ("correct", "missed (object called background)", "false (background called object)",
+                                "wrong class", "not scored (ground truth 255)")
+"""What the codes of :func:`error_labels` mean, in order."""
+ERROR_PALETTE = np.array([(235, 235, 235), (255, 140, 0), (30, 110, 255), (220, 20, 60), (90, 90, 90)], np.uint8)
+"""Colours of :func:`error_map`: light grey, orange, blue, crimson, dark grey (:data:`ERROR_NAMES`' order)."""
+
+
+def error_labels(predicted: np.ndarray, truth: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """Per pixel, what a predicted label map got wrong: 0 correct, 1 missed (truth an object, predicted background),
+    2 false (truth background, predicted an object), 3 wrong class (both objects, different), 4 not scored (truth
+    ``ignore_index``). A predicted ``ignore_index`` counts as background, as in ``glmix-viz evaluate``.
+
+    Returns:
+        ``(H, W)`` ``uint8`` codes (:data:`ERROR_NAMES`).
+    """
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape or predicted.ndim != 2:
+        raise ValueError(f"predicted {predicted.shape} and truth {truth.shape} must be (H, W) of one size")
+    predicted = np.where(predicted == ignore_index, 0, predicted)
+    codes = np.zeros(truth.shape, np.uint8)
+    object_truth, object_predicted = truth > 0, predicted > 0
+    codes[object_truth & ~object_predicted] = 1
+    codes[~object_truth & object_predicted] = 2
+    codes[object_truth & object_predicted & (truth != predicted)] = 3
+    codes[truth == ignore_index] = 4
+    return codes
+
+
+def error_map(predicted: np.ndarray, truth: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """``(H, W, 3)`` picture of :func:`error_labels` in :data:`ERROR_PALETTE`."""
+    return colorize_labels(error_labels(predicted, truth, ignore_index), ERROR_PALETTE)
+
+
+def mask_picture(labels: np.ndarray, palette: np.ndarray, *, image: np.ndarray | None = None, style: str = "flat",
+                 alpha: float = 0.7) -> np.ndarray:
+    """A label map as a picture: ``"flat"`` paints every label in its palette colour (as VOC draws its ground truth;
+    the palette needs an entry for every label present, 255 included, e.g. ``voc_palette(256)``); ``"overlay"``
+    blends the colours of the labels other than background and 255 over ``image``."""
+    labels = np.asarray(labels)
+    if style == "flat":
+        return colorize_labels(labels, palette)
+    if style != "overlay" or image is None:
+        raise ValueError(f"style must be 'flat', or 'overlay' with an image; got {style!r}")
+    shown = (labels > 0) & (labels != 255)  # background and the ignore label stay the image
+    return overlay(image, colorize_labels(np.where(shown, labels, 0), palette), alpha=alpha, mask=shown)
+
+
+def mask_comparison(image: np.ndarray, truth: np.ndarray, masks: Mapping[str, np.ndarray], palette: np.ndarray, *,
+                    style: str = "flat", errors: bool = True, per_row: int = 1, font_size: int = 11) -> np.ndarray:
+    """One image's predicted masks beside its ground truth: a row with the image and the ground truth, then the masks,
+    ``per_row`` to a row, each (:func:`mask_picture`) followed, with ``errors``, by its :func:`error_map`.
+
+    Args:
+        image: ``(H, W, 3)`` RGB. truth: ``(H, W)`` labels. masks: name -> ``(H, W)`` labels, in reading order.
+        palette: class colours (``voc_palette(256)``). style: ``"flat"`` or ``"overlay"``.
+
+    Returns:
+        ``(H', W', 3)`` ``uint8`` RGB.
+    """
+    rows = [hstack_panels([image, mask_picture(truth, palette, image=image, style=style)],
+                          titles=["image", "ground truth"], font_size=font_size, pad=2)]
+    names = list(masks)
+    for start in range(0, len(names), max(1, per_row)):
+        panels, titles = [], []
+        for name in names[start:start + max(1, per_row)]:
+            panels.append(mask_picture(masks[name], palette, image=image, style=style))
+            titles.append(name)
+            if errors:
+                panels.append(error_map(masks[name], truth))
+                titles.append("errors")
+        rows.append(hstack_panels(panels, titles=titles, font_size=font_size, pad=2))
+    return vstack_panels(rows, pad=2)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

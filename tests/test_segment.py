@@ -254,3 +254,29 @@ def test_a_zero_backbone_ratio_freezes_the_encoder(shapes: Path, tmp_path: Path)
     for key, value in backbone_of(trained).state_dict().items():
         torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
     assert not torch.equal(trained.segmentation_head[0].weight, untouched.segmentation_head[0].weight)
+
+
+def test_validation_loss_is_the_mean_pixel_cross_entropy_by_hand() -> None:
+    from glmix_viz.segment.train import evaluate_segmenter
+
+    class Constant(torch.nn.Module):  # the same logits (2, 0, 0) at every pixel
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.tensor([2.0, 0.0, 0.0]))
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            return self.logits.view(1, 3, 1, 1).expand(inputs.shape[0], 3, *inputs.shape[-2:])
+
+    class Data:  # one 32x32 image: 512 pixels of class 0, 256 of class 1, 256 ignored
+        num_classes, class_names = 3, ("background", "a", "b")
+
+        def load_image(self, image_id: str) -> np.ndarray:
+            return np.zeros((32, 32, 3), np.uint8)
+
+        def load_mask(self, image_id: str) -> np.ndarray:
+            return np.concatenate([np.zeros((16, 32)), np.ones((8, 32)), np.full((8, 32), 255)]).astype(np.uint8)
+
+    scores = evaluate_segmenter(Constant(), Data(), ["x"], torch.device("cpu"))
+    p0, p1 = np.exp(2) / (np.exp(2) + 2), 1 / (np.exp(2) + 2)
+    assert scores["loss"] == pytest.approx((512 * -np.log(p0) + 256 * -np.log(p1)) / 768, rel=1e-5)
+    assert scores["miou"] == pytest.approx((512 / 768 + 0 + 0) / 2)  # class b never seen nor predicted: left out

@@ -147,9 +147,11 @@ def evaluate_segmenter(segmenter: nn.Module, dataset: Any, ids: Sequence[str], d
     """mIoU of a segmenter on ground-truth ids, single scale at each image's own size.
 
     Returns:
-        :meth:`~glmix_viz.metrics.SegmentationMetric.compute`'s scores.
+        :meth:`~glmix_viz.metrics.SegmentationMetric.compute`'s scores, plus ``loss``: the mean pixel
+        cross-entropy of the predicted probabilities against the ground truth (255 ignored).
     """
     metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names))
+    nll, pixels = 0.0, 0
     was_training = segmenter.training
     segmenter.eval()
     ids = list(ids)
@@ -163,8 +165,13 @@ def evaluate_segmenter(segmenter: nn.Module, dataset: Any, ids: Sequence[str], d
             probs = predict_probs(segmenter, [image for image, _ in group], device=device)
             for (_, gt), image_probs in zip(group, probs):
                 metric.update(image_probs.argmax(0).numpy().astype(np.uint8), gt)
+                keep = torch.from_numpy(gt.reshape(-1) != IGNORE_INDEX)
+                known = torch.from_numpy(gt.reshape(-1).astype(np.int64))[keep]
+                picked = image_probs.reshape(image_probs.shape[0], -1)[:, keep]
+                nll -= float(picked.gather(0, known[None]).clamp_min(1e-8).log().sum())
+                pixels += int(known.numel())
     segmenter.train(was_training)
-    return metric.compute()
+    return dict(metric.compute(), loss=nll / max(pixels, 1))
 
 
 def _resume(out: Path, segmenter: nn.Module, optimizer: torch.optim.Optimizer, wanted: Dict[str, Any]) -> Progress:
@@ -330,7 +337,8 @@ def _finish_epoch(segmenter: nn.Module, optimizer: torch.optim.Optimizer, progre
     """Rank 0 after an epoch: validate, log, save (``best`` when the mIoU improves, or every epoch without one)."""
     row: Dict[str, Any] = {"epoch": epoch, "train_loss": loss, "seconds": seconds}
     if val_ids:
-        row["val_miou"] = evaluate_segmenter(segmenter, val_dataset, val_ids, device, progress=config.progress)["miou"]
+        scores = evaluate_segmenter(segmenter, val_dataset, val_ids, device, progress=config.progress)
+        row["val_miou"], row["val_loss"] = scores["miou"], scores["loss"]
     progress.history.append(row)
     progress.epoch = epoch
     score = row.get("val_miou", -1.0)
