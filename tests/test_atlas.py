@@ -157,3 +157,41 @@ def test_cli_on_a_folder_skips_and_reports_a_bad_image(shapes, tmp_path):
     assert [f["id"] for f in atlas["failures"]] == ["broken.png"] and atlas["images"] == 4
     block = atlas["blocks"][0]
     assert block["name"] == "stages.1.blocks.0" and "purity" not in block and len(block["concepts"]) == 2
+
+
+def _hand_atlas(folder: Path) -> Path:
+    """An atlas folder written by hand: one block, two concepts with centroids (1, 0) and (0, 1)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    np.savez(folder / "block-0.npz", centroids=np.array([[1.0, 0.0], [0.0, 1.0]], np.float32),
+             pca_mean=np.zeros(2, np.float32), pca_components=np.eye(2, dtype=np.float32),
+             map_xy=np.zeros((0, 2), np.float32))
+    concepts = [{"index": k, "size": 3, "share": 0.5, "examples": []} for k in range(2)]
+    (folder / "atlas.json").write_text(json.dumps({
+        "format": "glmix-viz-atlas/1", "plan": {"feature": "slots_in"}, "class_names": None,
+        "blocks": [{"name": "b", "data": "block-0.npz", "concepts": concepts, "regions": 6, "images": 2}]}))
+    (folder / "images.json").write_text(json.dumps({"ids": ["x", "y"], "paths": ["/x.png", "/y.png"]}))
+    return folder
+
+
+def test_open_atlas_and_nearest_concepts_by_hand(tmp_path):
+    from glmix_viz.atlas.read import open_atlas
+    from glmix_viz.errors import DataError
+
+    atlas = open_atlas(_hand_atlas(tmp_path / "atlas"))
+    concept, distance = atlas.nearest_concepts("b", np.array([[2.0, 0.0], [0.0, -3.0], [3.0, 4.0]]))
+    # scaled to unit length first: (1, 0) is concept 0 itself; (0.6, 0.8) is concept 1 at |(0.6, -0.2)| = sqrt(0.4)
+    assert concept[0] == 0 and distance[0] == pytest.approx(0.0)
+    assert distance[1] == pytest.approx(np.sqrt(2.0))  # (0, -1) is sqrt(2) from (1, 0), 2 from (0, 1)
+    assert concept[1] == 0
+    assert concept[2] == 1 and distance[2] == pytest.approx(np.sqrt(0.4), abs=1e-6)
+    np.testing.assert_allclose(atlas.project("b", np.array([[3.0, 4.0]])), [[0.6, 0.8]], atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(S, 2\)"):
+        atlas.nearest_concepts("b", np.zeros((1, 3)))
+    with pytest.raises(DataError, match="does not exist"):
+        open_atlas(tmp_path / "nowhere")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(DataError, match="no atlas.json"):
+        open_atlas(tmp_path / "half")
+    (tmp_path / "atlas" / "atlas.json").write_text(json.dumps({"format": "something else"}))
+    with pytest.raises(DataError, match="not a glmix-viz atlas"):
+        open_atlas(tmp_path / "atlas")
