@@ -195,3 +195,14 @@ def test_open_atlas_and_nearest_concepts_by_hand(tmp_path):
     (tmp_path / "atlas" / "atlas.json").write_text(json.dumps({"format": "something else"}))
     with pytest.raises(DataError, match="not a glmix-viz atlas"):
         open_atlas(tmp_path / "atlas")
+
+
+def test_app_command_passes_the_atlas_and_refuses_a_folder_without_one(tmp_path, capsys):
+    from glmix_viz.cli import build_parser, main
+    from glmix_viz.commands.app import streamlit_argv
+
+    folder = _hand_atlas(tmp_path / "atlas")
+    argv = streamlit_argv(build_parser().parse_args(["app", "--atlas", str(folder)]))
+    assert argv[argv.index("--") + 1:] == ["--atlas", str(folder.resolve())]
+    assert main(["app", "--atlas", str(tmp_path)]) == 2
+    assert "no atlas.json" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``glmix-viz app``: the GLMix explorer, a Streamlit app shipped inside the package (installed or in a checkout).
 
-``glmix-viz app [--checkpoints DIR] [--device DEVICE] [-- streamlit options]`` runs ``streamlit run`` on
+``glmix-viz app [--checkpoints DIR] [--atlas DIR] [--device DEVICE] [-- streamlit options]`` runs ``streamlit run`` on
 :data:`glmix_viz.app.MAIN_SCRIPT` in this process, with the explorer's settings
 (``glmix_viz/app/streamlit_config.toml``) as options; options after ``--`` go to Streamlit as they are and win over
 those settings, e.g. ``glmix-viz app -- --server.port 8502 --server.headless true``.
@@ -21,6 +21,8 @@ CONFIG = Path(__file__).resolve().parents[1] / "app" / "streamlit_config.toml"
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoints", type=Path, default=None,
                         help="a folder of checkpoints (.safetensors, .pth) to offer besides the demo model")
+    parser.add_argument("--atlas", type=Path, default=None,
+                        help="a slot atlas folder (made by glmix-viz atlas) to open in the Atlas view")
     parser.add_argument("--device", default=None,
                         help="the device chosen first in the sidebar: cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("streamlit_options", nargs="*", metavar="-- STREAMLIT_OPTION",
@@ -46,6 +48,8 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
     app_options = []
     if args.checkpoints is not None:
         app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
+    if getattr(args, "atlas", None) is not None:
+        app_options += ["--atlas", str(args.atlas.expanduser().resolve())]
     if args.device:
         app_options += ["--device", args.device]
     return ["run", str(MAIN_SCRIPT), *settings, *args.streamlit_options, "--", *app_options]
@@ -56,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.checkpoints is not None and not args.checkpoints.expanduser().is_dir():
         raise GlmixVizError(f"--checkpoints {args.checkpoints}: no such folder")
+    if getattr(args, "atlas", None) is not None and not (args.atlas.expanduser() / "atlas.json").is_file():
+        raise GlmixVizError(f"--atlas {args.atlas}: no atlas.json there (make it with glmix-viz atlas ... --out DIR)")
     from streamlit.web import cli as streamlit_cli
 
     sys.argv = ["streamlit", *streamlit_argv(args)]
