@@ -206,3 +206,19 @@ def test_app_command_passes_the_atlas_and_refuses_a_folder_without_one(tmp_path,
     assert argv[argv.index("--") + 1:] == ["--atlas", str(folder.resolve())]
     assert main(["app", "--atlas", str(tmp_path)]) == 2
     assert "no atlas.json" in capsys.readouterr().err
+
+
+def test_region_crop_by_hand():
+    from glmix_viz.atlas.pictures import atlas_figure, region_crop
+
+    image = np.zeros((40, 40, 3), np.uint8) + np.array([10, 20, 30], np.uint8)
+    hard = np.zeros((4, 4), np.int64)
+    hard[1:3, 1:3] = 1  # slot 1 holds image pixels 10..29 in both directions
+    tight = region_crop(image, hard, 1, size=20, margin=0.0)
+    assert tight.shape == (20, 20, 3) and (tight == [10, 20, 30]).all()  # the region itself: nothing faded
+    wide = region_crop(image, hard, 1, size=20, margin=0.5)  # a 40-pixel box: the whole image, outside faded
+    assert wide[0, 0].tolist() == [169, 173, 176]  # 0.35 * value + 0.65 * 255 (165.75), rounded
+    assert wide[10, 10].tolist() == [10, 20, 30]
+    assert (region_crop(image, hard, 5) == 255).all()  # a slot without pixels: a blank square
+    figure = atlas_figure([[tight, tight], []], ["concept 0", "concept 1"], size=20, min_columns=3)
+    assert figure.dtype == np.uint8 and figure.shape[1] >= 3 * 20
