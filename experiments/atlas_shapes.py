@@ -38,23 +38,24 @@ sys.path.insert(0, str(REPO))
 SEED = 3103
 
 
-def timed_atlas(checkpoint: Path, root: Path, split: str, out: Path, clusters: int, device: str) -> Dict[str, Any]:
-    """One ``glmix-viz atlas`` run over every block (from scratch), with its wall time and peak memory."""
+def timed_atlas(checkpoint: Path, root: Path, split: str, out: Path, clusters: int, device: str,
+                reuse: bool = False) -> Dict[str, Any]:
+    """One ``glmix-viz atlas`` run over every block (from scratch), with its wall time and peak memory as
+    ``/usr/bin/time`` reports them; with ``reuse``, a finished run of the same folder is read back instead."""
     report = out.parent / f"{out.name}.time"
     command = ["/usr/bin/time", "-f", "%M %e", "-o", str(report), sys.executable, "-m", "glmix_viz", "atlas",
                "--voc-root", str(root), "--split", split, "--block", "0,1,2,3,4,5", "--clusters", str(clusters),
                "--checkpoint", str(checkpoint), "--out", str(out), "--device", device, "--overwrite", "--no-progress"]
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    began = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    wall = time.perf_counter() - began
-    if result.returncode != 0:
-        raise SystemExit(f"atlas failed ({result.returncode}): {result.stderr[-2000:]}")
-    peak_kb, _ = report.read_text().split()[-2:]
+    if not (reuse and report.is_file() and (out / "atlas.json").is_file()):
+        result = subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"atlas failed ({result.returncode}): {result.stderr[-2000:]}")
+    peak_kb, wall = report.read_text().split()[-2:]
     summary = json.loads((out / "summary.json").read_text())
-    return {"command": " ".join(command[5:]), "wall_s": round(wall, 1), "peak_rss_mib": round(int(peak_kb) / 1024, 1),
-            "collect_s": summary["timing"]["wall_s"], "network_s": summary["timing"]["network_s"],
-            "images": summary["counts"]["done"], "stdout": result.stdout.strip().splitlines()}
+    return {"command": " ".join(["glmix-viz", *command[8:]]), "wall_s": float(wall),
+            "peak_rss_mib": round(int(peak_kb) / 1024, 1), "collect_s": summary["timing"]["wall_s"],
+            "network_s": summary["timing"]["network_s"], "images": summary["counts"]["done"],
+            }
 
 
 def compare(demo: Path, untrained: Path) -> Dict[str, Any]:
@@ -81,6 +82,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, default=8)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--results", type=Path, default=REPO / "experiments" / "results")
+    parser.add_argument("--reuse", action="store_true", help="read back atlases already finished in --work")
+    parser.add_argument("--note", default="", help="a line about how the runs went, kept in the results")
+    parser.add_argument("--skip-quarter", action="store_true", help="no run on the first quarter of the images")
     args = parser.parse_args(argv)
 
     from glmix_viz.data.shapes import make_shapes
@@ -100,10 +104,11 @@ def main(argv: List[str] | None = None) -> int:
         save_checkpoint(untrained_copy(demo, 0), untrained_path, variant=config["variant"],
                         model_args=config["model_args"], class_names=demo.pretrained_cfg.get("label_names"))
     runs = {}
-    for name, checkpoint, split in (("demo", demo_path, "val"), ("untrained", untrained_path, "val"),
-                                    ("demo_quarter", demo_path, "quarter")):
-        runs[name] = timed_atlas(checkpoint, root, split, args.work / f"atlas_{name}", args.clusters, args.device)
-        print(name, {k: v for k, v in runs[name].items() if k != "stdout"}, file=sys.stderr)
+    plan = [("demo", demo_path, "val"), ("untrained", untrained_path, "val"), ("demo_quarter", demo_path, "quarter")]
+    for name, checkpoint, split in plan[:2] if args.skip_quarter else plan:
+        runs[name] = timed_atlas(checkpoint, root, split, args.work / f"atlas_{name}", args.clusters, args.device,
+                                 args.reuse)
+        print(name, runs[name], file=sys.stderr)
     blocks = compare(args.work / "atlas_demo", args.work / "atlas_untrained")
     best = json.loads((REPO / "glmix_viz/assets/demo/demo_results.json").read_text())
     best_block = best["sets"]["heldout_a"]["reports"]["grouping"]["grouping"]["best_block"]
@@ -118,6 +123,7 @@ def main(argv: List[str] | None = None) -> int:
         "best": blocks[best_block], "blocks": blocks,
         "runs": runs, "machine": {"cores": "taskset -c 1: one core shared with other jobs", "cpu_count": os.cpu_count(),
                                   "load_average": os.getloadavg(), "device": args.device},
+        "note": args.note,
     }
     (args.results / "atlas_shapes.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps({"best_block": best_block, "best": blocks[best_block],
