@@ -219,6 +219,7 @@ def test_region_crop_by_hand():
     wide = region_crop(image, hard, 1, size=20, margin=0.5)  # a 40-pixel box: the whole image, outside faded
     assert wide[0, 0].tolist() == [169, 173, 176]  # 0.35 * value + 0.65 * 255 (165.75), rounded
     assert wide[10, 10].tolist() == [10, 20, 30]
+    assert wide[5, 10].tolist() == [220, 20, 60] and wide[4, 10].tolist() != [220, 20, 60]  # the border
     assert (region_crop(image, hard, 5) == 255).all()  # a slot without pixels: a blank square
     figure = atlas_figure([[tight, tight], []], ["concept 0", "concept 1"], size=20, min_columns=3)
     assert figure.dtype == np.uint8 and figure.shape[1] >= 3 * 20

@@ -16,8 +16,8 @@ __all__ = ["atlas_figure", "region_crop"]
 
 
 def region_crop(image: np.ndarray, hard: np.ndarray, slot: int, *, size: int = 72, margin: float = 0.15,
-                fade: float = 0.65) -> np.ndarray:
-    """The part of ``image`` around one slot's region, the rest of the crop faded to white.
+                fade: float = 0.65, outline: Optional[Sequence[int]] = (220, 20, 60)) -> np.ndarray:
+    """The part of ``image`` around one slot's region, the rest of the crop faded to white, the region outlined.
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB.
@@ -26,6 +26,7 @@ def region_crop(image: np.ndarray, hard: np.ndarray, slot: int, *, size: int = 7
         size: side of the square result.
         margin: share of the region's box added on every side.
         fade: how far pixels outside the region go to white (0: not at all).
+        outline: colour of the region's border (pixels of the region next to one outside it), or None.
 
     Returns:
         ``(size, size, 3)`` uint8 (a white square when the slot holds no pixel).
@@ -43,7 +44,13 @@ def region_crop(image: np.ndarray, hard: np.ndarray, slot: int, *, size: int = 7
     outside = ~region[top:bottom, left:right]
     picture[outside] = picture[outside] * (1 - fade) + 255 * fade
     crop = Image.fromarray(np.clip(picture + 0.5, 0, 255).astype(np.uint8))
-    return np.asarray(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    crop = np.array(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
+    if outline is not None:
+        from glmix_viz.viz import slot_boundaries
+
+        inside = upsample_labels(~outside, (size, size))
+        crop[slot_boundaries(inside.astype(np.int64)) & inside] = outline
+    return crop
 
 
 def atlas_figure(crops: Sequence[Sequence[np.ndarray]], titles: Sequence[str], *, heading: Optional[str] = None,
