@@ -63,12 +63,17 @@ def compare(demo: Path, untrained: Path) -> Dict[str, Any]:
     a, b = (json.loads((folder / "atlas.json").read_text()) for folder in (demo, untrained))
     blocks = {}
     for mine, theirs in zip(a["blocks"], b["blocks"]):
-        draws = (np.load(demo / mine["data"])["purity_draws"] - np.load(untrained / theirs["data"])["purity_draws"])
-        keys = ("purity", "purity_ci95", "majority_baseline", "nmi", "regions")
+        mine_draws, their_draws = np.load(demo / mine["data"]), np.load(untrained / theirs["data"])
+        draws = mine_draws["purity_draws"] - their_draws["purity_draws"]
+        objects = mine_draws["object_purity_draws"] - their_draws["object_purity_draws"]
+        keys = ("purity", "purity_ci95", "majority_baseline", "nmi", "object_purity", "object_purity_ci95",
+                "object_majority_baseline", "regions", "class_counts")
         blocks[mine["name"]] = {
             "demo": {k: mine[k] for k in keys}, "untrained": {k: theirs[k] for k in keys},
             "purity_difference": {"mean": mine["purity"] - theirs["purity"],
                                   "ci95": [float(v) for v in np.nanquantile(draws, [0.025, 0.975])]},
+            "object_purity_difference": {"mean": mine["object_purity"] - theirs["object_purity"],
+                                         "ci95": [float(v) for v in np.nanquantile(objects, [0.025, 0.975])]},
             "nmi_difference": mine["nmi"] - theirs["nmi"],
             "demo_concepts": [{k: c.get(k) for k in ("size", "class", "purity")} for c in mine["concepts"]],
         }

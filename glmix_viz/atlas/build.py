@@ -2,7 +2,8 @@
 
 Writes, in the atlas folder, for the ``J``-th block: ``block-J.npz`` (``centroids`` (K, C); ``map_xy`` (P, 2) the PCA
 coordinates of a uniform sample of regions with their ``map_concept``, ``map_label``, ``map_image``, ``map_slot``;
-``pca_mean`` / ``pca_components`` to place other slots on the map; ``purity_draws`` (R,) the bootstrap purities),
+``pca_mean`` / ``pca_components`` to place other slots on the map; ``purity_draws`` (R,) the bootstrap purities,
+``object_purity_draws`` (R,) those of the object regions alone),
 ``crops/J/cKK_R.png`` (the ``R``-th most typical region of concept ``KK``) and ``atlas-J.png`` (the figure); then
 ``atlas.json`` (schema in :func:`build_atlas`).
 """
@@ -19,7 +20,8 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from glmix_viz.atlas.collect import chunk_header, read_chunk
-from glmix_viz.atlas.concepts import ConceptStats, contingency_scores, describe_concepts, fit_concepts, purity_draws
+from glmix_viz.atlas.concepts import (ConceptStats, contingency_scores, describe_concepts, fit_concepts, purity,
+                                     purity_draws)
 from glmix_viz.atlas.job import FEATURES_FOLDER, chunk_paths
 from glmix_viz.errors import DataError, one_line
 
@@ -101,6 +103,9 @@ def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]
     if stats.table.shape[1] and stats.table.sum() > 0:
         out.update(contingency_scores(stats.table))
         out["purity_ci95"] = _interval(draws)
+        out["object_purity"] = purity(stats.table[:, 1:])  # class 0 is the background in VOC, COCO and shapes
+        out["object_purity_ci95"] = _interval(purity_draws(stats.draws[:, :, 1:]))
+        out["object_majority_baseline"] = contingency_scores(stats.table[:, 1:])["majority_baseline"]
         out["class_counts"] = {class_names[c]: int(n) for c, n in enumerate(stats.table.sum(axis=0)) if n}
     return out
 
@@ -149,6 +154,8 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
         ``data`` (``block-J.npz``), ``concepts`` (``index``, ``size``, ``share``, with labels ``purity``, ``class``,
         ``class_index``, ``class_counts``, ``labelled``; ``examples``: ``id``, ``image``, ``slot``, ``distance``,
         ``confidence``, ``crop``), and with labels ``purity``, ``purity_ci95``, ``majority_baseline``, ``nmi``,
+        ``object_purity`` / ``object_purity_ci95`` / ``object_majority_baseline`` (the same over the regions whose
+        class is not the background, class 0),
         ``class_counts``.
     """
     from tqdm import tqdm
@@ -170,7 +177,9 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
                                   map_points=map_points, seed=seed)
         draws = purity_draws(stats.draws) if stats.table.shape[1] else np.zeros(0)
         buffer = io.BytesIO()
+        objects = purity_draws(stats.draws[:, :, 1:]) if stats.table.shape[1] > 1 else np.zeros(0)
         np.savez(buffer, centroids=kmeans.cluster_centers_.astype(np.float32), purity_draws=draws,
+                 object_purity_draws=objects,
                  **_map(stats, seed))
         save_bytes_atomic(out_dir / f"block-{j}.npz", buffer.getvalue())
         example_rows = _crops(out_dir, j, stats, images["paths"], plan["chunk_size"])
