@@ -30,8 +30,9 @@ from PIL import Image
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants)
 from glmix_viz.data.shapes import render_shapes_image
-from glmix_viz.slots.explore import explore_image, interactive_threads
-from glmix_viz.models.loading import resolve_model
+from glmix_viz.app.threads import interactive_threads
+from glmix_viz.slots.explore import explore_image
+from glmix_viz.open import resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info, to_tensor
 from glmix_viz.figures import soft_maps_figure
 from glmix_viz.viz import grouping_overlay, label_legend, slot_palette
@@ -90,7 +91,8 @@ def measure(model: torch.nn.Module, data: bytes, resolution: int, runs: int, blo
 def models() -> List[Tuple[str, str, torch.nn.Module, int]]:
     """``(row name, target key, model, input resolution)`` for the demo model and glnet_stl (random weights)."""
     rows = []
-    demo, info = resolve_model(device="cpu", fallback="glnet_tiny", num_classes=4)
+    opened = resolve_model(device="cpu", fallback="glnet_tiny", num_classes=4)
+    demo, info = opened.model, opened.info
     name = f"demo ({info.path.name})" if info.trained else "demo stand-in (glnet_tiny, untrained)"
     demo_resolution = info.input_size[-1]
     rows.append((name, "demo", demo, demo_resolution))
@@ -105,7 +107,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="timed runs per model (median reported)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: the app's choice, explore.interactive_threads())")
+                        help="torch CPU threads (default: the app's choice, app.threads.interactive_threads())")
     parser.add_argument("--side", type=int, default=512, help="side of the square test image")
     args = parser.parse_args(argv)
     args.threads = args.threads or interactive_threads()

@@ -87,10 +87,10 @@ def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
 
 
 def load_bench_model(args: argparse.Namespace, num_classes: int):
-    from glmix_viz.models.loading import resolve_model
+    from glmix_viz.open import resolve_model
 
-    model, info = resolve_model(args.checkpoint, num_classes=num_classes, device=args.device, fallback="glnet_tiny")
-    return model, str(info.path) if info.trained else str(info)
+    opened = resolve_model(args.checkpoint, num_classes=num_classes, device=args.device, fallback="glnet_tiny")
+    return opened.model, str(opened.info.path) if opened.info.trained else str(opened.info)
 
 
 def parse_args() -> argparse.Namespace:

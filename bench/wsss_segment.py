@@ -108,7 +108,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: List[str] | None = None) -> int:
-    from glmix_viz.models.loading import demo_checkpoint
+    from glmix_viz.open import demo_checkpoint
 
     args = parse_args(argv)
     out = args.out

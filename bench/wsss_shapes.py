@@ -61,11 +61,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glmix_viz  # noqa: E402
-from glmix_viz.data.shapes import make_shapes  # noqa: E402
+from glmix_viz.data.shapes import ShapesConfig, make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
 from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
-from glmix_viz.models.loading import resolve_model  # noqa: E402
+from glmix_viz.open import resolve_model  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
@@ -117,7 +117,7 @@ def make_split(root: Path, seed: int, count: int) -> VOCDataset:
     if not (meta.is_file() and len(VOCDataset(root, "val").ids) == count):
         if root.exists():
             shutil.rmtree(root)
-        make_shapes(root, num_train=0, num_val=count, seed=seed, image_size=IMAGE_SIZE, progress=False)
+        make_shapes(root, ShapesConfig(image_size=IMAGE_SIZE), num_train=0, num_val=count, seed=seed, progress=False)
     return VOCDataset(root, "val")
 
 
@@ -468,7 +468,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="wsss_shapes_"))
-    model, info = resolve_model(args.checkpoint, device=args.device)
+    opened = resolve_model(args.checkpoint, device=args.device)
+    model, info = opened.model, opened.info
     checkpoint = str(info.path)
     measured = run_steps(args, model, work, out, timings)
     crf = measured["tuning"]["crf"]["chosen"]["params"]

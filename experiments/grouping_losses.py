@@ -10,8 +10,8 @@ another seed. A setting is ``NAME`` followed by ``key=value`` pairs of :class:`~
         --setting bce --setting recon_potts:recon_weight=10,potts_weight=1 \
         --setting usage:recon_weight=10,potts_weight=1,usage_entropy_weight=-0.1
 
-The third and fourth probes of ``shared/EXPERIMENTS.md`` are settings of this sweep (``--init`` the shipped model
-for the fine-tunes; from scratch with ``--lr 1.5e-3 --warmup-epochs 0.5`` for the winner). Writes
+The grouping-loss probes behind the demo recipe (``experiments/train_demo.py``) are settings of this sweep (``--init``
+the shipped model for the fine-tunes; from scratch with ``--lr 1.5e-3 --warmup-epochs 0.5`` for the winner). Writes
 ``WORK/NAME/`` (the run) and ``WORK/results.json`` (every setting's held-out report without per-image arrays).
 """
 
@@ -62,7 +62,7 @@ def main() -> int:
     parser.add_argument("--device", default=None)
     args = parser.parse_args()
 
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.heldout import heldout_evaluation, strip_per_image
     from glmix_viz.models.loading import load_model
     from glmix_viz.train import TrainConfig, train
@@ -72,7 +72,7 @@ def main() -> int:
     for root, settings in ((data, dict(num_train=args.num_train, num_val=200, seed=args.data_seed)),
                            (heldout, dict(num_train=0, num_val=args.num_eval, seed=args.eval_seed))):
         if not (root / "shapes_meta.json").is_file():
-            make_shapes(root, image_size=128, overwrite=True, progress=False, **settings)
+            make_shapes(root, ShapesConfig(image_size=128), overwrite=True, progress=False, **settings)
     results_path = work / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for text in args.setting:

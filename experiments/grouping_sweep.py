@@ -39,10 +39,11 @@ DEFAULT_TAU = {"recipe_s16"}  # runs that keep the model's initial slot temperat
 
 
 def _make(args: tuple) -> None:
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
 
     out, num_train, num_val, seed, size = args
-    make_shapes(out, num_train=num_train, num_val=num_val, seed=seed, image_size=size, overwrite=True, progress=False)
+    make_shapes(out, ShapesConfig(image_size=size), num_train=num_train, num_val=num_val, seed=seed, overwrite=True,
+                progress=False)
 
 
 def command(name: str, data: Path, work: Path, epochs: int, batch: int, lr: float, size: int) -> list:

@@ -33,9 +33,10 @@ sys.path.insert(0, str(REPO))
 
 MODEL_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 9,
               "mixing_modes": ["glmix", "glmix", "glmix.mha_nchw", "glmix"]}
-DATA = dict(num_train=6000, num_val=500, seed=0, image_size=128)
-HELDOUT = {"heldout_a": dict(num_train=0, num_val=400, seed=3101, image_size=128),
-           "heldout_b": dict(num_train=0, num_val=400, seed=3102, image_size=128)}
+IMAGE_SIZE = 128
+DATA = dict(num_train=6000, num_val=500, seed=0)
+HELDOUT = {"heldout_a": dict(num_train=0, num_val=400, seed=3101),
+           "heldout_b": dict(num_train=0, num_val=400, seed=3102)}
 EPOCHS = 16
 # The grouping losses of the demo recipe (EXPERIMENTS.md, fourth probe): colour reconstruction through the slots
 # (C then D, weight 10) and the bilateral Potts loss on D (weight 1, colour width 0.12), on every GLMix block.
@@ -54,11 +55,11 @@ def train_argv(work: Path, run: str, device: str, threads: int) -> List[str]:
 
 def make_data(work: Path) -> None:
     """Write the training set and the held-out sets that are missing."""
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
 
     for name, settings in (("shapes", DATA), *HELDOUT.items()):
         if not (work / name / "shapes_meta.json").is_file():
-            make_shapes(work / name, overwrite=True, progress=False, **settings)
+            make_shapes(work / name, ShapesConfig(image_size=IMAGE_SIZE), overwrite=True, progress=False, **settings)
 
 
 TARGETS = {"map": 0.93, "best_vs_best_control": 0.10, "worst_vs_own_untrained": -0.02}

@@ -34,12 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module_name in COMMANDS.items():
-        try:
-            module = importlib.import_module(f"glmix_viz.commands.{module_name}")
-        except ModuleNotFoundError as error:
-            if error.name != f"glmix_viz.commands.{module_name}":
-                raise
-            continue  # a command not built yet
+        module = importlib.import_module(f"glmix_viz.commands.{module_name}")
         sub = subparsers.add_parser(name, help=module.HELP, description=module.HELP)
         module.add_arguments(sub)
         sub.set_defaults(handler=module.run)

@@ -22,6 +22,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from glmix_viz.files import save_bytes_atomic
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
@@ -29,7 +31,6 @@ from glmix_viz.viz import (
     hstack_panels,
     map_colorbar,
     masked_slot_view,
-    representative_slots,
     scale_to_unit,
     soft_map_grid,
     value_ranges,
@@ -276,8 +277,6 @@ def save_figure(figure: Any, path: Union[str, Path], *, max_bytes: int = 500_000
     Returns:
         The path written.
     """
-    from glmix_viz.files import save_bytes_atomic
-
     if isinstance(figure, np.ndarray):
         if figure.dtype != np.uint8 or figure.ndim != 3 or figure.shape[2] != 3:
             raise ValueError(f"picture must be (H, W, 3) uint8, got {figure.shape} {figure.dtype}")

@@ -1,7 +1,7 @@
-"""Atomic file writers: a temporary file in the destination folder, then a rename.
+"""Atomic file writers (a temporary file in the destination folder, then a rename) and the bytes they write.
 
-An interrupted batch job never leaves a half-written file behind under its final name. This module imports neither
-torch nor any plotting library, so data generators and tools that only write files stay light.
+An interrupted batch job never leaves a half-written file behind under its final name. The same encoders serve
+downloads that never touch the disk (:func:`npz_bytes`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-__all__ = ["save_bytes_atomic", "save_npz_atomic", "save_png_atomic"]
+__all__ = ["npz_bytes", "save_bytes_atomic", "save_npz_atomic", "save_png_atomic"]
+
 
 def save_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then ``os.replace``.
@@ -71,6 +72,13 @@ def _check_png_array(array: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(array)
 
 
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """The bytes of a compressed ``.npz`` holding ``arrays`` (a download; :func:`save_npz_atomic` writes a file)."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **arrays)
+    return buffer.getvalue()
+
+
 def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     """Write a compressed ``.npz`` atomically (see :func:`save_bytes_atomic`); the path is used exactly as given.
 
@@ -81,6 +89,4 @@ def save_npz_atomic(path: str | os.PathLike, **arrays: np.ndarray) -> Path:
     Returns:
         The destination path.
     """
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return save_bytes_atomic(path, buffer.getvalue())
+    return save_bytes_atomic(path, npz_bytes(arrays))

@@ -19,8 +19,10 @@ The ARI is written here from its definition (Hubert and Arabie, 1985) with a num
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -29,9 +31,10 @@ import torch
 import torch.nn as nn
 
 import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz.data.voc import VOCDataset, load_label_png
+from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError
 from glmix_viz.images import batch_to_tensor
+from glmix_viz.labels import IGNORE_INDEX, load_label_png
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 from glmix_viz.slots.resize import upsample_labels
 
@@ -103,7 +106,7 @@ def foreground_ari(groups: np.ndarray, instances: np.ndarray) -> float:
     """
     instances = np.asarray(instances)
     groups = upsample_labels(groups, instances.shape)
-    keep = (instances > 0) & (instances != 255)
+    keep = (instances > 0) & (instances != IGNORE_INDEX)
     if not keep.any():
         return float("nan")
     return adjusted_rand_index(instances[keep], groups[keep])
@@ -127,7 +130,7 @@ class GroupingSample:
     @property
     def num_instances(self) -> int:
         values = np.unique(self.instances)
-        return int(((values > 0) & (values != 255)).sum())
+        return int(((values > 0) & (values != IGNORE_INDEX)).sum())
 
 
 def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) -> List[GroupingSample]:
@@ -312,9 +315,6 @@ def benchmark_best_block(results: Optional[Any] = None, run: str = "grouping") -
         the sets; the best control is the highest-scoring untrained block or grid), or None when there are no
         results for ``run``.
     """
-    import json
-    from pathlib import Path
-
     if not isinstance(results, dict):
         path = Path(results) if results is not None else Path(__file__).parent / "assets" / "demo" / "demo_results.json"
         if not path.is_file():

@@ -12,7 +12,7 @@ import timm
 
 import glmix_viz  # noqa: F401
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOC_CLASSES, label_to_pil
 from glmix_viz.models.loading import save_checkpoint
 from glmix_viz.pseudo.settings import ScoreSettings
@@ -106,7 +106,7 @@ def test_evaluate_fails_on_missing_predictions_by_default(tmp_path):
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=1, num_val=4, seed=5, image_size=64, progress=False)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=1, num_val=4, seed=5, progress=False)
     return root
 
 
@@ -154,8 +154,8 @@ def test_pseudo_label_command_one_line_errors(shapes_root, tmp_path, capsys, mon
     assert main(base + ["--model", "glnet_tiny", "--bg-rule", "power", "--bg-param", "0"]) == 2
     printed = capsys.readouterr().err.strip().splitlines()
     assert len(printed) == 1 and "exponent must be positive" in printed[0]
-    import glmix_viz.models.loading as loading
+    import glmix_viz.open as opener
 
-    monkeypatch.setattr(loading, "DEMO_DIR", tmp_path / "no-demo-here")
+    monkeypatch.setattr(opener, "DEMO_DIR", tmp_path / "no-demo-here")
     assert main(base) == 2
     assert "pass --checkpoint PATH" in capsys.readouterr().err

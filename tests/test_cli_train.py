@@ -8,13 +8,13 @@ import pytest
 
 from glmix_viz import class_names, load_model
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=12, num_val=6, seed=3, image_size=64, progress=False)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=12, num_val=6, seed=3, progress=False)
     return root
 
 

@@ -146,11 +146,11 @@ def test_evaluate_takes_coco_root(coco_root: Path, tmp_path: Path, capsys: pytes
 
 def test_open_data_root_tells_coco_from_voc(coco_root: Path, tmp_path: Path) -> None:
     from glmix_viz.data.coco import COCODataset, open_data_root
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.data.voc import VOCDataset
 
     assert isinstance(open_data_root(coco_root, "val"), COCODataset)
-    make_shapes(tmp_path / "voc", num_train=1, num_val=1, seed=0, image_size=32)
+    make_shapes(tmp_path / "voc", ShapesConfig(image_size=32), num_train=1, num_val=1, seed=0)
     assert isinstance(open_data_root(tmp_path / "voc", "val"), VOCDataset)
 
 

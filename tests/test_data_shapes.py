@@ -19,7 +19,8 @@ from glmix_viz.data.shapes import (
 from glmix_viz.data.voc import VOCDataset, load_label_png, palette_bytes
 from glmix_viz.errors import DataError
 
-SMALL = dict(num_train=6, num_val=3, image_size=64)
+SMALL = dict(num_train=6, num_val=3)
+SMALL_CONFIG = ShapesConfig(image_size=64)
 
 
 def _files(folder: Path) -> dict[str, bytes]:
@@ -29,24 +30,24 @@ def _files(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes") / "set"
-    make_shapes(root, seed=7, num_test=2, progress=False, **SMALL)
+    make_shapes(root, SMALL_CONFIG, seed=7, num_test=2, progress=False, **SMALL)
     return root
 
 
 def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path, shapes_root: Path):
-    summary = make_shapes(tmp_path / "again", seed=7, num_test=2, progress=False, **SMALL)
+    summary = make_shapes(tmp_path / "again", SMALL_CONFIG, seed=7, num_test=2, progress=False, **SMALL)
     assert summary["splits"] == {"train": 6, "val": 3, "test": 2}
     first, second = _files(shapes_root), _files(tmp_path / "again")
     assert first.keys() == second.keys()
     assert all(first[name] == second[name] for name in first)
-    make_shapes(tmp_path / "other", seed=8, num_test=2, progress=False, **SMALL)
+    make_shapes(tmp_path / "other", SMALL_CONFIG, seed=8, num_test=2, progress=False, **SMALL)
     other = _files(tmp_path / "other")
     images = [name for name in first if name.startswith("JPEGImages")]
     assert len(images) == 11 and all(first[name] != other[name] for name in images)
 
 
 def test_validation_images_do_not_depend_on_the_training_set_size(tmp_path: Path, shapes_root: Path):
-    make_shapes(tmp_path / "bigger", seed=7, num_train=9, num_val=3, image_size=64, progress=False)
+    make_shapes(tmp_path / "bigger", ShapesConfig(image_size=64), seed=7, num_train=9, num_val=3, progress=False)
     for image_id in ("val_000000", "val_000002", "train_000005"):
         name = f"JPEGImages/{image_id}.png"
         assert (tmp_path / "bigger" / name).read_bytes() == (shapes_root / name).read_bytes()
@@ -142,11 +143,11 @@ def test_boundary_band_and_options():
 
 
 def test_existing_output_needs_overwrite_and_jpeg_is_readable(tmp_path: Path):
-    make_shapes(tmp_path / "d", seed=1, num_train=2, num_val=1, image_size=48, progress=False)
+    make_shapes(tmp_path / "d", ShapesConfig(image_size=48), seed=1, num_train=2, num_val=1, progress=False)
     with pytest.raises(DataError, match="overwrite"):
-        make_shapes(tmp_path / "d", seed=1, num_train=2, num_val=1, image_size=48, progress=False)
-    make_shapes(tmp_path / "d", seed=1, num_train=3, num_val=0, image_size=48, image_format="jpg", overwrite=True,
-                progress=False)
+        make_shapes(tmp_path / "d", ShapesConfig(image_size=48), seed=1, num_train=2, num_val=1, progress=False)
+    make_shapes(tmp_path / "d", ShapesConfig(image_size=48), seed=1, num_train=3, num_val=0, image_format="jpg",
+                overwrite=True, progress=False)
     assert sorted(path.name for path in (tmp_path / "d" / "JPEGImages").iterdir()) == [
         "train_000000.jpg", "train_000001.jpg", "train_000002.jpg"]
     sample = VOCDataset(tmp_path / "d", "train")[2]

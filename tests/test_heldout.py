@@ -8,7 +8,7 @@ import timm
 import torch
 
 import glmix_viz  # noqa: F401
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.grouping import block_grouping_scores, load_grouping_samples
 from glmix_viz.heldout import bootstrap_interval, compare_models, heldout_evaluation, paired_difference
 from glmix_viz.models.loading import save_checkpoint, load_model
@@ -40,7 +40,7 @@ def test_paired_difference_drops_pairs_with_nan():
 @pytest.fixture(scope="module")
 def heldout(tmp_path_factory):
     root = tmp_path_factory.mktemp("heldout") / "shapes"
-    make_shapes(root, num_train=0, num_val=12, seed=77, image_size=64, overwrite=True, progress=False)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=0, num_val=12, seed=77, overwrite=True, progress=False)
     return root
 
 

@@ -36,6 +36,12 @@ COMPUTING_MODULES = [
     "glmix_viz.images",
     "glmix_viz.models",
     "glmix_viz.models.loading",
+    "glmix_viz.models.info",
+    "glmix_viz.checkpoints",
+    "glmix_viz.labels",
+    "glmix_viz.safe_pickle",
+    "glmix_viz.open",
+    "glmix_viz.slots.medoids",
 ]
 
 # One interpreter loads only the heavy third-party libraries that computing is allowed to use (torch, timm, numpy),

@@ -9,7 +9,8 @@ import torch
 from PIL import Image
 
 from glmix_viz.cli import main
-from glmix_viz.slots.explore import explore_image, is_multilabel, top_predictions
+from glmix_viz.models.info import is_multilabel
+from glmix_viz.slots.explore import explore_image, top_predictions
 from glmix_viz.probe import glmix_block_names
 
 

@@ -12,7 +12,7 @@ import torch
 
 import glmix_viz
 from glmix_viz import CheckpointError, load_model, save_checkpoint
-from glmix_viz.models import OFFICIAL_VARIANTS
+from glmix_viz.models import official_variants
 from glmix_viz.models.loading import infer_variant, load_state_dict
 
 
@@ -106,7 +106,7 @@ def test_bare_safetensors_is_matched_like_a_pth(tmp_path, tiny):
     _same_outputs(load_model(tmp_path / "bare.safetensors", device="cpu"), tiny)
 
 
-@pytest.mark.parametrize("variant", OFFICIAL_VARIANTS)
+@pytest.mark.parametrize("variant", official_variants())
 def test_variant_is_inferred_from_keys_and_shapes(variant):
     with torch.device("meta"):
         state = timm.create_model(variant, num_classes=20).state_dict()
@@ -156,27 +156,30 @@ def test_corrupt_safetensors_and_non_dict_pickles_are_refused(tmp_path):
 
 
 def test_resolve_model_describes_what_it_chose(tmp_path, monkeypatch):
-    import glmix_viz.models.loading as loading
-    from glmix_viz.models.loading import describe_model, resolve_model
+    import glmix_viz.open as opener
+    from glmix_viz.models.info import describe_model
+    from glmix_viz.open import resolve_model
 
     state = torch.random.get_rng_state()
-    model, info = resolve_model(model_name="glnet_tiny", class_names=["a", "b", "c"], device="cpu", seed=3)
+    opened = resolve_model(model_name="glnet_tiny", class_names=["a", "b", "c"], device="cpu", seed=3)
+    model, info = opened.model, opened.info
+    assert opened.segmenter is None and opened.kind == "classifier"
     assert torch.equal(state, torch.random.get_rng_state())  # the global random state is left alone
     assert (info.variant, info.class_names, info.input_size, info.source, info.trained) == (
         "glnet_tiny", ("a", "b", "c"), (128, 128), "untrained", False)
     assert not info.multi_label and "UNTRAINED" in str(info) and "seed 3" in str(info)
-    again, _ = resolve_model(model_name="glnet_tiny", num_classes=3, device="cpu", seed=3)
+    again = resolve_model(model_name="glnet_tiny", num_classes=3, device="cpu", seed=3).model
     _same_outputs(model, again)
 
     path = tmp_path / "m.safetensors"
     save_checkpoint(model, path, variant="glnet_tiny", class_names=["a", "b", "c"], extra={"input_size": [3, 96, 64]})
-    loaded, info = resolve_model(path, device="cpu")
+    info = resolve_model(path, device="cpu").info
     assert (info.source, info.path, info.input_size, info.multi_label) == ("checkpoint", path, (96, 64), True)
     assert str(info) == "glnet_tiny from m.safetensors on cpu"
-    monkeypatch.setattr(loading, "demo_checkpoint", lambda: path)
-    assert resolve_model(device="cpu")[1].source == "demo"
-    monkeypatch.setattr(loading, "demo_checkpoint", lambda: None)
+    monkeypatch.setattr(opener, "demo_checkpoint", lambda: path)
+    assert resolve_model(device="cpu").info.source == "demo"
+    monkeypatch.setattr(opener, "demo_checkpoint", lambda: None)
     with pytest.raises(CheckpointError, match="no model"):
         resolve_model(device="cpu")
-    assert resolve_model(device="cpu", fallback="glnet_tiny", num_classes=2)[1].class_names == ("class 0", "class 1")
+    assert resolve_model(device="cpu", fallback="glnet_tiny", num_classes=2).info.class_names == ("class 0", "class 1")
     assert describe_model(timm.create_model("glnet_tiny", num_classes=1000)).class_names[0] == "tench, Tinca tinca"

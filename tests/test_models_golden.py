@@ -10,7 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from glmix_viz import GroupingProbe
-from glmix_viz.models import OFFICIAL_VARIANTS, GLNet
+from glmix_viz.models import GLNet, official_variants
 
 TINY_CONFIGS = ("tiny_a", "tiny_b")
 
@@ -67,7 +67,7 @@ def test_tiny_a_stage_features_match_golden(golden_dir, golden_meta, golden_inpu
         torch.testing.assert_close(features[key], value, atol=1e-5, rtol=1e-4, msg=key)
 
 
-@pytest.mark.parametrize("variant", OFFICIAL_VARIANTS)
+@pytest.mark.parametrize("variant", official_variants())
 def test_variant_state_dict_is_the_official_one(golden_dir, variant):
     reference = json.loads((golden_dir / f"keys_{variant}.json").read_text())
     with torch.device("meta"):

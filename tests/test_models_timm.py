@@ -6,14 +6,14 @@ import pytest
 import timm
 import torch
 
-from glmix_viz.models import OFFICIAL_VARIANTS
+from glmix_viz.models import official_variants
 
 SMALL = ("glnet_tiny", "glnet_stl")  # one of each down-sampling style; the others share their code paths
 
 
 def test_every_variant_is_registered():
     names = set(timm.list_models("glnet_*"))
-    assert set(OFFICIAL_VARIANTS) <= names and "glnet_tiny" in names
+    assert set(official_variants()) <= names and "glnet_tiny" in names
 
 
 @pytest.fixture(scope="module", params=SMALL)

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import glmix_viz  # noqa: F401  (registers glnet_tiny)
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset, load_label_png, shard_ids, voc_palette
 from glmix_viz.errors import CheckpointError
 from glmix_viz.pseudo.crf import CRFParams
@@ -25,7 +25,7 @@ NUM_IMAGES = 6
 @pytest.fixture(scope="module")
 def shapes_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=1, num_val=NUM_IMAGES, seed=3, image_size=96, progress=False)
+    make_shapes(root, ShapesConfig(image_size=96), num_train=1, num_val=NUM_IMAGES, seed=3, progress=False)
     return root
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 import glmix_viz
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset, label_to_pil, load_label_png
 from glmix_viz.errors import CheckpointError
 from glmix_viz.segment.model import (
@@ -23,7 +23,6 @@ from glmix_viz.segment.model import (
     load_segmenter,
     read_backbone,
     save_segmenter,
-    segmenter_of,
 )
 
 DEMO_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 9,
@@ -33,7 +32,7 @@ DEMO_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 9,
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("shapes") / "voc"
-    make_shapes(root, num_train=6, num_val=4, seed=11, image_size=64)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=6, num_val=4, seed=11)
     return root
 
 
@@ -89,7 +88,7 @@ def test_backbone_of_a_demo_checkpoint_lands_in_the_encoder() -> None:
         init_backbone(segmenter, {key: value for key, value in state.items() if "stages.3" not in key}, source="x")
 
 
-def test_segmenter_checkpoint_round_trip_and_load_model(tmp_path: Path) -> None:
+def test_segmenter_checkpoint_round_trip_and_open_checkpoint(tmp_path: Path) -> None:
     segmenter = _small()
     path = tmp_path / "run" / "best.safetensors"
     save_segmenter(segmenter, path, _checkpoint_config())
@@ -98,11 +97,15 @@ def test_segmenter_checkpoint_round_trip_and_load_model(tmp_path: Path) -> None:
     images = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(again(images), segmenter(images))
-    backbone = glmix_viz.load_model(path, device="cpu")  # the hook in models/loading.py
+    opened = glmix_viz.open_checkpoint(path, device="cpu")  # the segmenter, explicitly, and its encoder
+    backbone = opened.model
+    assert opened.kind == "segmenter" and opened.segmenter is not None
     assert isinstance(backbone, glmix_viz.GLNet) and backbone.num_classes == 0
-    assert backbone.checkpoint_config["kind"] == "segmenter"
-    assert segmenter_of(backbone) is not None and backbone_of(segmenter_of(backbone)) is backbone
+    assert backbone.checkpoint_config["kind"] == "segmenter" and backbone_of(opened.segmenter) is backbone
+    assert not hasattr(backbone, "segmenter")  # nothing hidden on the encoder
     assert set(backbone.state_dict()) == set(backbone_of(segmenter).state_dict())  # the decoder is not a submodule
+    with pytest.raises(CheckpointError, match="not a GLNet classifier"):
+        glmix_viz.load_model(path, device="cpu")  # GLNets only
     from glmix_viz.probe import glmix_block_names
 
     import timm
@@ -113,17 +116,29 @@ def test_segmenter_checkpoint_round_trip_and_load_model(tmp_path: Path) -> None:
 
 
 def test_explore_segmenter_gives_groupings_and_the_predicted_mask(tmp_path: Path) -> None:
-    from glmix_viz.segment.predict import explore_segmenter, predict_labels
+    """The mask is checked against a forward pass written here (an image whose sides are multiples of 32 enters the
+    network as it is), and against a head rigged to one class."""
+    from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
+    from glmix_viz.segment.predict import explore_segmenter
 
     path = tmp_path / "seg.safetensors"
     save_segmenter(_small(), path, _checkpoint_config())
-    backbone = glmix_viz.load_model(path, device="cpu")
-    image = np.random.default_rng(0).integers(0, 255, (48, 80, 3), dtype=np.uint8)
-    exploration, labels = explore_segmenter(backbone, image)
-    assert labels.shape == (48, 80) and labels.dtype == np.uint8
-    np.testing.assert_array_equal(labels, predict_labels(segmenter_of(backbone), image))
-    assert list(exploration.records) == list(glmix_viz.glmix_block_names(backbone))
+    opened = glmix_viz.open_checkpoint(path, device="cpu")
+    image = np.random.default_rng(0).integers(0, 255, (64, 96, 3), dtype=np.uint8)
+    exploration, labels = explore_segmenter(opened.segmenter, image)
+    assert labels.shape == (64, 96) and labels.dtype == np.uint8
+    pixels = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    normalised = (pixels - torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)) / torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        by_hand = opened.segmenter(normalised)[0].argmax(dim=0).numpy()
+    np.testing.assert_array_equal(labels, by_hand)
+    assert list(exploration.records) == list(glmix_viz.glmix_block_names(opened.model))
     assert exploration.cam is None  # the encoder has no classifier
+    head = opened.segmenter.segmentation_head[0]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([0.0, 0.0, 0.0, 5.0, 0.0]))
+    assert (explore_segmenter(opened.segmenter, image[:40, :50])[1] == 3).all()
 
 
 def test_poly_learning_rate_by_hand() -> None:
@@ -219,7 +234,7 @@ def test_segment_job_resumes_shards_and_reports_bad_images(shapes: Path, tmp_pat
     again = run_segment(dataset, out, segmenter, progress=False)
     assert again["counts"] == {"total": len(dataset.ids), "done": 0, "skipped": len(dataset.ids), "failed": 0}
     broken = shapes.parent / "broken"
-    make_shapes(broken, num_train=1, num_val=2, seed=3, image_size=64)
+    make_shapes(broken, ShapesConfig(image_size=64), num_train=1, num_val=2, seed=3)
     bad_id = VOCDataset(broken, "val").ids[0]
     VOCDataset(broken, "val").image_path(bad_id).write_bytes(b"broken")
     code = main(["segment", "--checkpoint", str(checkpoint), "--voc-root", str(broken), "--split", "val",

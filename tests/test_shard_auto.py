@@ -10,7 +10,7 @@ import timm
 
 import glmix_viz  # noqa: F401
 from glmix_viz.cli import main
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset, resolve_shard, shard_from_environment, shard_ids
 from glmix_viz.models.loading import save_checkpoint
 
@@ -64,7 +64,7 @@ def test_explicit_shards_pass_through():
 @pytest.fixture(scope="module")
 def shapes_and_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("shards")
-    make_shapes(root / "data", num_train=1, num_val=5, seed=11, image_size=64, progress=False)
+    make_shapes(root / "data", ShapesConfig(image_size=64), num_train=1, num_val=5, seed=11, progress=False)
     checkpoint = root / "model.safetensors"
     save_checkpoint(timm.create_model("glnet_tiny", num_classes=4), checkpoint, variant="glnet_tiny")
     return root / "data", checkpoint

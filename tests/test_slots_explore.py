@@ -9,19 +9,18 @@ import pytest
 import timm
 import torch
 
-from glmix_viz.models.loading import demo_checkpoint
 from glmix_viz.slots.explore import (
     Exploration,
     assignment_arrays,
     explore_image,
     map_cell,
-    npz_bytes,
     pixel_distributions,
     slot_areas,
     slot_class_evidence,
     slot_flow,
     top_predictions,
 )
+from glmix_viz.files import npz_bytes
 from glmix_viz.images import to_tensor
 from glmix_viz.probe import GroupingRecord
 
@@ -109,25 +108,3 @@ def test_explore_image_on_a_small_glnet_and_npz_round_trip() -> None:
     np.testing.assert_array_equal(loaded["stages.0.blocks.0.logits"], exploration.record(0).logits[0].numpy())
     np.testing.assert_array_equal(loaded["stages.0.blocks.0.hard"], exploration.hard(0))
     np.testing.assert_array_equal(loaded["input_size"], [32, 64])
-
-
-def test_demo_checkpoint_picks_the_first_safetensors(tmp_path) -> None:
-    assert demo_checkpoint(tmp_path) is None
-    (tmp_path / "b.safetensors").write_bytes(b"")
-    (tmp_path / "a.safetensors").write_bytes(b"")
-    (tmp_path / "c.json").write_text("{}")
-    assert demo_checkpoint(tmp_path) == tmp_path / "a.safetensors"
-
-
-def test_interactive_threads_leave_a_core_free_unless_told(monkeypatch: pytest.MonkeyPatch) -> None:
-    from glmix_viz.slots.explore import interactive_threads
-
-    monkeypatch.delenv("GLMIX_TORCH_THREADS", raising=False)
-    monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert interactive_threads() == 1
-    monkeypatch.setattr("os.cpu_count", lambda: 16)
-    assert interactive_threads() == 15
-    monkeypatch.setattr("os.cpu_count", lambda: 1)
-    assert interactive_threads() == 1
-    monkeypatch.setenv("GLMIX_TORCH_THREADS", "3")
-    assert interactive_threads() == 3

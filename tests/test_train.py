@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import timm
 
 import glmix_viz
-from glmix_viz.data.shapes import make_shapes
+from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.models.loading import load_model, save_checkpoint
 from glmix_viz.train import (
     TrainConfig,
@@ -94,7 +94,7 @@ def test_augmentation_is_seeded_and_dihedral_without_zoom():
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=32, num_val=16, seed=3, image_size=64, progress=False)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=32, num_val=16, seed=3, progress=False)
     return root
 
 

@@ -130,10 +130,10 @@ def test_grouping_losses_weight_and_average_over_blocks():
 # ------------------------------------------------------------------------------------------- in the training loop
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory):
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
 
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=32, num_val=8, seed=4, image_size=64, progress=False)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=32, num_val=8, seed=4, progress=False)
     return root
 
 

@@ -1,4 +1,4 @@
-"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, k-medoids, panels."""
+"""Tests of glmix_viz.viz: palettes, overlays, boundaries, grouping, grids, panels."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from glmix_viz.viz import (
     overlay,
     scale_caption,
     scale_to_unit,
-    representative_slots,
     slot_boundaries,
     slot_palette,
     soft_map_grid,
@@ -257,28 +256,6 @@ def test_colour_bars_say_which_scale_they_are() -> None:
         colorbar(None)
     assert scale_caption("shared", (0.0125, 0.87)) == "shared colour scale for all maps: 0.0125 to 0.87"
     assert "own colour scale" in scale_caption("own")
-
-
-def test_representative_slots_finds_one_medoid_per_cluster() -> None:
-    rng = np.random.default_rng(0)
-    centres = np.zeros((3, 6, 6))
-    centres[0, :3] = 1.0
-    centres[1, 3:] = 1.0
-    centres[2, :, :3] = 1.0
-    membership = rng.permutation(np.repeat(np.arange(3), [10, 12, 8]))
-    maps = centres[membership] + rng.normal(0.0, 0.05, (len(membership), 6, 6))
-    medoids = representative_slots(maps, k=3)
-    assert medoids == sorted(medoids) and len(medoids) == 3
-    assert sorted(membership[medoids]) == [0, 1, 2]
-    assert representative_slots(maps, k=3, init="random", seed=3) == representative_slots(
-        maps, k=3, init="random", seed=3
-    )
-
-
-def test_representative_slots_with_fewer_distinct_maps_than_k() -> None:
-    maps = np.zeros((5, 2, 2))
-    maps[[2, 4]] = 1.0
-    assert representative_slots(maps, k=4) == [0, 2]
 
 
 def test_masked_slot_view_shows_image_where_map_is_high() -> None:

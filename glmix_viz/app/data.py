@@ -27,12 +27,16 @@ import torch
 import torch.nn as nn
 
 import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz import CheckpointError, ImageLoadError, load_model
+from glmix_viz import CheckpointError, ImageLoadError
+from glmix_viz.app.threads import interactive_threads
 from glmix_viz.errors import one_line
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
-from glmix_viz.slots.explore import Exploration, explore_image, interactive_threads
+from glmix_viz.slots.explore import Exploration, explore_image
 from glmix_viz.grouping import benchmark_best_block
-from glmix_viz.models.loading import demo_checkpoint, describe_model, resolve_model
+from glmix_viz.open import Opened, demo_checkpoint, open_checkpoint, resolve_model
+from glmix_viz.pseudo import METHODS
+from glmix_viz.segment.model import segmenter_class_names
+from glmix_viz.segment.predict import predict_labels
 from glmix_viz.images import check_min_size, load_image_with_info
 from glmix_viz.models.registry import VARIANTS
 
@@ -65,13 +69,14 @@ class LoadedModel:
     """A model and what the page says about it.
 
     Attributes:
-        model: the GLNet, in eval mode on its device.
+        model: the GLNet, in eval mode on its device (a segmenter checkpoint's encoder).
         key: identifies the weights (and device) in the result caches.
         label: one line naming the model for the page.
         variant: the GLNet variant.
         trained: False for randomly initialised weights.
         class_names: the classifier's class names.
         default_resolution: the input size the model was made for (longer side, pixels).
+        segmenter: the whole segmenter of a ``segment-train`` checkpoint, else None.
     """
 
     model: nn.Module
@@ -81,6 +86,7 @@ class LoadedModel:
     trained: bool
     class_names: Tuple[str, ...]
     default_resolution: int
+    segmenter: Optional[nn.Module] = None
 
 
 def available_devices() -> List[str]:
@@ -88,9 +94,10 @@ def available_devices() -> List[str]:
     return ["cuda", "cpu"] if torch.cuda.is_available() else ["cpu"]
 
 
-def _describe(model: nn.Module, key: str, label: str, trained: bool) -> LoadedModel:
-    info = describe_model(model)
-    return LoadedModel(model, key, label, info.variant, trained, info.class_names, info.input_size[-1])
+def _describe(opened: Opened, key: str, label: str, trained: bool) -> LoadedModel:
+    info = opened.info
+    return LoadedModel(opened.model, key, label, info.variant, trained, info.class_names, info.input_size[-1],
+                       opened.segmenter)
 
 
 def _file_stamp(path: Path) -> str:
@@ -98,10 +105,10 @@ def _file_stamp(path: Path) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _load_safely(path: str, variant: Optional[str], device: str, name: str) -> nn.Module:
-    """:func:`load_model`, with any failure turned into a one-line CheckpointError naming the file as ``name``."""
+def _load_safely(path: str, variant: Optional[str], device: str, name: str) -> Opened:
+    """:func:`open_checkpoint`, with any failure turned into a one-line CheckpointError naming the file as ``name``."""
     try:
-        return load_model(path, variant=variant, device=device)
+        return open_checkpoint(path, variant=variant, device=device)
     except CheckpointError as error:
         raise CheckpointError(str(error).replace(path, name)) from None
     except Exception as error:  # noqa: BLE001  (a reader that fails in an unforeseen way on a bad file)
@@ -109,7 +116,7 @@ def _load_safely(path: str, variant: Optional[str], device: str, name: str) -> n
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the model...")
-def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str) -> nn.Module:
+def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str) -> Opened:
     return _load_safely(path, variant, device, path)
 
 
@@ -124,15 +131,15 @@ def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: st
         raise CheckpointError(f"{resolved}: no such checkpoint file")
     resolved = resolved.resolve()
     stamp = _file_stamp(resolved)
-    model = _load_checkpoint(str(resolved), stamp, variant, device)
-    return _describe(model, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True)
+    opened = _load_checkpoint(str(resolved), stamp, variant, device)
+    return _describe(opened, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True)
 
 
 @st.cache_resource(max_entries=2, show_spinner="Loading the uploaded checkpoint...")
 def _load_uploaded_checkpoint(
     digest: str, name: str, _data: bytes, suffix: str, variant: Optional[str], device: str
-) -> nn.Module:
-    # load_model reads files only; the bytes go to a private temporary file that is deleted right after reading.
+) -> Opened:
+    # open_checkpoint reads files only; the bytes go to a private temporary file that is deleted right after reading.
     handle, temp_path = tempfile.mkstemp(prefix="glmix-upload-", suffix=suffix)
     try:
         with os.fdopen(handle, "wb") as stream:
@@ -153,22 +160,22 @@ def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str) 
         raise CheckpointError(f"{name}: unsupported checkpoint type {suffix or '(none)'}; "
                               f"expected one of {', '.join(CHECKPOINT_SUFFIXES)}")
     digest = hashlib.sha1(data).hexdigest()
-    model = _load_uploaded_checkpoint(digest, name, data, suffix, variant, device)
-    return _describe(model, f"upload:{digest}:{variant}:{device}", f"{name} (uploaded)", trained=True)
+    opened = _load_uploaded_checkpoint(digest, name, data, suffix, variant, device)
+    return _describe(opened, f"upload:{digest}:{variant}:{device}", f"{name} (uploaded)", trained=True)
 
 
 @st.cache_resource(max_entries=3, show_spinner="Building the model...")
-def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> nn.Module:
-    return resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)[0]
+def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> Opened:
+    return resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)
 
 
 def random_model(variant: str, device: str) -> LoadedModel:
     """A randomly initialised model (seed 0): ImageNet's 1000 classes, or the 4 shape classes for glnet_tiny."""
     if variant == "glnet_tiny":
-        model = _random_model(variant, len(DEFAULT_SHAPE_CLASSES), tuple(DEFAULT_SHAPE_CLASSES), device)
+        opened = _random_model(variant, len(DEFAULT_SHAPE_CLASSES), tuple(DEFAULT_SHAPE_CLASSES), device)
     else:
-        model = _random_model(variant, 1000, None, device)
-    return _describe(model, f"random:{variant}:{device}", f"{variant} (random weights)", trained=False)
+        opened = _random_model(variant, 1000, None, device)
+    return _describe(opened, f"random:{variant}:{device}", f"{variant} (random weights)", trained=False)
 
 
 def demo_model(device: str) -> LoadedModel:
@@ -313,28 +320,15 @@ def pseudo_mask(scores_key: Tuple[Any, ...], params: Any, _image: np.ndarray, _m
     return make_mask(_image, _maps, params)
 
 
-def is_segmenter(model: nn.Module) -> bool:
-    """Whether ``model`` is the encoder of a segmenter checkpoint (``glmix-viz segment-train``)."""
-    return (getattr(model, "checkpoint_config", None) or {}).get("kind") == "segmenter"
-
-
 @st.cache_resource(max_entries=16, show_spinner="Running the segmenter...")
-def segmenter_prediction(model_key: str, image_key: str, _model: nn.Module, _image: np.ndarray
+def segmenter_prediction(model_key: str, image_key: str, _segmenter: nn.Module, _image: np.ndarray
                          ) -> Tuple[np.ndarray, List[str]]:
     """The segmenter's ``(H, W)`` uint8 label map of the image and its class names (background first)."""
-    from glmix_viz.segment.model import segmenter_class_names, segmenter_of
-    from glmix_viz.segment.predict import predict_labels
-
-    segmenter = segmenter_of(_model)
-    labels = predict_labels(segmenter, _image)
-    names = segmenter_class_names(segmenter) or [f"class {index}" for index in range(int(labels.max()) + 1)]
+    labels = predict_labels(_segmenter, _image)
+    names = segmenter_class_names(_segmenter) or [f"class {index}" for index in range(int(labels.max()) + 1)]
     return labels, list(names)
 
 
 def method_names() -> Sequence[str]:
-    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`; empty when unavailable)."""
-    try:
-        from glmix_viz.pseudo.registry import METHODS
-    except ImportError:
-        return ()
+    """The score-map methods of the library's registry (:data:`glmix_viz.pseudo.METHODS`)."""
     return tuple(METHODS)

@@ -19,18 +19,19 @@ import streamlit as st
 from PIL import Image
 
 from glmix_viz.app import data
-from glmix_viz.data.voc import label_to_pil, voc_palette
+from glmix_viz.files import npz_bytes
+from glmix_viz.labels import label_to_pil, voc_palette
 from glmix_viz.slots.explore import (
     Exploration,
     assignment_arrays,
     map_cell,
-    npz_bytes,
     pixel_distributions,
     slot_areas,
     slot_class_evidence,
     slot_flow,
     top_predictions,
 )
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.figures import slot_distribution_figure, soft_maps_figure
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
@@ -42,7 +43,6 @@ from glmix_viz.viz import (
     map_colorbar,
     masked_slot_view,
     overlay,
-    representative_slots,
     scale_caption,
     slot_palette,
     soft_map_grid,
@@ -483,7 +483,7 @@ def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descri
 
 def segmenter_view(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
     """A segmenter checkpoint: its predicted mask beside the pseudo-mask of the bundled demo model (same classes)."""
-    labels, names = data.segmenter_prediction(keys[0], keys[1], loaded.model, exploration.image)
+    labels, names = data.segmenter_prediction(keys[0], keys[1], loaded.segmenter, exploration.image)
     palette = voc_palette(256)
     alpha = max(display.opacity, 0.3)
     col_pred, col_pseudo, col_legend = st.columns([1, 1, 0.5], gap="medium")
@@ -507,7 +507,7 @@ def segmenter_view(exploration: Exploration, loaded: Any, keys: Tuple[str, str, 
 
 def predictions_tab(exploration: Exploration, loaded: Any, keys: Tuple[str, str, int], display: Display) -> None:
     """Top-5 predictions; score maps of a chosen class by every method; the pseudo-mask before / after the CRF."""
-    if data.is_segmenter(loaded.model):
+    if loaded.segmenter is not None:
         segmenter_view(exploration, loaded, keys, display)
         return
     if exploration.logits.size == 0:

@@ -6,27 +6,29 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional, Tuple
+from typing import Optional, Tuple
 
 import torch.nn as nn
 
-if TYPE_CHECKING:
-    from glmix_viz.models.loading import ModelInfo
+from glmix_viz.data.coco import COCODataset
+from glmix_viz.data.voc import VOCDataset
+from glmix_viz.models.info import ModelInfo
+from glmix_viz.open import resolve_model
 
 
 def load_model_from_args(args: argparse.Namespace, *,
-                         num_classes: Optional[int] = None) -> Tuple[nn.Module, "ModelInfo"]:
+                         num_classes: Optional[int] = None) -> Tuple[nn.Module, ModelInfo]:
     """The model named by ``args.checkpoint`` or ``args.model``, else the bundled demo model; and a description.
 
-    ``--model NAME`` builds a randomly initialised variant (with a warning): useful only for smoke tests.
+    ``--checkpoint`` takes any checkpoint :func:`glmix_viz.open.open_checkpoint` opens (a segmenter gives its
+    encoder). ``--model NAME`` builds a randomly initialised variant (with a warning): useful only for smoke tests.
     """
-    from glmix_viz.models.loading import resolve_model
-
-    model, info = resolve_model(getattr(args, "checkpoint", None), getattr(args, "model", None),
-                                num_classes=num_classes, device=getattr(args, "device", None))
-    if not info.trained:
-        print(f"WARNING: {info}: its groupings, classes and masks mean nothing (smoke tests only)", file=sys.stderr)
-    return model, info
+    opened = resolve_model(getattr(args, "checkpoint", None), getattr(args, "model", None),
+                           num_classes=num_classes, device=getattr(args, "device", None))
+    if not opened.info.trained:
+        print(f"WARNING: {opened.info}: its groupings, classes and masks mean nothing (smoke tests only)",
+              file=sys.stderr)
+    return opened.model, opened.info
 
 
 def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,9 +45,5 @@ def open_dataset(args: argparse.Namespace, split: Optional[str] = None):
     ``args.split``)."""
     split = args.split if split is None else split
     if getattr(args, "coco_root", None) is not None:
-        from glmix_viz.data.coco import COCODataset
-
         return COCODataset(args.coco_root, split, mask_cache=getattr(args, "coco_mask_cache", None))
-    from glmix_viz.data.voc import VOCDataset
-
     return VOCDataset(args.voc_root, split)

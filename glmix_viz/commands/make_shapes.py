@@ -6,12 +6,12 @@ import argparse
 import json
 from pathlib import Path
 
+from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, SHAPE_CLASSES, ShapesConfig, make_shapes
+
 HELP = "Write a synthetic VOC-layout data set of textured shapes (classes differ by shape, not colour)."
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, SHAPE_CLASSES
-
     parser.add_argument("--out", type=Path, required=True, help="output folder (the VOC2012-style root)")
     parser.add_argument("--num-train", type=int, required=True, help="images in the train split")
     parser.add_argument("--num-val", type=int, required=True, help="images in the val split")
@@ -26,11 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.data.shapes import make_shapes
-
+    config = ShapesConfig(image_size=args.image_size, classes=tuple(args.classes), max_objects=args.max_objects)
     summary = make_shapes(
-        args.out, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test, seed=args.seed,
-        image_size=args.image_size, classes=args.classes, max_objects=args.max_objects,
+        args.out, config, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test, seed=args.seed,
         image_format=args.image_format, overwrite=args.overwrite,
     )
     print(json.dumps(summary, indent=2, default=str))

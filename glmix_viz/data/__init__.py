@@ -1,6 +1,6 @@
-"""Data: the PASCAL VOC layout reader, class list and palette, and the synthetic shapes generator.
+"""Data: the PASCAL VOC layout reader and class list, and the synthetic shapes generator.
 
-Nothing here imports torch; OpenCV is imported only when shapes are drawn.
+The label conventions (ignore value, palette, label PNGs) are :mod:`glmix_viz.labels`, re-exported here.
 """
 
 from glmix_viz.data.shapes import (
@@ -14,20 +14,16 @@ from glmix_viz.data.shapes import (
     render_shapes_image,
 )
 from glmix_viz.data.voc import (
-    IGNORE_INDEX,
     VOC_CLASSES,
     VOCDataset,
     VOCObject,
     VOCSample,
     find_voc_root,
-    label_to_pil,
-    load_label_png,
-    palette_bytes,
     parse_shard,
     read_cls_labels,
     shard_ids,
-    voc_palette,
 )
+from glmix_viz.labels import IGNORE_INDEX, label_to_pil, load_label_png, palette_bytes, voc_palette
 
 __all__ = [
     "DEFAULT_SHAPE_CLASSES",

@@ -28,14 +28,18 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 import numpy as np
+from pycocotools.coco import COCO
 
+from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError, ImageLoadError, one_line
+from glmix_viz.files import save_png_atomic
+from glmix_viz.images import load_image
+from glmix_viz.labels import IGNORE_INDEX, label_to_pil, load_label_png
 
 __all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root", "open_data_root"]
 
 COCO_SPLITS: Dict[str, str] = {"train": "train2014", "val": "val2014", "train2014": "train2014", "val2014": "val2014"}
 """Accepted split names -> the folder / annotation suffix."""
-IGNORE_INDEX = 255
 
 
 class COCOSample:
@@ -90,8 +94,6 @@ class COCODataset:
             raise DataError(f"{self.annotation_file}: no annotated image")
 
     def _read_annotations(self) -> Any:
-        from pycocotools.coco import COCO
-
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress lines
                 return COCO(str(self.annotation_file))
@@ -119,8 +121,6 @@ class COCODataset:
 
     def load_image(self, image_id: str, *, max_side: int | None = None) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB. Raises ImageLoadError when the file is missing or cannot be decoded."""
-        from glmix_viz.images import load_image
-
         path = self.image_path(image_id)
         if not path.is_file():
             raise ImageLoadError(f"{path}: image file not found (id {image_id!r})")
@@ -152,15 +152,11 @@ class COCODataset:
 
     def load_mask(self, image_id: str) -> np.ndarray:
         """The 81-class mask: the cached PNG when there is one, else built (and cached when ``mask_cache`` is set)."""
-        from glmix_viz.data.voc import label_to_pil, load_label_png
-
         if self.mask_cache is not None:
             cached = self.mask_cache / f"{image_id}.png"
             if cached.is_file():
                 return load_label_png(cached)
             mask = self.build_mask(image_id)
-            from glmix_viz.files import save_png_atomic
-
             save_png_atomic(cached, label_to_pil(mask))
             return mask
         return self.build_mask(image_id)
@@ -189,6 +185,4 @@ def open_data_root(root: str | os.PathLike, split: str, *, mask_cache: Optional[
     """
     if is_coco_root(root):
         return COCODataset(root, split, mask_cache=mask_cache)
-    from glmix_viz.data.voc import VOCDataset
-
     return VOCDataset(root, split)

@@ -35,12 +35,14 @@ from pathlib import Path
 from typing import NamedTuple, Sequence
 from xml.etree import ElementTree
 
+import cv2
 import numpy as np
 from PIL import Image
+from tqdm.auto import tqdm
 
-from glmix_viz.data.voc import IGNORE_INDEX, label_to_pil
 from glmix_viz.errors import DataError
 from glmix_viz.files import save_bytes_atomic
+from glmix_viz.labels import IGNORE_INDEX, label_to_pil
 
 __all__ = [
     "SHAPE_CLASSES",
@@ -58,7 +60,7 @@ SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross", "star
 """Every shape the generator can draw, in the order used when ``classes`` is given as a count."""
 
 DEFAULT_SHAPE_CLASSES: tuple[str, ...] = ("circle", "square", "triangle", "cross")
-"""The default classes: the set a small GLNet learned in the experiments (``shared/EXPERIMENTS.md``)."""
+"""The default classes: the set a small GLNet learned in the experiments (``experiments/train_demo.py``)."""
 
 TEXTURES: tuple[str, ...] = ("solid", "stripes", "checker", "noise", "gradient")
 """Object fills, drawn uniformly at random for every object."""
@@ -90,7 +92,7 @@ class ShapesConfig:
         boundary_width: Width in pixels of the 255 ("ignore") band drawn on each side of object borders in the
             class masks, as VOC does; 0 (default) for none.
         background_stripes: Probability that a background gets faint stripes on top of its colour field. Default 0:
-            the smooth, mildly noisy backgrounds on which a small GLNet learned (``shared/EXPERIMENTS.md``).
+            the smooth, mildly noisy backgrounds on which a small GLNet learned (``experiments/train_demo.py``).
         noise_sigma: ``(low, high)`` standard deviation of the background's pixel noise, in grey levels.
     """
 
@@ -226,8 +228,6 @@ def _shape_polygons(name: str, radius: float) -> list[np.ndarray]:
 
 def _shape_mask(name: str, size: int, center: tuple[float, float], radius: float, angle: float) -> np.ndarray:
     """``(size, size)`` bool mask of one shape (exact, no antialiasing)."""
-    import cv2  # imported here so that reading VOC folders does not need OpenCV
-
     canvas = np.zeros((size, size), dtype=np.uint8)
     scale = 1 << _SUBPIXEL_BITS
     center_fixed = (int(round(center[0] * scale)), int(round(center[1] * scale)))
@@ -245,8 +245,6 @@ def _shape_mask(name: str, size: int, center: tuple[float, float], radius: float
 
 def _background(rng: np.random.Generator, config: ShapesConfig) -> np.ndarray:
     """``(H, W, 3)`` float32 smooth colour field with mild noise and, sometimes, faint stripes."""
-    import cv2
-
     size = config.image_size
     grid = int(rng.integers(2, 5))
     base = rng.uniform(30.0, 225.0, size=3)
@@ -318,8 +316,6 @@ def _texture(
 
 def _border_band(instance_mask: np.ndarray, width: int) -> np.ndarray:
     """Bool mask of pixels within ``width`` pixels of a change of instance (background included)."""
-    import cv2
-
     kernel = np.ones((2 * width + 1, 2 * width + 1), dtype=np.uint8)
     return cv2.dilate(instance_mask, kernel) != cv2.erode(instance_mask, kernel)
 
@@ -471,19 +467,12 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
 
 def make_shapes(
     out_dir: str | Path,
+    config: ShapesConfig | None = None,
     *,
     num_train: int,
     num_val: int,
     seed: int,
     num_test: int = 0,
-    image_size: int = 128,
-    classes: Sequence[str] | int = DEFAULT_SHAPE_CLASSES,
-    min_objects: int = 1,
-    max_objects: int = 3,
-    radius_range: tuple[float, float] | None = None,
-    min_visible: float = 0.5,
-    boundary_width: int = 0,
-    background_stripes: float = 0.0,
     image_format: str = "png",
     overwrite: bool = False,
     progress: bool = True,
@@ -492,18 +481,11 @@ def make_shapes(
 
     Args:
         out_dir: Output folder (created if needed).
+        config: What the images look like (:class:`ShapesConfig`; its defaults when None).
         num_train: Number of training images.
         num_val: Number of validation images.
         seed: Non-negative integer; the same seed and settings give byte-identical files.
         num_test: Number of test images (0: no test split).
-        image_size: Side of the square images.
-        classes: Shape names from :data:`SHAPE_CLASSES`, or how many of them to take in that order.
-        min_objects: Fewest objects per image.
-        max_objects: Most objects per image.
-        radius_range: Object radius range in pixels; default 18 to 40 px scaled to ``image_size / 128``.
-        min_visible: Fraction of every object that stays visible.
-        boundary_width: Width of the 255 border band in the class masks (0: none).
-        background_stripes: Probability of faint background stripes (default 0).
         image_format: ``"png"`` (lossless, default) or ``"jpg"`` (JPEG quality 95, as VOC stores photos).
         overwrite: Replace a data set that ``make_shapes`` wrote there before.
         progress: Show a tqdm progress bar when more than 200 images are written.
@@ -515,6 +497,7 @@ def make_shapes(
     Raises:
         DataError: ``out_dir`` already holds a data set and ``overwrite`` is false.
     """
+    config = config or ShapesConfig()
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if image_format not in ("png", "jpg"):
@@ -522,11 +505,6 @@ def make_shapes(
     counts = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
     if any(count < 0 for count in counts.values()) or counts["train"] + counts["val"] + counts["test"] == 0:
         raise ValueError(f"split sizes must be non-negative and not all zero, got {counts}")
-    config = ShapesConfig(
-        image_size=image_size, classes=classes, min_objects=min_objects, max_objects=max_objects,
-        radius_range=radius_range, min_visible=min_visible, boundary_width=boundary_width,
-        background_stripes=background_stripes,
-    )
     out_dir = Path(out_dir).expanduser()
     out_dir.mkdir(parents=True, exist_ok=True)
     _prepare_output(out_dir, overwrite)
@@ -572,8 +550,6 @@ def _write_images(folders: dict[str, Path], counts: dict[str, int], config: Shap
     split_ids: dict[str, list[str]] = {}
     progress_bar = None
     if progress and total > 200:
-        from tqdm.auto import tqdm
-
         progress_bar = tqdm(total=total, desc=f"make-shapes {label}", unit="img")
     try:
         for split, count in counts.items():

@@ -1,4 +1,4 @@
-"""PASCAL VOC as users have it: class names, the colour palette, and a reader for the VOC folder layout.
+"""PASCAL VOC as users have it: class names and a reader for the VOC folder layout.
 
 The reader understands the standard ``VOCdevkit/VOC2012`` layout::
 
@@ -19,15 +19,15 @@ Decisions worth knowing:
   included (the usual convention of CAM-based WSSS code such as IRN), unless ``include_difficult=False``.
 * ``cls_labels.npy`` (a pickled dict from id to a 20-dim multi-hot vector, as written by IRN) is accepted, but it is
   never handed to ``np.load(allow_pickle=True)``, which would run arbitrary code from the file: it is read with a
-  restricted unpickler that only rebuilds plain numpy arrays, dicts, strings and numbers.
+  restricted unpickler that only rebuilds plain numpy arrays, dicts, strings and numbers
+  (:func:`glmix_viz.safe_pickle.read_pickled_npy`).
+* Masks are palette PNGs read as class indices, 255 the ignored pixels (:mod:`glmix_viz.labels`).
 * Shards (:func:`shard_ids`) are 1-based, ``"1/4"`` to ``"4/4"``, and pick ids by a stable hash of the id itself;
   ``"auto"`` (:func:`resolve_shard`) takes the part from torchrun's or a SLURM array's environment variables.
 """
 
 from __future__ import annotations
 
-import functools
-import io as _bytes_io
 import json
 import os
 import pickle
@@ -38,18 +38,18 @@ from typing import Iterable, Mapping, Sequence
 from xml.etree import ElementTree
 
 import numpy as np
-from PIL import Image
 
 from glmix_viz.errors import DataError, ImageLoadError
+from glmix_viz.images import load_image
+from glmix_viz.labels import load_label_png
+from glmix_viz.safe_pickle import read_pickled_npy
+
+# The label conventions used to live here; their home is glmix_viz.labels, and these names stay importable from here.
+from glmix_viz.labels import IGNORE_INDEX, label_to_pil, palette_bytes, voc_palette  # noqa: E402,F401,I001
 
 __all__ = [
     "VOC_CLASSES",
-    "IGNORE_INDEX",
     "IMAGE_EXTENSIONS",
-    "voc_palette",
-    "palette_bytes",
-    "label_to_pil",
-    "load_label_png",
     "VOCObject",
     "VOCSample",
     "VOCDataset",
@@ -67,128 +67,12 @@ VOC_CLASSES: tuple[str, ...] = (
 )
 """The 21 PASCAL VOC class names; index 0 is the background."""
 
-IGNORE_INDEX: int = 255
-"""Label value that marks pixels to ignore (object borders in VOC masks, uncertain pixels in pseudo-masks)."""
-
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", ".PNG")
 """File endings tried, in this order, for ``JPEGImages/<id>``."""
 
 _MASK_FOLDERS: tuple[str, ...] = ("SegmentationClass", "SegmentationClassAug")
 _CLASS_LIST_FILES: tuple[str, ...] = ("classes.txt", "classes.json")
 _CLS_LABEL_FILES: tuple[str, ...] = ("cls_labels.json", "cls_labels.npz", "cls_labels.npy")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Palette
-# ----------------------------------------------------------------------------------------------------------------
-
-def voc_palette(n: int = 256) -> np.ndarray:
-    """The standard PASCAL VOC colour map.
-
-    Label ``i`` gets its colour by spreading its bits over the three channels: bit 0 of ``i`` goes to red, bit 1 to
-    green, bit 2 to blue, each into the highest bit of the channel; bits 3, 4, 5 go one bit lower, and so on.
-    Class 1 (aeroplane) is therefore (128, 0, 0), class 15 (person) (192, 128, 128) and 255 (ignore) (224, 224, 192).
-
-    Args:
-        n: Number of entries (labels ``0 .. n-1``), at most 256.
-
-    Returns:
-        ``(n, 3)`` uint8 array of RGB colours.
-    """
-    if not 0 < n <= 256:
-        raise ValueError(f"voc_palette: n must be in 1..256, got {n}")
-    labels = np.arange(n, dtype=np.int64)
-    palette = np.zeros((n, 3), dtype=np.int64)
-    for bit_group in range(8):  # bits 3*g, 3*g+1, 3*g+2 of the label -> bit (7 - g) of R, G, B
-        for channel in range(3):
-            bit = (labels >> (3 * bit_group + channel)) & 1
-            palette[:, channel] |= bit << (7 - bit_group)
-    return palette.astype(np.uint8)
-
-
-@functools.lru_cache(maxsize=1)
-def _palette_tuple() -> tuple[int, ...]:
-    return tuple(voc_palette(256).reshape(-1).tolist())
-
-
-def palette_bytes() -> list[int]:
-    """The 256-entry VOC palette as the flat list ``[r0, g0, b0, r1, ...]`` of 768 ints that ``putpalette`` wants."""
-    return list(_palette_tuple())
-
-
-def label_to_pil(label_map: np.ndarray) -> Image.Image:
-    """A label map as a palette ("P" mode) PIL image with the VOC colours, as VOC stores its masks.
-
-    Args:
-        label_map: ``(H, W)`` integer array with values in ``0 .. 255``.
-
-    Returns:
-        ``Image`` of mode "P" and size ``(W, H)``; its pixel values are the labels themselves.
-    """
-    label_map = np.asarray(label_map)
-    if label_map.ndim != 2:
-        raise ValueError(f"label_to_pil: expected an (H, W) label map, got shape {label_map.shape}")
-    if label_map.size and (label_map.min() < 0 or label_map.max() > 255):
-        raise ValueError("label_to_pil: labels must lie in 0..255")
-    image = Image.fromarray(np.ascontiguousarray(label_map, dtype=np.uint8), mode="P")
-    image.putpalette(palette_bytes())
-    return image
-
-
-def load_label_png(path: str | os.PathLike) -> np.ndarray:
-    """Read a label PNG as class indices (never as colours).
-
-    Palette ("P") and grey ("L", "I", "I;16") images give their pixel values directly. An RGB mask (a palette PNG
-    someone converted) is mapped back through the VOC palette; a colour that is not in it is an error.
-
-    Args:
-        path: The PNG file.
-
-    Returns:
-        ``(H, W)`` uint8 label map.
-
-    Raises:
-        DataError: The file is missing, unreadable, or holds values that are not VOC labels.
-    """
-    path = Path(path)
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            if mode in ("P", "L"):
-                return np.array(image, dtype=np.uint8)
-            if mode in ("I", "I;16", "I;16B", "I;16L"):
-                values = np.array(image)
-                if values.size and (values.min() < 0 or values.max() > 255):
-                    raise DataError(f"{path}: label values outside 0..255 in a {mode} image")
-                return values.astype(np.uint8)
-            if mode in ("RGB", "RGBA"):
-                return _labels_from_colours(np.array(image.convert("RGB")), path)
-            raise DataError(f"{path}: label image has unsupported mode {mode!r}")
-    except FileNotFoundError:
-        raise DataError(f"{path}: label image not found") from None
-    except DataError:
-        raise
-    except (OSError, ValueError, SyntaxError) as error:
-        raise DataError(f"{path}: cannot read label image ({error})") from None
-
-
-def _labels_from_colours(rgb: np.ndarray, path: Path) -> np.ndarray:
-    """Map an ``(H, W, 3)`` VOC-coloured mask back to ``(H, W)`` uint8 labels through the palette."""
-    palette = voc_palette(256).astype(np.int64)
-    colour_codes = (palette[:, 0] << 16) | (palette[:, 1] << 8) | palette[:, 2]
-    lookup = {int(code): label for label, code in enumerate(colour_codes)}
-    pixel_codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
-    unique_codes, inverse = np.unique(pixel_codes, return_inverse=True)
-    unknown = [int(code) for code in unique_codes if int(code) not in lookup]
-    if unknown:
-        first = unknown[0]
-        raise DataError(
-            f"{path}: RGB mask holds {len(unknown)} colour(s) outside the VOC palette, "
-            f"e.g. {(first >> 16) & 255, (first >> 8) & 255, first & 255}"
-        )
-    labels = np.array([lookup[int(code)] for code in unique_codes], dtype=np.uint8)
-    return labels[inverse.reshape(pixel_codes.shape)]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -278,7 +162,7 @@ def shard_from_environment(environ: Mapping[str, str] | None = None) -> str:
 def resolve_shard(shard: str | tuple[int, int] | None, environ: Mapping[str, str] | None = None
                   ) -> str | tuple[int, int] | None:
     """``shard`` itself, or for ``"auto"`` the shard of :func:`shard_from_environment`; checked with
-    :func:`parse_shard`. For every batch command that shards (``pseudo-label``, a future ``segment``)."""
+    :func:`parse_shard`. For every batch command that shards (``pseudo-label``, ``segment``)."""
     if shard is None:
         return None
     if isinstance(shard, str) and shard.strip().lower() == AUTO_SHARD:
@@ -518,8 +402,6 @@ class VOCDataset:
         Raises:
             ImageLoadError: The file is missing or cannot be decoded.
         """
-        from glmix_viz.images import load_image  # imported here: decoding pulls in torch, which listing ids never needs
-
         path = self.image_path(image_id)
         if not path.is_file():
             raise ImageLoadError(f"{path}: image file not found (id {image_id!r})")
@@ -719,32 +601,6 @@ def _parse_bbox(element: ElementTree.Element | None, path: Path) -> tuple[int, i
         raise DataError(f"{path}: malformed bndbox") from None
 
 
-class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """Unpickler that rebuilds numpy arrays, dicts, lists, strings and numbers, and refuses everything else."""
-
-    _ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-        ("numpy.core.multiarray", "scalar"),
-        ("numpy._core.multiarray", "scalar"),
-        ("numpy.core.numeric", "_frombuffer"),  # protocol 5
-        ("numpy._core.numeric", "_frombuffer"),
-        ("collections", "OrderedDict"),
-        ("_codecs", "encode"),  # protocol 2 stores bytes as _codecs.encode(text, "latin1")
-        ("builtins", "dict"),
-        ("builtins", "list"),
-    }
-
-    def find_class(self, module: str, name: str):  # noqa: D102 - pickle API
-        if (module, name) not in self._ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        if module.startswith("numpy.core.") and hasattr(np, "_core"):
-            module = "numpy._core." + module[len("numpy.core."):]
-        return super().find_class(module, name)
-
-
 def read_cls_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Read image-level labels from ``cls_labels.json`` (``{id: [0, 1, ...]}``), ``.npz`` (one array per id) or
     ``.npy`` (IRN's pickled dict, read safely without running code from the file).
@@ -763,7 +619,7 @@ def read_cls_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
             with np.load(path, allow_pickle=False) as archive:
                 data = {key: archive[key] for key in archive.files}
         elif path.suffix == ".npy":
-            data = _read_pickled_npy(path)
+            data = read_pickled_npy(path)
         else:
             raise DataError(f"{path}: unknown cls_labels format (use .json, .npz or .npy)")
     except DataError:
@@ -778,18 +634,3 @@ def read_cls_labels(path: str | os.PathLike) -> dict[str, np.ndarray]:
         return {str(key): np.asarray(value, dtype=np.float32).reshape(-1) for key, value in data.items()}
     except (TypeError, ValueError) as error:
         raise DataError(f"{path}: labels are not numeric vectors ({error})") from None
-
-
-def _read_pickled_npy(path: Path) -> object:
-    with open(path, "rb") as handle:
-        version = np.lib.format.read_magic(handle)
-        if version == (1, 0):
-            shape, _, dtype = np.lib.format.read_array_header_1_0(handle)
-        else:
-            shape, _, dtype = np.lib.format.read_array_header_2_0(handle)
-        if not dtype.hasobject:
-            raise DataError(f"{path}: expected a pickled dict (as np.save writes it), got a {dtype} array")
-        array = _ArrayOnlyUnpickler(_bytes_io.BytesIO(handle.read())).load()
-    if isinstance(array, np.ndarray) and array.shape == ():
-        return array.item()
-    return array

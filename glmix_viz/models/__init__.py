@@ -4,14 +4,14 @@
 * ``glnet`` - the model (blocks, ``GLNet``, the timm-registered functions);
 * ``tap`` - the grouping tap and the contract of what clustering blocks show to tools;
 * ``cam`` - class activation maps through the classifier;
-* ``loading`` - checkpoints, and which model a tool uses (:func:`resolve_model`).
+* ``loading`` - GLNet checkpoints: :func:`~glmix_viz.models.loading.load_model` and ``save_checkpoint``;
+* ``info`` - facts about a built model (classes, input size, :class:`~glmix_viz.models.info.ModelInfo`).
+
+Which model a tool uses, and checkpoints of any kind, are one level up in :mod:`glmix_viz.open`.
 """
 
 from glmix_viz.models.cam import class_activation_maps
 from glmix_viz.models.glnet import (
-    OFFICIAL_VARIANTS,
-    RECIPE_DROP_PATH,
-    VARIANT_ARGS,
     GLMixBlock,
     GLNet,
     GLNetTokenLabel,
@@ -21,10 +21,7 @@ from glmix_viz.models.registry import VARIANTS, VariantSpec, get_variant, offici
 from glmix_viz.models.tap import GroupingTap, TapInfo, grouping_taps, tap_infos
 
 __all__ = [
-    "OFFICIAL_VARIANTS",
-    "RECIPE_DROP_PATH",
     "VARIANTS",
-    "VARIANT_ARGS",
     "GLMixBlock",
     "GLNet",
     "GLNetTokenLabel",

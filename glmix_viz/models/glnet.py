@@ -30,7 +30,7 @@ from timm.models import build_model_with_cfg, checkpoint_seq, generate_default_c
 from timm.models._features import feature_take_indices
 
 from glmix_viz.models.cam import class_activation_maps
-from glmix_viz.models.registry import VARIANTS, VariantSpec, get_variant, official_variants
+from glmix_viz.models.registry import VARIANTS, VariantSpec, get_variant
 from glmix_viz.models.tap import GroupingTap, TapInfo
 
 __all__ = ["GLNet", "GLNetTokenLabel", "GLMixBlock", "GroupingTap", "MIN_INPUT_SIZE"]
@@ -744,12 +744,6 @@ def checkpoint_filter_fn(state_dict: Dict[str, torch.Tensor], model: GLNet) -> D
 
 
 # ------------------------------------------------------------------------------------------------- variants
-# Views of the registry for older callers; new code reads ``glmix_viz.models.registry.VARIANTS``.
-VARIANT_ARGS: Dict[str, Dict[str, Any]] = {name: spec.model_args() for name, spec in VARIANTS.items()}
-RECIPE_DROP_PATH: Dict[str, float] = {name: spec.drop_path for name, spec in VARIANTS.items()}
-OFFICIAL_VARIANTS = official_variants()
-
-
 def _cfg(spec: VariantSpec) -> Dict[str, Any]:
     return dict(
         url="", num_classes=1000, input_size=spec.input_size, pool_size=spec.pool_size, crop_pct=spec.crop_pct,

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["CRFParams", "dense_crf", "crf_labels", "confident_labels"]
+from glmix_viz.labels import IGNORE_INDEX
 
-IGNORE_INDEX = 255
+__all__ = ["CRFParams", "dense_crf", "crf_labels", "confident_labels"]
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,14 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
+from glmix_viz.models.info import class_names as model_class_names
+from glmix_viz.models.info import model_summary
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.plan import SCORES_FOLDER, RunPlan, output_paths, plan_run, summary_name
 
 __all__ = [
     "SCORES_FOLDER",
     "check_classifier",
-    "describe_model",
     "evaluate_predictions",
     "load_images",
     "output_paths",
@@ -70,8 +71,6 @@ def check_classifier(model: Any, num_object_classes: int, class_names: Optional[
     Raises:
         CheckpointError: the head has another number of classes (with a specific message for an ImageNet head).
     """
-    from glmix_viz.models.loading import class_names as model_class_names
-
     num_classes = int(getattr(model, "num_classes", 0) or 0)
     if num_classes == 1000 and num_object_classes != 1000:
         raise CheckpointError(
@@ -88,22 +87,6 @@ def check_classifier(model: Any, num_object_classes: int, class_names: Optional[
     if names is not None and class_names is not None and [n.lower() for n in names] != [n.lower() for n in class_names]:
         warnings.append(f"model class names {list(names)} differ from the data set's {list(class_names)}")
     return warnings
-
-
-def describe_model(model: Any) -> Dict[str, Any]:
-    """Variant, checkpoint, classes and parameter count of a model, for summaries."""
-    from glmix_viz.models.loading import class_names
-
-    config = getattr(model, "checkpoint_config", None) or {}
-    pretrained = getattr(model, "pretrained_cfg", None) or {}
-    return {
-        "variant": config.get("variant") or pretrained.get("architecture") or type(model).__name__,
-        "checkpoint": config.get("source"),
-        "num_classes": int(getattr(model, "num_classes", 0) or 0),
-        "class_names": class_names(model) if getattr(model, "num_classes", 0) != 1000 else "imagenet-1k",
-        "parameters": int(sum(parameter.numel() for parameter in model.parameters())),
-        "trained": config.get("source") is not None,
-    }
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -156,7 +139,7 @@ def _run_info(dataset: Any, model: Any, plan: RunPlan, settings: Any, job: Dict[
         "warnings": list(warnings),
         "settings": {**settings.to_dict(), **job},
         "score_settings": settings.to_dict(),
-        "model": describe_model(model),
+        "model": model_summary(model),
         "dataset": {
             "root": str(getattr(dataset, "root", "")), "split": getattr(dataset, "split", None), "shard": plan.shard,
             "num_ids_in_split": len(plan.all_ids), "num_ids_in_shard": len(plan.my_ids),

@@ -11,10 +11,8 @@ from glmix_viz.segment.model import (
     SEGMENTER_FORMAT,
     backbone_of,
     build_segmenter,
-    is_segmenter_checkpoint,
     load_segmenter,
     save_segmenter,
-    segmenter_of,
 )
 from glmix_viz.segment.predict import explore_segmenter, predict_labels, predict_probs, run_segment
 
@@ -24,11 +22,9 @@ __all__ = [
     "backbone_of",
     "build_segmenter",
     "explore_segmenter",
-    "is_segmenter_checkpoint",
     "load_segmenter",
     "predict_labels",
     "predict_probs",
     "run_segment",
     "save_segmenter",
-    "segmenter_of",
 ]

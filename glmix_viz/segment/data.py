@@ -13,14 +13,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import albumentations as A
+import cv2
 import numpy as np
 import torch
+from PIL import Image
+from tqdm import tqdm
 
-from glmix_viz.errors import GlmixVizError, one_line
+from glmix_viz.errors import DataError, GlmixVizError, ImageLoadError, one_line
+from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
+from glmix_viz.labels import IGNORE_INDEX, load_label_png
 
 __all__ = ["PairCheck", "SegmentationPairs", "build_augmentation", "check_pairs", "image_size_of", "label_path"]
 
-IGNORE_INDEX = 255
 PathLike = Union[str, os.PathLike]
 
 
@@ -31,10 +36,6 @@ def label_path(labels_dir: Optional[PathLike], image_id: str) -> Optional[Path]:
 
 def image_size_of(dataset: Any, image_id: str) -> Tuple[int, int]:
     """``(height, width)`` of an image from its file header (no decoding), EXIF rotation applied."""
-    from PIL import Image
-
-    from glmix_viz.errors import ImageLoadError
-
     path = dataset.image_path(image_id)
     try:
         with Image.open(path) as image:
@@ -48,9 +49,6 @@ def image_size_of(dataset: Any, image_id: str) -> Tuple[int, int]:
 
 
 def _load_labels(dataset: Any, labels_dir: Optional[PathLike], image_id: str) -> np.ndarray:
-    from glmix_viz.data.voc import load_label_png
-    from glmix_viz.errors import DataError
-
     path = label_path(labels_dir, image_id)
     if path is None:
         mask = dataset.load_mask(image_id)
@@ -84,8 +82,6 @@ def check_pairs(dataset: Any, ids: Sequence[str], labels_dir: Optional[PathLike]
         num_classes: classes, background included.
         progress: tqdm bar.
     """
-    from tqdm import tqdm
-
     check = PairCheck(ids=[])
     for image_id in tqdm(ids, desc="check labels", unit="img", disable=not progress, leave=False):
         try:
@@ -113,9 +109,6 @@ def build_augmentation(crop_size: int, scale_range: Tuple[float, float] = (0.5, 
         scale_range: random rescale factors, relative to the image's size.
         train: False gives only the pad and a centre crop (deterministic).
     """
-    import albumentations as A
-    import cv2
-
     pad = A.PadIfNeeded(min_height=crop_size, min_width=crop_size, border_mode=cv2.BORDER_CONSTANT, fill=0,
                         fill_mask=IGNORE_INDEX)
     if not train:
@@ -153,8 +146,6 @@ class SegmentationPairs(torch.utils.data.Dataset):
         return len(self.ids)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
-        from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
-
         image_id = self.ids[index]
         image = self.dataset.load_image(image_id)
         labels = _load_labels(self.dataset, self.labels_dir, image_id)

@@ -13,21 +13,26 @@ otherwise. ``deeplabv3plus`` asks the encoder for ``output_stride`` 16: GLNet's 
 weights and drops its stride (``GLNet(output_stride=...)``), so official checkpoints still initialise it.
 
 Checkpoints are safetensors with a JSON config (format :data:`SEGMENTER_FORMAT`) in the file's metadata and in
-``<name>.json`` beside it: backbone variant and constructor overrides, decoder and its options, classes, input size.
+``<name>.json`` beside it (:mod:`glmix_viz.checkpoints`): backbone variant and constructor overrides, decoder and its
+options, classes, input size. :func:`glmix_viz.open.open_checkpoint` opens them beside the classifiers.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+import segmentation_models_pytorch as smp
+import timm
 import torch
 import torch.nn as nn
 
+import glmix_viz.models  # noqa: F401 - registers the GLNet variants with timm (smp builds ``tu-glnet_*``)
+from glmix_viz.checkpoints import read_config, read_safetensors, write_checkpoint
 from glmix_viz.errors import CheckpointError
-from glmix_viz.models.loading import SEGMENTER_FORMAT
+from glmix_viz.models.loading import default_device, infer_variant, load_state_dict
+from glmix_viz.models.registry import VARIANTS
 
 __all__ = [
     "DECODERS",
@@ -36,11 +41,14 @@ __all__ = [
     "backbone_of",
     "build_segmenter",
     "init_backbone",
-    "is_segmenter_checkpoint",
     "load_segmenter",
     "read_backbone",
     "save_segmenter",
+    "segmenter_class_names",
 ]
+
+SEGMENTER_FORMAT = "glmix-viz-segmenter/1"
+"""The ``format`` of a segmenter checkpoint's config."""
 
 ENCODER_PREFIX = "encoder.model.model."
 DECODERS: Dict[str, str] = {"upernet": "UPerNet", "fpn": "FPN", "unet": "Unet", "deeplabv3plus": "DeepLabV3Plus"}
@@ -60,8 +68,6 @@ def _tupleize(args: Dict[str, Any]) -> Dict[str, Any]:
 
 
 def _reductions(variant: str, model_args: Dict[str, Any]) -> List[int]:
-    import timm
-
     with torch.device("meta"):
         model = timm.create_model(variant, features_only=True, **_tupleize(model_args))
     return list(model.feature_info.reduction())
@@ -91,15 +97,10 @@ def build_segmenter(
     Raises:
         ValueError: unknown decoder or backbone, or ``fpn`` on a backbone without the 4/8/16/32 strides.
     """
-    import segmentation_models_pytorch as smp
-
-    import glmix_viz.models  # noqa: F401 - registers the GLNet variants with timm
-    from glmix_viz.models.glnet import VARIANT_ARGS
-
     if decoder not in DECODERS:
         raise ValueError(f"unknown decoder {decoder!r}; known: {', '.join(DECODERS)}")
-    if backbone not in VARIANT_ARGS:
-        raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(VARIANT_ARGS)}")
+    if backbone not in VARIANTS:
+        raise ValueError(f"unknown backbone {backbone!r}; known: {', '.join(VARIANTS)}")
     model_args = _tupleize(model_args or {})
     model_args.pop("num_classes", None)
     reductions = _reductions(backbone, model_args)
@@ -137,8 +138,8 @@ def backbone_of(segmenter: nn.Module) -> nn.Module:
 def read_backbone(path: PathLike) -> Tuple[str, Dict[str, Any], Dict[str, torch.Tensor]]:
     """The GLNet backbone of any checkpoint: official ``.pth``, ``train`` / ``finetune`` safetensors, or a segmenter.
 
-    Read safely (weights-only / safetensors, through :mod:`glmix_viz.models.loading`). The classifier (``head.*``,
-    ``tklb_aux_head.*``) is dropped.
+    Read safely (weights-only / safetensors, through :mod:`glmix_viz.models.loading` and :mod:`glmix_viz.checkpoints`).
+    The classifier (``head.*``, ``tklb_aux_head.*``) is dropped.
 
     Returns:
         ``(variant, model_args, state)``: the variant, its constructor overrides, and the backbone state dict.
@@ -146,12 +147,10 @@ def read_backbone(path: PathLike) -> Tuple[str, Dict[str, Any], Dict[str, torch.
     Raises:
         CheckpointError: unreadable, or weights that fit no GLNet variant.
     """
-    from glmix_viz.models.loading import infer_variant, load_state_dict, read_checkpoint_config
-
     path = Path(path)
-    config = read_checkpoint_config(path) or {}
+    config = read_config(path) or {}
     if config.get("format") == SEGMENTER_FORMAT:
-        state = _read_safetensors(path)
+        state = read_safetensors(path)[0]
         state = {key[len(ENCODER_PREFIX):]: value for key, value in state.items() if key.startswith(ENCODER_PREFIX)}
         backbone = config["backbone"]
         return backbone["variant"], dict(backbone.get("model_args") or {}), state
@@ -185,25 +184,8 @@ def init_backbone(segmenter: nn.Module, state: Dict[str, torch.Tensor], *, sourc
 
 
 def _read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
-    from safetensors.torch import load_file
-
-    try:
-        return load_file(str(path))
-    except Exception as error:  # noqa: BLE001 - safetensors raises several types for a corrupt file
-        from glmix_viz.errors import one_line
-
-        raise CheckpointError(f"{path}: not a readable safetensors file ({one_line(error, with_type=False)})") from None
-
-
-def is_segmenter_checkpoint(path: PathLike) -> bool:
-    """Whether a checkpoint file is a glmix-viz segmenter (by its config)."""
-    from glmix_viz.models.loading import read_checkpoint_config
-
-    try:
-        config = read_checkpoint_config(path)
-    except CheckpointError:
-        return False
-    return bool(config) and config.get("format") == SEGMENTER_FORMAT
+    """The tensors of a segmenter file: the name segment/train.py still imports (glmix_viz.checkpoints is the home)."""
+    return read_safetensors(path)[0]
 
 
 def save_segmenter(segmenter: nn.Module, path: PathLike, config: Dict[str, Any]) -> Dict[str, Any]:
@@ -218,19 +200,8 @@ def save_segmenter(segmenter: nn.Module, path: PathLike, config: Dict[str, Any])
     Returns:
         The config as written (with ``format``).
     """
-    from safetensors.torch import save as safetensors_bytes
-
-    from glmix_viz.files import save_bytes_atomic
-    from glmix_viz.models.loading import CONFIG_KEY
-
     module = getattr(segmenter, "module", segmenter)
-    config = dict(config, format=SEGMENTER_FORMAT)
-    text = json.dumps(config, default=str)
-    state = {key: value.detach().cpu().contiguous() for key, value in module.state_dict().items()}
-    path = Path(path)
-    save_bytes_atomic(path, safetensors_bytes(state, metadata={CONFIG_KEY: text}))
-    save_bytes_atomic(path.with_suffix(".json"), (json.dumps(config, indent=2, default=str) + "\n").encode())
-    return config
+    return write_checkpoint(path, module.state_dict(), dict(config, format=SEGMENTER_FORMAT))
 
 
 def load_segmenter(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> nn.Module:
@@ -242,12 +213,10 @@ def load_segmenter(path: PathLike, device: Optional[Union[str, torch.device]] = 
     Raises:
         CheckpointError: not a segmenter checkpoint, unreadable, or weights that do not fit its config.
     """
-    from glmix_viz.models.loading import default_device, read_checkpoint_config
-
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
-    config = read_checkpoint_config(path)
+    config = read_config(path)
     if not config or config.get("format") != SEGMENTER_FORMAT:
         raise CheckpointError(f"{path}: not a glmix-viz segmenter checkpoint (train one with glmix-viz segment-train)")
     backbone = config["backbone"]
@@ -256,7 +225,7 @@ def load_segmenter(path: PathLike, device: Optional[Union[str, torch.device]] = 
                                     model_args=backbone.get("model_args"), decoder_args=config.get("decoder_args"))
     except (KeyError, ValueError) as error:
         raise CheckpointError(f"{path}: config does not describe a segmenter ({error})") from None
-    state = _read_safetensors(path)
+    state = read_safetensors(path)[0]
     result = segmenter.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
         raise CheckpointError(f"{path}: weights do not fit the config (missing {result.missing_keys[:3]}, "
@@ -269,31 +238,3 @@ def segmenter_class_names(segmenter: nn.Module, fallback: Optional[Sequence[str]
     """The class names a segmenter was trained on (background first), else ``fallback``."""
     names = (getattr(segmenter, "segmenter_config", None) or {}).get("class_names")
     return list(names) if names else (list(fallback) if fallback is not None else None)
-
-
-def load_segmenter_backbone(path: PathLike, device: Optional[Union[str, torch.device]] = None) -> nn.Module:
-    """A segmenter checkpoint's encoder as a classifier-less GLNet, for the grouping probe and the explorer.
-
-    What :func:`glmix_viz.models.loading.load_model` returns for a segmenter checkpoint. The GLNet shares its weights
-    with the whole segmenter, which stays reachable as ``backbone.segmenter`` (kept out of the module tree, so the
-    backbone's ``state_dict`` holds only the encoder) for :func:`glmix_viz.segment.predict.predict_labels`.
-
-    Returns:
-        The GLNet (``num_classes == 0``, eval mode) with ``checkpoint_config`` (``kind: "segmenter"``, ``variant``,
-        ``model_args``, ``source``, ``class_names`` of the segmenter) and ``segmenter``.
-    """
-    segmenter = load_segmenter(path, device=device)
-    config = segmenter.segmenter_config
-    backbone = backbone_of(segmenter)
-    backbone.checkpoint_config = {
-        "kind": "segmenter", "variant": config["backbone"]["variant"],
-        "model_args": dict(config["backbone"].get("model_args") or {}, num_classes=0), "source": str(path),
-        "decoder": config.get("decoder"), "segmenter_class_names": config.get("class_names"),
-    }
-    backbone.__dict__["segmenter"] = segmenter  # a plain attribute: not a submodule of its own encoder
-    return backbone.eval()
-
-
-def segmenter_of(model: nn.Module) -> Optional[nn.Module]:
-    """The segmenter a backbone from :func:`load_segmenter_backbone` belongs to, else None (a plain GLNet)."""
-    return model.__dict__.get("segmenter")

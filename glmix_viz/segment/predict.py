@@ -266,7 +266,7 @@ def _now() -> str:
 
 
 def explore_segmenter(
-    model: nn.Module,
+    segmenter: nn.Module,
     image: np.ndarray,
     *,
     input_size: Optional[Union[int, Tuple[int, int]]] = None,
@@ -277,8 +277,7 @@ def explore_segmenter(
     """What the explorer shows for a segmenter checkpoint: its encoder's groupings and its predicted mask.
 
     Args:
-        model: what :func:`glmix_viz.models.loading.load_model` returns for a segmenter checkpoint (the encoder, with
-            ``model.segmenter``), or the smp segmenter itself.
+        segmenter: the smp segmenter (``open_checkpoint(path).segmenter``).
         image: ``(H, W, 3)`` uint8 RGB.
         input_size: network input of the grouping pass (as :func:`glmix_viz.slots.explore.explore_image`).
         scales, flip: test-time views of the prediction (:func:`predict_probs`).
@@ -290,10 +289,9 @@ def explore_segmenter(
         map, to show beside the pseudo-mask of the same image.
     """
     from glmix_viz.slots.explore import explore_image
-    from glmix_viz.segment.model import backbone_of, segmenter_of
+    from glmix_viz.segment.model import backbone_of
 
-    segmenter = segmenter_of(model) or model
     if not hasattr(segmenter, "encoder"):
-        raise ValueError("explore_segmenter needs a segmenter or the encoder load_model returns for one")
+        raise ValueError("explore_segmenter needs a segmenter (open_checkpoint(path).segmenter)")
     exploration = explore_image(backbone_of(segmenter), image, input_size=input_size, device=device)
     return exploration, predict_labels(segmenter, image, scales=scales, flip=flip, device=device)

@@ -4,11 +4,13 @@
   the questions the explorer and the notebooks ask of it (slot areas, class evidence, flow, one pixel's slots).
 * :mod:`glmix_viz.slots.usage` - dispatch entropy, slots used and effective slots of one block (:func:`slot_usage`).
 * :mod:`glmix_viz.slots.resize` - nearest resizing of label maps and bilinear resizing of score maps.
+* :mod:`glmix_viz.slots.medoids` - representative slots of a block (k-medoids on their maps).
 
 Numeric only: nothing here imports a plotting or app library.
 """
 
 from glmix_viz.slots.explore import Exploration, Prediction, explore_image, slot_areas, top_predictions
+from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 from glmix_viz.slots.usage import SlotUsage, slot_usage
 
@@ -17,6 +19,7 @@ __all__ = [
     "Prediction",
     "SlotUsage",
     "explore_image",
+    "representative_slots",
     "slot_areas",
     "slot_labels",
     "slot_usage",

@@ -12,9 +12,10 @@ so that neither holds any science of its own:
 * :func:`slot_flow` - where a slot's pixels go in the next blocks: the dispatch distribution of later blocks averaged
   over the slot's pixels, weighted by the slot's dispatch weight.
 * :func:`pixel_distributions` - one pixel's distribution over slots (its dispatch weights) in every block.
-* :func:`assignment_arrays` / :func:`npz_bytes` - the raw tensors for download.
-* :func:`interactive_threads` - torch threads for
-  interactive use.
+* :func:`assignment_arrays` - the raw tensors for download (:func:`glmix_viz.files.npz_bytes` encodes them).
+
+Facts about the model itself (input size, normalisation, how logits become probabilities) are
+:mod:`glmix_viz.models.info`.
 
 Pixel coordinates are ``(y, x)`` in the pixels of :attr:`Exploration.image`; a block's map of size ``(h, w)`` covers
 the whole image, so image pixel ``(y, x)`` falls in map cell ``(floor(y * h / H), floor(x * w / W))``.
@@ -22,8 +23,6 @@ the whole image, so image pixel ``(y, x)`` falls in map cell ``(floor(y * h / H)
 
 from __future__ import annotations
 
-import io
-import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
@@ -33,7 +32,7 @@ import torch.nn as nn
 
 from glmix_viz.images import to_tensor
 from glmix_viz.models.cam import class_activation_maps
-from glmix_viz.models.loading import default_input_size, describe_model, is_multilabel
+from glmix_viz.models.info import class_probabilities, describe_model, input_mean_std
 from glmix_viz.probe import GroupingProbe, GroupingRecord
 from glmix_viz.slots.resize import upsample_maps
 
@@ -42,54 +41,13 @@ __all__ = [
     "Prediction",
     "assignment_arrays",
     "explore_image",
-    "interactive_threads",
-    "is_multilabel",
     "map_cell",
-    "model_input_size",
-    "model_mean_std",
-    "npz_bytes",
     "pixel_distributions",
-    "predict_probs",
     "slot_areas",
     "slot_class_evidence",
     "slot_flow",
     "top_predictions",
 ]
-
-
-def model_input_size(model: nn.Module) -> int:
-    """The longer input side the model was trained at (from its config), e.g. 224 or 128."""
-    return max(default_input_size(model))
-
-
-def model_mean_std(model: nn.Module) -> Tuple[Tuple[float, ...], Tuple[float, ...]]:
-    """The normalisation mean and std of the model's inputs (ImageNet's unless its config says otherwise)."""
-    from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
-
-    cfg = getattr(model, "pretrained_cfg", None) or {}
-    return tuple(cfg.get("mean", IMAGENET_MEAN)), tuple(cfg.get("std", IMAGENET_STD))
-
-
-def predict_probs(model: nn.Module, logits: torch.Tensor) -> torch.Tensor:
-    """Class probabilities from logits (..., K): sigmoid for multi-label models, softmax otherwise."""
-    return _probabilities(logits, is_multilabel(model))
-
-
-def _probabilities(logits: torch.Tensor, multi_label: bool) -> torch.Tensor:
-    return torch.sigmoid(logits) if multi_label else torch.softmax(logits, dim=-1)
-
-
-def interactive_threads() -> int:
-    """Torch CPU threads for interactive use: ``GLMIX_TORCH_THREADS`` if set, else all cores but one (at least 1).
-
-    Leaving a core free matters on small machines: with as many threads as cores, a forward pass that competes with
-    anything else (the web server, another job) can be many times slower than with one thread fewer; on a busy 2-core
-    machine glnet_tiny took 2.6 s with 2 threads and 0.02 s with 1 (bench/app_latency.py).
-    """
-    value = os.environ.get("GLMIX_TORCH_THREADS", "").strip()
-    if value:
-        return max(1, int(value))
-    return max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass(frozen=True)
@@ -161,7 +119,7 @@ class Exploration:
         if self.logits.size == 0:
             return self.logits
         logits = torch.from_numpy(self.logits.astype(np.float64))
-        return _probabilities(logits, self.multi_label).numpy().astype(np.float32)
+        return class_probabilities(logits, self.multi_label).numpy().astype(np.float32)
 
 
 def explore_image(
@@ -185,7 +143,7 @@ def explore_image(
     """
     if device is None:
         device = next(model.parameters()).device
-    mean, std = model_mean_std(model)
+    mean, std = input_mean_std(model)
     inputs = to_tensor(image, size=input_size, mean=mean, std=std).to(device)
     with torch.inference_mode(), GroupingProbe(model) as probe:
         features = model.forward_features(inputs)
@@ -344,13 +302,6 @@ def assignment_arrays(exploration: Exploration) -> Dict[str, np.ndarray]:
     arrays["input_size"] = np.asarray(exploration.input_size, dtype=np.int64)
     arrays["image_size"] = np.asarray(exploration.image.shape[:2], dtype=np.int64)
     return arrays
-
-
-def npz_bytes(arrays: Dict[str, np.ndarray]) -> bytes:
-    """The bytes of a compressed ``.npz`` holding ``arrays`` (for downloads; for files: ``files.save_npz_atomic``)."""
-    buffer = io.BytesIO()
-    np.savez_compressed(buffer, **arrays)
-    return buffer.getvalue()
 
 
 def _softmax(values: np.ndarray, axis: int) -> np.ndarray:
