@@ -92,13 +92,14 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--skip-quarter", action="store_true", help="no run on the first quarter of the images")
     args = parser.parse_args(argv)
 
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.grouping import untrained_copy
-    from glmix_viz.models.loading import demo_checkpoint, load_model, save_checkpoint
+    from glmix_viz.models.loading import load_model, save_checkpoint
+    from glmix_viz.open import demo_checkpoint
 
     root = args.work / "shapes"
     if not (root / "ImageSets" / "Segmentation" / "val.txt").is_file():
-        make_shapes(root, num_train=0, num_val=args.images, seed=SEED, image_size=128)
+        make_shapes(root, ShapesConfig(image_size=128), num_train=0, num_val=args.images, seed=SEED)
     ids = (root / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
     (root / "ImageSets" / "Segmentation" / "quarter.txt").write_text("\n".join(ids[: len(ids) // 4]) + "\n")
     demo_path = demo_checkpoint()

@@ -14,12 +14,13 @@ BLOCK = "stages.1.blocks.0"
 @pytest.fixture(scope="module")
 def small_atlas(tmp_path_factory) -> Path:
     from glmix_viz.atlas import AtlasSettings, run_atlas
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.data.voc import VOCDataset
-    from glmix_viz.models.loading import demo_checkpoint, load_model
+    from glmix_viz.models.loading import load_model
+    from glmix_viz.open import demo_checkpoint
 
     root = tmp_path_factory.mktemp("atlas")
-    make_shapes(root / "shapes", num_train=0, num_val=6, seed=12, image_size=64)
+    make_shapes(root / "shapes", ShapesConfig(image_size=64), num_train=0, num_val=6, seed=12)
     model = load_model(demo_checkpoint(), device="cpu")
     run_atlas(VOCDataset(root / "shapes", "val"), model, root / "atlas",
               AtlasSettings(blocks=(BLOCK,), input_size=64, batch_size=3, chunk_size=3), 2, progress=False,
@@ -36,7 +37,8 @@ def _view_script(folder: str, block: str) -> None:
 
     from glmix_viz.app import atlas as view
     from glmix_viz.images import load_image
-    from glmix_viz.models.loading import demo_checkpoint, load_model
+    from glmix_viz.models.loading import load_model
+    from glmix_viz.open import demo_checkpoint
     from glmix_viz.slots.explore import explore_image
 
     with st.sidebar:

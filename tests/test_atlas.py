@@ -61,17 +61,18 @@ def test_block_rows_by_hand():
 
 @pytest.fixture(scope="module")
 def demo():
-    from glmix_viz.models.loading import demo_checkpoint, load_model
+    from glmix_viz.models.loading import load_model
+    from glmix_viz.open import demo_checkpoint
 
     return load_model(demo_checkpoint(), device="cpu")
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
-    from glmix_viz.data.shapes import make_shapes
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
 
     root = tmp_path_factory.mktemp("shapes")
-    make_shapes(root, num_train=0, num_val=6, seed=11, image_size=64)
+    make_shapes(root, ShapesConfig(image_size=64), num_train=0, num_val=6, seed=11)
     return root
 
 

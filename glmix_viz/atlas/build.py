@@ -19,10 +19,9 @@ from typing import Any, Dict, List, Optional, Union
 
 import numpy as np
 
-from glmix_viz.atlas.collect import chunk_header, read_chunk
+from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_header, chunk_paths, read_chunk
 from glmix_viz.atlas.concepts import (ConceptStats, contingency_scores, describe_concepts, fit_concepts, purity,
                                      purity_draws)
-from glmix_viz.atlas.job import FEATURES_FOLDER, chunk_paths
 from glmix_viz.errors import DataError, one_line
 
 __all__ = ["ATLAS_FORMAT", "build_atlas"]

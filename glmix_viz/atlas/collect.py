@@ -34,9 +34,11 @@ import torch
 from glmix_viz.probe import GroupingRecord
 from glmix_viz.slots.resize import upsample_labels
 
-__all__ = ["FEATURES", "FIELDS", "BlockRows", "block_rows", "read_chunk", "write_chunk"]
+__all__ = ["FEATURES", "FEATURES_FOLDER", "FIELDS", "BlockRows", "block_rows", "chunk_paths", "read_chunk",
+           "write_chunk"]
 
 FEATURES = ("slots_in", "slots_out")
+FEATURES_FOLDER = "features"
 FIELDS = ("features", "image", "slot", "area", "confidence", "label", "label_share")
 
 
@@ -109,6 +111,12 @@ def block_rows(record: GroupingRecord, masks: Sequence[Optional[np.ndarray]], im
             confidence=(sure[kept] / counts[kept]).astype(np.float32), label=label[kept], label_share=share[kept],
             hard=hard[b][None].astype(np.uint8 if num_slots <= 256 else np.int32)))
     return BlockRows.concat(parts)
+
+
+def chunk_paths(out_dir: os.PathLike, num_images: int, chunk_size: int) -> List[Path]:
+    """The chunk files of a job (``features/chunk-NNNNN.npz``), in order, whether they exist or not."""
+    count = (num_images + chunk_size - 1) // chunk_size
+    return [Path(out_dir) / FEATURES_FOLDER / f"chunk-{i:05d}.npz" for i in range(count)]
 
 
 def write_chunk(path: Path, rows: Sequence[BlockRows], ids: Sequence[str], index: Sequence[int],

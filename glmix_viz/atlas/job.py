@@ -28,11 +28,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_paths
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 
 __all__ = ["AtlasSettings", "chunk_paths", "collect_regions", "run_atlas"]
-
-FEATURES_FOLDER = "features"
 
 
 @dataclass(frozen=True)
@@ -54,27 +53,17 @@ class AtlasSettings:
     chunk_size: int = 256
 
 
-def chunk_name(number: int) -> str:
-    return f"chunk-{number:05d}"
-
-
-def chunk_paths(out_dir: Union[str, os.PathLike], num_images: int, chunk_size: int) -> List[Path]:
-    """The chunk files of a job, in order (whether they exist or not)."""
-    count = (num_images + chunk_size - 1) // chunk_size
-    return [Path(out_dir) / FEATURES_FOLDER / f"{chunk_name(i)}.npz" for i in range(count)]
-
-
 def _ids_hash(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
 
 
 def _manifest(source: Any, model: Any, settings: AtlasSettings, blocks: List[str], input_size: int) -> Dict[str, Any]:
-    from glmix_viz.pseudo.pipeline import describe_model
+    from glmix_viz.models.info import model_summary
 
     names = getattr(source, "class_names", None)
     return {"format": "glmix-viz-atlas/1", "ids": _ids_hash(source.ids), "num_images": len(source.ids),
             "chunk_size": settings.chunk_size, "blocks": blocks, "feature": settings.feature, "input_size": input_size,
-            "model": describe_model(model), "class_names": None if names is None else list(names),
+            "model": model_summary(model), "class_names": None if names is None else list(names),
             "source": {"root": str(Path(getattr(source, "root", "")).resolve()), "split": getattr(source, "split", None),
                        "kind": type(source).__name__}}
 
@@ -134,9 +123,9 @@ def _collect_chunk(source: Any, model: Any, ids: Sequence[str], first: int, bloc
     from glmix_viz.atlas.collect import BlockRows, block_rows
     from glmix_viz.images import batch_to_tensor
     from glmix_viz.probe import GroupingProbe
-    from glmix_viz.slots.explore import model_mean_std
+    from glmix_viz.models.info import input_mean_std
 
-    mean, std = model_mean_std(model)
+    mean, std = input_mean_std(model)
     device = next(model.parameters()).device
     failed_before = len(summary.failures)
     parts: Dict[str, list] = {name: [] for name in blocks}
@@ -215,7 +204,7 @@ def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], s
     """
     from glmix_viz.pseudo.summary import RunSummary
     from glmix_viz.probe import GroupingProbe
-    from glmix_viz.slots.explore import model_input_size
+    from glmix_viz.models.info import model_input_size
 
     out_dir = Path(out_dir)
     try:
