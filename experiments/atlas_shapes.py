@@ -15,7 +15,8 @@ Steps (the data set and the untrained checkpoint are reused when they exist; the
 
     taskset -c 1 python experiments/atlas_shapes.py --work /tmp/atlas_shapes [--images 2000] [--clusters 8]
 
-Writes ``experiments/results/atlas_shapes.json`` and ``atlas_shapes.png`` (the best block's atlas of the demo model).
+Writes ``experiments/results/atlas_shapes.json``, ``atlas_shapes.png`` (the best block's atlas of the demo model) and
+``atlas_shapes_last_block.png`` (its last block's).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -119,9 +119,13 @@ def main(argv: List[str] | None = None) -> int:
     best = json.loads((REPO / "glmix_viz/assets/demo/demo_results.json").read_text())
     best_block = best["sets"]["heldout_a"]["reports"]["grouping"]["grouping"]["best_block"]
     atlas = json.loads((args.work / "atlas_demo" / "atlas.json").read_text())
-    figure = next(b["figure"] for b in atlas["blocks"] if b["name"] == best_block)
+    from glmix_viz.figures import save_figure
+    from glmix_viz.images import load_image
+
     args.results.mkdir(parents=True, exist_ok=True)
-    shutil.copy(args.work / "atlas_demo" / figure, args.results / "atlas_shapes.png")
+    for block, name in ((best_block, "atlas_shapes.png"), (atlas["blocks"][-1]["name"], "atlas_shapes_last_block.png")):
+        figure = next(b["figure"] for b in atlas["blocks"] if b["name"] == block)
+        save_figure(load_image(args.work / "atlas_demo" / figure), args.results / name, max_bytes=300_000)
     result = {
         "data": {"make_shapes_seed": SEED, "images": len(ids), "image_size": 128, "split": "val"},
         "clusters": args.clusters, "feature": "slots_in", "bootstrap": "Poisson(1) weights per image, 1000 resamples",
