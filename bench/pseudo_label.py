@@ -45,7 +45,7 @@ from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
 from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402
 from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
-from glmix_viz.pseudo.registry import METHODS, baseline_methods  # noqa: E402
+from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 
@@ -97,7 +97,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--method", default=baseline_methods()[0], choices=list(METHODS))
+    parser.add_argument("--method", default=reference_baseline(), choices=list(METHODS))
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--no-flip", dest="flip", action="store_false")
     parser.add_argument("--batch-size", type=int, default=4)

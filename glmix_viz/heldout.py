@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from glmix_viz.grouping import load_grouping_samples, per_image_block_scores, untrained_copy
+from glmix_viz.train import load_split, mean_average_precision, predict_scores
 
 __all__ = ["bootstrap_interval", "paired_difference", "heldout_evaluation", "compare_models", "strip_per_image"]
 
@@ -68,8 +69,6 @@ def paired_difference(a: Sequence[float], b: Sequence[float], **bootstrap: Any) 
 
 def _classification(model: nn.Module, root: str, split: str, size: int, device: torch.device) -> Dict[str, Any]:
     """mAP, per-class AP and the per-image scores and labels of a split."""
-    from glmix_viz.train import load_split, mean_average_precision, predict_scores
-
     data = load_split(root, split, size, workers=0)
     scores, targets = predict_scores(model, data, device)
     value, per_class = mean_average_precision(scores, targets)
@@ -154,8 +153,6 @@ def compare_models(report: Dict[str, Any], other: Dict[str, Any], *, resamples: 
     mine, theirs = report["per_image"], other["per_image"]
     if mine["ids"] != theirs["ids"] or mine["grouping"]["ids"] != theirs["grouping"]["ids"]:
         raise ValueError("the two reports were not computed on the same images")
-    from glmix_viz.train import mean_average_precision
-
     targets = np.asarray(mine["targets"])
     a, b = np.asarray(mine["scores"]), np.asarray(theirs["scores"])
     rng = np.random.default_rng(seed)

@@ -15,11 +15,9 @@ from typing import List
 import numpy as np
 import pytest
 from PIL import Image
+from streamlit.testing.v1 import AppTest
 
-pytest.importorskip("streamlit")
-from streamlit.testing.v1 import AppTest  # noqa: E402
-
-from glmix_viz.models.glnet import GLNet  # noqa: E402
+from glmix_viz.models.glnet import GLNet
 
 APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 

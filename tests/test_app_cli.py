@@ -6,13 +6,11 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from streamlit.web import cli as streamlit_cli
 
-pytest.importorskip("streamlit")
-from streamlit.web import cli as streamlit_cli  # noqa: E402
-
-from glmix_viz.app import MAIN_SCRIPT  # noqa: E402
-from glmix_viz.cli import build_parser  # noqa: E402
-from glmix_viz.commands.app import CONFIG, config_options, streamlit_argv  # noqa: E402
+from glmix_viz.app import MAIN_SCRIPT
+from glmix_viz.cli import build_parser
+from glmix_viz.commands.app import CONFIG, config_options, streamlit_argv
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,7 +11,8 @@ import glmix_viz  # noqa: F401
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.grouping import block_grouping_scores, load_grouping_samples
 from glmix_viz.heldout import bootstrap_interval, compare_models, heldout_evaluation, paired_difference
-from glmix_viz.models.loading import save_checkpoint, load_model
+from glmix_viz.models.loading import load_model, save_checkpoint
+from glmix_viz.train import mean_average_precision
 
 
 def test_bootstrap_interval_of_constant_values_is_the_value():
@@ -80,3 +81,35 @@ def test_a_model_against_itself_differs_by_zero_and_other_images_are_refused(hel
     other = dict(report, per_image=dict(report["per_image"], ids=report["per_image"]["ids"][::-1]))
     with pytest.raises(ValueError, match="same images"):
         compare_models(report, other)
+
+
+def _report(map_value: float, scores: list, block_values: dict) -> dict:
+    """A hand-made report of four images (two classes) and three grouping images, as heldout_evaluation writes it."""
+    targets = [[1, 0], [0, 1], [1, 1], [0, 0]]
+    return {"map": map_value, "per_image": {
+        "ids": ["a", "b", "c", "d"], "scores": scores, "targets": targets,
+        "grouping": {"ids": ["g0", "g1", "g2"], "trained": block_values}}}
+
+
+def test_two_different_models_compared_by_hand():
+    # Model A ranks every positive first: AP 1 for both classes. Model B, class 0 scores (0.2, 0.9, 0.5, 0.1): the
+    # positives c, a rank 2nd and 3rd, AP = (1/2 + 2/3) / 2 = 7/12; class 1 (0.8, 0.3, 0.6, 0.7): the positives c, b
+    # rank 3rd and 4th, AP = (1/3 + 2/4) / 2 = 5/12; mAP (7/12 + 5/12) / 2 = 1/2.
+    model_a = _report(1.0, [[0.9, 0.1], [0.1, 0.9], [0.8, 0.8], [0.2, 0.2]],
+                      {"stages.0.blocks.0": [0.5, float("nan"), 0.75], "stages.1.blocks.0": [0.1, 0.2, 0.3]})
+    model_b = _report(0.5, [[0.2, 0.8], [0.9, 0.3], [0.5, 0.6], [0.1, 0.7]],
+                      {"stages.0.blocks.0": [0.25, 0.1, 0.5], "stages.2.blocks.0": [0.0, 0.0, 0.0]})
+    assert mean_average_precision(np.array(model_b["per_image"]["scores"]),
+                                  np.array(model_b["per_image"]["targets"]))[0] == pytest.approx(0.5)
+    result = compare_models(model_a, model_b, resamples=200, seed=1)
+    assert result["map"]["difference"] == pytest.approx(0.5)
+    low, high = result["map"]["ci95"]
+    assert 0.0 <= low <= 0.5 <= high <= 1.0  # A's AP is the highest possible on every resample: never below B
+    # only the block both reports have; the pair with a NaN is dropped: differences 0.25 and 0.25
+    assert list(result["blocks"]) == ["stages.0.blocks.0"]
+    block = result["blocks"]["stages.0.blocks.0"]
+    assert block["mean"] == pytest.approx(0.25) and block["images"] == 2
+    assert block["ci95"] == pytest.approx([0.25, 0.25])
+    reverse = compare_models(model_b, model_a, resamples=200, seed=1)
+    assert reverse["map"]["difference"] == pytest.approx(-0.5) and reverse["map"]["ci95"][1] <= 0.0
+    assert reverse["blocks"]["stages.0.blocks.0"]["mean"] == pytest.approx(-0.25)

@@ -154,8 +154,6 @@ def test_the_graph_is_read_from_every_kind_of_import(tmp_path: Path) -> None:
     assert find_cycles(import_graph(package)) == [["glmix_viz.a", "glmix_viz.c", "glmix_viz.sub.b"]]
 
 
-@pytest.mark.xfail(strict=True, reason="the pseudo registry circle (registry <-> methods, gradcam, scores, settings) is "
-                   "removed on the `pseudo` branch; the coordinator removes this mark after merging it")
 def test_glmix_viz_has_no_import_cycle() -> None:
     graph = import_graph()
     assert len(graph) > 50 and graph["glmix_viz.open"] >= {"glmix_viz.models.loading", "glmix_viz.segment.model"}

@@ -18,6 +18,8 @@ ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("plotly", "matplotlib", "streamlit")
 COMPUTING_MODULES = [
     "glmix_viz",
+    "glmix_viz.cli",  # every command module, as `glmix-viz pseudo-label ...` on a headless node loads them
+    "glmix_viz.pseudo",
     "glmix_viz.probe",
     "glmix_viz.grouping",
     "glmix_viz.slots",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import segmentation_models_pytorch as smp
 import timm
 import torch
 
@@ -137,7 +138,6 @@ def test_output_stride_keeps_the_weights_and_reports_the_reductions(name, output
 
 
 def test_smp_deeplabv3plus_builds_on_glnet_at_output_stride_16():
-    smp = pytest.importorskip("segmentation_models_pytorch")
     model = smp.DeepLabV3Plus(encoder_name="tu-glnet_tiny", encoder_weights=None, classes=3,
                               encoder_output_stride=16).eval()
     with torch.no_grad():

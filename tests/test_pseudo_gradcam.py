@@ -7,17 +7,23 @@ import tracemalloc
 
 import numpy as np
 import pytest
+import pytorch_grad_cam
 import timm
 import torch
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-pytest.importorskip("pytorch_grad_cam")
+import glmix_viz  # noqa: F401  (registers glnet_tiny)
+from glmix_viz.images import to_tensor
+from glmix_viz.pseudo import METHODS, ScoreSettings, compute_scores, compute_scores_batch
+from glmix_viz.pseudo.gradcam import CAM_CLASSES, _to_maps, resolve_layer
 
-import glmix_viz  # noqa: F401,E402  (registers glnet_tiny)
-from glmix_viz.pseudo import METHODS, compute_scores, compute_scores_batch  # noqa: E402
-from glmix_viz.pseudo.gradcam import CAM_CLASSES, resolve_layer  # noqa: E402
-
-GRADCAM = next(name for name, (class_name, *_) in CAM_CLASSES.items() if class_name == "GradCAM")
-SCORECAM = next(name for name, (class_name, *_) in CAM_CLASSES.items() if class_name == "ScoreCAM")
+GRADCAM, SCORECAM = "gradcam", "scorecam"
+# registry name -> (pytorch_grad_cam class, default background threshold): literals, not read from the registry
+LIBRARY_METHODS = {
+    "gradcam": ("GradCAM", 0.55), "gradcam_pp": ("GradCAMPlusPlus", 0.50), "xgradcam": ("XGradCAM", 0.55),
+    "hirescam": ("HiResCAM", 0.55), "layercam": ("LayerCAM", 0.55), "eigencam": ("EigenCAM", 0.35),
+    "scorecam": ("ScoreCAM", 0.50),
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,29 +47,52 @@ def _hooks(model: torch.nn.Module) -> int:
 
 
 def test_the_library_methods_are_registered_baselines_with_a_layer_option():
-    for class_name in ("GradCAM", "GradCAMPlusPlus", "XGradCAM", "HiResCAM", "LayerCAM", "EigenCAM", "ScoreCAM"):
-        name = next(key for key, (value, *_) in CAM_CLASSES.items() if value == class_name)
+    registered = {name: (class_name, threshold) for name, (class_name, _, threshold) in CAM_CLASSES.items()}
+    assert registered == LIBRARY_METHODS
+    for name, (_, threshold) in LIBRARY_METHODS.items():
         method = METHODS[name]
         assert method.baseline and method.gradients and method.options["layer"] == "stages.-1"
+        assert method.bg_threshold == threshold and ScoreSettings(method=name).bg_param == threshold
     assert METHODS[SCORECAM].slow and not METHODS[GRADCAM].slow
+
+
+@pytest.fixture(scope="module")
+def tiny_seed_3() -> torch.nn.Module:
+    """The tiny GLNet with another random start: on it every gradient method gives each class a non-zero map (on the
+    seed-0 one, several positive-gradient methods give all-zero maps for classes 1 and 2, which would prove nothing)."""
+    torch.manual_seed(3)
+    return timm.create_model("glnet_tiny", num_classes=3, embed_dim=(8, 8, 8, 16), head_dim=8, depth=(1, 1, 1, 1),
+                             num_slots=4).eval()
+
+
+@pytest.mark.parametrize("name", ["gradcam_pp", "xgradcam", "hirescam", "layercam", "eigencam"])
+def test_each_cam_method_gives_the_library_map_for_each_class(tiny_seed_3, name):
+    """One image, two classes, no flip (the input at the image's own size): every class map is what the library's own
+    CAM object gives for that class target, max-normalised."""
+    tiny = tiny_seed_3
+    image = _image(4)
+    result = compute_scores(tiny, image, [1, 0, 1], ScoreSettings(method=name, flip=False))
+    assert result.class_indices.tolist() == [0, 1, 3]
+    cam_class = getattr(pytorch_grad_cam, LIBRARY_METHODS[name][0])
+    for channel, label_id in enumerate(result.class_indices[1:], start=1):
+        with cam_class(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
+            expected = cam(input_tensor=to_tensor(image), targets=[ClassifierOutputTarget(int(label_id) - 1)])[0]
+        assert expected.max() > 0  # a map with evidence, so the comparison means something
+        np.testing.assert_allclose(result.scores[channel], expected / expected.max(), atol=1e-4)
+    assert np.allclose(result.scores[0], LIBRARY_METHODS[name][1])
 
 
 def test_gradcam_maps_are_the_library_maps_of_each_image_and_its_own_classes(tiny):
     """Two images with different classes in one batch: each class map is what pytorch-grad-cam itself gives for that
     image and that class target (input at the image's own size, no flip, so no resizing in between)."""
-    from pytorch_grad_cam import GradCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    from glmix_viz.images import to_tensor
-
     images = [_image(0), _image(1)]
     labels = [[1, 0, 1], [0, 1, 0]]
-    results = compute_scores_batch(tiny, images, labels, method=GRADCAM, flip=False)
+    results = compute_scores_batch(tiny, images, labels, ScoreSettings(method=GRADCAM, flip=False))
     assert [r.class_indices.tolist() for r in results] == [[0, 1, 3], [0, 2]]
     nontrivial = 0
     for image, result in zip(images, results):
         for channel, label_id in enumerate(result.class_indices[1:], start=1):
-            with GradCAM(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
+            with pytorch_grad_cam.GradCAM(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
                 expected = cam(input_tensor=to_tensor(image), targets=[ClassifierOutputTarget(int(label_id) - 1)])[0]
             peak = expected.max()
             nontrivial += peak > 0
@@ -75,17 +104,15 @@ def test_gradcam_maps_are_the_library_maps_of_each_image_and_its_own_classes(tin
 
 def test_target_layers_blocks_and_token_stages(tiny):
     image = _image(2)
-    last = compute_scores(tiny, image, [1, 1, 0], method=GRADCAM, flip=False)
-    block = compute_scores(tiny, image, [1, 1, 0], method=GRADCAM, flip=False,
-                           options={"layer": "stages.1.blocks.0"})
+    last = compute_scores(tiny, image, [1, 1, 0], ScoreSettings(method=GRADCAM, flip=False))
+    block = compute_scores(tiny, image, [1, 1, 0],
+                           ScoreSettings(method=GRADCAM, flip=False, options={"layer": "stages.1.blocks.0"}))
     assert block.scores.shape == last.scores.shape == (3, 64, 64)
     assert not np.allclose(block.scores, last.scores, atol=1e-3)
     assert resolve_layer(tiny, "stages.-1") is tiny.stages[3]
     with pytest.raises(ValueError, match="no sub-module 'nine'"):
         resolve_layer(tiny, "stages.nine")
     tokens = torch.randn(2, 12, 16)  # (N, L, C) of a full-attention stage, 3 x 4 grid for a 96 x 128 input
-    from glmix_viz.pseudo.gradcam import _to_maps
-
     maps = _to_maps(torch.zeros(2, 3, 96, 128))(tokens)
     assert maps.shape == (2, 16, 3, 4) and torch.equal(maps[:, :, 1, 2], tokens[:, 6])
 
@@ -94,13 +121,14 @@ def test_many_images_leave_no_hooks_gradients_or_memory_behind(tiny):
     images = [_image(seed, 32) for seed in range(16)]
     hooks_before = _hooks(tiny)
     flags = [parameter.requires_grad for parameter in tiny.parameters()]
-    compute_scores(tiny, images[0], [1, 0, 1], method=GRADCAM)  # warm-up: lazy imports, allocator caches
+    settings = ScoreSettings(method=GRADCAM)
+    compute_scores(tiny, images[0], [1, 0, 1], settings)  # warm-up: lazy imports, allocator caches
     gc.collect()
     tensors_before = sum(1 for item in gc.get_objects() if torch.is_tensor(item))
     tracemalloc.start()
     first_peak = None
     for index, image in enumerate(images):
-        compute_scores(tiny, image, [1, index % 2, 1], method=GRADCAM)
+        compute_scores(tiny, image, [1, index % 2, 1], settings)
         if index == 3:
             gc.collect()
             first_peak = tracemalloc.get_traced_memory()[0]
@@ -115,16 +143,12 @@ def test_many_images_leave_no_hooks_gradients_or_memory_behind(tiny):
 
 
 def test_scorecam_is_cheap_on_a_tiny_model_and_releases_its_hooks(tiny):
-    from pytorch_grad_cam import ScoreCAM
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
-
-    from glmix_viz.images import to_tensor
-
     image = _image(3, 32)
     hooks_before = _hooks(tiny)
-    maps = compute_scores(tiny, image, [0, 1, 0], method=SCORECAM, flip=False, options={"batch_size": 8})
+    settings = ScoreSettings(method=SCORECAM, flip=False, options={"batch_size": 8})
+    maps = compute_scores(tiny, image, [0, 1, 0], settings)
     assert maps.scores.shape == (2, 32, 32) and _hooks(tiny) == hooks_before
-    with ScoreCAM(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
+    with pytorch_grad_cam.ScoreCAM(model=tiny, target_layers=[tiny.stages[-1]]) as cam:
         cam.batch_size = 8
         expected = cam(input_tensor=to_tensor(image), targets=[ClassifierOutputTarget(1)])[0]
     peak = expected.max()

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pydensecrf.densecrf  # noqa: F401  (a required dependency: imported plainly, never skipped)
 import pytest
 
-pytest.importorskip("pydensecrf.densecrf")
-
-from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
-from glmix_viz.pseudo.masks import channels_to_labels, pseudo_mask  # noqa: E402
-from glmix_viz.pseudo.scores import ScoreMaps  # noqa: E402
+from glmix_viz.pseudo.crf import CRFParams, dense_crf
+from glmix_viz.pseudo.masks import channels_to_labels, pseudo_mask
+from glmix_viz.pseudo.scores import ScoreMaps
 
 
 def _maps(seed: int = 0) -> tuple:

@@ -16,13 +16,20 @@ def test_exported_from_the_package():
 
 
 def test_defaults_are_filled_in_and_normalised():
-    method = next(iter(pseudo.METHODS))
-    settings = ScoreSettings(method=method, scales=[1, 0.5], blocks=[0, "stages.1.blocks.0"], input_size=[96, 128])
+    settings = ScoreSettings(method="slot_walk", scales=[1, 0.5], blocks=[0, "stages.1.blocks.0"], input_size=[96, 128])
     assert settings.scales == (1.0, 0.5) and settings.blocks == (0, "stages.1.blocks.0")
     assert settings.input_size == (96, 128)
-    assert settings.options == dict(pseudo.METHODS[method].options)
-    assert settings.bg_param == pytest.approx(pseudo.METHODS[method].bg_threshold)  # the method's own threshold
-    assert ScoreSettings(method=method, bg_rule="power").bg_param == DEFAULT_POWER_ALPHA
+    assert settings.options == {"sharpen": 1.0, "steps": 3}  # the method's option defaults
+    assert settings.bg_param == 0.75  # the method's own threshold
+    assert ScoreSettings(method="cam").bg_param == 0.65 and ScoreSettings(method="eigencam").bg_param == 0.35
+    assert ScoreSettings(method="slot_walk", bg_rule="power").bg_param == DEFAULT_POWER_ALPHA == 4.0
+    assert ScoreSettings(method="cam", bg_param=0.3).bg_param == 0.3  # a given threshold wins
+
+
+def test_the_default_is_the_default_method():
+    default = ScoreSettings()
+    assert default.method == "slot_pool" and default.bg_param == 0.75 and default.options == {"sharpen": 1.0}
+    assert default.flip and default.scales == (1.0,) and default.bg_rule == "threshold" and default.blocks is None
 
 
 @pytest.mark.parametrize("fields, message", [
@@ -43,8 +50,7 @@ def test_bad_settings_are_refused_with_one_line(fields, message):
 
 
 def test_dict_round_trip_through_json_and_hash():
-    method = list(pseudo.METHODS)[-1]
-    settings = ScoreSettings(method=method, scales=(1.0, 0.75), flip=False, bg_rule="power", bg_param=3.0,
+    settings = ScoreSettings(method="scorecam", scales=(1.0, 0.75), flip=False, bg_rule="power", bg_param=3.0,
                              blocks=("stages.0.blocks.0",), input_size=(64, 80), device="cpu")
     data = json.loads(json.dumps(settings.to_dict()))
     again = ScoreSettings.from_dict(data)

@@ -14,6 +14,9 @@ import tomllib
 from pathlib import Path
 from typing import Any, Dict, List
 
+from glmix_viz.app import MAIN_SCRIPT
+from glmix_viz.errors import GlmixVizError
+
 HELP = "Open the GLMix explorer (Streamlit) on the bundled demo model; --checkpoints adds a folder of checkpoints."
 CONFIG = Path(__file__).resolve().parents[1] / "app" / "streamlit_config.toml"
 
@@ -41,8 +44,6 @@ def config_options(config: Dict[str, Any]) -> List[str]:
 
 def streamlit_argv(args: argparse.Namespace) -> List[str]:
     """The arguments of ``streamlit`` for this command: ``run SCRIPT [settings] [user options] -- [app options]``."""
-    from glmix_viz.app import MAIN_SCRIPT
-
     with CONFIG.open("rb") as stream:
         settings = config_options(tomllib.load(stream))
     app_options = []
@@ -56,13 +57,11 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.errors import GlmixVizError
-
     if args.checkpoints is not None and not args.checkpoints.expanduser().is_dir():
         raise GlmixVizError(f"--checkpoints {args.checkpoints}: no such folder")
     if getattr(args, "atlas", None) is not None and not (args.atlas.expanduser() / "atlas.json").is_file():
         raise GlmixVizError(f"--atlas {args.atlas}: no atlas.json there (make it with glmix-viz atlas ... --out DIR)")
-    from streamlit.web import cli as streamlit_cli
+    from streamlit.web import cli as streamlit_cli  # deferred: Streamlit loads plotly and its server (~1 s)
 
     sys.argv = ["streamlit", *streamlit_argv(args)]
     return int(streamlit_cli.main(args=sys.argv[1:], prog_name="streamlit", standalone_mode=False) or 0)

@@ -7,12 +7,15 @@ import json
 import sys
 from pathlib import Path
 
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset
+from glmix_viz.files import save_bytes_atomic
+from glmix_viz.pseudo.metrics import format_scores
+from glmix_viz.pseudo.pipeline import evaluate_predictions
+
 HELP = "mIoU, per-class IoU, pixel and mean accuracy of predicted label PNGs against a split's masks"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.commands.common import add_dataset_arguments
-
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="val", help="split list name (train, val ...) or path (default: val)")
     parser.add_argument("--pred", required=True, type=Path,
@@ -26,11 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.commands.common import open_dataset
-    from glmix_viz.files import save_bytes_atomic
-    from glmix_viz.pseudo.metrics import format_scores
-    from glmix_viz.pseudo.pipeline import evaluate_predictions
-
     dataset = open_dataset(args)
     scores = evaluate_predictions(
         dataset, args.pred, pred_ignore=args.pred_ignore, missing=args.missing, progress=args.progress

@@ -8,11 +8,17 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 
+import torch
+
+from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset
+from glmix_viz.data.voc import resolve_shard
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.commands.common import add_dataset_arguments, open_dataset
+from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.pseudo.pipeline import run_pseudo_label
+from glmix_viz.pseudo.registry import METHODS, default_method
+from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA, ScoreSettings
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
-
 
 
 def _scales(text: str) -> Tuple[float, ...]:
@@ -66,18 +72,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load_classifier(args: argparse.Namespace, num_object_classes: int):
     """The model named by ``--checkpoint`` / ``--model`` (or the demo model), on ``--device``, in eval mode."""
-    from glmix_viz.commands.common import load_model_from_args
-
     model, description = load_model_from_args(args, num_classes=num_object_classes)
     print(f"model: {description}", file=sys.stderr)
     return model
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.registry import METHODS, default_method
-    from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA
-
     defaults = CRFParams()
     add_dataset_arguments(parser)  # --voc-root DIR or --coco-root DIR
     parser.add_argument("--split", default="train", help="split list name (train, val, train_aug ...) or path")
@@ -133,8 +133,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def score_settings(args: argparse.Namespace):
     """The :class:`~glmix_viz.pseudo.ScoreSettings` of the flags (``ValueError`` on a bad combination)."""
-    from glmix_viz.pseudo.settings import ScoreSettings
-
     return ScoreSettings(
         method=args.method, options=dict(args.options), scales=args.scales, flip=args.flip, bg_rule=args.bg_rule,
         bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size, device=args.device,
@@ -143,8 +141,6 @@ def score_settings(args: argparse.Namespace):
 
 def crf_params(args: argparse.Namespace):
     """The :class:`~glmix_viz.pseudo.crf.CRFParams` of the flags, or None with ``--no-crf``."""
-    from glmix_viz.pseudo.crf import CRFParams
-
     if not args.crf:
         return None
     return CRFParams(
@@ -161,17 +157,12 @@ def launcher_device(args: argparse.Namespace, environ: Any = None) -> Any:
         return args.device
     if "LOCAL_RANK" not in environ or "WORLD_SIZE" not in environ:
         return None
-    import torch
-
     if not torch.cuda.is_available():
         return None
     return f"cuda:{int(environ['LOCAL_RANK']) % torch.cuda.device_count()}"
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.data.voc import resolve_shard
-    from glmix_viz.pseudo.pipeline import run_pseudo_label
-
     try:  # settings errors are user errors: one line, no traceback
         args.device = launcher_device(args)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array

@@ -6,16 +6,18 @@ import argparse
 import sys
 from pathlib import Path
 
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset
+from glmix_viz.commands.pseudo_label import _scales, launcher_device
+from glmix_viz.data.voc import resolve_shard
 from glmix_viz.errors import GlmixVizError
+from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.segment.model import load_segmenter, segmenter_class_names
+from glmix_viz.segment.predict import OUTPUT_FORMATS, run_segment
 
 HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable, shardable; no ground truth needed)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.commands.common import add_dataset_arguments
-    from glmix_viz.commands.pseudo_label import _scales
-    from glmix_viz.segment.predict import OUTPUT_FORMATS
-
     parser.add_argument("--checkpoint", required=True, type=Path, help="segmenter checkpoint (RUN/best.safetensors)")
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="val", help="split list name (val, test ...) or path (default: val)")
@@ -35,13 +37,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.commands.common import open_dataset
-    from glmix_viz.commands.pseudo_label import launcher_device
-    from glmix_viz.data.voc import resolve_shard
-    from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.segment.model import load_segmenter, segmenter_class_names
-    from glmix_viz.segment.predict import run_segment
-
     try:
         args.device = launcher_device(args)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array

@@ -7,6 +7,10 @@ import json
 import os
 from pathlib import Path
 
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset
+from glmix_viz.segment.model import DECODERS
+from glmix_viz.segment.train import SegmentTrainConfig, train_segmenter
+
 HELP = "train a segmenter (smp decoder on a GLNet encoder) on pseudo-masks or ground truth; resumes in --out"
 
 
@@ -21,10 +25,6 @@ def _scale_range(text: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from glmix_viz.commands.common import add_dataset_arguments
-    from glmix_viz.segment.model import DECODERS
-    from glmix_viz.segment.train import SegmentTrainConfig
-
     defaults = SegmentTrainConfig(out="")
     add_dataset_arguments(parser)
     parser.add_argument("--split", default="train", help="training split (train, train_aug ...; default train)")
@@ -60,9 +60,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.commands.common import open_dataset
-    from glmix_viz.segment.train import SegmentTrainConfig, train_segmenter
-
     dataset = open_dataset(args)
     val_dataset = None if args.val_split.lower() == "none" else open_dataset(args, args.val_split)
     decoder_args = {} if args.decoder_channels is None else {"decoder_channels": args.decoder_channels}

@@ -6,6 +6,9 @@ import argparse
 import json
 from typing import Any, Dict
 
+from glmix_viz.errors import GlmixVizError
+from glmix_viz.train import TrainConfig, train
+
 HELP = "train a GLNet from scratch (multi-label classification on a VOC-layout set, e.g. make-shapes output)"
 
 
@@ -83,8 +86,6 @@ def add_grouping_arguments(parser: argparse.ArgumentParser) -> None:
 
 def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     """TrainConfig keyword arguments from the parsed common options."""
-    from glmix_viz.errors import GlmixVizError
-
     try:
         model_args = json.loads(args.model_args)
     except json.JSONDecodeError as error:
@@ -114,8 +115,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.train import TrainConfig, train
-
     kwargs = config_kwargs(args)
     config = TrainConfig(data=args.data, augment=args.augment or "shapes", **kwargs)
     report(train(config), config.out)

@@ -2,7 +2,7 @@
 
 ``glnet.py`` registers one timm model function per spec (``timm.create_model(name)``) and builds its default config
 from it; :mod:`glmix_viz.models.loading` matches checkpoints against every spec; training takes its stochastic-depth
-default from it; the app lists it. Nothing here imports torch, so the table can be read cheaply.
+default from it; the app lists it. (The module itself is plain data; the package above it imports torch.)
 
 A new variant is one :func:`register_variant` call here plus its three-line ``@register_model`` function in its
 model file.

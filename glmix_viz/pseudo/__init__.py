@@ -1,43 +1,52 @@
 """From slots to segmentation labels: class score maps, background rule, dense CRF, batch pipeline, mIoU metrics.
 
-The public names below are loaded on first use (``glmix_viz.pseudo.ScoreSettings`` imports the settings module
-then), so that light tools (e.g. evaluation) that import ``glmix_viz.pseudo.metrics`` do not pull in torch or
-pydensecrf:
+This package face is the one place that loads the built-in pseudo-mask methods: it imports the registry (a leaf),
+then :mod:`~glmix_viz.pseudo.methods` (``cam``, ``slic_cam``, the slot methods) and :mod:`~glmix_viz.pseudo.gradcam`
+(the pytorch-grad-cam baselines), in that order. Python runs this file before any submodule, so :data:`METHODS` is
+complete and in that order whichever module of the package a caller imports first.
 
 * :class:`ScoreSettings` - what the score maps depend on (:mod:`glmix_viz.pseudo.settings`);
-* :data:`METHODS`, :func:`register_method`, :class:`MapContext` - the method registry
-  (:mod:`glmix_viz.pseudo.registry`; the built-in methods in :mod:`glmix_viz.pseudo.methods`);
-* :func:`compute_scores`, :func:`compute_scores_batch` - the scoring (:mod:`glmix_viz.pseudo.scores`);
+* :data:`METHODS`, :func:`register_method`, :class:`MapContext`, :func:`default_method` - the method registry
+  (:mod:`glmix_viz.pseudo.registry`);
+* :func:`compute_scores`, :func:`compute_scores_batch` - the scoring (:mod:`glmix_viz.pseudo.scores`), made of the
+  building blocks of :mod:`glmix_viz.pseudo.evidence`;
 * :func:`pseudo_mask` - scores (+ dense CRF) to label ids with 255 for unsure (:mod:`glmix_viz.pseudo.masks`).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from glmix_viz.pseudo.registry import (
+    METHODS,
+    MapContext,
+    ScoreMethod,
+    baseline_methods,
+    default_method,
+    reference_baseline,
+    register_method,
+)
 
-_EXPORTS = {
-    "ScoreSettings": "glmix_viz.pseudo.settings",
-    "METHODS": "glmix_viz.pseudo.registry",
-    "MapContext": "glmix_viz.pseudo.registry",
-    "ScoreMethod": "glmix_viz.pseudo.registry",
-    "register_method": "glmix_viz.pseudo.registry",
-    "default_method": "glmix_viz.pseudo.registry",
-    "ScoreMaps": "glmix_viz.pseudo.scores",
-    "compute_scores": "glmix_viz.pseudo.scores",
-    "compute_scores_batch": "glmix_viz.pseudo.scores",
-    "PseudoMask": "glmix_viz.pseudo.masks",
-    "pseudo_mask": "glmix_viz.pseudo.masks",
-}
+# isort: off
+# Registration, in this order (it is the order of METHODS): the built-in methods, then the pytorch-grad-cam baselines.
+from glmix_viz.pseudo import methods as _builtin_methods  # noqa: F401
+from glmix_viz.pseudo import gradcam as _gradcam_methods  # noqa: F401
+# isort: on
 
-__all__ = sorted(_EXPORTS)
+from glmix_viz.pseudo.masks import PseudoMask, pseudo_mask
+from glmix_viz.pseudo.scores import ScoreMaps, compute_scores, compute_scores_batch
+from glmix_viz.pseudo.settings import ScoreSettings
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
-def __dir__() -> list:
-    return sorted(set(globals()) | set(_EXPORTS))
+__all__ = [
+    "METHODS",
+    "MapContext",
+    "PseudoMask",
+    "ScoreMaps",
+    "ScoreMethod",
+    "ScoreSettings",
+    "baseline_methods",
+    "compute_scores",
+    "compute_scores_batch",
+    "default_method",
+    "pseudo_mask",
+    "reference_baseline",
+    "register_method",
+]

@@ -9,8 +9,6 @@ Confidence rule (optional, ``CRFParams.confidence``): a pixel whose largest refi
 threshold is marked 255 ("ignore"), so a pseudo-mask keeps only the labels the CRF is sure of. (The alternative,
 marking pixels where the CRF label disagrees with the label before the CRF, was not chosen: it cannot express "both
 agree but neither is sure" and needs the un-refined map carried along.)
-
-``pydensecrf`` is imported when a function runs, so that importing this module never fails.
 """
 
 from __future__ import annotations
@@ -18,6 +16,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import pydensecrf.densecrf as dcrf
+from pydensecrf.utils import unary_from_softmax
 
 from glmix_viz.labels import IGNORE_INDEX
 
@@ -97,9 +97,6 @@ def dense_crf(image: np.ndarray, probs: np.ndarray, params: CRFParams | None = N
         ``(K, H, W)`` float32 refined probabilities, summing to 1 at every pixel. With ``K == 1`` (only the
         background) the answer is all ones, without running the CRF.
     """
-    import pydensecrf.densecrf as dcrf
-    from pydensecrf.utils import unary_from_softmax
-
     params = params or CRFParams()
     image, probs = _check_inputs(image, probs)
     num_classes, height, width = probs.shape

@@ -25,9 +25,9 @@ layer and row: by far the slowest.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import math
-from typing import Any, Callable, Iterator, List, Sequence
+from types import SimpleNamespace
+from typing import Callable, Iterator, List, Sequence
 
 import torch
 import torch.nn as nn
@@ -109,9 +109,8 @@ def _frozen(model: nn.Module) -> Iterator[None]:
 @contextlib.contextmanager
 def _quiet_score_cam() -> Iterator[None]:
     """ScoreCAM shows a tqdm bar per row; silence it for the call (the pipeline has its own bar)."""
-    from types import SimpleNamespace
+    import pytorch_grad_cam.score_cam as module  # deferred, as in _cam_class
 
-    module = importlib.import_module("pytorch_grad_cam.score_cam")
     original = module.tqdm
     module.tqdm = SimpleNamespace(tqdm=lambda iterable, *args, **kwargs: iterable)
     try:
@@ -122,7 +121,7 @@ def _quiet_score_cam() -> Iterator[None]:
 
 def _run_cam(cam_class: type, context: MapContext, rows: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
     """``(M, H_in, W_in)`` maps of input rows ``rows`` (M, 3, H_in, W_in), row ``m`` for class ``classes[m]``."""
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget  # deferred, as in _cam_class
 
     layer = resolve_layer(context.model, context.options["layer"])
     result = None
@@ -137,9 +136,16 @@ def _run_cam(cam_class: type, context: MapContext, rows: torch.Tensor, classes: 
     return torch.from_numpy(result)
 
 
+def _cam_class(class_name: str) -> type:
+    """The library's CAM class of that name, e.g. ``pytorch_grad_cam.GradCAM``."""
+    import pytorch_grad_cam  # deferred: its import loads matplotlib, OpenCV and scikit-learn (about 3 s)
+
+    return getattr(pytorch_grad_cam, class_name)
+
+
 def _cam_maps(class_name: str) -> Callable[[MapContext], List[torch.Tensor]]:
     def maps(context: MapContext) -> List[torch.Tensor]:
-        cam_class = getattr(importlib.import_module("pytorch_grad_cam"), class_name)
+        cam_class = _cam_class(class_name)
         pairs = [(row, index) for row, present in enumerate(context.row_classes) for index in present]
         rows, height, width = context.inputs.shape[0], context.inputs.shape[-2], context.inputs.shape[-1]
         out = torch.zeros(rows, len(context.classes), height, width, device=context.inputs.device)

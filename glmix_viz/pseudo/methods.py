@@ -16,13 +16,13 @@
 
 Slot methods take option ``sharpen`` (multiplies the block's logits before both softmaxes: > 1 makes the grouping
 harder, which helps when a trained block's temperature has drifted towards uniform assignments), and min-max
-normalise each block's map per class and view (see :data:`~glmix_viz.pseudo.scores.SLOT_MIN_CONTRAST`) before the
+normalise each block's map per class and view (see :data:`~glmix_viz.pseudo.evidence.SLOT_MIN_CONTRAST`) before the
 blocks are averaged.
 
 Background thresholds and ``measured`` mIoUs (percent, without / with the dense CRF) are those of
 ``bench/wsss_shapes.py`` on the bundled demo model (tuning split seed 2001, evaluation split seed 2002;
-experiments/results/wsss_shapes_demo.json): the slot methods' maps are flatter than CAM's and want a higher threshold. A starting point:
-tune on your data.
+experiments/results/wsss_shapes_demo.json): the slot methods' maps are flatter than CAM's and want a higher threshold.
+A starting point: tune on your data.
 """
 
 from __future__ import annotations
@@ -33,15 +33,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glmix_viz.pseudo.registry import MapContext, register_method
-from glmix_viz.pseudo.scores import (
+from glmix_viz.models.cam import class_activation_maps
+from glmix_viz.pseudo.evidence import (
     SLOT_MIN_CONTRAST,
-    class_activation_maps,
     minmax_normalize,
     slot_pooled_evidence,
     slot_voted_evidence,
     superpixel_average,
 )
+from glmix_viz.pseudo.registry import MapContext, register_method
 
 __all__: List[str] = []  # the methods are reached through glmix_viz.pseudo.METHODS
 
@@ -63,7 +63,7 @@ def _slot_maps(context: MapContext, pool: Pool) -> List[torch.Tensor]:
 
 
 def _slic_postprocess(image: np.ndarray, maps: np.ndarray, options: Mapping[str, Any]) -> np.ndarray:
-    from skimage.segmentation import slic
+    from skimage.segmentation import slic  # deferred: it loads scipy (about 1 s) and only slic_cam needs it
 
     segments = slic(
         image, n_segments=int(options["segments"]), compactness=float(options["compactness"]), start_label=0,

@@ -33,12 +33,18 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
+import torch
 
 from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.plan import SCORES_FOLDER, RunPlan, output_paths, plan_run, summary_name
+from glmix_viz.pseudo.scores import compute_scores_batch
+from glmix_viz.pseudo.settings import ScoreSettings
+from glmix_viz.pseudo.summary import RunSummary
+from glmix_viz.pseudo.workers import CRFPool, FinishTask
+from glmix_viz.pseudo.workers import torch_threads as threads_set_to
 
 __all__ = [
     "SCORES_FOLDER",
@@ -110,8 +116,6 @@ def load_images(dataset: Any, ids: Sequence[str], summary: Any) -> List[Loaded]:
 
 def score_images(model: Any, loaded: Sequence[Loaded], settings: Any, batch_size: int) -> List[Tuple[Any, Any]]:
     """Score stage: ``(ScoreMaps or None, error or None)`` per loaded image; a failed batch is redone one by one."""
-    from glmix_viz.pseudo.scores import compute_scores_batch
-
     try:
         results = compute_scores_batch(model, [image for _, image, _ in loaded], [labels for _, _, labels in loaded],
                                        settings, batch_size=batch_size)
@@ -151,8 +155,6 @@ def _run_info(dataset: Any, model: Any, plan: RunPlan, settings: Any, job: Dict[
 def _job_settings(model: Any, settings: Any, crf: Optional[CRFParams], workers: int, torch_threads: Optional[int],
                   **flags: Any) -> Dict[str, Any]:
     """The job's own settings; ``torch_threads`` defaults on the CPU to the cores minus ``workers`` (at least 1)."""
-    import torch
-
     device = str(next(model.parameters()).device if settings.device is None else torch.device(settings.device))
     if torch_threads is None and device == "cpu" and workers > 0:
         torch_threads = max(1, (os.cpu_count() or 1) - workers)
@@ -164,7 +166,7 @@ def run_pseudo_label(
     dataset: Any,
     out_dir: Union[str, os.PathLike],
     model: Any,
-    settings: Optional[Any] = None,
+    settings: Optional[ScoreSettings] = None,
     *,
     crf: Optional[CRFParams] = CRFParams(),
     workers: int = 1,
@@ -177,7 +179,6 @@ def run_pseudo_label(
     progress: bool = True,
     ids: Optional[Sequence[str]] = None,
     executor: Optional[futures.Executor] = None,
-    **fields: Any,
 ) -> Dict[str, Any]:
     """Pseudo-label a split: score maps, optional dense CRF, VOC palette PNGs; resumable, sharded, summarised.
 
@@ -187,7 +188,7 @@ def run_pseudo_label(
         out_dir: output folder (created).
         model: a GLNet whose head has ``dataset.num_classes - 1`` classes.
         settings: the score settings (:class:`~glmix_viz.pseudo.settings.ScoreSettings`: method, options, scales,
-            flip, background rule, blocks, input size, device), or give its fields as keywords (``method=...``).
+            flip, background rule, blocks, input size, device); ``None``: its defaults (the default method).
         crf: CRF settings, or ``None`` for the arg-max of the scores.
         workers: CRF / writer processes; 0 runs them in the main process (no overlap; for debugging).
         overwrite: redo images whose outputs exist.
@@ -210,12 +211,9 @@ def run_pseudo_label(
     Raises:
         CheckpointError: the model's head does not fit the data set (e.g. an ImageNet head).
     """
-    from glmix_viz.pseudo.scores import resolve_settings
-    from glmix_viz.pseudo.summary import RunSummary
-    from glmix_viz.pseudo.workers import CRFPool
-    from glmix_viz.pseudo.workers import torch_threads as threads_set_to
-
-    settings = resolve_settings(settings, fields)
+    settings = ScoreSettings() if settings is None else settings
+    if not isinstance(settings, ScoreSettings):
+        raise ValueError(f"settings must be a ScoreSettings, got {type(settings).__name__}")
     if workers < 0:
         raise ValueError(f"workers must be >= 0, got {workers}")
     if batch_size < 1:
@@ -243,9 +241,8 @@ def run_pseudo_label(
                         summary.fail(image_id, f"score maps failed: {one_line(error)}")
                         continue
                     png_path, npz_path = output_paths(plan.out_dir, image_id)
-                    pool.submit({"id": image_id, "image": image, "scores": result.scores,
-                                 "class_indices": result.class_indices, "crf": job["crf"], "png": str(png_path),
-                                 "npz": str(npz_path), "save_scores": save_scores})
+                    pool.submit(FinishTask(image_id, image, result.scores, result.class_indices, crf, png_path,
+                                           npz_path, save_scores))
             pool.harvest(1)  # the last images' jobs
         summary.finish()
     except BaseException as error:

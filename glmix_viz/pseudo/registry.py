@@ -3,6 +3,7 @@
 A method is one decorated function in one file; the CLI's ``--method`` choices, the app's predictions tab, the
 weak-supervision benchmark's grid and baselines, and notebook 02 all read :data:`METHODS`::
 
+    from glmix_viz.models.cam import class_activation_maps
     from glmix_viz.pseudo import MapContext, register_method
 
     @register_method("my_cam", description="CAM squared", bg_threshold=0.4, search_space={"power": (2, 3)},
@@ -17,13 +18,22 @@ each to the image size and averages the list (e.g. one map per GLMix block). Eve
 know about a method is on its registry entry: default background threshold (there is no project-wide fallback),
 option defaults, benchmark search space, whether it is a baseline, what it needs to run.
 
-The built-in methods (:mod:`glmix_viz.pseudo.methods`) and the pytorch-grad-cam baselines
-(:mod:`glmix_viz.pseudo.gradcam`) register themselves when this module is first imported.
+This module is a leaf: it imports none of its methods. The built-in methods (:mod:`glmix_viz.pseudo.methods`) and
+the pytorch-grad-cam baselines (:mod:`glmix_viz.pseudo.gradcam`) import :func:`register_method`, and the package face
+(:mod:`glmix_viz.pseudo`) imports them, in that order, so :data:`METHODS` holds the same methods in the same order
+whichever module of the package is imported first (importing any submodule runs the package face first).
+
+Two names for the two roles a method can play when none is named:
+
+* :func:`default_method` - THE default method: what :class:`~glmix_viz.pseudo.settings.ScoreSettings` takes when no
+  method is given, and so the CLI's ``--method``, the app's predictions tab and any scoring call without settings:
+  the non-baseline method with the best measured mIoU after the dense CRF (``slot_pool`` with the built-in methods).
+* :func:`reference_baseline` - the method the others are compared against in benchmarks (classic ``cam``): the first
+  registered baseline. It is never the default.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
@@ -38,6 +48,7 @@ __all__ = [
     "block_set",
     "baseline_methods",
     "default_method",
+    "reference_baseline",
     "register_method",
     "search_grid",
 ]
@@ -83,7 +94,8 @@ class ScoreMethod:
         bg_threshold: default constant background score of the ``"threshold"`` rule for this method's maps.
         search_space: benchmark grid: option name -> candidate values; key ``"blocks"`` -> names of
             :data:`BLOCK_SETS`. The grid is the product, in key order (:func:`search_grid`).
-        baseline: a method the slot methods are compared against (never the default method).
+        baseline: a method the slot methods are compared against (never the default method; the first registered
+            is the reference, :func:`reference_baseline`).
         uses_probe: reads the GLMix groupings (the network runs inside a :class:`~glmix_viz.probe.GroupingProbe`).
         gradients: runs the network itself, with gradients (``context.features`` is ``None``).
         slow: costs many forward passes per image (e.g. ScoreCAM: one per channel of its layer); the app's
@@ -114,13 +126,6 @@ class ScoreMethod:
             known = ", ".join(self.options) or "none"
             raise ValueError(f"method {self.name!r} has no option(s) {unknown}; its options: {known}")
         return {**self.options, **(options or {})}
-
-    def block_maps(self, model: Any, features: Any, classes: Sequence[int], records: Optional[Mapping[str, Any]],
-                   options: Mapping[str, Any]) -> List[Any]:
-        """The map function on features alone (every view showing all ``classes``; no network inputs)."""
-        context = MapContext(model, None, features, list(classes), [list(classes)] * int(features.shape[0]),
-                             records, self.resolve_options(options))
-        return self.maps(context)
 
 
 METHODS: Dict[str, ScoreMethod] = {}
@@ -171,10 +176,16 @@ def register_method(
 
 
 def default_method() -> str:
-    """The method used when none is named: the non-baseline method with the best measured mIoU after the CRF.
+    """The default method (used wherever none is named): the non-baseline method with the best measured mIoU after
+    the CRF.
 
     Falls back to the first registered non-baseline method when none has measurements, then to the first method.
+
+    Raises:
+        ValueError: no method is registered.
     """
+    if not METHODS:
+        raise ValueError("no pseudo-mask method is registered (import glmix_viz.pseudo to register the built-in ones)")
     candidates = [method for method in METHODS.values() if not method.baseline]
     measured = [method for method in candidates if method.measured]
     if measured:
@@ -185,6 +196,18 @@ def default_method() -> str:
 def baseline_methods() -> List[str]:
     """Names of the baseline methods, in registration order (the first is the reference: classic CAM)."""
     return [name for name, method in METHODS.items() if method.baseline]
+
+
+def reference_baseline() -> str:
+    """The baseline the other methods are compared against in benchmarks: the first registered one (classic CAM).
+
+    Raises:
+        ValueError: no baseline is registered.
+    """
+    baselines = baseline_methods()
+    if not baselines:
+        raise ValueError("no baseline pseudo-mask method is registered")
+    return baselines[0]
 
 
 def _first_block(names: Sequence[str]) -> Optional[List[str]]:
@@ -221,10 +244,3 @@ def search_grid(method: str, block_names: Sequence[str]) -> List[Dict[str, Any]]
         blocks = block_set(chosen.pop("blocks"), block_names) if "blocks" in chosen else None
         grid.append({"blocks": blocks, "options": chosen})
     return grid
-
-
-# The methods register themselves on import; they import this module's names, which are all defined above.
-from glmix_viz.pseudo import methods as _builtin_methods  # noqa: E402,F401
-
-if importlib.util.find_spec("pytorch_grad_cam") is not None:  # the grad-cam package (a dependency)
-    from glmix_viz.pseudo import gradcam as _gradcam_methods  # noqa: E402,F401

@@ -1,24 +1,18 @@
 """Per-class score maps at full image resolution, from a classifier and an image's image-level labels.
 
-Every method (a :class:`~glmix_viz.pseudo.registry.ScoreMethod` of :data:`METHODS`; the built-in ones in
-:mod:`glmix_viz.pseudo.methods`, the pytorch-grad-cam baselines in :mod:`glmix_viz.pseudo.gradcam`) turns the
-network's evidence for the classes present in an image into one map per present class, at the image's exact size.
-This module holds the building blocks the methods share (CAM, slot pooling, normalisation, superpixel averaging,
-background rules) and the scoring itself (:func:`compute_scores`, :func:`compute_scores_batch`), which takes one
-:class:`~glmix_viz.pseudo.settings.ScoreSettings`.
+Every method (a :class:`~glmix_viz.pseudo.registry.ScoreMethod` of :data:`~glmix_viz.pseudo.registry.METHODS`; the
+built-in ones in :mod:`glmix_viz.pseudo.methods`, the pytorch-grad-cam baselines in :mod:`glmix_viz.pseudo.gradcam`)
+turns the network's evidence for the classes present in an image into one map per present class, at the image's exact
+size. This module holds the scoring (:func:`compute_scores`, :func:`compute_scores_batch`), which takes one
+:class:`~glmix_viz.pseudo.settings.ScoreSettings`; the building blocks the methods share (normalisation, slot
+pooling, superpixel averaging, background rules) are in :mod:`glmix_viz.pseudo.evidence`.
 
-Normalisation (see /work/shared/EXPERIMENTS.md for why it matters): a block's pooled map is smooth, so its minimum is
-far above zero; max-normalising it alone makes nearly flat maps that label everything foreground. Slot methods
-therefore min-max normalise each block's map per class and view (a map whose range is under 1% of its peak is not
-stretched to full range: such contrast is rounding noise), then average the blocks. Every method then sums its
-maps over scales and flips (after resizing to the image size and un-flipping) and max-normalises each class, so every
-class map peaks at 1.
-
-Background: rule ``"threshold"`` gives a constant background score ``t`` (each method's own ``bg_threshold`` by
-default), rule ``"power"`` gives ``(1 - max_c score_c) ** alpha`` (default alpha 4, AffinityNet's "low alpha").
-Scores are not a softmax: ``scores[0]`` is the background, ``scores[1:]`` the normalised class maps, all in
-``[0, 1]``; the arg-max is the label, and the dense CRF only needs them up to a per-pixel factor. Only classes
-present in the image get a channel, so an absent class can never be labelled.
+Every method's maps are summed over scales and flips (after resizing to the image size and un-flipping) and each
+class is max-normalised, so every class map peaks at 1. Then the background score is stacked on top
+(:func:`~glmix_viz.pseudo.evidence.apply_background`). Scores are not a softmax: ``scores[0]`` is the background,
+``scores[1:]`` the normalised class maps, all in ``[0, 1]``; the arg-max is the label, and the dense CRF only needs
+them up to a per-pixel factor. Only classes present in the image get a channel, so an absent class can never be
+labelled.
 
 Inference is batched: all views (scales x flips) of all images given to :func:`compute_scores_batch` that share an
 input size run through the network together.
@@ -29,7 +23,7 @@ from __future__ import annotations
 import contextlib
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -38,29 +32,12 @@ import torch.nn.functional as F
 
 from glmix_viz.images import resolve_size, to_tensor
 from glmix_viz.probe import GroupingProbe
+from glmix_viz.pseudo.evidence import apply_background, max_normalize
+from glmix_viz.pseudo.registry import METHODS, MapContext
+from glmix_viz.pseudo.settings import ScoreSettings
 
-__all__ = [
-    "BG_RULES",
-    "METHODS",
-    "MapContext",
-    "ScoreMaps",
-    "ScoreMethod",
-    "ScoreSettings",
-    "apply_background",
-    "class_activation_maps",
-    "compute_scores",
-    "compute_scores_batch",
-    "max_normalize",
-    "minmax_normalize",
-    "resolve_settings",
-    "slot_pooled_evidence",
-    "slot_voted_evidence",
-    "superpixel_average",
-]
+__all__ = ["ScoreMaps", "compute_scores", "compute_scores_batch"]
 
-_EPS = 1e-8
-SLOT_MIN_CONTRAST = 0.01
-"""Slot methods' per-block min-max normalisation stretches a map by at most 1 / (this fraction of its peak)."""
 InputSize = Union[None, int, Tuple[int, int]]
 
 
@@ -99,152 +76,6 @@ class ScoreMaps:
         """
         dtype = np.uint8 if int(np.max(self.class_indices)) <= 255 else np.int32
         return self.class_indices.astype(dtype)[self.scores.argmax(axis=0)]
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Building blocks (tensors in, tensors out)
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def max_normalize(maps: torch.Tensor) -> torch.Tensor:
-    """Divide every map by its maximum (maps that are all zero stay zero).
-
-    Args:
-        maps: ``(..., H, W)`` non-negative maps.
-
-    Returns:
-        Same shape, each ``(H, W)`` map peaking at 1.
-    """
-    peak = maps.flatten(-2).amax(dim=-1)[..., None, None]
-    return maps / peak.clamp_min(_EPS)
-
-
-def minmax_normalize(maps: torch.Tensor, *, min_contrast: float = 0.0) -> torch.Tensor:
-    """Rescale every map to ``[0, 1]`` by its minimum and maximum (a constant map becomes zero).
-
-    Args:
-        maps: ``(..., H, W)`` maps.
-        min_contrast: the divisor is at least ``min_contrast * |max|``: a map whose range is a smaller fraction of
-            its peak is not stretched to full range (its differences are rounding noise, not evidence).
-
-    Returns:
-        Same shape, ``(maps - min) / max(max - min, min_contrast * |max|)`` per ``(H, W)`` map.
-    """
-    flat = maps.flatten(-2)
-    low = flat.amin(dim=-1)[..., None, None]
-    high = flat.amax(dim=-1)[..., None, None]
-    divisor = torch.maximum(high - low, min_contrast * high.abs()).clamp_min(_EPS)
-    return (maps - low) / divisor
-
-
-def class_activation_maps(model: nn.Module, features: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
-    """Classic CAM: the classifier's weights dotted with the feature map at every position, then ReLU.
-
-    Taken model-side (``glmix_viz.models.cam``, through ``get_classifier()``): a token-labelling model adds its
-    per-token head with its evaluation weight 0.5, as in its logits. The classifier bias is left out.
-
-    Args:
-        model: a GLNet with a linear classifier of ``num_classes`` outputs.
-        features: ``(N, C, h, w)`` final feature map (``model.forward_features``).
-        classes: model class indices (0-based, background excluded) to compute maps for, ``K`` of them.
-
-    Returns:
-        ``(N, K, h, w)`` non-negative maps.
-    """
-    from glmix_viz.models.cam import class_activation_maps as model_class_activation_maps
-
-    return model_class_activation_maps(model, features, classes)
-
-
-def slot_pooled_evidence(evidence: torch.Tensor, logits: torch.Tensor, *, steps: int = 1) -> torch.Tensor:
-    """Pool evidence within soft slots and spread it back, ``steps`` times: ``v <- D^T (C v)``.
-
-    ``C = softmax over pixels(logits)`` (each slot a distribution over pixels) and ``D = softmax over slots(logits)``
-    (each pixel a distribution over slots), so ``D^T C`` is a row-stochastic pixel-pixel affinity: a constant map is
-    left unchanged.
-
-    Args:
-        evidence: ``(N, K, L)`` per-pixel class evidence on the block's grid (row-major pixels).
-        logits: ``(N, S, L)`` the block's slot-pixel similarity logits.
-        steps: number of pool-and-spread steps (>= 1).
-
-    Returns:
-        ``(N, K, L)`` pooled evidence.
-    """
-    if steps < 1:
-        raise ValueError(f"steps must be at least 1, got {steps}")
-    cluster = torch.softmax(logits, dim=-1)  # (N, S, L)
-    dispatch = torch.softmax(logits, dim=1)  # (N, S, L)
-    pixels = evidence
-    for _ in range(steps):
-        per_slot = pixels @ cluster.transpose(1, 2)  # (N, K, S)
-        pixels = per_slot @ dispatch  # (N, K, L)
-    return pixels
-
-
-def slot_voted_evidence(evidence: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """Hard slots: every pixel joins its arg-max slot and takes the mean evidence of that slot's pixels.
-
-    Args:
-        evidence: ``(N, K, L)`` per-pixel class evidence on the block's grid.
-        logits: ``(N, S, L)`` the block's slot-pixel similarity logits.
-
-    Returns:
-        ``(N, K, L)`` piecewise-constant evidence.
-    """
-    membership = F.one_hot(logits.argmax(dim=1), logits.shape[1]).to(evidence.dtype)  # (N, L, S)
-    counts = membership.sum(dim=1).clamp_min(1.0)  # (N, S)
-    per_slot = (evidence @ membership) / counts[:, None, :]  # (N, K, S)
-    return per_slot @ membership.transpose(1, 2)
-
-
-def superpixel_average(maps: np.ndarray, segments: np.ndarray) -> np.ndarray:
-    """Replace every map's values by their mean within each superpixel.
-
-    Args:
-        maps: ``(K, H, W)`` float maps.
-        segments: ``(H, W)`` non-negative integer superpixel ids.
-
-    Returns:
-        ``(K, H, W)`` float32 maps, constant within each superpixel.
-    """
-    flat_segments = segments.reshape(-1).astype(np.int64)
-    counts = np.bincount(flat_segments).astype(np.float64)
-    counts[counts == 0] = 1.0
-    out = np.empty(maps.shape, dtype=np.float32)
-    for channel, single in enumerate(maps):
-        sums = np.bincount(flat_segments, weights=single.reshape(-1).astype(np.float64), minlength=counts.size)
-        out[channel] = (sums / counts)[flat_segments].reshape(single.shape)
-    return out
-
-
-def apply_background(class_maps: np.ndarray, rule: str = "threshold", param: Optional[float] = None) -> np.ndarray:
-    """Stack a background score on top of normalised class maps.
-
-    Args:
-        class_maps: ``(K, H, W)`` class maps in ``[0, 1]`` (``K`` may be 0).
-        rule: ``"threshold"``: background = ``param`` everywhere; ``"power"``: background =
-            ``(1 - max_k class_maps[k]) ** param``.
-        param: the rule's parameter. Required for ``"threshold"`` (each method has its own: ``bg_threshold`` of its
-            registry entry); default :data:`~glmix_viz.pseudo.settings.DEFAULT_POWER_ALPHA` for ``"power"``.
-
-    Returns:
-        ``(K + 1, H, W)`` float32, channel 0 the background.
-    """
-    param = check_background(rule, param)
-    if param is None:
-        if rule == "threshold":
-            raise ValueError("the threshold rule needs its threshold (each method has its own: "
-                             "METHODS[name].bg_threshold)")
-        param = DEFAULT_POWER_ALPHA
-    class_maps = np.asarray(class_maps, dtype=np.float32)
-    height, width = class_maps.shape[-2:]
-    if rule == "threshold":
-        background = np.full((1, height, width), param, dtype=np.float32)
-    else:
-        peak = class_maps.max(axis=0) if class_maps.shape[0] else np.zeros((height, width), np.float32)
-        background = (np.clip(1.0 - peak, 0.0, 1.0) ** param)[None].astype(np.float32)
-    return np.concatenate([background, class_maps], axis=0)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -301,12 +132,10 @@ def _chunks(items: List[Any], size: int) -> Iterator[List[Any]]:
         yield items[start:start + size]
 
 
-def resolve_settings(settings: Optional[ScoreSettings], loose: Mapping[str, Any]) -> ScoreSettings:
-    """``settings``, or one made from loose keyword fields (``method=..., scales=...``); never both."""
-    if settings is not None and loose:
-        raise ValueError(f"give a ScoreSettings or its fields ({', '.join(sorted(loose))}), not both")
+def _checked_settings(settings: Optional[ScoreSettings]) -> ScoreSettings:
+    """``settings``, or the defaults for ``None``; anything else is refused (one spelling of a scoring call)."""
     if settings is None:
-        return ScoreSettings(**loose)
+        return ScoreSettings()
     if not isinstance(settings, ScoreSettings):
         raise ValueError(f"settings must be a ScoreSettings, got {type(settings).__name__}")
     return settings
@@ -400,7 +229,6 @@ def compute_scores_batch(
     settings: Optional[ScoreSettings] = None,
     *,
     batch_size: int = 8,
-    **fields: Any,
 ) -> List[ScoreMaps]:
     """Score maps of several images; views of equal input size run through the network together.
 
@@ -409,12 +237,11 @@ def compute_scores_batch(
         images: ``(H_i, W_i, 3)`` uint8 RGB images.
         labels: one ``(num_classes,)`` multi-hot vector per image.
         batch_size: the most views per forward pass.
-        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``flip=False, scales=(1.0, 0.5)``).
 
     Returns:
         One :class:`ScoreMaps` per image, in order.
     """
-    settings = resolve_settings(settings, fields)
+    settings = _checked_settings(settings)
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     present = _check_inputs(model, images, labels)
@@ -429,7 +256,6 @@ def compute_scores(
     image: np.ndarray,
     labels: Any,
     settings: Optional[ScoreSettings] = None,
-    **fields: Any,
 ) -> ScoreMaps:
     """Per-class score maps of one image at its full resolution, for the classes its image-level labels name.
 
@@ -440,17 +266,10 @@ def compute_scores(
         labels: ``(num_classes,)`` multi-hot vector over the model's classes (background excluded), e.g.
             ``VOCDataset.image_labels(id)``.
         settings: method, options, scales, flip, background rule and parameter, blocks, input size, device
-            (:class:`ScoreSettings`; its defaults when None).
-        **fields: :class:`ScoreSettings` fields instead of ``settings`` (e.g. ``method=name,
-            options={"steps": 5}``).
+            (:class:`ScoreSettings`; ``None``: its defaults, i.e. the default method).
 
     Returns:
         :class:`ScoreMaps` with ``scores`` of shape ``(K + 1, H, W)`` (background first, then the ``K`` present classes
         in class order) and their ``class_indices``.
     """
-    return compute_scores_batch(model, [image], [labels], resolve_settings(settings, fields))[0]
-
-
-# Imported last: the registry's built-in methods are made of this module's building blocks (defined above).
-from glmix_viz.pseudo.registry import METHODS, MapContext, ScoreMethod  # noqa: E402
-from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA, ScoreSettings, check_background  # noqa: E402
+    return compute_scores_batch(model, [image], [labels], settings)[0]

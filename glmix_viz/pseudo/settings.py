@@ -3,8 +3,9 @@
 Built once (by the CLI from its flags, by the app from its widgets, by the benchmarks and notebooks from their
 parameters) and passed down whole: :func:`~glmix_viz.pseudo.scores.compute_scores`,
 :func:`~glmix_viz.pseudo.scores.compute_scores_batch` and :func:`~glmix_viz.pseudo.pipeline.run_pseudo_label` take
-it, every :class:`~glmix_viz.pseudo.scores.ScoreMaps` carries it, and a run's ``summary.json`` records it
-(``score_settings``, readable back with :meth:`ScoreSettings.from_dict`).
+it (the only spelling of a scoring call: no loose keyword fields), every :class:`~glmix_viz.pseudo.scores.ScoreMaps`
+carries it, and a run's ``summary.json`` records it (``score_settings``, readable back with
+:meth:`ScoreSettings.from_dict`).
 """
 
 from __future__ import annotations
@@ -14,19 +15,16 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
-__all__ = ["BG_RULES", "DEFAULT_POWER_ALPHA", "ScoreSettings", "check_background"]
+from glmix_viz.pseudo.evidence import BG_RULES, DEFAULT_POWER_ALPHA, check_background
+from glmix_viz.pseudo.registry import METHODS, ScoreMethod, default_method
 
-BG_RULES: Tuple[str, ...] = ("threshold", "power")
-DEFAULT_POWER_ALPHA = 4.0
-"""Default exponent of the ``"power"`` background rule (AffinityNet's "low alpha"); the threshold is per method."""
+__all__ = ["BG_RULES", "DEFAULT_POWER_ALPHA", "ScoreSettings", "check_background"]
 
 InputSize = Union[None, int, Tuple[int, int]]
 Block = Union[str, int]
 
 
-def _method(name: str) -> Any:
-    from glmix_viz.pseudo.registry import METHODS
-
+def _method(name: str) -> ScoreMethod:
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
     return METHODS[name]
@@ -57,21 +55,7 @@ def _scales(value: Any) -> Tuple[float, ...]:
     return scales
 
 
-def check_background(rule: str, param: Optional[float]) -> Optional[float]:
-    """``param`` as a float after checking it fits ``rule`` (``None`` stays ``None``); one-line ``ValueError``."""
-    if rule not in BG_RULES:
-        raise ValueError(f"bg_rule must be one of {BG_RULES}, got {rule!r}")
-    if param is None:
-        return None
-    param = float(param)
-    if rule == "threshold" and not 0.0 <= param <= 1.0:
-        raise ValueError(f"the threshold background score must be in [0, 1], got {param}")
-    if rule == "power" and not param > 0.0:
-        raise ValueError(f"the power rule's exponent must be positive, got {param}")
-    return param
-
-
-def _background(rule: str, param: Optional[float], method: Any) -> float:
+def _background(rule: str, param: Optional[float], method: ScoreMethod) -> float:
     param = check_background(rule, param)
     if param is None:  # the threshold belongs to the method: there is no project-wide fallback
         return float(method.bg_threshold) if rule == "threshold" else DEFAULT_POWER_ALPHA
@@ -83,8 +67,8 @@ class ScoreSettings:
     """Settings of the class score maps, validated and normalised when made (a bad value: one-line ``ValueError``).
 
     Attributes:
-        method: a name of :data:`glmix_viz.pseudo.METHODS`; default the reference baseline (the first registered
-            baseline, classic CAM). The CLI's default is :func:`~glmix_viz.pseudo.registry.default_method`.
+        method: a name of :data:`glmix_viz.pseudo.METHODS`; default :func:`~glmix_viz.pseudo.registry.default_method`
+            (the best measured non-baseline method, ``slot_pool``), the same default as the CLI's and the app's.
         options: the method's options; stored with its defaults filled in (an unknown name is refused).
         scales: input scales; every scale (and its flip) is one view, summed after resizing to the image size.
         flip: also run the horizontally flipped image at every scale (its maps are flipped back).
@@ -97,7 +81,7 @@ class ScoreSettings:
         device: where the network runs (``"cpu"``, ``"cuda:1"`` ...); ``None``: wherever the model is.
     """
 
-    method: str = field(default_factory=lambda: _default_method())
+    method: str = field(default_factory=default_method)
     options: Mapping[str, Any] = field(default_factory=dict)
     scales: Tuple[float, ...] = (1.0,)
     flip: bool = True
@@ -145,10 +129,3 @@ class ScoreSettings:
         if unknown:
             raise ValueError(f"unknown score setting(s) {unknown}; known: {', '.join(sorted(known))}")
         return cls(**dict(data))
-
-
-def _default_method() -> str:
-    """The reference baseline (the first registered baseline method: classic CAM)."""
-    from glmix_viz.pseudo.registry import METHODS, baseline_methods
-
-    return (baseline_methods() or list(METHODS))[0]

@@ -1,9 +1,11 @@
 """The CRF stage of the pseudo-label job: a pool of worker processes that finish images (dense CRF, label PNG).
 
-The network runs on the main process and hands each image's soft scores to :class:`CRFPool`; its workers run the
-dense CRF and write the outputs while the network goes on. A bounded number of pending jobs keeps memory flat.
-Workers are started with ``spawn`` (safe with torch's thread pools; each worker pays one import of the package when
-it starts). With ``workers=0`` the jobs run in the main process, one after another (no overlap; for debugging).
+The network runs on the main process and hands each image's soft scores to :class:`CRFPool` as a
+:class:`FinishTask`; its workers run the dense CRF and write the outputs while the network goes on. A bounded number
+of pending jobs keeps memory flat. Workers are started with ``spawn`` (safe with torch's thread pools); each worker
+pays one import of this module, and so of the package and torch, when it starts (the warm-up job overlaps it with the
+network's first steps). With ``workers=0`` the jobs run in the main process, one after another (no overlap; for
+debugging).
 """
 
 from __future__ import annotations
@@ -12,71 +14,80 @@ import concurrent.futures as futures
 import contextlib
 import multiprocessing
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
+import torch
 
 from glmix_viz.errors import one_line
+from glmix_viz.files import save_npz_atomic, save_png_atomic
+from glmix_viz.labels import label_to_pil
+from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.pseudo.masks import pseudo_mask
 
-__all__ = ["CRFPool", "finish_image", "torch_threads"]
+__all__ = ["CRFPool", "FinishTask", "finish_image", "torch_threads"]
+
+
+@dataclass(frozen=True)
+class FinishTask:
+    """One image's job for a worker: its score maps, and where the outputs go.
+
+    Attributes:
+        image_id: the image's id (reported back with the result).
+        image: ``(H, W, 3)`` uint8 RGB image (the CRF's appearance kernel reads it).
+        scores: ``(K + 1, H, W)`` float32 scores, background first (``ScoreMaps.scores``).
+        class_indices: ``(K + 1,)`` label id of every channel (``ScoreMaps.class_indices``).
+        crf: dense CRF settings, or ``None`` for the arg-max of the scores.
+        png: the label PNG to write (last: its presence means the image is done).
+        npz: the ``.npz`` of the scores (and the CRF's refined probabilities), written when ``save_scores``.
+        save_scores: also write ``npz``.
+    """
+
+    image_id: str
+    image: np.ndarray
+    scores: np.ndarray
+    class_indices: np.ndarray
+    crf: Optional[CRFParams]
+    png: Path
+    npz: Path
+    save_scores: bool = False
 
 
 def _warm_up() -> bool:
-    """Worker job sent once per worker at the start: import what the real jobs need while the network starts."""
-    import glmix_viz.data.voc  # noqa: F401
-    import glmix_viz.files  # noqa: F401
-    import glmix_viz.images  # noqa: F401
-    import glmix_viz.pseudo.crf  # noqa: F401
-    import glmix_viz.pseudo.masks  # noqa: F401
-
-    with contextlib.suppress(ImportError):
-        import pydensecrf.densecrf  # noqa: F401
+    """Worker job sent once per worker at the start: unpickling it imports this module (what the real jobs need)
+    while the network starts; the dense CRF library is loaded with it."""
     return True
 
 
-def finish_image(task: Dict[str, Any]) -> Dict[str, Any]:
+def finish_image(task: FinishTask) -> Dict[str, Any]:
     """Worker job: the pseudo-mask (:func:`~glmix_viz.pseudo.masks.pseudo_mask`: dense CRF when asked), atomic PNG
     (and ``.npz``) writes. Never raises.
-
-    Args:
-        task: ``id``, ``image`` (H, W, 3) uint8, ``scores`` (K + 1, H, W) float32 and ``class_indices`` (K + 1,) of
-            its score maps (plain arrays: a worker need not import torch), ``crf`` (a CRFParams dict or None),
-            ``png`` and ``npz`` paths, ``save_scores``.
 
     Returns:
         ``id``, ``ok``, and ``crf_s`` / ``write_s`` seconds, or ``reason`` when something failed.
     """
-    from glmix_viz.data.voc import label_to_pil
-    from glmix_viz.files import save_npz_atomic, save_png_atomic
-    from glmix_viz.pseudo.crf import CRFParams
-    from glmix_viz.pseudo.masks import pseudo_mask
-
     start = time.perf_counter()
     try:
-        maps = SimpleNamespace(scores=task["scores"], class_indices=task["class_indices"])
-        mask = pseudo_mask(task["image"], maps, None if task["crf"] is None else CRFParams(**task["crf"]))
+        mask = pseudo_mask(task.image, task, task.crf)  # the task carries the scores and class indices it reads
         labels = mask.labels()
         crf_done = time.perf_counter()
-        png_path, npz_path = Path(task["png"]), Path(task["npz"])
-        if task["save_scores"]:
-            arrays = {"scores": maps.scores.astype(np.float16),
-                      "class_indices": np.asarray(maps.class_indices, np.uint8)}
+        if task.save_scores:
+            arrays = {"scores": task.scores.astype(np.float16),
+                      "class_indices": np.asarray(task.class_indices, np.uint8)}
             if mask.refined is not None:
                 arrays["crf"] = mask.refined.astype(np.float16)
-            save_npz_atomic(npz_path, **arrays)
-        save_png_atomic(png_path, label_to_pil(labels))  # last: the PNG's presence means the image is done
-        return {"id": task["id"], "ok": True, "crf_s": crf_done - start, "write_s": time.perf_counter() - crf_done}
+            save_npz_atomic(task.npz, **arrays)
+        save_png_atomic(task.png, label_to_pil(labels))  # last: the PNG's presence means the image is done
+        return {"id": task.image_id, "ok": True, "crf_s": crf_done - start, "write_s": time.perf_counter() - crf_done}
     except Exception as error:  # noqa: BLE001 - reported per image; the run goes on
-        return {"id": task["id"], "ok": False, "reason": f"writing outputs failed: {one_line(error)}"}
+        return {"id": task.image_id, "ok": False, "reason": f"writing outputs failed: {one_line(error)}"}
 
 
 @contextlib.contextmanager
 def torch_threads(count: Optional[int]) -> Iterator[None]:
     """Set torch's CPU threads for the block (``None``: leave them), restoring them afterwards."""
-    import torch
-
     if count is None:
         yield
         return
@@ -123,13 +134,13 @@ class CRFPool:
                 future.add_done_callback(note_started)
         return self
 
-    def submit(self, task: Dict[str, Any]) -> None:
+    def submit(self, task: FinishTask) -> None:
         """Hand one image's job to a worker (waiting while ``max_pending`` are out), or run it here without workers."""
         if self.executor is None:
             self.summary.done(finish_image(task))
             return
         self.harvest(self.max_pending)
-        self.pending[self.executor.submit(finish_image, task)] = task["id"]
+        self.pending[self.executor.submit(finish_image, task)] = task.image_id
 
     def harvest(self, block_until_below: int = 1) -> None:
         """Collect finished jobs until fewer than ``block_until_below`` are pending (1: all of them)."""

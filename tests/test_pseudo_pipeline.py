@@ -18,6 +18,7 @@ from glmix_viz.data.voc import VOCDataset, load_label_png, shard_ids, voc_palett
 from glmix_viz.errors import CheckpointError
 from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label
+from glmix_viz.pseudo.settings import ScoreSettings
 
 NUM_IMAGES = 6
 
@@ -41,9 +42,26 @@ def model() -> torch.nn.Module:
     return timm.create_model("glnet_tiny", num_classes=4).eval()
 
 
-def _run(dataset, out, model, **kwargs):
-    kwargs = {"workers": 0, "progress": False, "bg_param": 0.05, **kwargs}
-    return run_pseudo_label(dataset, out, model, **kwargs)
+def _run(dataset, out, model, settings=ScoreSettings(method="cam", bg_param=0.05), **kwargs):
+    kwargs = {"workers": 0, "progress": False, **kwargs}
+    return run_pseudo_label(dataset, out, model, settings, **kwargs)
+
+
+def test_without_settings_the_default_method_runs_with_its_own_threshold(shapes_root, model, tmp_path):
+    """No settings: the default method (slot_pool) and its own background threshold 0.75, not a pinned one."""
+    dataset = VOCDataset(shapes_root, "val")
+    summary = _run(dataset, tmp_path / "out", model, settings=None, crf=None, save_scores=True, ids=dataset.ids[:2])
+    assert summary["counts"]["done"] == 2
+    assert summary["score_settings"]["method"] == "slot_pool" and summary["score_settings"]["bg_param"] == 0.75
+    for image_id in dataset.ids[:2]:
+        stored = np.load(tmp_path / "out" / "scores" / f"{image_id}.npz")
+        scores = stored["scores"].astype(np.float32)
+        assert np.all(scores[0] == 0.75)  # the background channel: the method's threshold (exact in float16)
+        expected = stored["class_indices"][scores.argmax(axis=0)]
+        top_two = np.sort(scores, axis=0)[-2:]
+        clear = top_two[1] - top_two[0] > 2e-3  # the stored scores are float16: leave near-ties out
+        assert clear.mean() > 0.9 and len(np.unique(expected[clear])) > 1  # background and some object
+        assert np.array_equal(load_label_png(tmp_path / "out" / f"{image_id}.png")[clear], expected[clear])
 
 
 def test_outputs_are_palette_pngs_of_the_exact_image_size(shapes_root, model, tmp_path):
@@ -196,18 +214,18 @@ def test_an_interrupted_run_writes_its_summary_before_the_exception_propagates(s
 
 
 def test_a_batch_that_fails_is_redone_image_by_image(shapes_root, model, tmp_path, monkeypatch):
-    import glmix_viz.pseudo.scores as scores
+    import glmix_viz.pseudo.pipeline as pipeline
 
     dataset = VOCDataset(shapes_root, "val")
     victim = dataset.load_image(dataset.ids[1])
-    real = scores.compute_scores_batch
+    real = pipeline.compute_scores_batch
 
     def fails_on_victim(model_, images, labels, settings, **kwargs):
         if any(image is victim or np.array_equal(image, victim) for image in images):
             raise RuntimeError("out of memory (simulated)")
         return real(model_, images, labels, settings, **kwargs)
 
-    monkeypatch.setattr(scores, "compute_scores_batch", fails_on_victim)
+    monkeypatch.setattr(pipeline, "compute_scores_batch", fails_on_victim)
     summary = _run(dataset, tmp_path / "out", model, crf=None, batch_size=3)
     assert summary["counts"]["done"] == 5 and summary["counts"]["failed"] == 1
     assert summary["failures"] == [{"id": dataset.ids[1], "reason": "score maps failed: RuntimeError: out of memory (simulated)"}]

@@ -31,7 +31,7 @@ from PIL import Image
 
 pytest.importorskip("playwright", reason="Playwright is not installed (pip install pytest-playwright)")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TITLE = "GLMix explorer"
 CHROMIUM = next((path for path in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
                  if path and os.path.exists(path)), None)
