@@ -19,6 +19,7 @@ import streamlit as st
 from glmix_viz.atlas.map import COLOR_BY, atlas_map_figure
 from glmix_viz.atlas.read import Atlas, ExampleRegion, open_atlas
 from glmix_viz.errors import GlmixVizError, one_line
+from glmix_viz.slots.explore import slot_areas
 
 __all__ = ["ATLAS_IMAGE", "OPEN", "atlas_image", "chosen_atlas", "draw", "sidebar_atlas"]
 
@@ -77,8 +78,6 @@ def _this_image(atlas: Atlas, block: str, page: Any) -> Optional[np.ndarray]:
     except ValueError as error:
         st.warning(f"This model's {block} does not fit the atlas ({error}): was the atlas made with another model?")
         return None
-    from glmix_viz.slots.explore import slot_areas
-
     hard, _ = slot_areas(record.logits[0].float().numpy())
     rows = [{"slot": s, "share of pixels": f"{hard[s]:.1%}", "concept": atlas.concept_title(block, int(concept[s])),
              "distance to its centre": round(float(distance[s]), 3)} for s in np.argsort(-hard, kind="stable")

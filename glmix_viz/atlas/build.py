@@ -23,6 +23,12 @@ from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_header, chunk_paths, 
 from glmix_viz.atlas.concepts import (ConceptStats, contingency_scores, describe_concepts, fit_concepts, purity,
                                      purity_draws)
 from glmix_viz.errors import DataError, one_line
+from sklearn.decomposition import PCA
+from glmix_viz.atlas.pictures import atlas_figure, region_crop
+from glmix_viz.files import save_bytes_atomic, save_png_atomic
+from glmix_viz.images import load_image
+from glmix_viz.figures import save_figure
+from tqdm import tqdm
 
 __all__ = ["ATLAS_FORMAT", "build_atlas"]
 
@@ -38,8 +44,6 @@ def _interval(draws: np.ndarray) -> List[Optional[float]]:
 
 def _map(stats: ConceptStats, seed: int) -> Dict[str, np.ndarray]:
     """PCA (scikit-learn) of the map sample to 2-D, and the projection to place other slots."""
-    from sklearn.decomposition import PCA
-
     features = stats.sample.get("features")
     if features is None or len(features) < 2:
         width = 0 if features is None else features.shape[1]
@@ -57,10 +61,6 @@ def _map(stats: ConceptStats, seed: int) -> Dict[str, np.ndarray]:
 
 def _crops(out_dir: Path, j: int, stats: ConceptStats, paths: List[str], chunk_size: int) -> List[List[Dict]]:
     """Write the typical regions' crops of block ``j``; per concept, its examples (id index, slot, crop file)."""
-    from glmix_viz.atlas.pictures import region_crop
-    from glmix_viz.files import save_png_atomic
-    from glmix_viz.images import load_image
-
     wanted = sorted({image for heap in stats.typical for _, image, _, _ in heap})
     hard: Dict[int, np.ndarray] = {}
     for chunk_no in sorted({image // chunk_size for image in wanted}):
@@ -110,10 +110,6 @@ def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]
 
 
 def _figure(out_dir: Path, j: int, entry: Dict[str, Any]) -> str:
-    from glmix_viz.atlas.pictures import atlas_figure
-    from glmix_viz.figures import save_figure
-    from glmix_viz.images import load_image
-
     crops, titles = [], []
     for concept in entry["concepts"]:
         crops.append([load_image(out_dir / e["crop"]) for e in concept["examples"] if "crop" in e])
@@ -157,10 +153,6 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
         class is not the background, class 0),
         ``class_counts``.
     """
-    from tqdm import tqdm
-
-    from glmix_viz.files import save_bytes_atomic
-
     out_dir = Path(out_dir)
     if clusters < 1:
         raise DataError(f"--clusters must be at least 1, got {clusters}")

@@ -31,6 +31,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 import torch
 
+from glmix_viz.files import save_bytes_atomic
 from glmix_viz.probe import GroupingRecord
 from glmix_viz.slots.resize import upsample_labels
 
@@ -122,8 +123,6 @@ def chunk_paths(out_dir: os.PathLike, num_images: int, chunk_size: int) -> List[
 def write_chunk(path: Path, rows: Sequence[BlockRows], ids: Sequence[str], index: Sequence[int],
                 failures: List[Dict[str, str]]) -> None:
     """Write one chunk file atomically (``rows``: one :class:`BlockRows` per chosen block, in the job's order)."""
-    from glmix_viz.files import save_bytes_atomic
-
     arrays: Dict[str, np.ndarray] = {"ids": np.asarray(list(ids), dtype=str), "index": np.asarray(index, np.int64),
                                      "failures": np.asarray(json.dumps(failures))}
     for j, block in enumerate(rows):

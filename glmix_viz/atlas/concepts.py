@@ -29,6 +29,9 @@ import numpy as np
 
 from glmix_viz.atlas.collect import read_chunk
 from glmix_viz.errors import DataError
+from sklearn.cluster import MiniBatchKMeans
+from scipy.stats import entropy
+from sklearn.metrics import mutual_info_score
 
 __all__ = ["ConceptStats", "contingency_scores", "describe_concepts", "fit_concepts", "purity", "purity_draws"]
 
@@ -56,8 +59,6 @@ def fit_concepts(chunks: Sequence[Path], block: int, clusters: int, *, seed: int
     Raises:
         DataError: fewer regions than ``clusters``.
     """
-    from sklearn.cluster import MiniBatchKMeans
-
     total = sum(len(read_chunk(path, block, fields=("slot",))["slot"]) for path in chunks)
     if total < clusters:
         raise DataError(f"only {total} regions for {clusters} concepts: lower --clusters or add images")
@@ -94,9 +95,6 @@ def purity_draws(tables: np.ndarray) -> np.ndarray:
 
 def contingency_scores(table: np.ndarray) -> Dict[str, float]:
     """Purity, majority baseline (one concept) and NMI (arithmetic mean of the entropies) of a count table."""
-    from scipy.stats import entropy
-    from sklearn.metrics import mutual_info_score
-
     table = np.asarray(table, dtype=np.float64)
     total = table.sum()
     if total <= 0:

@@ -28,8 +28,17 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
-from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_paths
+from glmix_viz.atlas import collect
+from glmix_viz.atlas.build import build_atlas
+from glmix_viz.atlas.collect import BlockRows, FEATURES_FOLDER, block_rows, chunk_paths
+from glmix_viz.data.voc import parse_shard, resolve_shard, shard_ids
 from glmix_viz.errors import DataError, GlmixVizError, one_line
+from glmix_viz.files import save_bytes_atomic
+from glmix_viz.images import batch_to_tensor, check_min_size
+from glmix_viz.models.info import input_mean_std, model_input_size, model_summary
+from glmix_viz.probe import GroupingProbe
+from glmix_viz.pseudo.plan import summary_name
+from glmix_viz.pseudo.summary import RunSummary
 
 __all__ = ["AtlasSettings", "chunk_paths", "collect_regions", "run_atlas"]
 
@@ -58,20 +67,16 @@ def _ids_hash(ids: Sequence[str]) -> str:
 
 
 def _manifest(source: Any, model: Any, settings: AtlasSettings, blocks: List[str], input_size: int) -> Dict[str, Any]:
-    from glmix_viz.models.info import model_summary
-
     names = getattr(source, "class_names", None)
     return {"format": "glmix-viz-atlas/1", "ids": _ids_hash(source.ids), "num_images": len(source.ids),
             "chunk_size": settings.chunk_size, "blocks": blocks, "feature": settings.feature, "input_size": input_size,
             "model": model_summary(model), "class_names": None if names is None else list(names),
-            "source": {"root": str(Path(getattr(source, "root", "")).resolve()), "split": getattr(source, "split", None),
-                       "kind": type(source).__name__}}
+            "source": {"root": str(Path(getattr(source, "root", "")).resolve()),
+                       "split": getattr(source, "split", None), "kind": type(source).__name__}}
 
 
 def _check_manifest(path: Path, manifest: Dict[str, Any], overwrite: bool) -> None:
     """Write the plan, or make sure the folder's chunks were made with the same one (``overwrite`` clears them)."""
-    from glmix_viz.files import save_bytes_atomic
-
     keys = ("ids", "num_images", "chunk_size", "blocks", "feature", "input_size")
     if path.is_file() and not overwrite:
         old = json.loads(path.read_text())
@@ -89,8 +94,6 @@ def _check_manifest(path: Path, manifest: Dict[str, Any], overwrite: bool) -> No
 
 
 def _write_images_list(out_dir: Path, source: Any) -> None:
-    from glmix_viz.files import save_bytes_atomic
-
     target = out_dir / "images.json"
     if target.is_file():
         return
@@ -100,8 +103,6 @@ def _write_images_list(out_dir: Path, source: Any) -> None:
 
 def _read_batch(source: Any, ids: Sequence[str], summary: Any) -> List[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
     """Image and mask of each id; an unreadable one is reported on the summary and left out."""
-    from glmix_viz.images import check_min_size
-
     loaded = []
     for image_id in ids:
         with summary.timed("load_s"):
@@ -120,11 +121,6 @@ def _read_batch(source: Any, ids: Sequence[str], summary: Any) -> List[Tuple[str
 def _collect_chunk(source: Any, model: Any, ids: Sequence[str], first: int, blocks: List[str], settings: AtlasSettings,
                    input_size: int, summary: Any):
     """Rows of every block for one chunk's images, and the chunk's failures."""
-    from glmix_viz.atlas.collect import BlockRows, block_rows
-    from glmix_viz.images import batch_to_tensor
-    from glmix_viz.probe import GroupingProbe
-    from glmix_viz.models.info import input_mean_std
-
     mean, std = input_mean_std(model)
     device = next(model.parameters()).device
     failed_before = len(summary.failures)
@@ -151,10 +147,6 @@ def _collect_chunk(source: Any, model: Any, ids: Sequence[str], first: int, bloc
 
 def _empty_rows(model: Any, blocks: List[str], input_size: int, feature: str):
     """Zero-row :class:`BlockRows` of every block (a chunk where no image could be read)."""
-    from glmix_viz.atlas.collect import BlockRows, block_rows
-    from glmix_viz.images import batch_to_tensor
-    from glmix_viz.probe import GroupingProbe
-
     device = next(model.parameters()).device
     blank = np.zeros((input_size, input_size, 3), np.uint8)
     with torch.inference_mode(), GroupingProbe(model, blocks) as probe:
@@ -169,9 +161,6 @@ def _plan_chunks(out_dir: Path, chunks: List[Path], shard: Any, overwrite: bool)
 
     Until the shared job plumbing lands this reuses the pieces of the pseudo-label plan (shards, summary names).
     """
-    from glmix_viz.data.voc import parse_shard, resolve_shard, shard_ids
-    from glmix_viz.pseudo.plan import summary_name
-
     shard = resolve_shard(shard)
     names = [path.name for path in chunks]
     mine = set(shard_ids(names, shard))
@@ -202,10 +191,6 @@ def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], s
         The run summary (also in ``summary*.json``), with ``summary_path`` and ``complete`` (every chunk of the job
         exists, also other shards').
     """
-    from glmix_viz.pseudo.summary import RunSummary
-    from glmix_viz.probe import GroupingProbe
-    from glmix_viz.models.info import model_input_size
-
     out_dir = Path(out_dir)
     try:
         blocks = GroupingProbe(model, list(settings.blocks)).block_names
@@ -236,10 +221,8 @@ def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], s
                                                              summary)
             if any(r is None for r in rows):
                 rows = _empty_rows(model, blocks, input_size, settings.feature)
-            from glmix_viz.atlas.collect import write_chunk
-
             with summary.timed("write_s"):
-                write_chunk(path, rows, read_ids, index, failures)
+                collect.write_chunk(path, rows, read_ids, index, failures)
         summary.finish()
     except BaseException as error:
         summary.finish(error)
@@ -257,8 +240,6 @@ def run_atlas(source: Any, model: Any, out_dir: Union[str, os.PathLike], setting
         ``{"summary": the collecting run's summary, "atlas": the atlas (atlas.json) or None while chunks are
         missing}``; ``build`` goes to :func:`glmix_viz.atlas.build.build_atlas` (seed, examples, resamples, ...).
     """
-    from glmix_viz.atlas.build import build_atlas
-
     summary = collect_regions(source, model, out_dir, settings, shard=shard, overwrite=overwrite, progress=progress)
     if not summary["complete"]:
         print(f"regions of this shard collected; the atlas is built once every shard is done", file=sys.stderr)

@@ -9,6 +9,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from glmix_viz.atlas.read import Atlas
+from glmix_viz.viz import slot_palette
 
 __all__ = ["COLOR_BY", "atlas_map_figure"]
 
@@ -30,8 +31,6 @@ def atlas_map_figure(atlas: Atlas, block: str, color_by: str = "concept", *,
         marked: optional ``(S, 2)`` map coordinates to draw as crosses (e.g. the slots of the image on screen).
         height: figure height in pixels.
     """
-    from glmix_viz.viz import slot_palette
-
     if color_by not in COLOR_BY:
         raise ValueError(f"color_by must be one of {COLOR_BY}, got {color_by!r}")
     arrays = atlas.arrays(block)

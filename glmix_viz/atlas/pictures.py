@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 
 from glmix_viz.slots.resize import upsample_labels
+from glmix_viz.viz import hstack_panels, slot_boundaries, vstack_panels
 
 __all__ = ["atlas_figure", "region_crop"]
 
@@ -46,8 +47,6 @@ def region_crop(image: np.ndarray, hard: np.ndarray, slot: int, *, size: int = 7
     crop = Image.fromarray(np.clip(picture + 0.5, 0, 255).astype(np.uint8))
     crop = np.array(crop.resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8)
     if outline is not None:
-        from glmix_viz.viz import slot_boundaries
-
         inside = upsample_labels(~outside, (size, size))
         crop[slot_boundaries(inside.astype(np.int64)) & inside] = outline
     return crop
@@ -67,8 +66,6 @@ def atlas_figure(crops: Sequence[Sequence[np.ndarray]], titles: Sequence[str], *
     Returns:
         ``(H, W, 3)`` uint8 RGB.
     """
-    from glmix_viz.viz import hstack_panels, vstack_panels
-
     width = max(max((len(row) for row in crops), default=1), min_columns, 1)
     blank = np.full((size, size, 3), 255, np.uint8)
     rows = [hstack_panels(list(row) + [blank] * (width - len(row)), pad=2) for row in crops]

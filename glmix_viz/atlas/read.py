@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from glmix_viz.atlas.build import ATLAS_FORMAT
 from glmix_viz.errors import DataError
 
 __all__ = ["Atlas", "ExampleRegion", "open_atlas"]
@@ -119,8 +120,6 @@ def open_atlas(folder: Union[str, os.PathLike]) -> Atlas:
         DataError: no such folder, no ``atlas.json`` (e.g. the regions were collected but not yet clustered), or a
             file of another format.
     """
-    from glmix_viz.atlas.build import ATLAS_FORMAT
-
     folder = Path(folder).expanduser()
     path = folder / "atlas.json"
     if not folder.is_dir():

@@ -7,6 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 from typing import List, Union
+from glmix_viz.atlas import AtlasSettings, run_atlas
+from glmix_viz.commands.common import load_model_from_args, open_dataset
+from glmix_viz.data.folder import ImageFolder
+from glmix_viz.errors import GlmixVizError
 
 HELP = ("slot atlas: collect every image's slot regions for the chosen blocks, cluster them into concepts "
         "(scikit-learn k-means), write purity, typical regions and a figure (resumable, bounded memory)")
@@ -48,19 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def open_source(args: argparse.Namespace):
     """The images of ``--images`` / ``--voc-root`` / ``--coco-root``."""
     if args.images is not None:
-        from glmix_viz.data.folder import ImageFolder
-
         return ImageFolder(args.images)
-    from glmix_viz.commands.common import open_dataset
-
     return open_dataset(args)
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.atlas import AtlasSettings, run_atlas
-    from glmix_viz.commands.common import load_model_from_args
-    from glmix_viz.errors import GlmixVizError
-
     for flag in ("clusters", "batch_size", "chunk_size", "examples", "resamples"):
         if getattr(args, flag) < 1:
             raise GlmixVizError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")

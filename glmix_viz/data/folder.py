@@ -15,6 +15,7 @@ from typing import List, Optional
 import numpy as np
 
 from glmix_viz.errors import DataError, ImageLoadError
+from glmix_viz.images import load_image
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder"]
 
@@ -57,8 +58,6 @@ class ImageFolder:
 
     def load_image(self, image_id: str, *, max_side: int | None = None) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB. Raises ImageLoadError when the file is missing or cannot be decoded."""
-        from glmix_viz.images import load_image
-
         path = self.image_path(image_id)
         if not path.is_file():
             raise ImageLoadError(f"{path}: image file not found")
