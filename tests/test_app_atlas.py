@@ -75,3 +75,22 @@ def test_atlas_view_without_an_atlas_says_how_to_make_one(tmp_path: Path) -> Non
     assert not at.exception
     assert any("no atlas.json" in e.value for e in at.error)
     assert any("glmix-viz atlas" in i.value for i in at.info)
+
+
+def test_explorer_opens_a_typical_region_at_its_block_with_its_slot(small_atlas: Path) -> None:
+    app = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+    at = AppTest.from_file(app, default_timeout=180)
+    at.session_state["atlas_folder"] = str(small_atlas)
+    at.session_state["view"] = "Atlas"
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Concepts" in [s.value for s in at.subheader]
+    at.button[0].click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    chosen = at.session_state["atlas_open"]
+    assert at.radio(key="image_source").value == "Atlas image"
+    assert any(chosen["id"] in c.value for c in at.caption)  # the page names the atlas image
+    assert at.session_state["view"] == "Slot & pixel"
+    slot = [s for s in at.selectbox if s.key and s.key.startswith("slot::") and s.key.endswith(BLOCK)]
+    assert slot and slot[0].value == chosen["slot"]
+    assert [s.value for s in at.select_slider if s.key and s.key.startswith("block::")] == [BLOCK]

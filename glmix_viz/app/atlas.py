@@ -9,6 +9,7 @@ Slot & pixel tab. The science lives in :mod:`glmix_viz.atlas` (reading, nearest 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional
 
@@ -21,12 +22,21 @@ from glmix_viz.atlas.read import Atlas, ExampleRegion, open_atlas
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.slots.explore import slot_areas
 
-__all__ = ["ATLAS_IMAGE", "OPEN", "atlas_image", "chosen_atlas", "draw", "sidebar_atlas"]
+__all__ = ["ATLAS_IMAGE", "OPEN", "AtlasPage", "atlas_image", "chosen_atlas", "draw", "sidebar_atlas"]
 
 FOLDER = "atlas_folder"  # the sidebar's text input
 OPEN = "atlas_open"  # the region chosen with "Open": {"path", "id", "block", "slot"}
 ATLAS_IMAGE = "Atlas image"  # the sidebar's image source for it
 GALLERY_COLUMNS = 4
+
+
+@dataclass(frozen=True)
+class AtlasPage:
+    """What the view reads of the page: the image's exploration, the chosen block, the model (its ``key``)."""
+
+    exploration: Any
+    block: str
+    model: Any
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the atlas...")

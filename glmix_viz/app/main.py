@@ -21,11 +21,12 @@ from pathlib import Path
 
 import streamlit as st
 
+from glmix_viz.app import atlas as atlas_view
 from glmix_viz.app import data, views
 from glmix_viz.errors import GlmixVizError, one_line
 
 TITLE = "GLMix explorer"
-TABS = ["Groupings", "Across blocks", "Slot & pixel", "Predictions & pseudo-mask", "Downloads"]
+TABS = ["Groupings", "Across blocks", "Slot & pixel", "Predictions & pseudo-mask", "Downloads", "Atlas"]
 RESOLUTIONS = [64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512, 640]
 MODEL_SOURCES = ["Demo model", "Checkpoint file", "Checkpoint folder", "Upload checkpoint", "Random weights"]
 
@@ -35,6 +36,7 @@ def app_options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(add_help=False)
     parser.add_argument("--checkpoints", default=None)
     parser.add_argument("--device", default=None)
+    parser.add_argument("--atlas", default=None)
     known, _ = parser.parse_known_args(sys.argv[1:])
     return known
 
@@ -94,7 +96,15 @@ def choose_model(device: str) -> data.LoadedModel:
 
 def choose_image() -> data.LoadedImage:
     """Sidebar: gallery or uploads. Shows a one-line error per unreadable upload; stops when no image is usable."""
-    source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key="image_source")
+    chosen = atlas_view.atlas_image()
+    sources = ["Gallery", "Upload"] + ([atlas_view.ATLAS_IMAGE] if chosen else [])
+    source = st.radio("Image source", sources, horizontal=True, key="image_source")
+    if source == atlas_view.ATLAS_IMAGE:
+        try:
+            return data.decode_upload(chosen["id"], Path(chosen["path"]).read_bytes())
+        except (OSError, GlmixVizError) as error:
+            st.error(f"{chosen['path']}: {one_line(error, with_type=False)}")
+            st.stop()
     if source == "Gallery":
         images = data.gallery()
         name = st.selectbox("Example image", list(images), key="gallery_image")
@@ -126,6 +136,8 @@ def main() -> None:
         st.subheader("Model")
         device = st.selectbox("Device", device_choices(), key="device")
         loaded = choose_model(device)
+        st.subheader("Atlas")
+        atlas_view.sidebar_atlas(app_options().atlas)
         st.subheader("Image")
         image = choose_image()
         resolution = st.select_slider(
@@ -177,6 +189,9 @@ def main() -> None:
     with tabs[4]:
         if tabs[4].open:
             views.downloads_tab(exploration, block, display, loaded, keys, image.name)
+    with tabs[5]:
+        if tabs[5].open:
+            atlas_view.draw(atlas_view.AtlasPage(exploration, block, loaded))
 
 
 if __name__ == "__main__":  # streamlit runs this file as __main__ (glmix-viz app)
