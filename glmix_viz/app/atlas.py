@@ -118,7 +118,7 @@ def _examples(atlas: Atlas, block: str, concept: int, model_key: str) -> None:
     for region, column in zip(examples, columns):
         with column:
             if region.crop is not None:
-                st.image(str(region.crop), width="stretch")
+                st.image(str(region.crop), width=120)
             st.caption(f"{region.image_id} · slot {region.slot}")
             st.button("Open", key=f"atlas_open::{block}::{concept}::{region.rank}", on_click=_open_region,
                       args=(region, block, model_key), help="open this image at this block with this slot chosen")
