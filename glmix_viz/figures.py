@@ -7,6 +7,10 @@ model, probes or data sets.
   block with its representative slots.
 * :func:`soft_maps_figure` - an interactive grid of per-slot maps (one Plotly heatmap trace).
 * :func:`slot_distribution_figure` - bar charts of one pixel's (or one slot's) distribution over slots, per block.
+* :func:`pixel_picker_figure` - an image to click on, a marker on the chosen pixel.
+* :func:`compared_block_pictures` - two models' hard groupings of one block pair, matched slots in one colour.
+* :func:`comparison_figure` - two models' hard groupings of one image side by side, block by block, matched slots
+  in the same colour, with their agreement and the change in the class predictions.
 * :func:`save_figure` - a matplotlib figure or an RGB picture as a PNG of bounded size (for READMEs).
 """
 
@@ -27,17 +31,22 @@ from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
+    draw_boundaries,
     grouping_overlay,
     hstack_panels,
     map_colorbar,
     masked_slot_view,
+    overlay,
     scale_to_unit,
+    slot_boundaries,
+    slot_palette,
     soft_map_grid,
     value_ranges,
     vstack_panels,
 )
 
-__all__ = ["grouping_figure", "save_figure", "slot_distribution_figure", "soft_maps_figure"]
+__all__ = ["compared_block_pictures", "comparison_figure", "grouping_figure", "pixel_picker_figure", "save_figure",
+           "slot_distribution_figure", "soft_maps_figure"]
 
 _SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
                    "<extra></extra>")
@@ -191,6 +200,31 @@ def slot_distribution_figure(
 # ----------------------------------------------------------------------------------------------------------------------
 
 
+def pixel_picker_figure(image: np.ndarray, grid: Sequence[int], y: int, x: int, *, max_side: int = 420) -> go.Figure:
+    """The image with a marker on pixel ``(y, x)`` and an invisible grid of clickable points.
+
+    The points sit at the cell centres of a ``grid = (rows, cols)`` map (the finest block's; every other cell beyond
+    64 per side), so a click lands on a pixel that such a map reads from a single cell.
+    """
+    height, width = image.shape[:2]
+    rows, cols = int(grid[0]), int(grid[1])
+    step = max(1, int(math.ceil(max(rows, cols) / 64)))
+    cell_ys = ((np.arange(0, rows, step) + 0.5) * height / rows).astype(int)
+    cell_xs = ((np.arange(0, cols, step) + 0.5) * width / cols).astype(int)
+    grid_y, grid_x = np.meshgrid(cell_ys, cell_xs, indexing="ij")
+    figure = go.Figure(go.Image(z=image, hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=grid_x.ravel(), y=grid_y.ravel(), mode="markers", marker=dict(size=8, opacity=0.0),
+                                hovertemplate="x=%{x}, y=%{y}<extra>click to inspect</extra>", showlegend=False))
+    figure.add_trace(go.Scatter(x=[x], y=[y], mode="markers", showlegend=False, hoverinfo="skip",
+                                marker=dict(size=14, symbol="x-thin", line=dict(width=3, color="white"))))
+    scale = min(1.0, max_side / max(height, width))
+    figure.update_layout(width=int(width * scale) + 20, height=int(height * scale) + 20,
+                         margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select", dragmode=False)
+    figure.update_xaxes(visible=False, range=[-0.5, width - 0.5])
+    figure.update_yaxes(visible=False, range=[height - 0.5, -0.5])
+    return figure
+
+
 def grouping_figure(
     image: np.ndarray,
     dispatch_by_block: Mapping[str, np.ndarray],
@@ -255,6 +289,77 @@ def grouping_figure(
     if lines:
         figure = vstack_panels([figure], titles=lines)
     return figure
+
+
+def compared_block_pictures(image: np.ndarray, block: Any, *, alpha: float = 0.5,
+                            boundaries: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Both models' hard groupings of one block pair over ``image``, matched slots in the same colour.
+
+    Args:
+        image: (H, W, 3) uint8 RGB, any size (the groupings are resized to it by nearest neighbour).
+        block: a :class:`~glmix_viz.slots.compare.BlockComparison`.
+        alpha: weight of the slot colours.
+        boundaries: draw the borders between slots.
+
+    Returns:
+        ``(picture_a, picture_b)``, each (H, W, 3) uint8.
+    """
+    from glmix_viz.slots.resize import upsample_labels
+
+    image = _check_image(image)
+    palette = slot_palette(block.num_slots_a + block.num_slots_b)
+    pictures = []
+    for labels in (block.labels_a, block.labels_b):
+        labels = upsample_labels(labels, image.shape[:2])
+        picture = overlay(image, labels, palette=palette, alpha=alpha)
+        pictures.append(draw_boundaries(picture, slot_boundaries(labels)) if boundaries else picture)
+    return pictures[0], pictures[1]
+
+
+def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alpha: float = 0.5,
+                      panel_side: int = 256, max_classes: int = 3) -> np.ndarray:
+    """Two models' groupings of one image side by side (:func:`glmix_viz.slots.compare.compare_groupings`).
+
+    One row per pair of corresponding blocks: model A's hard grouping, model B's, matched slots in the same colour,
+    captioned with the blocks, the agreement (ARI) and the matched slots. A caption lists the largest changes of the
+    class probabilities and the blocks without a partner.
+
+    Args:
+        comparison: a :class:`~glmix_viz.slots.compare.GroupingComparison`.
+        names: what to call the two models in the titles.
+        alpha: weight of the slot colours.
+        panel_side: longer side of each panel in pixels (labels are enlarged by nearest neighbour).
+        max_classes: class changes listed in the caption.
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    image = _check_image(comparison.image)
+    if not comparison.blocks:
+        raise ValueError("the two models have no corresponding GLMix blocks: " + "; ".join(
+            f"{block} ({why})" for block, why in comparison.unmatched.items()))
+    zoom = panel_side / max(image.shape[:2])
+    size = (max(1, round(image.shape[0] * zoom)), max(1, round(image.shape[1] * zoom)))
+    shown = np.asarray(Image.fromarray(image).resize(size[::-1], Image.BILINEAR))
+    rows = []
+    for block in comparison.blocks:
+        pictures = list(compared_block_pictures(shown, block, alpha=alpha))
+        titles = [f"{names[0]}: {block.num_slots_a} slots", f"{names[1]}: {block.num_slots_b} slots"]
+        pair = block.block_a if block.block_a == block.block_b else f"{block.block_a} / {block.block_b}"
+        caption = f"{pair}: ARI {block.agreement:.2f}, {len(block.matches)} matched (IoU {block.mean_matched_iou:.2f})"
+        rows.append(vstack_panels([hstack_panels(pictures, titles=titles)], titles=[caption], font_size=13))
+    lines = []
+    if comparison.classes:
+        shown = comparison.classes[:max_classes]
+        lines.append("class probability " + ", ".join(f"{c.name} {c.a:.2f}->{c.b:.2f}" for c in shown))
+    elif comparison.class_note:
+        lines.append(comparison.class_note)
+    lines += [f"no partner: {block} ({why})" for block, why in comparison.unmatched.items()]
+    figure = vstack_panels(rows)
+    if not lines:
+        return figure
+    spacer = np.full((1, figure.shape[1], 3), 255, np.uint8)  # one caption line above each spacer, the last above all
+    return vstack_panels([spacer] * (len(lines) - 1) + [figure], titles=lines)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

@@ -67,6 +67,12 @@ def _upload(at: AppTest, *files) -> AppTest:
 
 
 @pytest.fixture(autouse=True)
+def _own_upload_store(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Uploads are kept in this test's own store (not the server's default folder)."""
+    monkeypatch.setenv("GLMIX_UPLOADS", str(tmp_path / "uploads"))
+
+
+@pytest.fixture(autouse=True)
 def _restore_torch_threads():
     """The app sets torch's thread count for its process (here: pytest's); put it back after every test."""
     import torch
@@ -126,7 +132,7 @@ def test_upload_shows_groupings_and_block_and_class_can_change() -> None:
     classes = next(element for element in at.multiselect if element.label.startswith("Classes in the image"))
     third_class = classes.options[2].split(" (")[0]  # options read "triangle (12.3%)"
     classes.set_value([0, 2]).run()
-    at.selectbox(key="pseudo_class").set_value(2).run()
+    next(box for box in at.selectbox if box.label == "Class to map").set_value(2).run()
     _no_exception(at)
     assert at.subheader[0].value == f"Score maps of '{third_class}' by each method"
     captions = _captions(at)
@@ -235,7 +241,7 @@ def test_checkpoints_from_a_folder_and_from_an_upload(tmp_path: Path, monkeypatc
 
 
 def test_soft_map_figures_of_large_blocks_are_pooled() -> None:
-    from glmix_viz.app.views import pooled_for_figure
+    from glmix_viz.pictures import pooled_for_figure
 
     maps = np.arange(2 * 4 * 5, dtype=np.float32).reshape(2, 4, 5)
     same, factor = pooled_for_figure(maps, max_cells=40)

@@ -29,24 +29,26 @@ def small_atlas(tmp_path_factory) -> Path:
 
 
 def _view_script(folder: str, block: str) -> None:
-    """The Atlas view on a page of the demo model and one shapes image (what the explorer gives a view)."""
-    from types import SimpleNamespace
-
+    """The Atlas tab on a page of the demo model and one shapes image (what the explorer gives a view)."""
     import numpy as np
     import streamlit as st
 
-    from glmix_viz.app import atlas as view
+    from glmix_viz.app.tabs import atlas as view
+    from glmix_viz.atlas.read import open_atlas
+    from glmix_viz.errors import GlmixVizError
     from glmix_viz.images import load_image
     from glmix_viz.models.loading import load_model
     from glmix_viz.open import demo_checkpoint
     from glmix_viz.slots.explore import explore_image
 
-    with st.sidebar:
-        atlas = view.sidebar_atlas(folder)
-    image = load_image(atlas.image_path(0)) if atlas is not None else np.zeros((64, 64, 3), np.uint8)
+    st.session_state.setdefault("atlas_folder", folder)
+    try:
+        image = load_image(open_atlas(folder).image_path(0))
+    except GlmixVizError:
+        image = np.zeros((64, 64, 3), np.uint8)
     model = load_model(demo_checkpoint(), device="cpu")
-    page = SimpleNamespace(exploration=explore_image(model, image, input_size=64), block=block,
-                           model=SimpleNamespace(key="demo"))
+    page = view.Page(model=type("M", (), {"key": "demo", "ref": "demo"})(), image=None, resolution=64,
+                     exploration=explore_image(model, image, input_size=64), block=block)
     view.draw(page)
 
 
@@ -61,13 +63,6 @@ def test_atlas_view_shows_concepts_regions_slots_and_map(small_atlas: Path) -> N
     assert table["concept"].str.startswith("concept ").all()
     assert at.radio(key="atlas_color_by").options == ["concept", "class"]
     assert len(at.button) == 2  # "Open" under each of the concept's two typical regions
-
-    at.button[1].click().run()
-    chosen = at.session_state["atlas_open"]
-    assert chosen["block"] == BLOCK and chosen["path"].endswith(".png")
-    assert at.session_state["image_source"] == "Atlas image" and at.session_state["view"] == "Slot & pixel"
-    assert at.session_state[f"slot::demo::{BLOCK}"] == chosen["slot"]
-    assert at.session_state["block::demo"] == BLOCK
 
 
 def test_atlas_view_without_an_atlas_says_how_to_make_one(tmp_path: Path) -> None:
@@ -87,10 +82,10 @@ def test_explorer_opens_a_typical_region_at_its_block_with_its_slot(small_atlas:
     assert "Concepts" in [s.value for s in at.subheader]
     at.button[0].click().run()
     assert not at.exception, [e.value for e in at.exception]
-    chosen = at.session_state["atlas_open"]
-    assert at.radio(key="image_source").value == "Atlas image"
-    assert any(chosen["id"] in c.value for c in at.caption)  # the page names the atlas image
+    link = at.query_params
+    assert link["tab"] == "slot" and link["block"] == BLOCK and link["image"].startswith("upload:")
+    assert at.radio(key="image_source").value == "Upload"
     assert at.session_state["view"] == "Slot & pixel"
     slot = [s for s in at.selectbox if s.key and s.key.startswith("slot::") and s.key.endswith(BLOCK)]
-    assert slot and slot[0].value == chosen["slot"]
+    assert slot and slot[0].value == int(link["slot"])
     assert [s.value for s in at.select_slider if s.key and s.key.startswith("block::")] == [BLOCK]

@@ -37,6 +37,11 @@ def test_app_command_runs_the_packaged_script_with_its_settings_and_app_options(
     assert params["args"] == ("--checkpoints", str(tmp_path.resolve()), "--device", "cpu")
 
 
+def test_the_upload_store_is_passed_to_the_app(tmp_path: Path) -> None:
+    args = build_parser().parse_args(["app", "--uploads", str(tmp_path / "store")])
+    assert _streamlit_params(streamlit_argv(args))["args"] == ("--uploads", str((tmp_path / "store").resolve()))
+
+
 def test_without_options_the_packaged_settings_apply() -> None:
     params = _streamlit_params(streamlit_argv(build_parser().parse_args(["app"])))
     assert params["server_maxUploadSize"] == 200 and params["args"] == ()

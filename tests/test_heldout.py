@@ -78,10 +78,46 @@ def test_a_model_against_itself_differs_by_zero_and_other_images_are_refused(hel
     same = compare_models(report, report, resamples=100)
     assert same["map"]["difference"] == 0.0 and same["map"]["ci95"] == [0.0, 0.0]
     assert all(b["mean"] == 0.0 for b in same["blocks"].values())
+    assert all(b["instance"]["mean"] == 0.0 for b in same["mbo"].values())
+    assert all(b is None or b["mean"] == 0.0 for b in same["semantic"].values())
     other = dict(report, per_image=dict(report["per_image"], ids=report["per_image"]["ids"][::-1]))
     with pytest.raises(ValueError, match="same images"):
         compare_models(report, other)
 
+
+def test_heldout_report_carries_the_object_centric_metrics(heldout, tmp_path):
+    from glmix_viz.grouping import object_scores_summary, per_image_object_scores
+
+    model = _tiny(tmp_path, 2)
+    report = heldout_evaluation(model, str(heldout), "val", input_size=64, resamples=100)
+    objects = report["objects"]
+    assert objects["images"] == 12 and objects["clusters"] == 5  # background + 4 shapes
+    expected = object_scores_summary(per_image_object_scores(model, load_grouping_samples(str(heldout), "val"),
+                                                             input_size=64, num_classes=5))
+    for name, block in objects["blocks"].items():
+        assert block["slots"] == 4
+        for level in ("instance", "class"):
+            entry = block["mbo"][level]
+            assert entry["trained"] == pytest.approx(expected[name]["mbo"][level])
+            assert entry["grid"] == pytest.approx(expected[name]["grid_mbo"][level])
+            assert entry["vs_untrained"]["mean"] == pytest.approx(entry["trained"] - entry["untrained"])
+            assert block["merged"][level]["2"]["regions"] <= 2.0
+        semantic = block["semantic"]
+        assert semantic["trained"] == pytest.approx(expected[name]["semantic"]["miou"])
+        assert semantic["vs_untrained"]["mean"] == pytest.approx(semantic["trained"] - semantic["untrained"])
+    assert "per_image" not in objects and len(report["per_image"]["objects"]["ids"]) == 12
+
+
+def test_paired_miou_difference_of_identical_confusions_is_zero_and_known_otherwise():
+    from glmix_viz.heldout import paired_miou_difference
+
+    perfect = np.zeros((6, 2, 2))
+    perfect[:, 0, 0], perfect[:, 1, 1] = 3, 1
+    assert paired_miou_difference(perfect, perfect, resamples=50) == {"mean": 0.0, "ci95": [0.0, 0.0], "images": 6}
+    half = perfect.copy()
+    half[:, 1, 1], half[:, 1, 0] = 0, 1  # every foreground pixel called background: IoU bg 3/4, fg 0
+    result = paired_miou_difference(perfect, half, resamples=50)
+    assert result["mean"] == pytest.approx(1.0 - 3 / 8) and result["ci95"] == pytest.approx([5 / 8, 5 / 8])
 
 def _report(map_value: float, scores: list, block_values: dict) -> dict:
     """A hand-made report of four images (two classes) and three grouping images, as heldout_evaluation writes it."""

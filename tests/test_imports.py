@@ -44,6 +44,8 @@ COMPUTING_MODULES = [
     "glmix_viz.safe_pickle",
     "glmix_viz.open",
     "glmix_viz.slots.medoids",
+    "glmix_viz.slots.compare",
+    "glmix_viz.heldout",
 ]
 
 # One interpreter loads only the heavy third-party libraries that computing is allowed to use (torch, timm, numpy),

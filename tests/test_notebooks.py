@@ -33,6 +33,8 @@ EXPECTED_FIGURES = {
     "02_pseudo_masks.ipynb": ["02_methods_side_by_side.png", "02_miou.png", "02_failures.png"],
     "03_resolution_scaling.ipynb": ["03_resolution_scaling.png", "03_resolution_scaling.json", "03_slots_tradeoff.png"],
     "04_training_dynamics.ipynb": ["04_groupings_over_epochs.png", "04_training_curves.png"],
+    "05_compare_groupings.ipynb": ["05_finetuning_moves_slots.png", "05_segmenter_vs_classifier.png",
+                                   "05_agreement_by_block.png", "05_agreement_by_block.json"],
 }
 
 

@@ -15,6 +15,7 @@ from glmix_viz.slots.explore import (
     explore_image,
     map_cell,
     pixel_distributions,
+    predicted_classes,
     slot_areas,
     slot_class_evidence,
     slot_flow,
@@ -108,3 +109,31 @@ def test_explore_image_on_a_small_glnet_and_npz_round_trip() -> None:
     np.testing.assert_array_equal(loaded["stages.0.blocks.0.logits"], exploration.record(0).logits[0].numpy())
     np.testing.assert_array_equal(loaded["stages.0.blocks.0.hard"], exploration.hard(0))
     np.testing.assert_array_equal(loaded["input_size"], [32, 64])
+
+
+def test_predicted_classes_are_those_above_one_half_and_never_none() -> None:
+    assert predicted_classes(np.array([0.9, 0.2, 0.7, 0.5])) == (0, 2)  # 0.5 itself is not above one half
+    assert predicted_classes(np.array([0.3, 0.45, 0.1])) == (1,)  # none above: the most probable one
+    assert predicted_classes(np.array([0.97, 0.99, 0.98]), threshold=0.985) == (1,)
+    assert predicted_classes(np.zeros(0)) == ()
+
+
+def test_an_exploration_is_frozen_and_its_arrays_are_read_only() -> None:
+    import dataclasses
+
+    torch.manual_seed(0)
+    model = timm.create_model("glnet_tiny", num_classes=3).eval()
+    image = np.full((64, 64, 3), 120, np.uint8)
+    exploration = explore_image(model, image, input_size=64)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        exploration.logits = np.zeros(3, np.float32)
+    with pytest.raises(TypeError):
+        exploration.records["another"] = exploration.record(0)
+    arrays = {"image": exploration.image, "logits": exploration.logits, "cam": exploration.cam,
+              "dispatch": exploration.dispatch(0), "cluster": exploration.cluster(0), "hard": exploration.hard(0),
+              "block_logits": exploration.block_logits(0)}
+    for name, array in arrays.items():
+        with pytest.raises(ValueError, match="read-only"):
+            array[...] = 0
+    assert image.flags.writeable  # the caller's own array keeps its flags
+    np.testing.assert_array_equal(exploration.block_logits(0), exploration.record(0).logits[0].numpy())

@@ -26,6 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="a folder of checkpoints (.safetensors, .pth) to offer besides the demo model")
     parser.add_argument("--atlas", type=Path, default=None,
                         help="a slot atlas folder (made by glmix-viz atlas) to open in the Atlas view")
+    parser.add_argument("--uploads", type=Path, default=None,
+                        help="where uploads are kept under their content digest, so that links can reopen them "
+                             "(default: GLMIX_UPLOADS, else a private folder in the system's temporary folder)")
     parser.add_argument("--device", default=None,
                         help="the device chosen first in the sidebar: cpu, cuda, ... (default: cuda when available)")
     parser.add_argument("streamlit_options", nargs="*", metavar="-- STREAMLIT_OPTION",
@@ -51,6 +54,8 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
         app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
     if getattr(args, "atlas", None) is not None:
         app_options += ["--atlas", str(args.atlas.expanduser().resolve())]
+    if args.uploads is not None:
+        app_options += ["--uploads", str(args.uploads.expanduser().resolve())]
     if args.device:
         app_options += ["--device", args.device]
     return ["run", str(MAIN_SCRIPT), *settings, *args.streamlit_options, "--", *app_options]

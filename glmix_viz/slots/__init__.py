@@ -5,6 +5,8 @@
 * :mod:`glmix_viz.slots.usage` - dispatch entropy, slots used and effective slots of one block (:func:`slot_usage`).
 * :mod:`glmix_viz.slots.resize` - nearest resizing of label maps and bilinear resizing of score maps.
 * :mod:`glmix_viz.slots.medoids` - representative slots of a block (k-medoids on their maps).
+* :mod:`glmix_viz.slots.compare` - two models on one image: blocks paired by stage, agreement (ARI), slots matched
+  by overlap, the change in class predictions (:func:`compare_groupings`).
 
 Numeric only: nothing here imports a plotting or app library.
 """
@@ -13,9 +15,13 @@ from glmix_viz.slots.explore import Exploration, Prediction, explore_image, slot
 from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 from glmix_viz.slots.usage import SlotUsage, slot_usage
+from glmix_viz.slots.compare import GroupingComparison, compare_explorations, compare_groupings  # noqa: E402
 
 __all__ = [
     "Exploration",
+    "GroupingComparison",
+    "compare_explorations",
+    "compare_groupings",
     "Prediction",
     "SlotUsage",
     "explore_image",

@@ -24,7 +24,8 @@ the whole image, so image pixel ``(y, x)`` falls in map cell ``(floor(y * h / H)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from types import MappingProxyType
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -43,11 +44,20 @@ __all__ = [
     "explore_image",
     "map_cell",
     "pixel_distributions",
+    "predicted_classes",
+    "read_only",
     "slot_areas",
     "slot_class_evidence",
     "slot_flow",
     "top_predictions",
 ]
+
+
+def read_only(array: np.ndarray) -> np.ndarray:
+    """A read-only view of ``array`` (the array itself keeps its flags)."""
+    view = np.asarray(array).view()
+    view.flags.writeable = False
+    return view
 
 
 @dataclass(frozen=True)
@@ -65,28 +75,45 @@ class Prediction:
     probability: float
 
 
-@dataclass
+@dataclass(frozen=True)
 class Exploration:
-    """What one forward pass of one image shows.
+    """What one forward pass of one image shows; frozen, its arrays read-only (one result may serve many readers).
 
     Attributes:
         image: ``(H, W, 3)`` uint8 RGB image the maps are drawn over (the network input is a resized copy).
         input_size: ``(h, w)`` of the network input.
-        records: GLMix block path -> its :class:`GroupingRecord` (batch of one, on the CPU), in network order.
+        records: GLMix block path -> its :class:`GroupingRecord` (batch of one, on the CPU), in network order; a
+            read-only mapping.
         logits: ``(num_classes,)`` float32 class logits (empty when the model has no classifier).
         cam: ``(num_classes, hf, wf)`` float32 class activation maps of the final feature map (ReLU of the head's
             weights dotted with the features), or None when the model has no linear head.
         class_names: one name per class.
         multi_label: the classifier is multi-label (probabilities by sigmoid) rather than single-label (softmax).
+
+    The arrays given are kept as read-only views (the caller's own arrays keep their flags), and every map the methods
+    return is a read-only view too: writing into a result shared through a cache raises instead of changing it for
+    everyone.
     """
 
     image: np.ndarray
     input_size: Tuple[int, int]
-    records: Dict[str, GroupingRecord]
+    records: Mapping[str, GroupingRecord]
     logits: np.ndarray
     cam: Optional[np.ndarray]
     class_names: List[str] = field(default_factory=list)
     multi_label: bool = False
+
+    def __post_init__(self) -> None:
+        frozen = {
+            "image": read_only(self.image),
+            "input_size": (int(self.input_size[0]), int(self.input_size[1])),
+            "records": MappingProxyType(dict(self.records)),
+            "logits": read_only(np.asarray(self.logits, dtype=np.float32)),
+            "cam": None if self.cam is None else read_only(self.cam),
+            "class_names": [str(name) for name in self.class_names],
+        }
+        for name, value in frozen.items():
+            object.__setattr__(self, name, value)
 
     @property
     def block_names(self) -> List[str]:
@@ -95,15 +122,19 @@ class Exploration:
 
     def dispatch(self, block: Union[str, int]) -> np.ndarray:
         """``(S, h, w)`` float32 dispatch weights of a block (each pixel's distribution over slots)."""
-        return self.record(block).dispatch[0].numpy()
+        return read_only(self.record(block).dispatch[0].numpy())
 
     def cluster(self, block: Union[str, int]) -> np.ndarray:
         """``(S, h, w)`` float32 clustering weights of a block (each slot's distribution over pixels)."""
-        return self.record(block).cluster[0].numpy()
+        return read_only(self.record(block).cluster[0].numpy())
+
+    def block_logits(self, block: Union[str, int]) -> np.ndarray:
+        """``(S, h, w)`` float32 slot-pixel similarity logits of a block, before any softmax."""
+        return read_only(self.record(block).logits[0].float().numpy())
 
     def hard(self, block: Union[str, int]) -> np.ndarray:
         """``(h, w)`` int64 hard grouping of a block (arg-max slot of every pixel)."""
-        return self.record(block).hard[0].numpy()
+        return read_only(self.record(block).hard[0].numpy())
 
     def record(self, block: Union[str, int]) -> GroupingRecord:
         """The record of a block, by path or by index into :attr:`block_names`."""
@@ -178,6 +209,23 @@ def top_predictions(probabilities: np.ndarray, names: Sequence[str], k: int = 5)
         raise ValueError(f"{len(names)} class names for {probabilities.size} classes")
     order = np.argsort(-probabilities, kind="stable")[: max(0, int(k))]
     return [Prediction(int(index), str(names[index]), float(probabilities[index])) for index in order]
+
+
+def predicted_classes(probabilities: np.ndarray, threshold: float = 0.5) -> Tuple[int, ...]:
+    """The classes predicted present: every class above ``threshold``, else the most probable one (never none).
+
+    Args:
+        probabilities: ``(num_classes,)`` class probabilities (sigmoid of a multi-label head, or a softmax).
+        threshold: a class counts as present above this probability.
+
+    Returns:
+        Class indices in increasing order; empty only when there are no classes.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    if probabilities.size == 0:
+        return ()
+    present = np.flatnonzero(probabilities > threshold)
+    return tuple(int(index) for index in present) if present.size else (int(np.argmax(probabilities)),)
 
 
 def slot_areas(logits: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:

@@ -54,7 +54,7 @@ def upsample_maps(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     target = (int(size[0]), int(size[1]))
     if maps.shape[1:] == target:
         return maps.copy()
-    tensor = torch.from_numpy(np.ascontiguousarray(maps))[None]
+    tensor = torch.from_numpy(np.require(maps, requirements=("C", "W")))[None]  # read-only maps: copied
     return F.interpolate(tensor, size=target, mode="bilinear", align_corners=False)[0].numpy()
 
 

@@ -1,42 +1,35 @@
-"""The Atlas view: the concepts of a block over a data set (``glmix-viz atlas``), their typical regions, the map of
+"""The Atlas tab: the concepts of a block over a data set (``glmix-viz atlas``), their typical regions, the map of
 the slot features, and the concept of every slot of the image on screen.
 
-An atlas is opened with ``glmix-viz app --atlas DIR`` or in the sidebar ("Atlas folder"). Choosing a typical region
-("Open") puts its image in the sidebar ("Atlas image"), moves the page to its block and selects its slot in the
-Slot & pixel tab. The science lives in :mod:`glmix_viz.atlas` (reading, nearest concepts, the map figure).
+The atlas folder is the one given with ``glmix-viz app --atlas DIR`` (``GLMIX_ATLAS``), or typed at the top of the
+tab. "Open" under a typical region reopens the page on that image (kept in the upload store, so that the page's link
+names it), at that block, with that slot chosen in the Slot & pixel tab (:func:`glmix_viz.app.links.reopen`). The
+science lives in :mod:`glmix_viz.atlas` (reading, nearest concepts, the map figure).
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Optional
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
+from glmix_viz.app import links, store
+from glmix_viz.app.options import option_folder, upload_folder
+from glmix_viz.app.page import Page, View
 from glmix_viz.atlas.map import COLOR_BY, atlas_map_figure
 from glmix_viz.atlas.read import Atlas, ExampleRegion, open_atlas
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.slots.explore import slot_areas
 
-__all__ = ["ATLAS_IMAGE", "OPEN", "AtlasPage", "atlas_image", "chosen_atlas", "draw", "sidebar_atlas"]
+__all__ = ["VIEW", "choose_atlas", "draw", "open_region"]
 
-FOLDER = "atlas_folder"  # the sidebar's text input
-OPEN = "atlas_open"  # the region chosen with "Open": {"path", "id", "block", "slot"}
-ATLAS_IMAGE = "Atlas image"  # the sidebar's image source for it
+FOLDER = "atlas_folder"  # the folder input
+ERROR = "atlas_error"  # what "Open" could not do, said on the next run
 GALLERY_COLUMNS = 4
-
-
-@dataclass(frozen=True)
-class AtlasPage:
-    """What the view reads of the page: the image's exploration, the chosen block, the model (its ``key``)."""
-
-    exploration: Any
-    block: str
-    model: Any
 
 
 @st.cache_resource(max_entries=4, show_spinner="Opening the atlas...")
@@ -44,43 +37,40 @@ def _open(folder: str, stamp: float) -> Atlas:
     return open_atlas(folder)
 
 
-def sidebar_atlas(default: Optional[str]) -> Optional[Atlas]:
-    """Sidebar: the atlas folder (``--atlas`` or typed); the opened atlas, or None (an error in one line)."""
-    st.session_state.setdefault(FOLDER, default or "")
+def choose_atlas() -> Optional[Atlas]:
+    """The atlas folder (``--atlas`` first, else typed); the opened atlas, or None (an error in one line)."""
+    st.session_state.setdefault(FOLDER, option_folder("atlas") or "")
     folder = st.text_input("Atlas folder", key=FOLDER, placeholder="runs/atlas (made by glmix-viz atlas)")
-    atlas = None
-    if folder.strip():
-        try:
-            path = Path(folder.strip()).expanduser()
-            stamp = os.path.getmtime(path / "atlas.json") if (path / "atlas.json").is_file() else 0.0
-            atlas = _open(str(path), stamp)
-        except GlmixVizError as error:
-            st.error(one_line(error, with_type=False))
-    st.session_state["_atlas_opened"] = atlas
-    return atlas
+    if not folder.strip():
+        return None
+    try:
+        path = Path(folder.strip()).expanduser()
+        stamp = os.path.getmtime(path / "atlas.json") if (path / "atlas.json").is_file() else 0.0
+        return _open(str(path), stamp)
+    except GlmixVizError as error:
+        st.error(one_line(error, with_type=False))
+        return None
 
 
-def chosen_atlas() -> Optional[Atlas]:
-    """The atlas the sidebar opened in this run (None before the sidebar ran or without one)."""
-    return st.session_state.get("_atlas_opened")
+def open_region(page: Page, region: ExampleRegion, block: str) -> None:
+    """``on_click`` of "Open": the page reopens on the region's image (put in the upload store) as its link would
+    (:func:`glmix_viz.app.links.reopen`), and, since widgets keep their state within a session, the block slider, the
+    slot chooser and the tab are set here too."""
+    try:
+        stored = store.put(upload_folder(), Path(region.image_path).name, Path(region.image_path).read_bytes())
+    except OSError as error:
+        st.session_state[ERROR] = f"{region.image_path}: cannot read the image ({one_line(error, with_type=False)})"
+        return
+    state = links.ViewState(model=page.model.ref or None, image=f"upload:{stored.digest}", block=block,
+                            slot=region.slot, tab="slot", resolution=page.resolution)
+    st.query_params.from_dict(state.to_query())
+    for key in (links.OPENED, links.PROBLEMS, links.CURRENT):
+        st.session_state.pop(key, None)
+    st.session_state[f"block::{page.model.key}"] = block
+    st.session_state[f"slot::{page.model.key}::{block}"] = region.slot
 
 
-def atlas_image() -> Optional[Dict[str, Any]]:
-    """The region chosen with "Open" (``path``, ``id``, ``block``, ``slot``), or None."""
-    return st.session_state.get(OPEN)
-
-
-def _open_region(region: ExampleRegion, block: str, model_key: str) -> None:
-    """``on_click`` of "Open": the image into the sidebar, the block and the slot chosen, the Slot & pixel tab shown."""
-    st.session_state[OPEN] = {"path": str(region.image_path), "id": region.image_id, "block": block,
-                              "slot": region.slot}
-    st.session_state["image_source"] = ATLAS_IMAGE
-    st.session_state[f"block::{model_key}"] = block
-    st.session_state[f"slot::{model_key}::{block}"] = region.slot
-    st.session_state["view"] = "Slot & pixel"
-
-
-def _this_image(atlas: Atlas, block: str, page: Any) -> Optional[np.ndarray]:
+def _this_image(atlas: Atlas, block: str, page: Page) -> Optional[np.ndarray]:
     """The concept of every slot of the image on screen (a table); returns their map coordinates."""
     record = page.exploration.record(block)
     try:
@@ -111,7 +101,7 @@ def _gallery(atlas: Atlas, block: str) -> int:
                             format_func=lambda k: atlas.concept_title(block, k)))
 
 
-def _examples(atlas: Atlas, block: str, concept: int, model_key: str) -> None:
+def _examples(page: Page, atlas: Atlas, block: str, concept: int) -> None:
     """One concept's typical regions across images, each with "Open"."""
     examples = atlas.examples(block, concept)
     columns = st.columns(max(1, min(len(examples), 8)))
@@ -120,8 +110,8 @@ def _examples(atlas: Atlas, block: str, concept: int, model_key: str) -> None:
             if region.crop is not None:
                 st.image(str(region.crop), width=120)
             st.caption(f"{region.image_id} · slot {region.slot}")
-            st.button("Open", key=f"atlas_open::{block}::{concept}::{region.rank}", on_click=_open_region,
-                      args=(region, block, model_key), help="open this image at this block with this slot chosen")
+            st.button("Open", key=f"atlas_open::{block}::{concept}::{region.rank}", on_click=open_region,
+                      args=(page, region, block), help="open this image at this block with this slot chosen")
 
 
 def _summary(atlas: Atlas, block: str) -> str:
@@ -134,12 +124,14 @@ def _summary(atlas: Atlas, block: str) -> str:
     return text
 
 
-def draw(page: Any) -> None:
+def draw(page: Page) -> None:
     """The Atlas view of the page's model, image and block."""
-    atlas = chosen_atlas()
+    atlas = choose_atlas()
+    if st.session_state.get(ERROR):
+        st.error(st.session_state.pop(ERROR))
     if atlas is None:
         st.info("No atlas open: make one with `glmix-viz atlas --checkpoint CK --voc-root DIR --block B --clusters K "
-                "--out ATLAS`, then open it with `glmix-viz app --atlas ATLAS` or the sidebar's Atlas folder.")
+                "--out ATLAS`, then open it with `glmix-viz app --atlas ATLAS` or type its folder above.")
         return
     names = atlas.block_names
     block = page.block if page.block in names else st.selectbox("Atlas block", names, key="atlas_block")
@@ -149,7 +141,7 @@ def draw(page: Any) -> None:
     st.subheader("Concepts")
     concept = _gallery(atlas, block)
     st.subheader(f"Typical regions of {atlas.concept_title(block, concept)}")
-    _examples(atlas, block, concept, page.model.key)
+    _examples(page, atlas, block, concept)
     st.subheader("This image's slots")
     marked = _this_image(atlas, block, page)
     color_by = st.radio("Colour the map by", COLOR_BY if atlas.class_names else COLOR_BY[:1], horizontal=True,
@@ -157,3 +149,6 @@ def draw(page: Any) -> None:
     st.plotly_chart(atlas_map_figure(atlas, block, color_by, marked=marked), width="stretch", key="atlas_map")
     st.caption("Each point is a region of the atlas (a uniform sample), at its slot feature's first two principal "
                "components; crosses are the slots of the image on screen, numbered by slot.")
+
+
+VIEW = View("Atlas", "atlas", draw)
