@@ -43,7 +43,7 @@ import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
 from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402
-from glmix_viz.pseudo.crf import CRFParams, dense_crf  # noqa: E402
+from glmix_viz.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402

@@ -1,28 +1,37 @@
-"""The whole weak-supervision path on generated shapes, in one command: pseudo-masks, then a segmenter trained on them.
+"""The weak-supervision path measured like a paper: every label source carried through to a segmenter.
 
 Run by hand (never in the test suite):
 
-    .venv/bin/python bench/wsss_segment.py                  # the README setting
-    .venv/bin/python bench/wsss_segment.py --num-train 60 --num-test 30 --epochs 2 --out /tmp/ws   # a quick look
+    .venv/bin/python bench/wsss_segment.py                       # held-out seed 3003, all four label sources
+    .venv/bin/python bench/wsss_segment.py --seed 3004 --sources slot_pool,gradcam --out /tmp/wsss_segment_3004
+    .venv/bin/python bench/wsss_segment.py --num-train 60 --num-test 30 --epochs 2 --out /tmp/ws --no-save  # a look
 
 Every step is the real command line (``python -m glmix_viz ...``), so the numbers are what a user gets:
 
-1. ``make-shapes`` (``--seed``, default 3003: a seed no model or benchmark was trained or tuned on) writes a train
-   split (the segmenter's training images) and a held-out test split (the evaluation); both have image-level labels
-   (XML) and ground truth.
-2. ``pseudo-label`` with the bundled demo model (its defaults: ``slot_vote``, flip, dense CRF) on the train split
-   (the segmenter's labels) and on the test split (the pseudo-mask row of the table).
-3. ``segment-train`` twice, identical settings, at the same time (two processes; they are independent): on the
-   train split's pseudo-masks, and on its ground truth (the fully supervised bound). The encoder is the demo model's
-   backbone, frozen (``--backbone-lr-ratio 0``: a small setting for a shared CPU; the decoder learns), UPerNet
-   decoder of width 64, 96 px crops at scale 0.6-0.9 of the 128 px images. No validation split: each run keeps its
-   last epoch, so nothing is chosen with ground truth.
-4. ``segment`` on the test split with each segmenter (scale 0.75, i.e. the training scale; flip; dense CRF, as the
-   pseudo-masks have it; ``--no-crf`` to leave it out), and ``evaluate`` of the three folders on the test split
-   (mIoU over background + 4 classes; predicted 255 counts as background).
+1. ``make-shapes`` (``--seed``, default 3003: a seed no model, benchmark or recipe was trained or tuned on) writes a
+   train split (the segmenters' training images) and a held-out test split (the evaluation).
+2. For every label source of ``--sources`` that is a registered method (default: ``slot_pool``, the registry's default
+   slot method; ``gradcam``, the CAM family; ``cam``, classic CAM): ``pseudo-label`` with the bundled demo model
+   (the method's registered threshold, flip, dense CRF) on the train split (the segmenter's labels) and on the test
+   split (the *masks* column), and on the test split without the CRF (the *seeds* column). ``gt`` is the ground truth
+   (the fully supervised bound).
+3. ``segment-train`` once per source, one after another (never side by side, so each time is clean), the same recipe
+   for all: UPerNet of width 64 on the demo model's backbone, trainable at ``--backbone-lr-ratio`` of ``--lr``, 128 px
+   crops at scale 0.75-1.25, batch 8, ``--epochs``. Each keeps its **last** epoch: nothing is chosen with ground truth.
+   ``--val-split test`` only records a learning curve (validation mIoU and loss per epoch on the *test* split's ground
+   truth, for the figure; the checkpoint used is ``last.safetensors``, never ``best``).
+4. ``segment`` on the test split with each segmenter (``--test-scales``, flip, dense CRF unless ``--no-crf``) and
+   ``evaluate`` (mIoU over background + 4 classes; predicted 255 counts as background).
+5. The paired comparison of two segmenters (``--compare A,B``, default the first two sources) on the same test images:
+   the difference of the data-set mIoU with a 95 % percentile-bootstrap interval over images (per-image confusion
+   matrices resampled together), and the mean per-image mIoU difference with its interval.
 
-Writes ``OUT/wsss_segment.json`` and ``bench/results/wsss_segment.json`` (unless ``--no-save``) and prints the README
-table. Targets: the segmenter on pseudo-masks is not below the pseudo-masks, and reaches 85 % of the bound.
+Threads: ``--threads`` (default 1) for every subprocess (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``; data loading in the
+main process). Pin the whole command to a core with ``taskset -c 0`` for clean times.
+
+Writes ``OUT/wsss_segment.json``, ``OUT/wsss_segment_curves.png`` and, unless ``--no-save``,
+``bench/results/<--name>.json`` and ``.png`` (default name ``wsss_segment``); prints the README table. A rerun in the
+same ``OUT`` resumes (each command resumes; finished steps cost seconds).
 """
 
 from __future__ import annotations
@@ -36,153 +45,326 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+GT = "gt"
+RESAMPLES = 2000
 
-def _run(args: List[str], log: Path) -> float:
+
+def _env(threads: int) -> Dict[str, str]:
+    return dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""),
+                OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+
+
+def _run(args: List[str], log: Path, threads: int) -> float:
     """Run ``python -m glmix_viz ARGS`` (this checkout), its output appended to ``log``; the seconds it took."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     start = time.perf_counter()
     with open(log, "a") as handle:
         handle.write(f"\n$ glmix-viz {' '.join(args)}\n")
         handle.flush()
-        result = subprocess.run([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle, env=env)
+        result = subprocess.run([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle,
+                                env=_env(threads))
     seconds = time.perf_counter() - start
-    print(f"{seconds:7.1f} s  glmix-viz {' '.join(args[:1])} ... (exit {result.returncode})", flush=True)
+    target = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--out", "--pred")), "")
+    print(f"{seconds:7.1f} s  glmix-viz {args[0]} {target} (exit {result.returncode})", flush=True)
     if result.returncode != 0:
         raise SystemExit(f"glmix-viz {args[0]} failed (exit {result.returncode}); see {log}")
     return seconds
 
 
-def _run_together(jobs: Dict[str, List[str]], out: Path) -> Dict[str, float]:
-    """Run independent ``glmix-viz`` commands at the same time (each logged to ``OUT/log.<name>.txt``); seconds each."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    start = time.perf_counter()
-    running = {}
-    for name, args in jobs.items():
-        handle = open(out / f"log.{name}.txt", "a")
-        handle.write(f"\n$ glmix-viz {' '.join(args)}\n")
-        handle.flush()
-        running[name] = (subprocess.Popen([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle,
-                                          env=env), handle)
-    seconds = {}
-    for name, (process, handle) in running.items():
-        code = process.wait()
-        handle.close()
-        seconds[name] = time.perf_counter() - start
-        print(f"{seconds[name]:7.1f} s  {name} (exit {code})", flush=True)
-        if code != 0:
-            raise SystemExit(f"{name} failed (exit {code}); see {out / f'log.{name}.txt'}")
-    return seconds
-
-
-def _miou(folder: Path) -> Dict[str, Any]:
+def _scores(folder: Path) -> Dict[str, Any]:
     scores = json.loads((folder / "eval.json").read_text())
     return {"miou": 100 * scores["miou"], "iou": {k: None if v is None else 100 * v for k, v in scores["iou"].items()},
             "images": scores["num_images"]}
 
 
+def role(source: str) -> str:
+    """What a label source is, for the table's row names."""
+    from glmix_viz.pseudo.registry import METHODS
+
+    if source == GT:
+        return "ground truth (the fully supervised bound)"
+    method = METHODS[source]
+    if not method.baseline:
+        return "slot method"
+    return "CAM family (pytorch-grad-cam)" if method.gradients else "baseline"
+
+
 def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("/tmp/wsss_segment"))
+    parser.add_argument("--name", default="wsss_segment", help="file stem under bench/results")
     parser.add_argument("--seed", type=int, default=3003)
-    parser.add_argument("--num-train", type=int, default=200)
+    parser.add_argument("--sources", default="slot_pool,gradcam,cam,gt",
+                        help="label sources: registered pseudo-mask methods and 'gt' (comma-separated)")
+    parser.add_argument("--compare", default=None, help="A,B: the paired difference A - B (default: the first two)")
+    parser.add_argument("--num-train", type=int, default=800)
     parser.add_argument("--num-test", type=int, default=100)
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--input-size", type=int, default=96, help="training crop (the images are 128 px)")
-    parser.add_argument("--scale-range", default="0.6,0.9", help="training rescale range")
-    parser.add_argument("--test-scales", default="0.75", help="segment --scales (0.75: 96 px, the training scale)")
-    parser.add_argument("--no-crf", dest="crf", action="store_false",
-                        help="segment without --crf (the pseudo-masks have the CRF, so by default the segmenters too)")
+    parser.add_argument("--input-size", type=int, default=128, help="training crop (the images are 128 px)")
+    parser.add_argument("--scale-range", default="0.75,1.25", help="training rescale range")
+    parser.add_argument("--test-scales", default="0.75,1.0,1.25", help="segment --scales (chosen on the tuning seed)")
+    parser.add_argument("--no-crf", dest="crf", action="store_false", help="segment without --crf")
+    parser.add_argument("--crf-confidence", type=float, default=None,
+                        help="training masks: pixels whose CRF probability is below this become 255 (ignored)")
     parser.add_argument("--decoder", default="upernet")
     parser.add_argument("--decoder-channels", type=int, default=64)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--backbone-lr-ratio", type=float, default=0.0, help="0: the encoder stays frozen")
+    parser.add_argument("--backbone-lr-ratio", type=float, default=0.1, help="0: the encoder stays frozen")
+    parser.add_argument("--warmup-steps", type=int, default=20)
+    parser.add_argument("--no-curves", dest="curves", action="store_false",
+                        help="no per-epoch validation on the test split (no learning-curve figure)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads of every step")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/wsss_segment.json")
-    return parser.parse_args(argv)
+    parser.add_argument("--labels-only", action="store_true", help="stop after step 2 (the pseudo-masks)")
+    parser.add_argument("--no-save", action="store_true", help="do not write bench/results/NAME.json / .png")
+    args = parser.parse_args(argv)
+    from glmix_viz.pseudo.registry import METHODS
+
+    args.sources = [name.strip() for name in args.sources.split(",") if name.strip()]
+    unknown = [name for name in args.sources if name != GT and name not in METHODS]
+    if unknown:
+        parser.error(f"unknown label source(s) {unknown}; registered methods: {', '.join(METHODS)}, or gt")
+    args.compare = (args.compare.split(",") if args.compare else args.sources[:2])
+    if len(args.sources) < 2 and not args.compare[1:]:
+        args.compare = None  # one source: nothing to compare
+    elif len(args.compare) != 2 or any(name not in args.sources for name in args.compare):
+        parser.error(f"--compare needs two of the sources {args.sources}")
+    return args
+
+
+def label_sources(args: argparse.Namespace, out: Path, data: Path, log: Path, timings: Dict[str, float]
+                  ) -> Dict[str, Any]:
+    """Step 2: pseudo-masks of every method source (train with CRF; test with and without); their scores."""
+    from glmix_viz.open import demo_checkpoint
+
+    common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
+    demo = str(demo_checkpoint())
+    results: Dict[str, Any] = {}
+    for method in [name for name in args.sources if name != GT]:
+        runs = {"masks_train": ("train", ["--crf"] + ([] if args.crf_confidence is None else
+                                                     ["--crf-confidence", str(args.crf_confidence)])),
+                "masks": ("test", ["--crf"]), "seeds": ("test", ["--no-crf"])}
+        entry: Dict[str, Any] = {}
+        for key, (split, flags) in runs.items():
+            folder = out / f"{key}_{method}"
+            timings[f"pseudo_label_{key}_{method}"] = _run(
+                ["pseudo-label", *common, "--split", split, "--checkpoint", demo, "--method", method, *flags,
+                 "--workers", "0", "--out", str(folder)], log, args.threads)
+            _run(["evaluate", "--voc-root", str(data), "--split", split, "--pred", str(folder), "--no-progress"], log,
+                 args.threads)
+            entry[key] = _scores(folder)
+        results[method] = entry
+    return results
+
+
+def segmenters(args: argparse.Namespace, out: Path, data: Path, log: Path, timings: Dict[str, float]
+               ) -> Dict[str, Any]:
+    """Steps 3-4: one segmenter per source, trained one after another; each scored on the test split."""
+    from glmix_viz.open import demo_checkpoint
+
+    common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
+    train = ["--split", "train", "--val-split", "test" if args.curves else "none", "--init", str(demo_checkpoint()),
+             "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--input-size", str(args.input_size),
+             "--decoder", args.decoder, "--decoder-channels", str(args.decoder_channels), "--lr", str(args.lr),
+             "--scale-range", args.scale_range, "--backbone-lr-ratio", str(args.backbone_lr_ratio), "--workers", "0",
+             "--warmup-steps", str(args.warmup_steps)]
+    results: Dict[str, Any] = {}
+    for source in args.sources:
+        run = out / f"run_{source}"
+        labels = [] if source == GT else ["--labels", str(out / f"masks_train_{source}")]
+        timings[f"segment_train_{source}"] = _run(["segment-train", *common, *train, *labels, "--out", str(run)],
+                                                  log, args.threads)
+        pred = out / f"pred_{source}"
+        timings[f"segment_{source}"] = _run(
+            ["segment", *common, "--split", "test", "--flip", "--scales", args.test_scales,
+             *(["--crf"] if args.crf else []), "--checkpoint", str(run / "last.safetensors"), "--out", str(pred)],
+            log, args.threads)
+        _run(["evaluate", "--voc-root", str(data), "--split", "test", "--pred", str(pred), "--no-progress"], log,
+             args.threads)
+        history = json.loads((run / "history.json").read_text())
+        results[source] = dict(_scores(pred), history=history)
+    return results
+
+
+def per_image_confusions(data: Path, folder: Path) -> np.ndarray:
+    """``(N, K, K)`` confusion matrices of the test split's images (predicted 255 counts as background)."""
+    from glmix_viz.data.voc import VOCDataset, load_label_png
+    from glmix_viz.pseudo.metrics import confusion_matrix
+
+    dataset = VOCDataset(data, "test")
+    return np.stack([confusion_matrix(load_label_png(folder / f"{image_id}.png"), dataset.load_mask(image_id),
+                                      dataset.num_classes) for image_id in dataset.ids])
+
+
+def _miou(confusions: np.ndarray) -> np.ndarray:
+    """mIoU (percent) of summed confusion matrices ``(..., K, K)``, classes absent from both left out."""
+    diag = np.diagonal(confusions, axis1=-2, axis2=-1).astype(np.float64)
+    union = confusions.sum(-2) + confusions.sum(-1) - diag
+    with np.errstate(invalid="ignore", divide="ignore"):
+        iou = np.where(union > 0, diag / np.where(union > 0, union, 1), np.nan)
+    return 100 * np.nanmean(iou, axis=-1)
+
+
+def paired_comparison(data: Path, folder_a: Path, folder_b: Path, seed: int = 0) -> Dict[str, Any]:
+    """Segmenter A minus segmenter B on the same images: data-set mIoU difference with a bootstrap interval over
+    images (each resample sums the same images' confusions for both), and the per-image mIoU difference."""
+    from glmix_viz.heldout import paired_difference
+
+    conf_a, conf_b = per_image_confusions(data, folder_a), per_image_confusions(data, folder_b)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(conf_a), size=(RESAMPLES, len(conf_a)))
+    diffs = np.array([_miou(conf_a[index].sum(0)) - _miou(conf_b[index].sum(0)) for index in draws])
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    per_image = paired_difference(_miou(conf_a), _miou(conf_b), resamples=RESAMPLES, seed=seed)
+    return {"miou_difference": float(_miou(conf_a.sum(0)) - _miou(conf_b.sum(0))), "ci95": [float(low), float(high)],
+            "images": int(len(conf_a)), "per_image_miou_difference": per_image}
+
+
+def curves_figure(results: Dict[str, Any], path: Path, title: str) -> None:
+    """Learning curves: training loss and validation loss (left), validation mIoU (right), per source."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from glmix_viz.figures import save_figure
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for index, (source, entry) in enumerate(results.items()):
+        history, color = entry["history"], f"C{index}"
+        epochs = [row["epoch"] for row in history]
+        left.plot(epochs, [row["train_loss"] for row in history], color=color, label=f"{source}: train (its labels)")
+        if all("val_loss" in row for row in history):
+            left.plot(epochs, [row["val_loss"] for row in history], color=color, linestyle="--",
+                      label=f"{source}: test (ground truth)")
+        if all("val_miou" in row for row in history):
+            right.plot(epochs, [100 * row["val_miou"] for row in history], color=color, marker="o", markersize=3,
+                       label=source)
+    left.set(xlabel="epoch", ylabel="cross-entropy", title="loss")
+    right.set(xlabel="epoch", ylabel="mIoU (single scale, no CRF)",
+              title="test-split mIoU (curve only; last epoch kept)")
+    left.legend(fontsize=7)
+    right.legend(fontsize=7)
+    figure.suptitle(title, fontsize=10)
+    figure.tight_layout()
+    save_figure(figure, path)
+    plt.close(figure)
 
 
 def main(argv: List[str] | None = None) -> int:
-    from glmix_viz.open import demo_checkpoint
-
     args = parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
-    demo = str(demo_checkpoint())
     data = out / "shapes"
     timings: Dict[str, float] = {}
     started = time.perf_counter()
     if not (data / "ImageSets" / "Segmentation" / "test.txt").is_file():
         timings["make_shapes"] = _run(["make-shapes", "--out", str(data), "--num-train", str(args.num_train),
                                        "--num-val", "1", "--num-test", str(args.num_test), "--seed", str(args.seed),
-                                       "--overwrite"], log)
-    common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
-    for split in ("train", "test"):
-        timings[f"pseudo_label_{split}"] = _run(["pseudo-label", *common, "--split", split, "--checkpoint", demo,
-                                                 "--out", str(out / f"pseudo_{split}"), "--workers", "0"], log)
-    train = ["--split", "train", "--val-split", "none", "--init", demo, "--epochs", str(args.epochs),
-             "--batch-size", str(args.batch_size), "--input-size", str(args.input_size), "--decoder", args.decoder,
-             "--decoder-channels", str(args.decoder_channels), "--lr", str(args.lr), "--scale-range", args.scale_range,
-             "--backbone-lr-ratio", str(args.backbone_lr_ratio), "--workers", "0", "--warmup-steps", "20"]
-    labels = {"pseudo": ["--labels", str(out / "pseudo_train")], "gt": []}
-    timings.update(_run_together({f"segment_train_{name}": ["segment-train", *common, *train, *extra, "--out",
-                                                            str(out / f"run_{name}")]
-                                  for name, extra in labels.items()}, out))
-    timings.update(_run_together({f"segment_{name}": ["segment", *common, "--split", "test", "--flip", "--scales",
-                                                      args.test_scales, *(["--crf"] if args.crf else []),
-                                                      "--checkpoint", str(out / f"run_{name}" / "last.safetensors"),
-                                                      "--out", str(out / f"pred_{name}")]
-                                  for name in labels}, out))
-    results = {}
-    for name, folder in (("pseudo_masks", "pseudo_test"), ("segmenter_pseudo", "pred_pseudo"),
-                         ("segmenter_gt", "pred_gt")):
-        _run(["evaluate", "--voc-root", str(data), "--split", "test", "--pred", str(out / folder), "--no-progress"],
-             log)
-        results[name] = _miou(out / folder)
-    report = _report(args, results, timings, time.perf_counter() - started)
-    text = json.dumps(report, indent=2) + "\n"
+                                       "--overwrite"], log, args.threads)
+    labels = label_sources(args, out, data, log, timings)
+    if args.labels_only:
+        print(json.dumps({method: {key: round(value["miou"], 1) for key, value in entry.items()}
+                          for method, entry in labels.items()}))
+        return 0
+    trained = segmenters(args, out, data, log, timings)
+    comparison = None
+    if args.compare:
+        first, second = args.compare
+        comparison = dict(paired_comparison(data, out / f"pred_{first}", out / f"pred_{second}"), a=first, b=second)
+    report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started)
+    text = json.dumps(report, indent=1) + "\n"
     (out / "wsss_segment.json").write_text(text)
+    title = (f"make-shapes seed {args.seed}: {args.num_train} training images, {args.epochs} epochs, "
+             f"{args.num_test} test images")
+    if args.curves:
+        curves_figure(trained, out / "wsss_segment_curves.png", title)
     if not args.no_save:
-        (ROOT / "bench" / "results" / "wsss_segment.json").write_text(text)
-    print(_table(report))
+        (ROOT / "bench" / "results" / f"{args.name}.json").write_text(text)
+        if args.curves:
+            curves_figure(trained, ROOT / "bench" / "results" / f"{args.name}_curves.png", title)
+    print(table(report))
     return 0
 
 
-def _report(args: argparse.Namespace, results: Dict[str, Any], timings: Dict[str, float], wall: float) -> Dict:
-    pseudo, trained, bound = (results[key]["miou"] for key in ("pseudo_masks", "segmenter_pseudo", "segmenter_gt"))
+def _targets(labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[str, Any] | None) -> Dict[str, Any]:
+    targets: Dict[str, Any] = {}
+    bound = trained.get(GT, {}).get("miou")
+    if bound is not None:
+        targets["bound >= 95 mIoU"] = {"met": bound >= 95, "measured": bound}
+    for source, entry in trained.items():
+        if source == GT or source not in labels:
+            continue
+        gain = entry["miou"] - labels[source]["masks"]["miou"]
+        targets[f"{source} segmenter >= its masks + 12"] = {"met": gain >= 12, "measured": gain}
+        if bound is not None:
+            targets[f"{source} segmenter >= 92% of the bound"] = {"met": entry["miou"] >= 0.92 * bound,
+                                                                  "measured": entry["miou"] / bound}
+    if comparison:
+        targets[f"{comparison['a']} segmenter >= {comparison['b']} segmenter + 10"] = {
+            "met": comparison["miou_difference"] >= 10, "measured": comparison["miou_difference"]}
+    return targets
+
+
+def _report(args: argparse.Namespace, labels: Dict[str, Any], trained: Dict[str, Any],
+            comparison: Dict[str, Any] | None, timings: Dict[str, float], wall: float) -> Dict[str, Any]:
+    import torch
+
     return {
         "benchmark": "wsss_segment",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": "python bench/wsss_segment.py " + " ".join(sys.argv[1:]),
-        "settings": vars(args) | {"out": str(args.out)},
-        "results": results,
-        "targets": {
-            "segmenter on pseudo-masks >= pseudo-masks": {"met": trained >= pseudo, "margin": trained - pseudo},
-            "segmenter on pseudo-masks >= 85% of the bound": {"met": trained >= 0.85 * bound,
-                                                              "fraction": trained / bound if bound else None},
-        },
+        "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
+        "selection": "every segmenter keeps its last epoch; the test split's ground truth only draws the curves",
+        "roles": {source: role(source) for source in args.sources},
+        "label_sources": labels,
+        "segmenters": trained,
+        "comparison": comparison,
+        "targets": _targets(labels, trained, comparison),
         "timings_s": {key: round(value, 1) for key, value in timings.items()} | {"total": round(wall, 1)},
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "threads": args.threads,
+                    "affinity": sorted(os.sched_getaffinity(0)), "python": platform.python_version(),
+                    "torch": torch.__version__},
     }
 
 
-def _table(report: Dict[str, Any]) -> str:
-    rows = [("pseudo-masks (`pseudo-label`, demo model, slot_vote + CRF)", "pseudo_masks"),
-            ("segmenter trained on the pseudo-masks", "segmenter_pseudo"),
-            ("segmenter trained on the ground truth (bound)", "segmenter_gt")]
-    lines = ["| labels of the held-out split | mIoU |", "| --- | --- |"]
-    for label, key in rows:
-        lines.append(f"| {label} | {report['results'][key]['miou']:.1f} |")
+def table(report: Dict[str, Any]) -> str:
+    """The README table: seeds -> masks -> segmenter per source, the paired comparison, the targets."""
+    labels, trained = report["label_sources"], report["segmenters"]
+    lines = ["| label source | seeds (no CRF) | masks (CRF) | training masks (CRF) | segmenter | segmenter - masks |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    for source, entry in trained.items():
+        name = f"`{source}` ({report['roles'][source]})"
+        if source in labels:
+            seeds, masks, train = (labels[source][key]["miou"] for key in ("seeds", "masks", "masks_train"))
+            lines.append(f"| {name} | {seeds:.1f} | {masks:.1f} | {train:.1f} | **{entry['miou']:.1f}** | "
+                         f"{entry['miou'] - masks:+.1f} |")
+        else:
+            lines.append(f"| {name} | - | - | - | **{entry['miou']:.1f}** | - |")
+    classes = list(next(iter(trained.values()))["iou"])
+    lines += ["", "| segmenter per class | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
+    for source, entry in trained.items():
+        lines.append(f"| {source} | " + " | ".join("-" if entry["iou"][name] is None else f"{entry['iou'][name]:.1f}"
+                                                   for name in classes) + " |")
+    comp = report["comparison"]
+    if comp:
+        low, high = comp["ci95"]
+        per = comp["per_image_miou_difference"]
+        lines += ["", f"{comp['a']} segmenter - {comp['b']} segmenter: {comp['miou_difference']:+.1f} mIoU "
+                  f"(95 % bootstrap interval over {comp['images']} images {low:+.1f} .. {high:+.1f}); per-image mIoU "
+                  f"{per['mean']:+.1f} ({per['ci95'][0]:+.1f} .. {per['ci95'][1]:+.1f})"]
+    lines.append("")
     for name, target in report["targets"].items():
-        lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} "
-                     f"({', '.join(f'{k} {v:.3f}' for k, v in target.items() if k != 'met' and v is not None)})")
-    lines.append(f"total {report['timings_s']['total']:.0f} s")
+        lines.append(f"- {name}: {'met' if target['met'] else 'NOT met'} ({target['measured']:.3f})")
+    lines.append(f"total {report['timings_s']['total'] / 60:.1f} min")
     return "\n".join(lines)
 
 

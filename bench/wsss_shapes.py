@@ -28,7 +28,7 @@ Steps:
    comparison stays fair);
 3. evaluation split: every method with its chosen settings, without and with the chosen CRF, through the real batch
    pipeline (:func:`~glmix_viz.pseudo.pipeline.run_pseudo_label`, palette PNGs) and the semantics of
-   ``glmix-viz evaluate`` (:func:`~glmix_viz.pseudo.pipeline.evaluate_predictions`: predicted 255 counts as
+   ``glmix-viz evaluate`` (:func:`~glmix_viz.evaluate.evaluate_predictions`: predicted 255 counts as
    background; mIoU over background + the 4 classes);
 4. class-free grouping score per GLMix block with its two controls (:func:`glmix_viz.grouping.grouping_report`);
 5. ``OUT/wsss_shapes.png``: a few evaluation images with ground truth, the hard grouping of every block, and the
@@ -63,14 +63,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
+from glmix_viz.evaluate import evaluate_predictions  # noqa: E402
 from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
 from glmix_viz.open import resolve_model  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
-from glmix_viz.pseudo.crf import CRFParams  # noqa: E402
+from glmix_viz.crf import CRFParams  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
-from glmix_viz.pseudo.metrics import SegmentationMetric  # noqa: E402
-from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label  # noqa: E402
+from glmix_viz.metrics import SegmentationMetric  # noqa: E402
+from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, search_grid  # noqa: E402
 from glmix_viz.pseudo.scores import ScoreMaps, compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
@@ -412,6 +413,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     parser.add_argument("--figure-images", type=int, default=3)
+    parser.add_argument("--name", default=None, help="file stem of the results in --out (default wsss_shapes, or "
+                        "wsss_shapes_quick with --quick)")
     args = parser.parse_args(argv)
     args.num_images = args.num_images or (80 if args.quick else 300)
     args.num_tune = args.num_tune or (40 if args.quick else 150)
@@ -425,7 +428,7 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     kinds = {METHODS[name].baseline for name in args.methods}
     if kinds != {True, False}:
         parser.error("--methods needs at least one baseline and one non-baseline method (they are compared)")
-    args.stem = "wsss_shapes_quick" if args.quick else "wsss_shapes"
+    args.stem = args.name or ("wsss_shapes_quick" if args.quick else "wsss_shapes")
     return args
 
 

@@ -77,7 +77,7 @@ def main() -> int:
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
     for text in args.setting:
         name, overrides = parse_setting(text)
-        config = TrainConfig(**{**dict(
+        config = TrainConfig.from_flat(**{**dict(
             data=str(data), out=str(work / name), model="glnet_tiny", init=args.init,
             model_args={} if args.init else MODEL_ARGS, slot_scale_init=None if args.init else 10.0,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,

@@ -11,6 +11,8 @@ model, probes or data sets.
 * :func:`compared_block_pictures` - two models' hard groupings of one block pair, matched slots in one colour.
 * :func:`comparison_figure` - two models' hard groupings of one image side by side, block by block, matched slots
   in the same colour, with their agreement and the change in the class predictions.
+* :func:`error_panels`, :func:`worst_images_figure` - image, ground truth, prediction and error map of one image, and
+  a grid of such rows with legends (``glmix-viz evaluate --worst N --figure``, the explorer's run browser).
 * :func:`save_figure` - a matplotlib figure or an RGB picture as a PNG of bounded size (for READMEs).
 """
 
@@ -26,14 +28,19 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
+from glmix_viz.evaluate import ERROR_KINDS, error_map
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
+    ERROR_COLORS,
     REPRESENTATIVE_FRAME_COLORS,
     _check_image,
+    colorize_labels,
     draw_boundaries,
+    error_overlay,
     grouping_overlay,
     hstack_panels,
+    label_legend,
     map_colorbar,
     masked_slot_view,
     overlay,
@@ -45,8 +52,17 @@ from glmix_viz.viz import (
     vstack_panels,
 )
 
-__all__ = ["compared_block_pictures", "comparison_figure", "grouping_figure", "pixel_picker_figure", "save_figure",
-           "slot_distribution_figure", "soft_maps_figure"]
+__all__ = [
+    "compared_block_pictures",
+    "comparison_figure",
+    "error_panels",
+    "grouping_figure",
+    "pixel_picker_figure",
+    "save_figure",
+    "slot_distribution_figure",
+    "soft_maps_figure",
+    "worst_images_figure",
+]
 
 _SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[2]}<br>value=%{customdata[3]:.4f}"
                    "<extra></extra>")
@@ -360,6 +376,79 @@ def comparison_figure(comparison: Any, *, names: Sequence[str] = ("A", "B"), alp
         return figure
     spacer = np.full((1, figure.shape[1], 3), 255, np.uint8)  # one caption line above each spacer, the last above all
     return vstack_panels([spacer] * (len(lines) - 1) + [figure], titles=lines)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Segmentation errors
+# ----------------------------------------------------------------------------------------------------------------------
+
+ERROR_PANEL_TITLES = ("image", "ground truth", "prediction", "errors")
+
+
+def _fit(picture: np.ndarray, max_side: int, *, nearest: bool) -> np.ndarray:
+    """``picture`` resized so that its longer side is ``max_side``."""
+    height, width = picture.shape[:2]
+    factor = max_side / max(height, width)
+    if factor == 1.0:
+        return picture
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    return np.asarray(Image.fromarray(picture).resize(size, Image.NEAREST if nearest else Image.BILINEAR))
+
+
+def error_panels(image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, palette: np.ndarray, *,
+                 max_side: int | None = None) -> list[np.ndarray]:
+    """Image, ground truth, prediction and error map of one image, as four RGB pictures of one size.
+
+    Args:
+        image: ``(H, W, 3)`` uint8 RGB, or ``None`` (a grey panel stands in for it).
+        gt, pred: ``(H, W)`` label maps (255 = ignored / unsure).
+        palette: ``(256, 3)`` uint8 class colours, 255 included (e.g. :func:`glmix_viz.data.voc.voc_palette`).
+        max_side: resize the pictures to this longer side (labels and errors nearest-neighbour).
+
+    Returns:
+        ``[image, ground truth, prediction, errors]`` (titles in :data:`ERROR_PANEL_TITLES`; the error colours in
+        :data:`glmix_viz.viz.ERROR_COLORS`, named by :data:`glmix_viz.evaluate.ERROR_KINDS`).
+    """
+    shown = np.full(gt.shape + (3,), 200, dtype=np.uint8) if image is None else _check_image(image)
+    if shown.shape[:2] != gt.shape:
+        raise ValueError(f"image is {shown.shape[1]}x{shown.shape[0]}, the ground truth {gt.shape[1]}x{gt.shape[0]}")
+    pictures = [shown, colorize_labels(gt, palette), colorize_labels(pred, palette),
+                error_overlay(error_map(pred, gt), None if image is None else shown)]
+    if max_side is None:
+        return pictures
+    return [_fit(picture, max_side, nearest=index > 0) for index, picture in enumerate(pictures)]
+
+
+def worst_images_figure(rows: Sequence[Mapping[str, Any]], *, palette: np.ndarray, class_names: Sequence[str],
+                        max_side: int = 160) -> np.ndarray:
+    """A grid of images with their ground truth, prediction and error map, one row each, with legends.
+
+    Args:
+        rows: each ``{"image": (H, W, 3) uint8 or None, "gt": (H, W), "pred": (H, W), "title": str}`` (the title,
+            e.g. the id and its scores, is written above its row).
+        palette: ``(256, 3)`` uint8 class colours.
+        class_names: the names of the class labels (to name the colours present in the legend).
+        max_side: longer side of each panel, in pixels.
+
+    Returns:
+        ``(H, W, 3)`` uint8 RGB: the rows, then the error legend and the legend of the classes shown.
+    """
+    if not rows:
+        raise ValueError("need at least one image")
+    pictures, present = [], set()
+    for index, row in enumerate(rows):
+        panels = error_panels(row.get("image"), np.asarray(row["gt"]), np.asarray(row["pred"]), palette,
+                              max_side=max_side)
+        titles = list(ERROR_PANEL_TITLES) if index == 0 else None
+        pictures.append(vstack_panels([hstack_panels(panels, titles=titles)], titles=[str(row["title"])], pad=0))
+        present |= {int(label) for label in np.unique(np.concatenate([np.ravel(row["gt"]), np.ravel(row["pred"])]))
+                    if int(label) < len(class_names)}
+    classes = sorted(present)
+    legends = [label_legend(ERROR_COLORS, list(ERROR_KINDS), cols=3, column_width=150)]
+    if classes:
+        legends.append(label_legend(np.asarray(palette)[classes], [class_names[k] for k in classes],
+                                    cols=min(4, len(classes)), column_width=130))
+    return vstack_panels([*pictures, hstack_panels(legends, pad=0)])
 
 
 # ----------------------------------------------------------------------------------------------------------------------

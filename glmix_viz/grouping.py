@@ -483,7 +483,7 @@ def semantic_miou(features: np.ndarray, overlaps: np.ndarray, *, clusters: int, 
     from scipy.optimize import linear_sum_assignment
     from sklearn.cluster import KMeans
 
-    from glmix_viz.pseudo.metrics import per_class_iou
+    from glmix_viz.metrics import per_class_iou
 
     features = np.asarray(features, dtype=np.float64)
     overlaps = np.asarray(overlaps, dtype=np.int64)

@@ -38,7 +38,7 @@ from glmix_viz.grouping import (
     semantic_miou,
     untrained_copy,
 )
-from glmix_viz.pseudo.metrics import per_class_iou
+from glmix_viz.metrics import per_class_iou
 from glmix_viz.train import load_split, mean_average_precision, predict_scores
 
 __all__ = ["bootstrap_interval", "paired_difference", "paired_miou_difference", "object_report",

@@ -7,7 +7,8 @@ figures are in :mod:`glmix_viz.figures`; resizing of maps is in :mod:`glmix_viz.
 
 * One palette for slots, :func:`slot_palette`: slot ``s`` has the same colour in every view and for every number of
   slots. Class palettes (e.g. VOC's) live with their data set and are simply passed in.
-* One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay` and friends build on it.
+* One overlay function, :func:`overlay`; :func:`heatmap_overlay`, :func:`grouping_overlay`, :func:`error_overlay`
+  and friends build on it.
 * Colour scales that say what they are (:data:`COLOR_SCALES`): maps drawn together share one scale (``"shared"``, the
   default) or each has its own (``"own"``); :func:`value_ranges` gives the ranges, :func:`map_colorbar` the labelled
   colour bar and :func:`scale_caption` the words. Nothing is rescaled without the picture saying so.
@@ -35,11 +36,19 @@ __all__ = [
     "colorbar",
     "colorize_labels",
     "colormap_lut",
+    "ERROR_COLORS",
     "draw_boundaries",
+    "error_overlay",
+    "ERROR_NAMES",
+    "ERROR_PALETTE",
+    "error_labels",
+    "error_map",
     "grouping_overlay",
     "heatmap_overlay",
     "hstack_panels",
     "label_legend",
+    "mask_comparison",
+    "mask_picture",
     "map_colorbar",
     "masked_slot_view",
     "overlay",
@@ -540,6 +549,115 @@ def masked_slot_view(
     dark = np.repeat((gray * (dark_level / 255.0))[:, :, None], 3, axis=2)
     blended = image.astype(np.float32) * weights[:, :, None] + dark * (1.0 - weights[:, :, None])
     return np.clip(np.floor(blended + 0.5), 0, 255).astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Error maps of a segmentation
+# ----------------------------------------------------------------------------------------------------------------------
+
+ERROR_COLORS = np.array(
+    [(150, 150, 150), (228, 26, 28), (55, 126, 184), (152, 78, 163), (255, 217, 47), (235, 235, 235)], dtype=np.uint8
+)
+"""Colours of the codes of :func:`glmix_viz.evaluate.error_map` (names in ``glmix_viz.evaluate.ERROR_KINDS``):
+correct (grey: the image shows through), missed foreground (red), false foreground (blue), wrong class (purple),
+unsure (yellow), ignored (light grey)."""
+
+
+def error_overlay(errors: np.ndarray, image: np.ndarray | None = None, *, alpha: float = 0.85) -> np.ndarray:
+    """An error map as a picture: each error kind in its :data:`ERROR_COLORS` colour over the image in grey.
+
+    Args:
+        errors: ``(H, W)`` codes ``0..5`` of :func:`glmix_viz.evaluate.error_map`.
+        image: ``(H, W, 3)`` ``uint8`` RGB, shown in grey (darkened) under the colours; ``None``: a mid-grey canvas.
+        alpha: Weight of the colours on the error pixels (correct pixels show the grey image alone).
+
+    Returns:
+        ``(H, W, 3)`` ``uint8`` RGB.
+    """
+    errors = np.asarray(errors)
+    if errors.ndim != 2 or errors.size and (errors.min() < 0 or errors.max() >= len(ERROR_COLORS)):
+        raise ValueError(f"errors must be an (H, W) map of codes 0..{len(ERROR_COLORS) - 1}, got shape {errors.shape}")
+    if image is None:
+        base = np.full(errors.shape + (3,), 110, dtype=np.uint8)
+    else:
+        gray = _check_image(image).astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        base = np.repeat(np.floor(gray * 0.6 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
+    return overlay(base, errors.astype(np.int64), palette=ERROR_COLORS, alpha=alpha, mask=errors > 0)
+# Predicted masks against the ground truth
+# ----------------------------------------------------------------------------------------------------------------------
+
+ERROR_NAMES: tuple[str, ...] = ("correct", "missed (object called background)", "false (background called object)",
+                                "wrong class", "not scored (ground truth 255)")
+"""What the codes of :func:`error_labels` mean, in order."""
+ERROR_PALETTE = np.array([(235, 235, 235), (255, 140, 0), (30, 110, 255), (220, 20, 60), (90, 90, 90)], np.uint8)
+"""Colours of :func:`error_map`: light grey, orange, blue, crimson, dark grey (:data:`ERROR_NAMES`' order)."""
+
+
+def error_labels(predicted: np.ndarray, truth: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """Per pixel, what a predicted label map got wrong: 0 correct, 1 missed (truth an object, predicted background),
+    2 false (truth background, predicted an object), 3 wrong class (both objects, different), 4 not scored (truth
+    ``ignore_index``). A predicted ``ignore_index`` counts as background, as in ``glmix-viz evaluate``.
+
+    Returns:
+        ``(H, W)`` ``uint8`` codes (:data:`ERROR_NAMES`).
+    """
+    predicted, truth = np.asarray(predicted), np.asarray(truth)
+    if predicted.shape != truth.shape or predicted.ndim != 2:
+        raise ValueError(f"predicted {predicted.shape} and truth {truth.shape} must be (H, W) of one size")
+    predicted = np.where(predicted == ignore_index, 0, predicted)
+    codes = np.zeros(truth.shape, np.uint8)
+    object_truth, object_predicted = truth > 0, predicted > 0
+    codes[object_truth & ~object_predicted] = 1
+    codes[~object_truth & object_predicted] = 2
+    codes[object_truth & object_predicted & (truth != predicted)] = 3
+    codes[truth == ignore_index] = 4
+    return codes
+
+
+def error_map(predicted: np.ndarray, truth: np.ndarray, ignore_index: int = 255) -> np.ndarray:
+    """``(H, W, 3)`` picture of :func:`error_labels` in :data:`ERROR_PALETTE`."""
+    return colorize_labels(error_labels(predicted, truth, ignore_index), ERROR_PALETTE)
+
+
+def mask_picture(labels: np.ndarray, palette: np.ndarray, *, image: np.ndarray | None = None, style: str = "flat",
+                 alpha: float = 0.7) -> np.ndarray:
+    """A label map as a picture: ``"flat"`` paints every label in its palette colour (as VOC draws its ground truth;
+    the palette needs an entry for every label present, 255 included, e.g. ``voc_palette(256)``); ``"overlay"``
+    blends the colours of the labels other than background and 255 over ``image``."""
+    labels = np.asarray(labels)
+    if style == "flat":
+        return colorize_labels(labels, palette)
+    if style != "overlay" or image is None:
+        raise ValueError(f"style must be 'flat', or 'overlay' with an image; got {style!r}")
+    shown = (labels > 0) & (labels != 255)  # background and the ignore label stay the image
+    return overlay(image, colorize_labels(np.where(shown, labels, 0), palette), alpha=alpha, mask=shown)
+
+
+def mask_comparison(image: np.ndarray, truth: np.ndarray, masks: Mapping[str, np.ndarray], palette: np.ndarray, *,
+                    style: str = "flat", errors: bool = True, per_row: int = 1, font_size: int = 11) -> np.ndarray:
+    """One image's predicted masks beside its ground truth: a row with the image and the ground truth, then the masks,
+    ``per_row`` to a row, each (:func:`mask_picture`) followed, with ``errors``, by its :func:`error_map`.
+
+    Args:
+        image: ``(H, W, 3)`` RGB. truth: ``(H, W)`` labels. masks: name -> ``(H, W)`` labels, in reading order.
+        palette: class colours (``voc_palette(256)``). style: ``"flat"`` or ``"overlay"``.
+
+    Returns:
+        ``(H', W', 3)`` ``uint8`` RGB.
+    """
+    rows = [hstack_panels([image, mask_picture(truth, palette, image=image, style=style)],
+                          titles=["image", "ground truth"], font_size=font_size, pad=2)]
+    names = list(masks)
+    for start in range(0, len(names), max(1, per_row)):
+        panels, titles = [], []
+        for name in names[start:start + max(1, per_row)]:
+            panels.append(mask_picture(masks[name], palette, image=image, style=style))
+            titles.append(name)
+            if errors:
+                panels.append(error_map(masks[name], truth))
+                titles.append("errors")
+        rows.append(hstack_panels(panels, titles=titles, font_size=font_size, pad=2))
+    return vstack_panels(rows, pad=2)
 
 
 # ----------------------------------------------------------------------------------------------------------------------

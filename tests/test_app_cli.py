@@ -70,3 +70,21 @@ def test_the_app_reads_its_options_after_the_double_dash(monkeypatch: pytest.Mon
 
 def test_the_command_is_registered() -> None:
     assert "app" in build_parser().format_help()
+
+
+def test_runs_folder_goes_to_the_app_and_a_missing_one_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys: pytest.CaptureFixture) -> None:
+    from glmix_viz.app.runs import runs_root
+    from glmix_viz.cli import main
+
+    args = build_parser().parse_args(["app", "--runs", str(tmp_path)])
+    assert _streamlit_params(streamlit_argv(args))["args"] == ("--runs", str(tmp_path.resolve()))
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT), "--runs", str(tmp_path)])
+    monkeypatch.setenv("GLMIX_RUNS", "/from/env")
+    assert runs_root() == str(tmp_path.resolve())
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT)])
+    assert runs_root() == "/from/env"
+    monkeypatch.delenv("GLMIX_RUNS")
+    assert runs_root() is None
+    assert main(["app", "--runs", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err.strip() == f"glmix-viz app: error: --runs {tmp_path / 'nowhere'}: no such folder"

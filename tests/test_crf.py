@@ -6,7 +6,7 @@ import numpy as np
 import pydensecrf.densecrf  # noqa: F401  (a required dependency: imported plainly, never skipped)
 import pytest
 
-from glmix_viz.pseudo.crf import CRFParams, confident_labels, crf_labels, dense_crf
+from glmix_viz.crf import CRFParams, confident_labels, crf_labels, dense_crf
 
 HEIGHT, WIDTH = 40, 60
 

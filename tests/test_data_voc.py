@@ -1,18 +1,16 @@
-"""Tests of the PASCAL VOC layout reader, the palette, label PNGs, cls_labels files and sharding."""
+"""Tests of the PASCAL VOC layout reader, the palette, label PNGs, cls_labels files."""
 
 from __future__ import annotations
 
 import json
 import pickle
-import random
-import string
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from glmix_viz.data.voc import VOC_CLASSES, VOCDataset, parse_shard, read_cls_labels, shard_ids
+from glmix_viz.data.voc import VOC_CLASSES, VOCDataset, read_cls_labels
 from glmix_viz.errors import DataError, ImageLoadError
 from glmix_viz.labels import label_to_pil
 
@@ -223,29 +221,3 @@ def test_cls_labels_npy_from_older_numpy_and_other_pickle_protocols(tmp_path: Pa
                 np.lib.format.write_array_header_1_0(handle, {"descr": "|O", "fortran_order": False, "shape": ()})
                 handle.write(data)
             assert read_cls_labels(path)["x"].tolist() == [0.0, 1.0, 2.0]
-
-
-# -- sharding ------------------------------------------------------------------------------------------------------
-
-def test_shards_are_disjoint_complete_and_order_independent():
-    generator = random.Random(3)
-    ids = ["".join(generator.choices(string.ascii_lowercase + string.digits + "_", k=11)) for _ in range(300)]
-    ids = list(dict.fromkeys(ids))
-    for count in range(1, 6):
-        shards = [shard_ids(ids, f"{index}/{count}") for index in range(1, count + 1)]
-        assert sum(len(shard) for shard in shards) == len(ids)
-        assert set().union(*shards) == set(ids)
-        for shard in shards:
-            assert shard == [image_id for image_id in ids if image_id in set(shard)]  # input order kept
-            if count > 1:
-                assert 0 < len(shard) < len(ids)
-        shuffled = ids[::-1]
-        for index in range(1, count + 1):
-            assert set(shard_ids(shuffled, (index, count))) == set(shards[index - 1])
-    assert shard_ids(ids, None) == ids
-
-
-@pytest.mark.parametrize("bad", ["0/3", "4/3", "a/b", "3", "1/0", "1/2/3", (1, 0), "x"])
-def test_bad_shard_specs_raise(bad):
-    with pytest.raises(ValueError, match="shard"):
-        parse_shard(bad)

@@ -96,3 +96,25 @@ def test_save_figure_writes_a_matplotlib_figure(tmp_path):
 def test_save_figure_refuses_a_gray_array(tmp_path):
     with pytest.raises(ValueError):
         save_figure(np.zeros((8, 8), np.uint8), tmp_path / "gray.png")
+
+
+def test_error_panels_and_worst_images_figure():
+    from glmix_viz.labels import voc_palette
+    from glmix_viz.figures import error_panels, worst_images_figure
+    from glmix_viz.viz import ERROR_COLORS
+
+    gt = np.zeros((8, 10), dtype=np.uint8)
+    gt[2:6, 2:6] = 1
+    pred = np.zeros_like(gt)  # the object missed: red on the error map, nothing else
+    image = np.full((8, 10, 3), 50, dtype=np.uint8)
+    panels = error_panels(image, gt, pred, voc_palette(256), max_side=20)
+    assert [panel.shape for panel in panels] == [(16, 20, 3)] * 4
+    assert panels[1][6, 6].tolist() == voc_palette(256)[1].tolist() and panels[2][6, 6].tolist() == [0, 0, 0]
+    errors = error_panels(image, gt, pred, voc_palette(256))[3]
+    assert set(map(tuple, errors[2:6, 2:6].reshape(-1, 3).tolist())) == {
+        tuple(int(np.floor(30 * 0.15 + int(c) * 0.85 + 0.5)) for c in ERROR_COLORS[1])}
+    rows = [{"image": image, "gt": gt, "pred": pred, "title": "a"}, {"image": None, "gt": gt, "pred": gt, "title": "b"}]
+    picture = worst_images_figure(rows, palette=voc_palette(256), class_names=["background", "one"], max_side=40)
+    assert picture.dtype == np.uint8 and picture.shape[0] > 2 * 32 and picture.shape[1] >= 4 * 40
+    with pytest.raises(ValueError, match="at least one"):
+        worst_images_figure([], palette=voc_palette(256), class_names=["background"])

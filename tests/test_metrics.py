@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from glmix_viz.pseudo.metrics import (
+from glmix_viz.metrics import (
     SegmentationMetric,
     confusion_matrix,
     format_scores,

@@ -153,3 +153,19 @@ def test_scorecam_is_cheap_on_a_tiny_model_and_releases_its_hooks(tiny):
         expected = cam(input_tensor=to_tensor(image), targets=[ClassifierOutputTarget(1)])[0]
     peak = expected.max()
     np.testing.assert_allclose(maps.scores[1], expected / peak if peak > 0 else expected, atol=1e-4)
+
+
+def test_the_combination_is_slot_pool_at_weight_0_and_gradcam_at_weight_1(tiny):
+    """``slot_gradcam`` mixes the two families' maps linearly (input at the image's own size, no flip: no resizing)."""
+    images, labels = [_image(2)], [[1, 1, 0]]
+    method = METHODS["slot_gradcam"]
+    assert not method.baseline and method.uses_probe and method.gradients
+
+    def scores(name, **options):  # the class channels (channel 0 is each method's own background threshold)
+        settings = ScoreSettings(method=name, flip=False, options=options)
+        return compute_scores_batch(tiny, images, labels, settings)[0].scores[1:]
+
+    np.testing.assert_allclose(scores("slot_gradcam", cam_weight=0.0), scores("slot_pool"), atol=1e-4)
+    np.testing.assert_allclose(scores("slot_gradcam", cam_weight=1.0), scores(GRADCAM), atol=1e-4)
+    half = scores("slot_gradcam", cam_weight=0.5)
+    assert not np.allclose(half, scores("slot_pool"), atol=1e-3) and not np.allclose(half, scores(GRADCAM), atol=1e-3)

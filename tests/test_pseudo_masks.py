@@ -6,7 +6,7 @@ import numpy as np
 import pydensecrf.densecrf  # noqa: F401  (a required dependency: imported plainly, never skipped)
 import pytest
 
-from glmix_viz.pseudo.crf import CRFParams, dense_crf
+from glmix_viz.crf import CRFParams, dense_crf
 from glmix_viz.pseudo.masks import channels_to_labels, pseudo_mask
 from glmix_viz.pseudo.scores import ScoreMaps
 

@@ -14,11 +14,14 @@ from PIL import Image
 
 import glmix_viz  # noqa: F401  (registers glnet_tiny)
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
-from glmix_viz.data.voc import VOCDataset, load_label_png, shard_ids, voc_palette
+from glmix_viz.data.voc import VOCDataset
+from glmix_viz.crf import CRFParams
+from glmix_viz.labels import load_label_png, voc_palette
 from glmix_viz.errors import CheckpointError
-from glmix_viz.pseudo.crf import CRFParams
-from glmix_viz.pseudo.pipeline import evaluate_predictions, run_pseudo_label
+from glmix_viz.evaluate import evaluate_predictions
+from glmix_viz.pseudo.pipeline import run_pseudo_label
 from glmix_viz.pseudo.settings import ScoreSettings
+from glmix_viz.runtime.distributed import shard_ids
 
 NUM_IMAGES = 6
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from glmix_viz.data.voc import load_label_png
-from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.crf import CRFParams
 from glmix_viz.pseudo.workers import CRFPool, FinishTask, finish_image
 
 

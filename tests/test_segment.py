@@ -141,15 +141,6 @@ def test_explore_segmenter_gives_groupings_and_the_predicted_mask(tmp_path: Path
     assert (explore_segmenter(opened.segmenter, image[:40, :50])[1] == 3).all()
 
 
-def test_poly_learning_rate_by_hand() -> None:
-    from glmix_viz.segment.train import poly_learning_rate
-
-    assert poly_learning_rate(0, 100, 1.0, warmup_steps=10) == pytest.approx(0.1)
-    assert poly_learning_rate(9, 100, 1.0, warmup_steps=10) == pytest.approx(1.0)
-    assert poly_learning_rate(50, 100, 2.0) == pytest.approx(2.0 * 0.5 ** 0.9)
-    assert poly_learning_rate(100, 100, 2.0) == 0.0
-
-
 def test_check_pairs_reports_each_bad_label_and_keeps_the_rest(shapes: Path, tmp_path: Path) -> None:
     from glmix_viz.segment.data import check_pairs
 
@@ -246,18 +237,46 @@ def test_segment_job_resumes_shards_and_reports_bad_images(shapes: Path, tmp_pat
 
 
 def test_a_zero_backbone_ratio_freezes_the_encoder(shapes: Path, tmp_path: Path) -> None:
-    from glmix_viz.segment.model import load_segmenter
     from glmix_viz.segment.train import SegmentTrainConfig, train_segmenter
 
     demo = glmix_viz.demo_checkpoint()
-    config = SegmentTrainConfig(out=str(tmp_path / "run"), init=str(demo), backbone_lr_ratio=0.0, epochs=1,
-                                batch_size=2, max_steps=1, input_size=64, workers=0, device="cpu", progress=False,
-                                decoder_args={"decoder_channels": 16})
-    result = train_segmenter(config, VOCDataset(shapes, "train"))
-    assert result["epochs"] == 1 and result["best_miou"] is None
-    trained = load_segmenter(tmp_path / "run" / "last.safetensors", device="cpu")
+
+    def run(name: str, lr: float) -> torch.nn.Module:
+        config = SegmentTrainConfig(out=str(tmp_path / name), init=str(demo), backbone_lr_ratio=0.0, epochs=1, lr=lr,
+                                    batch_size=2, max_steps=1, input_size=64, workers=0, device="cpu", progress=False,
+                                    decoder_args={"decoder_channels": 16})
+        result = train_segmenter(config, VOCDataset(shapes, "train"))
+        assert result["epochs"] == 1 and result["best_miou"] is None
+        return load_segmenter(tmp_path / name / "last.safetensors", device="cpu")
+
+    trained, untouched = run("run", 6e-4), run("still", 0.0)  # one seed: the same initial head in both runs
     reference = glmix_viz.load_model(demo, device="cpu").state_dict()
     for key, value in backbone_of(trained).state_dict().items():
         torch.testing.assert_close(value, reference[key], rtol=0, atol=0)
-    untouched = build_segmenter("glnet_tiny", 5, model_args=DEMO_ARGS, decoder_args={"decoder_channels": 16})
     assert not torch.equal(trained.segmentation_head[0].weight, untouched.segmentation_head[0].weight)
+
+
+def test_validation_loss_is_the_mean_pixel_cross_entropy_by_hand() -> None:
+    from glmix_viz.segment.train import evaluate_segmenter
+
+    class Constant(torch.nn.Module):  # the same logits (2, 0, 0) at every pixel
+        def __init__(self) -> None:
+            super().__init__()
+            self.logits = torch.nn.Parameter(torch.tensor([2.0, 0.0, 0.0]))
+
+        def forward(self, inputs: torch.Tensor) -> torch.Tensor:
+            return self.logits.view(1, 3, 1, 1).expand(inputs.shape[0], 3, *inputs.shape[-2:])
+
+    class Data:  # one 32x32 image: 512 pixels of class 0, 256 of class 1, 256 ignored
+        num_classes, class_names = 3, ("background", "a", "b")
+
+        def load_image(self, image_id: str) -> np.ndarray:
+            return np.zeros((32, 32, 3), np.uint8)
+
+        def load_mask(self, image_id: str) -> np.ndarray:
+            return np.concatenate([np.zeros((16, 32)), np.ones((8, 32)), np.full((8, 32), 255)]).astype(np.uint8)
+
+    scores = evaluate_segmenter(Constant(), Data(), ["x"], torch.device("cpu"))
+    p0, p1 = np.exp(2) / (np.exp(2) + 2), 1 / (np.exp(2) + 2)
+    assert scores["loss"] == pytest.approx((512 * -np.log(p0) + 256 * -np.log(p1)) / 768, rel=1e-5)
+    assert scores["miou"] == pytest.approx((512 / 768 + 0 + 0) / 2)  # class b never seen nor predicted: left out

@@ -20,7 +20,6 @@ from glmix_viz.train import (
     average_precision,
     build_model,
     build_param_groups,
-    learning_rate_at,
     load_split,
     mean_average_precision,
     normalize_batch,
@@ -74,20 +73,41 @@ def test_param_groups_decay_only_matrices_and_slot_scale_as_configured():
     assert explicit["slots"]["weight_decay"] == 0.3
 
 
-def test_learning_rate_schedule():
-    assert learning_rate_at(0, 100, 10, 1.0, 0.0) == pytest.approx(0.1)
-    assert learning_rate_at(9, 100, 10, 1.0, 0.0) == pytest.approx(1.0)
-    assert learning_rate_at(10, 100, 10, 1.0, 0.0) == pytest.approx(1.0)
-    assert learning_rate_at(55, 100, 10, 1.0, 0.0) == pytest.approx(0.5)
-    assert learning_rate_at(100, 100, 10, 1.0, 0.1) == pytest.approx(0.1)
-
-
 def test_augmentation_is_seeded_and_dihedral_without_zoom():
     images = torch.randn(4, 3, 8, 8)
     first = augment_batch(images, torch.Generator().manual_seed(1), "shapes")
     again = augment_batch(images, torch.Generator().manual_seed(1), "shapes")
     assert torch.equal(first, again)
     assert torch.equal(augment_batch(images, torch.Generator(), "none"), images)
+
+
+def test_shapes_augmentation_moves_a_marked_quadrant_where_its_flips_and_turns_say():
+    # A bright top-left quadrant; each image's flips and quarter turn are read from the generator's first draws
+    # (the documented order: flip x, flip y, turns, zoom, shift x, shift y) and the bright quadrant is predicted by
+    # mapping the output quadrant centres through them by hand. A no-op would leave every image top-left.
+    batch, side = 64, 32
+    images = torch.zeros(batch, 3, side, side)
+    images[:, :, : side // 2, : side // 2] = 1.0
+    out = augment_batch(images, torch.Generator().manual_seed(5), "shapes")
+    draws = torch.rand(batch, 6, generator=torch.Generator().manual_seed(5))
+    seen = set()
+    for index in range(batch):
+        flip_x = -1 if draws[index, 0] < 0.5 else 1
+        flip_y = -1 if draws[index, 1] < 0.5 else 1
+        turns = min(int(draws[index, 2] * 4), 3)
+        cos, sin = [(1, 0), (0, 1), (-1, 0), (0, -1)][turns]
+        expected = None
+        for qy, qx in ((0, 0), (0, 1), (1, 0), (1, 1)):  # output quadrant -> where its centre samples the input
+            x, y = (-0.5, 0.5)[qx], (-0.5, 0.5)[qy]
+            source_x = cos * flip_x * x - sin * flip_y * y
+            source_y = sin * flip_x * x + cos * flip_y * y
+            if source_x < 0 and source_y < 0:
+                expected = (qy, qx)
+        means = {(qy, qx): float(out[index, 0, qy * 16:(qy + 1) * 16, qx * 16:(qx + 1) * 16].mean())
+                 for qy in (0, 1) for qx in (0, 1)}
+        assert max(means, key=means.get) == expected and means[expected] > 0.5, index
+        seen.add(expected)
+    assert seen == {(0, 0), (0, 1), (1, 0), (1, 1)}
 
 
 # ------------------------------------------------------------------------------------------------------ tiny runs

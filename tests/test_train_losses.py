@@ -140,9 +140,10 @@ def tiny_data(tmp_path_factory):
 def _run(data, out, **overrides):
     from glmix_viz.train import TrainConfig, train
 
-    config = TrainConfig(**dict(dict(data=str(data), out=str(out), model="glnet_tiny", model_args={"num_slots": 4},
-                                     epochs=1, batch_size=16, warmup_epochs=0, input_size=64, augment="flips",
-                                     seed=0, device="cpu", workers=0, progress=False, threads=1), **overrides))
+    settings = dict(data=str(data), out=str(out), model="glnet_tiny", model_args={"num_slots": 4}, epochs=1,
+                    batch_size=16, warmup_epochs=0, input_size=64, augment="flips", seed=0, device="cpu", workers=0,
+                    progress=False, threads=1)
+    config = TrainConfig.from_flat(**dict(settings, **overrides))  # the grouping losses by their flat names
     train(config)
     from safetensors.torch import load_file
 

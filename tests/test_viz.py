@@ -300,3 +300,49 @@ def test_label_legend() -> None:
     assert legend.shape == (3 * 20 + 4, 200, 3)
     np.testing.assert_array_equal(legend[4 + 8, 4 + 8], palette[0])
     np.testing.assert_array_equal(legend[4 + 8, 100 + 4 + 8], palette[3])  # Column 2 starts at entry ceil(5/2)=3.
+
+
+def test_error_overlay_paints_each_error_kind_in_its_colour_over_the_grey_image():
+    from glmix_viz.viz import ERROR_COLORS, error_overlay
+
+    codes = np.array([[0, 1, 2], [3, 4, 5]])
+    image = np.full((2, 3, 3), 100, dtype=np.uint8)
+    picture = error_overlay(codes, image, alpha=1.0)
+    assert picture[0, 0].tolist() == [60, 60, 60]  # correct: the image in grey, darkened to 0.6
+    for row, col in [(0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]:
+        assert picture[row, col].tolist() == ERROR_COLORS[codes[row, col]].tolist()
+    half = error_overlay(codes, None, alpha=0.5)
+    assert half[0, 1].tolist() == [int(np.floor((110 + int(c)) / 2 + 0.5)) for c in ERROR_COLORS[1]]
+    with pytest.raises(ValueError, match="codes 0..5"):
+        error_overlay(np.array([[6]]))
+
+
+def test_error_labels_by_hand_and_predicted_ignore_counts_as_background() -> None:
+    from glmix_viz.viz import ERROR_PALETTE, error_labels, error_map
+
+    truth = np.array([[0, 1, 1, 255], [2, 2, 0, 0]], np.uint8)
+    predicted = np.array([[0, 0, 2, 1], [2, 255, 3, 0]], np.uint8)
+    expected = np.array([[0, 1, 3, 4], [0, 1, 2, 0]], np.uint8)  # correct, missed, wrong class, not scored, false
+    np.testing.assert_array_equal(error_labels(predicted, truth), expected)
+    np.testing.assert_array_equal(error_map(predicted, truth), ERROR_PALETTE[expected])
+    with pytest.raises(ValueError):
+        error_labels(predicted[:1], truth)
+
+
+def test_mask_picture_flat_is_the_palette_and_overlay_keeps_background_pixels() -> None:
+    from glmix_viz.data.voc import voc_palette
+    from glmix_viz.viz import mask_comparison, mask_picture
+
+    palette = voc_palette(256)
+    labels = np.array([[0, 1], [255, 3]], np.uint8)
+    image = np.full((2, 2, 3), 50, np.uint8)
+    np.testing.assert_array_equal(mask_picture(labels, palette), palette[labels])  # 255 drawn (224, 224, 192)
+    shown = mask_picture(labels, palette, image=image, style="overlay")
+    np.testing.assert_array_equal(shown[0, 0], image[0, 0])  # background: the image itself
+    np.testing.assert_array_equal(shown[1, 0], image[1, 0])  # 255: the image itself
+    assert not np.array_equal(shown[0, 1], image[0, 1])
+    with pytest.raises(ValueError):
+        mask_picture(labels, palette, style="overlay")  # no image
+    one = mask_comparison(image, labels, {"a": labels, "b": labels}, palette, per_row=1)
+    two = mask_comparison(image, labels, {"a": labels, "b": labels}, palette, per_row=2)
+    assert two.shape[0] < one.shape[0] and two.shape[1] > one.shape[1]  # one row of masks instead of two

@@ -44,9 +44,9 @@ from glmix_viz.open import Opened, demo_checkpoint, open_checkpoint, resolve_mod
 from glmix_viz.models.info import describe_model
 from glmix_viz.models.registry import VARIANTS
 from glmix_viz.pseudo import METHODS, PseudoMask, ScoreMaps, ScoreSettings, compute_scores, default_method
-from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.crf import CRFParams
 from glmix_viz.pseudo.masks import pseudo_mask as make_pseudo_mask
-from glmix_viz.pseudo.scores import apply_background
+from glmix_viz.pseudo.evidence import apply_background
 from glmix_viz.segment.model import segmenter_class_names
 from glmix_viz.segment.predict import predict_labels
 from glmix_viz.slots.explore import Exploration, explore_image, predicted_classes

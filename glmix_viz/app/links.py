@@ -56,6 +56,9 @@ class ViewState:
         tab: the open tab (a view's slug, :data:`glmix_viz.app.views.VIEWS`).
         method: the pseudo-mask's method.
         resolution: the network input's longer side.
+        page: ``runs`` for the run browser (:mod:`glmix_viz.app.runs`); the explorer otherwise.
+        run: a run folder, by its path relative to ``--runs`` (one the run browser lists).
+        image_id: an image of that run's split (in the run browser, or opened from it in the explorer's tabs).
     """
 
     model: Optional[str] = None
@@ -66,6 +69,9 @@ class ViewState:
     tab: Optional[str] = None
     method: Optional[str] = None
     resolution: Optional[int] = None
+    page: Optional[str] = None
+    run: Optional[str] = None
+    image_id: Optional[str] = None
 
     def to_query(self) -> Dict[str, str]:
         """The query parameters of the fields that are set, in field order."""

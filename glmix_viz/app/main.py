@@ -20,7 +20,7 @@ import dataclasses
 
 import streamlit as st
 
-from glmix_viz.app import data, links
+from glmix_viz.app import data, links, runs
 from glmix_viz.app.page import Page
 from glmix_viz.app.sidebar import (
     checkpoint_folder,
@@ -94,24 +94,33 @@ def sidebar() -> Page:
     with st.sidebar:
         st.subheader("Model")
         device = st.selectbox("Device", device_choices(), key="device")
-        loaded = choose_model(device)
-        if not loaded.ref:
-            st.caption("A link to this page cannot name this model (a file outside the app's folders).")
-        st.subheader("Image")
-        image = choose_image()
+        subject = runs.run_subject(device)  # an image opened from the run browser, with its run's model
+        if subject is None:
+            loaded = choose_model(device)
+            if not loaded.ref:
+                st.caption("A link to this page cannot name this model (a file outside the app's folders).")
+            st.subheader("Image")
+            image = choose_image()
+        else:
+            (loaded, image, run_settings), state = subject, links.opened()
+            runs.run_sidebar(state.run, state.image_id)
         link = links.for_subject(loaded.ref, image.ref)
         resolution = choose_resolution(loaded, link.resolution)
         st.subheader("Display")
         display = choose_display()
     links.note(model=loaded.ref, image=image.ref, resolution=resolution)
     exploration = data.exploration(loaded, image, resolution)
-    return Page(loaded, image, resolution, exploration, "", display, data.demo_benchmark(loaded), link)
+    return Page(loaded, image, resolution, exploration, "", display, data.demo_benchmark(loaded), link,
+                run_settings=None if subject is None else run_settings)
 
 
 def main() -> None:
     st.set_page_config(page_title=TITLE, page_icon=":material/grain:", layout="wide")
     data.configure_torch()
     open_link()
+    if runs.show_runs_page():
+        links.publish()
+        return
     page = sidebar()
     header(page, st.session_state.get("device", ""))
     for problem in links.problems():

@@ -56,6 +56,8 @@ class Page:
             or None for a model without one.
         link: what the page's link asked for when it was opened (:class:`glmix_viz.app.links.ViewState`), when it
             names this model and image: the first values of the views' widgets (empty without a link).
+        run_settings: the :class:`~glmix_viz.pseudo.ScoreSettings` of the run an image was opened from (the run
+            browser, :mod:`glmix_viz.app.runs`): the pseudo-mask of that method keeps its blocks, scales and options.
     """
 
     model: LoadedModel
@@ -66,6 +68,7 @@ class Page:
     display: Display = field(default_factory=Display)
     benchmark: Optional[Mapping[str, Any]] = None
     link: ViewState = field(default_factory=ViewState)
+    run_settings: Any = None
 
     def key(self, name: str, *, image: bool = True) -> str:
         """A widget key of state that belongs to this model (and image): ``"name::<model key>::<image key>"``."""

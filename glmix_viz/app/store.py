@@ -40,6 +40,7 @@ class Stored:
 def put(folder: Path, name: str, data: bytes) -> Stored:
     """Keep ``data`` (uploaded as ``name``) in the store; returns where (the same bytes: the same entry)."""
     digest = digest_of(data)
+    Path(folder).mkdir(mode=0o700, parents=True, exist_ok=True)  # private to the server's user when it creates it
     existing = get(folder, digest)
     if existing is not None:
         return existing

@@ -11,7 +11,8 @@ Layout of an atlas folder::
     block-J.npz, crops/J/, atlas-J.png   centroids and map, typical regions, figure of the J-th block
 
 A chunk file is written atomically once all its images are read, so a killed run loses at most the chunk under way;
-a rerun removes the temporaries it left and does the chunks that are missing. The chunks hold no concept: changing
+a rerun removes the temporaries it left and does the chunks that are missing (the plan and the summary are
+:mod:`glmix_viz.runtime.jobs`'s, the ids of the plan are the chunks). The chunks hold no concept: changing
 ``--clusters`` reclusters without running the model again.
 """
 
@@ -31,14 +32,12 @@ import torch
 from glmix_viz.atlas import collect
 from glmix_viz.atlas.build import build_atlas
 from glmix_viz.atlas.collect import BlockRows, FEATURES_FOLDER, block_rows, chunk_paths
-from glmix_viz.data.voc import parse_shard, resolve_shard, shard_ids
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.images import batch_to_tensor, check_min_size
 from glmix_viz.models.info import input_mean_std, model_input_size, model_summary
 from glmix_viz.probe import GroupingProbe
-from glmix_viz.pseudo.plan import summary_name
-from glmix_viz.pseudo.summary import RunSummary
+from glmix_viz.runtime.jobs import RunSummary, plan_job
 
 __all__ = ["AtlasSettings", "chunk_paths", "collect_regions", "run_atlas"]
 
@@ -139,8 +138,8 @@ def _collect_chunk(source: Any, model: Any, ids: Sequence[str], first: int, bloc
             parts[name].append(block_rows(probe[name], [mask for _, _, mask in loaded], index, settings.feature))
         read_ids += [image_id for image_id, _, _ in loaded]
         read_index += index
-        summary.data["counts"]["done"] += len(loaded)
-        summary.bar.update(len(loaded))
+        for _ in loaded:
+            summary.done()
     rows = [BlockRows.concat(parts[name]) if parts[name] else None for name in blocks]
     return rows, read_ids, read_index, summary.failures[failed_before:]
 
@@ -154,23 +153,6 @@ def _empty_rows(model: Any, blocks: List[str], input_size: int, feature: str):
     rows = [block_rows(probe[name], [None], [0], feature) for name in blocks]
     return [BlockRows(*(getattr(r, f)[:0] for f in ("features", "image", "slot", "area", "confidence", "label",
                                                     "label_share", "hard"))) for r in rows]
-
-
-def _plan_chunks(out_dir: Path, chunks: List[Path], shard: Any, overwrite: bool):
-    """This shard's chunks, the ones still to do, and the summary path (stale temporaries of its chunks removed).
-
-    Until the shared job plumbing lands this reuses the pieces of the pseudo-label plan (shards, summary names).
-    """
-    shard = resolve_shard(shard)
-    names = [path.name for path in chunks]
-    mine = set(shard_ids(names, shard))
-    my_chunks = [path for path in chunks if path.name in mine]
-    for stale in (out_dir / FEATURES_FOLDER).glob(".chunk-*.tmp"):
-        if stale.name[1:].rsplit(".", 2)[0] in mine:
-            stale.unlink(missing_ok=True)
-    todo = [path for path in my_chunks if overwrite or not path.is_file()]
-    shard_text = None if shard is None else "{}/{}".format(*parse_shard(shard))
-    return my_chunks, todo, shard_text, out_dir / summary_name(shard)
 
 
 def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, *,
@@ -202,18 +184,20 @@ def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], s
     _check_manifest(out_dir / FEATURES_FOLDER / "plan.json", manifest, overwrite)
     _write_images_list(out_dir, source)
     chunks = chunk_paths(out_dir, len(source.ids), settings.chunk_size)
-    mine, todo, shard_text, summary_path = _plan_chunks(out_dir, chunks, shard, overwrite)
+    folder = out_dir / FEATURES_FOLDER
+    plan = plan_job([path.stem for path in chunks], out_dir, is_done=lambda name: (folder / f"{name}.npz").is_file(),
+                    outputs=[(folder, ".npz")], shard=shard, overwrite=overwrite)
     size = settings.chunk_size
-    todo_images = sum(len(source.ids[int(p.stem[6:]) * size:(int(p.stem[6:]) + 1) * size]) for p in todo)
-    mine_images = sum(len(source.ids[int(p.stem[6:]) * size:(int(p.stem[6:]) + 1) * size]) for p in mine)
+    todo = [folder / f"{name}.npz" for name in plan.todo]
+    todo_images = sum(len(source.ids[int(n[6:]) * size:(int(n[6:]) + 1) * size]) for n in plan.todo)
+    mine_images = sum(len(source.ids[int(n[6:]) * size:(int(n[6:]) + 1) * size]) for n in plan.my_ids)
     info = {"warnings": [], "settings": {**asdict(settings), "blocks": blocks, "input_size": input_size,
                                          "device": str(next(model.parameters()).device)},
-            "model": manifest["model"], "dataset": {**manifest["source"], "shard": shard_text,
+            "model": manifest["model"], "dataset": {**manifest["source"], "shard": plan.shard,
                                                     "num_ids": len(source.ids), "chunks": len(chunks)}}
-    summary = RunSummary(summary_path, total=mine_images, skipped=mine_images - todo_images, todo=todo_images,
-                         info=info, progress=progress)
-    summary.bar.set_description("atlas")
-    try:
+    summary = RunSummary(plan.summary_path, total=mine_images, skipped=mine_images - todo_images, todo=todo_images,
+                         info=info, timers=("load_s", "network_s", "write_s"), desc="atlas", progress=progress)
+    with summary.running():
         for path in todo:
             first = int(path.stem[6:]) * size
             ids = source.ids[first:first + size]
@@ -223,13 +207,7 @@ def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], s
                 rows = _empty_rows(model, blocks, input_size, settings.feature)
             with summary.timed("write_s"):
                 collect.write_chunk(path, rows, read_ids, index, failures)
-        summary.finish()
-    except BaseException as error:
-        summary.finish(error)
-        raise
-    finally:
-        written = summary.write()
-    return {**written, "complete": all(path.is_file() for path in chunks)}
+    return {**summary.data, "summary_path": str(summary.path), "complete": all(path.is_file() for path in chunks)}
 
 
 def run_atlas(source: Any, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, clusters: int, *,

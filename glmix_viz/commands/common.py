@@ -47,3 +47,14 @@ def open_dataset(args: argparse.Namespace, split: Optional[str] = None):
     if getattr(args, "coco_root", None) is not None:
         return COCODataset(args.coco_root, split, mask_cache=getattr(args, "coco_mask_cache", None))
     return VOCDataset(args.voc_root, split)
+
+
+def positive_scales(text: str) -> Tuple[float, ...]:
+    """``--scales 1.0,0.5,1.5``: comma-separated positive numbers (``pseudo-label`` and ``segment``)."""
+    try:
+        values = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales must be comma-separated numbers, e.g. 1.0,0.5,1.5; got {text!r}")
+    if not values or any(value <= 0 for value in values):
+        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
+    return values

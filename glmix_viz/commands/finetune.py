@@ -23,7 +23,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs = config_kwargs(args)
     if args.model is None:  # the variant of the initial checkpoint
         kwargs["model"] = load_model(args.init, device="cpu").checkpoint_config["variant"]
-    config = TrainConfig(data=str(args.voc_root or args.coco_root), init=args.init, augment=args.augment or "standard", **kwargs)
+    config = TrainConfig.from_flat(data=str(args.voc_root or args.coco_root), init=args.init,
+                                   augment=args.augment or "standard", **kwargs)
     if config.input_size is None:
         config.input_size = 224
     report(train(config), config.out)

@@ -8,27 +8,16 @@ import sys
 from pathlib import Path
 from typing import Any, List, Tuple, Union
 
-import torch
-
-from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset
-from glmix_viz.data.voc import resolve_shard
+from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset, positive_scales
+from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.pseudo.crf import CRFParams
 from glmix_viz.pseudo.pipeline import run_pseudo_label
 from glmix_viz.pseudo.registry import METHODS, default_method
 from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA, ScoreSettings
+from glmix_viz.runtime.distributed import launcher_device, resolve_shard
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
 
-
-def _scales(text: str) -> Tuple[float, ...]:
-    try:
-        values = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scales must be comma-separated numbers, e.g. 1.0,0.5,1.5; got {text!r}")
-    if not values or any(value <= 0 for value in values):
-        raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
-    return values
 
 
 def _blocks(text: str) -> List[Union[int, str]]:
@@ -92,7 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="method option, repeatable; options and defaults: " + "; ".join(
                             f"{name}: " + ", ".join(f"{key}={value}" for key, value in method.options.items())
                             for name, method in METHODS.items() if method.options))
-    parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
+    parser.add_argument("--scales", type=positive_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
     parser.add_argument("--no-flip", dest="flip", action="store_false", help="skip horizontal-flip inference")
     parser.add_argument("--input-size", type=_input_size, default=None,
                         help="network input at scale 1: N (longer side) or HxW (default: the image's own size)")
@@ -140,7 +129,7 @@ def score_settings(args: argparse.Namespace):
 
 
 def crf_params(args: argparse.Namespace):
-    """The :class:`~glmix_viz.pseudo.crf.CRFParams` of the flags, or None with ``--no-crf``."""
+    """The :class:`~glmix_viz.crf.CRFParams` of the flags, or None with ``--no-crf``."""
     if not args.crf:
         return None
     return CRFParams(
@@ -150,21 +139,9 @@ def crf_params(args: argparse.Namespace):
     )
 
 
-def launcher_device(args: argparse.Namespace, environ: Any = None) -> Any:
-    """``--device``, or under torchrun with ``--shard auto`` and CUDA: ``cuda:LOCAL_RANK`` (one GPU per process)."""
-    environ = os.environ if environ is None else environ
-    if args.device is not None or args.shard is None or str(args.shard).strip().lower() != "auto":
-        return args.device
-    if "LOCAL_RANK" not in environ or "WORLD_SIZE" not in environ:
-        return None
-    if not torch.cuda.is_available():
-        return None
-    return f"cuda:{int(environ['LOCAL_RANK']) % torch.cuda.device_count()}"
-
-
 def run(args: argparse.Namespace) -> int:
     try:  # settings errors are user errors: one line, no traceback
-        args.device = launcher_device(args)
+        args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
         settings = score_settings(args)
         crf = crf_params(args)

@@ -6,11 +6,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from glmix_viz.commands.common import add_dataset_arguments, open_dataset
-from glmix_viz.commands.pseudo_label import _scales, launcher_device
-from glmix_viz.data.voc import resolve_shard
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset, positive_scales
+from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.runtime.distributed import launcher_device, resolve_shard
 from glmix_viz.segment.model import load_segmenter, segmenter_class_names
 from glmix_viz.segment.predict import OUTPUT_FORMATS, run_segment
 
@@ -24,7 +23,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder for the PNGs and summary.json")
     parser.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default="voc",
                         help="voc: OUT/<id>.png; voc-test: OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png")
-    parser.add_argument("--scales", type=_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
+    parser.add_argument("--scales", type=positive_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
     parser.add_argument("--flip", action="store_true", help="also average the horizontally flipped image")
     parser.add_argument("--crf", action="store_true", help="refine with the dense CRF (pseudo-label's defaults)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
@@ -38,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        args.device = launcher_device(args)
+        args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")

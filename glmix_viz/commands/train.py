@@ -85,7 +85,7 @@ def add_grouping_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
-    """TrainConfig keyword arguments from the parsed common options."""
+    """Flat TrainConfig settings (:meth:`~glmix_viz.train.config.TrainConfig.from_flat`) from the parsed options."""
     try:
         model_args = json.loads(args.model_args)
     except json.JSONDecodeError as error:
@@ -116,7 +116,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     kwargs = config_kwargs(args)
-    config = TrainConfig(data=args.data, augment=args.augment or "shapes", **kwargs)
+    config = TrainConfig.from_flat(data=args.data, augment=args.augment or "shapes", **kwargs)
     report(train(config), config.out)
     return 0
 

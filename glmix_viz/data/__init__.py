@@ -19,9 +19,7 @@ from glmix_viz.data.voc import (
     VOCObject,
     VOCSample,
     find_voc_root,
-    parse_shard,
     read_cls_labels,
-    shard_ids,
 )
 from glmix_viz.labels import IGNORE_INDEX, label_to_pil, load_label_png, palette_bytes, voc_palette
 
@@ -42,9 +40,7 @@ __all__ = [
     "load_label_png",
     "make_shapes",
     "palette_bytes",
-    "parse_shard",
     "read_cls_labels",
     "render_shapes_image",
-    "shard_ids",
     "voc_palette",
 ]

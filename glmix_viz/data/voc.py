@@ -22,8 +22,7 @@ Decisions worth knowing:
   restricted unpickler that only rebuilds plain numpy arrays, dicts, strings and numbers
   (:func:`glmix_viz.safe_pickle.read_pickled_npy`).
 * Masks are palette PNGs read as class indices, 255 the ignored pixels (:mod:`glmix_viz.labels`).
-* Shards (:func:`shard_ids`) are 1-based, ``"1/4"`` to ``"4/4"``, and pick ids by a stable hash of the id itself;
-  ``"auto"`` (:func:`resolve_shard`) takes the part from torchrun's or a SLURM array's environment variables.
+* Shards of a split are the runtime's (:func:`glmix_viz.runtime.distributed.shard_ids`).
 """
 
 from __future__ import annotations
@@ -31,10 +30,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
+from typing import Mapping, Sequence
 from xml.etree import ElementTree
 
 import numpy as np
@@ -54,11 +52,7 @@ __all__ = [
     "VOCSample",
     "VOCDataset",
     "find_voc_root",
-    "parse_shard",
     "read_cls_labels",
-    "resolve_shard",
-    "shard_from_environment",
-    "shard_ids",
 ]
 
 VOC_CLASSES: tuple[str, ...] = (
@@ -73,122 +67,6 @@ IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".JPG", ".JPEG", "
 _MASK_FOLDERS: tuple[str, ...] = ("SegmentationClass", "SegmentationClassAug")
 _CLASS_LIST_FILES: tuple[str, ...] = ("classes.txt", "classes.json")
 _CLS_LABEL_FILES: tuple[str, ...] = ("cls_labels.json", "cls_labels.npz", "cls_labels.npy")
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Sharding
-# ----------------------------------------------------------------------------------------------------------------
-
-def parse_shard(shard: str | tuple[int, int]) -> tuple[int, int]:
-    """Parse a shard spec ``"K/N"`` (1-based: ``"1/4"`` .. ``"4/4"``) or a tuple ``(K, N)``.
-
-    Returns:
-        ``(K, N)`` with ``1 <= K <= N``.
-
-    Raises:
-        ValueError: The spec is malformed or out of range.
-    """
-    if isinstance(shard, str):
-        parts = shard.strip().split("/")
-        if len(parts) != 2:
-            raise ValueError(f"shard must look like 'K/N' (e.g. '2/4'), got {shard!r}")
-        try:
-            index, count = int(parts[0]), int(parts[1])
-        except ValueError:
-            raise ValueError(f"shard must look like 'K/N' with integers K and N, got {shard!r}") from None
-    else:
-        try:
-            index, count = (int(value) for value in shard)
-        except (TypeError, ValueError):
-            raise ValueError(f"shard must be 'K/N' or a pair (K, N), got {shard!r}") from None
-    if count < 1:
-        raise ValueError(f"shard count N must be at least 1, got {shard!r}")
-    if not 1 <= index <= count:
-        raise ValueError(f"shard index K is 1-based and must be in 1..{count}, got {shard!r}")
-    return index, count
-
-
-AUTO_SHARD = "auto"
-"""Shard spec that takes the part from the launcher's environment (:func:`shard_from_environment`)."""
-
-
-def _env_int(environ: Mapping[str, str], name: str) -> int:
-    try:
-        return int(environ[name])
-    except ValueError:
-        raise ValueError(f"--shard auto: {name}={environ[name]!r} is not an integer") from None
-
-
-def shard_from_environment(environ: Mapping[str, str] | None = None) -> str:
-    """This process's shard ``"K/N"`` from torchrun or a SLURM job array.
-
-    * torchrun (``torch.distributed.run``): ``RANK`` (0-based) and ``WORLD_SIZE`` -> ``RANK + 1 / WORLD_SIZE``;
-    * a SLURM array (``sbatch --array=A-B[:S]``): ``SLURM_ARRAY_TASK_ID`` and ``SLURM_ARRAY_TASK_COUNT``, with
-      ``SLURM_ARRAY_TASK_MIN`` (arrays that start at 1, or anywhere) and ``SLURM_ARRAY_TASK_STEP`` (default 1) ->
-      ``(ID - MIN) / STEP + 1 / COUNT``. A list of ids (``--array=1,4,9``) cannot be numbered this way: refused.
-
-    torchrun wins when both are set (a torchrun launched inside each array task would need the two combined: give
-    ``--shard K/N`` then).
-
-    Args:
-        environ: the environment (default ``os.environ``).
-
-    Raises:
-        ValueError: neither launcher's variables are set, or they are inconsistent (one line).
-    """
-    environ = os.environ if environ is None else environ
-    if "RANK" in environ and "WORLD_SIZE" in environ:
-        rank, world = _env_int(environ, "RANK"), _env_int(environ, "WORLD_SIZE")
-        if not 0 <= rank < world:
-            raise ValueError(f"--shard auto: RANK={rank} is not in 0..WORLD_SIZE-1 (WORLD_SIZE={world})")
-        return f"{rank + 1}/{world}"
-    if "SLURM_ARRAY_TASK_ID" in environ and "SLURM_ARRAY_TASK_COUNT" in environ:
-        task, count = _env_int(environ, "SLURM_ARRAY_TASK_ID"), _env_int(environ, "SLURM_ARRAY_TASK_COUNT")
-        first = _env_int(environ, "SLURM_ARRAY_TASK_MIN") if "SLURM_ARRAY_TASK_MIN" in environ else 0
-        step = _env_int(environ, "SLURM_ARRAY_TASK_STEP") if "SLURM_ARRAY_TASK_STEP" in environ else 1
-        offset, remainder = divmod(task - first, max(step, 1))
-        if remainder or not 0 <= offset < count:
-            raise ValueError(
-                f"--shard auto: SLURM array task {task} is not task 1..{count} of an evenly spaced array starting at "
-                f"{first} (step {step}); use --array=A-B[:S], or give --shard K/N"
-            )
-        return f"{offset + 1}/{count}"
-    raise ValueError(
-        "--shard auto: neither torchrun's RANK/WORLD_SIZE nor a SLURM array's SLURM_ARRAY_TASK_ID/"
-        "SLURM_ARRAY_TASK_COUNT is set; run under torchrun or sbatch --array, or give --shard K/N"
-    )
-
-
-def resolve_shard(shard: str | tuple[int, int] | None, environ: Mapping[str, str] | None = None
-                  ) -> str | tuple[int, int] | None:
-    """``shard`` itself, or for ``"auto"`` the shard of :func:`shard_from_environment`; checked with
-    :func:`parse_shard`. For every batch command that shards (``pseudo-label``, ``segment``)."""
-    if shard is None:
-        return None
-    if isinstance(shard, str) and shard.strip().lower() == AUTO_SHARD:
-        shard = shard_from_environment(environ)
-    parse_shard(shard)
-    return shard
-
-
-def shard_ids(ids: Iterable[str], shard: str | tuple[int, int] | None) -> list[str]:
-    """The ids that belong to one shard of a split.
-
-    An id belongs to shard ``K`` of ``N`` when ``crc32(id) % N == K - 1``: the choice depends on the id alone, not on
-    the order or the length of the list, so N jobs with shards ``1/N`` .. ``N/N`` cover the split exactly once.
-
-    Args:
-        ids: Image ids; their order is kept.
-        shard: ``"K/N"`` (1-based), ``(K, N)``, or ``None`` for all ids.
-
-    Returns:
-        The ids of the shard, in input order.
-    """
-    ids = list(ids)
-    if shard is None:
-        return ids
-    index, count = parse_shard(shard)
-    return [image_id for image_id in ids if zlib.crc32(str(image_id).encode("utf-8")) % count == index - 1]
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -32,7 +32,6 @@ CONFIG_FORMAT = "glmix-viz/1"
 """The ``format`` of a GLNet classifier checkpoint's config (``train``, ``finetune``)."""
 PathLike = Union[str, os.PathLike]
 
-read_checkpoint_config = read_config  # the name segment/train.py still imports; glmix_viz.checkpoints is the home
 
 
 def default_device(device: Optional[Union[str, torch.device]] = None) -> torch.device:

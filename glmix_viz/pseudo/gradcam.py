@@ -25,13 +25,16 @@ layer and row: by far the slowest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 from types import SimpleNamespace
 from typing import Callable, Iterator, List, Sequence
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
+from glmix_viz.pseudo.methods import slot_pool
 from glmix_viz.pseudo.registry import MapContext, register_method
 
 __all__ = ["CAM_CLASSES", "resolve_layer"]
@@ -169,3 +172,21 @@ for _name, (_class_name, _description, _threshold) in CAM_CLASSES.items():
         options={"layer": DEFAULT_LAYER, "batch_size": 16 if _cheap else 4},
         search_space={"layer": (DEFAULT_LAYER, "stages.-2")} if _cheap else {},
     )(_cam_maps(_class_name))
+
+
+@register_method(
+    "slot_gradcam", description="combination: slot_pool's maps averaged with Grad-CAM's (weight cam_weight); the slots "
+    "draw the shapes, Grad-CAM tells the classes apart", bg_threshold=0.65, uses_probe=True, gradients=True,
+    options={"sharpen": 1.0, "cam_weight": 0.5, "layer": DEFAULT_LAYER, "batch_size": 16},
+    search_space={"blocks": ("early",), "cam_weight": (0.15, 0.3)},
+)
+def slot_gradcam(context: MapContext) -> List[torch.Tensor]:
+    """``(1 - w) * slot_pool + w * gradcam`` at the network input size (both maps in ``[0, 1]`` per class)."""
+    cam = _cam_maps("GradCAM")(context)[0].detach()
+    with torch.no_grad():  # one plain forward pass: the probe records this batch's groupings
+        features = context.model.forward_features(context.inputs)
+        blocks = slot_pool(dataclasses.replace(context, features=features))
+        slots = sum(F.interpolate(block.float(), size=cam.shape[-2:], mode="bilinear", align_corners=False)
+                    for block in blocks) / len(blocks)
+    weight = float(context.options["cam_weight"])
+    return [(1.0 - weight) * slots + weight * cam.float()]

@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from glmix_viz.pseudo.crf import IGNORE_INDEX, CRFParams, confident_labels, dense_crf
+from glmix_viz.crf import IGNORE_INDEX, CRFParams, confident_labels, dense_crf
 
 __all__ = ["IGNORE_INDEX", "PseudoMask", "channels_to_labels", "pseudo_mask"]
 
@@ -79,7 +79,7 @@ def pseudo_mask(image: np.ndarray, maps: Any, crf: Optional[CRFParams] = None) -
         image: ``(H, W, 3)`` uint8 RGB image (a read-only array is fine).
         maps: the image's :class:`~glmix_viz.pseudo.scores.ScoreMaps` (``scores`` ``(K + 1, H, W)``, background
             first, and ``class_indices``).
-        crf: dense CRF parameters (:class:`~glmix_viz.pseudo.crf.CRFParams`; its ``confidence`` marks unsure pixels
+        crf: dense CRF parameters (:class:`~glmix_viz.crf.CRFParams`; its ``confidence`` marks unsure pixels
             255), or ``None`` for the arg-max of the scores.
 
     Returns:

@@ -1,14 +1,15 @@
-"""Batch jobs over a VOC-layout data set: pseudo-label a split, and evaluate a folder of label PNGs against it.
+"""The pseudo-label batch job over a VOC-layout data set (evaluation of its output: :mod:`glmix_viz.evaluate`).
 
 :func:`run_pseudo_label` wires four stages, each in its own module:
 
-1. plan (:mod:`glmix_viz.pseudo.plan`): this shard's ids, the ones still to do, the output paths;
+1. plan (:mod:`glmix_viz.pseudo.plan` on :func:`glmix_viz.runtime.jobs.plan_job`): this shard's ids, the ones still
+   to do, the output paths;
 2. load and score (here): a few images at a time on the main process (views of equal size batched by
    :func:`~glmix_viz.pseudo.scores.compute_scores_batch`); when a batch fails, image by image, so that one bad
    image is reported and skipped;
 3. finish (:mod:`glmix_viz.pseudo.workers`): a pool of worker processes runs the dense CRF and writes the outputs
    while the network runs ahead;
-4. summary (:mod:`glmix_viz.pseudo.summary`): counts, failures with reasons, settings, model, timing.
+4. summary (:class:`glmix_viz.runtime.jobs.RunSummary`): counts, failures with reasons, settings, model, timing.
 
 Outputs, in ``out_dir``:
 
@@ -29,35 +30,33 @@ from __future__ import annotations
 import concurrent.futures as futures
 import os
 import sys
-from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 
-from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
+from glmix_viz.crf import CRFParams
+from glmix_viz.errors import CheckpointError, GlmixVizError, one_line
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
-from glmix_viz.pseudo.crf import CRFParams
-from glmix_viz.pseudo.plan import SCORES_FOLDER, RunPlan, output_paths, plan_run, summary_name
+from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
 from glmix_viz.pseudo.scores import compute_scores_batch
 from glmix_viz.pseudo.settings import ScoreSettings
-from glmix_viz.pseudo.summary import RunSummary
 from glmix_viz.pseudo.workers import CRFPool, FinishTask
 from glmix_viz.pseudo.workers import torch_threads as threads_set_to
+from glmix_viz.runtime.jobs import JobPlan, RunSummary
 
 __all__ = [
     "SCORES_FOLDER",
     "check_classifier",
-    "evaluate_predictions",
     "load_images",
     "output_paths",
     "run_pseudo_label",
-    "run_summaries",
     "score_images",
-    "summary_name",
 ]
 
+TIMERS = ("network_s", "load_s", "crf_s", "write_s", "waiting_for_workers_s", "worker_startup_s")
+"""The job's timers in the summary (worker times summed over workers); ``io_s`` is ``load_s + write_s``."""
 Loaded = Tuple[str, np.ndarray, np.ndarray]  # (id, (H, W, 3) uint8 image, (num_classes,) image-level labels)
 
 
@@ -136,7 +135,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start:start + size]
 
 
-def _run_info(dataset: Any, model: Any, plan: RunPlan, settings: Any, job: Dict[str, Any],
+def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[str, Any],
               warnings: List[str]) -> Dict[str, Any]:
     """The summary's record of the run: warnings, settings (score settings and the job's), model, data set."""
     return {
@@ -204,7 +203,7 @@ def run_pseudo_label(
             reuse warm workers across runs). ``workers`` then only sets the default ``torch_threads``.
 
     Returns:
-        The summary (also written to ``out_dir/summary*.json``; schema in :mod:`glmix_viz.pseudo.summary`), with
+        The summary (also written to ``out_dir/summary*.json``; schema in :mod:`glmix_viz.runtime.jobs`), with
         ``summary_path``. On an exception the summary is written with status "interrupted" / "aborted" before it
         propagates.
 
@@ -227,7 +226,8 @@ def run_pseudo_label(
     job = _job_settings(model, settings, crf, workers, torch_threads, batch_size=batch_size, overwrite=overwrite,
                         save_scores=save_scores)
     summary = RunSummary(plan.summary_path, total=len(plan.my_ids), skipped=plan.skipped, todo=len(plan.todo),
-                         info=_run_info(dataset, model, plan, settings, job, warnings), progress=progress)
+                         info=_run_info(dataset, model, plan, settings, job, warnings), timers=TIMERS,
+                         sums={"io_s": ("load_s", "write_s")}, desc="pseudo-label", progress=progress)
     pending = max_pending if max_pending is not None else 4 * max(workers, 1) + batch_size
     try:
         with threads_set_to(job["torch_threads"]), CRFPool(summary, workers=workers if plan.todo else 0,
@@ -251,101 +251,3 @@ def run_pseudo_label(
     finally:
         written = summary.write()
     return written
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Evaluation
-# ----------------------------------------------------------------------------------------------------------------------
-
-
-def evaluate_predictions(
-    dataset: Any,
-    pred_dir: Union[str, os.PathLike],
-    *,
-    pred_ignore: str = "background",
-    missing: str = "fail",
-    progress: bool = False,
-) -> Dict[str, Any]:
-    """Confusion-matrix mIoU of a folder of label PNGs (``<id>.png``) against a split's ground-truth masks.
-
-    Every id of the split is looked up in ``pred_dir`` (a folder that several shards wrote into reads as one).
-
-    Args:
-        dataset: a :class:`~glmix_viz.data.voc.VOCDataset`.
-        pred_dir: folder of predicted label PNGs (palette or grey values are class indices; 255 = uncertain).
-        pred_ignore: ``"background"`` (default, IRN's stricter convention): predicted 255 counts as background;
-            ``"ignore"``: such pixels are left out.
-        missing: ``"fail"``: an id without a prediction counts as a failure; ``"skip"``: it is only reported.
-        progress: show a tqdm bar.
-
-    Returns:
-        The scores of :meth:`~glmix_viz.pseudo.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
-        (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
-        ``num_failed``, ``pred_dir``, ``split``.
-    """
-    from tqdm import tqdm
-
-    from glmix_viz.data.voc import load_label_png
-    from glmix_viz.pseudo.metrics import SegmentationMetric
-
-    if missing not in ("fail", "skip"):
-        raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")
-    pred_dir = Path(pred_dir)
-    if not pred_dir.is_dir():
-        raise DataError(f"{pred_dir}: prediction folder does not exist")
-    metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names), pred_ignore=pred_ignore)
-    missing_ids: List[str] = []
-    failures: List[Dict[str, str]] = []
-    for image_id in tqdm(dataset.ids, unit="img", desc="evaluate", disable=not progress, file=sys.stderr):
-        pred_path = pred_dir / f"{image_id}.png"
-        if not pred_path.is_file():
-            missing_ids.append(image_id)
-            if missing == "fail":
-                failures.append({"id": image_id, "reason": f"{pred_path}: no prediction"})
-            continue
-        try:
-            gt = dataset.load_mask(image_id)
-            if gt is None:
-                raise DataError(f"{dataset.root}: no ground-truth mask for image {image_id!r}")
-            pred = load_label_png(pred_path)
-            if pred.shape != gt.shape:
-                raise DataError(
-                    f"{pred_path}: prediction is {pred.shape[1]}x{pred.shape[0]} but the ground truth is "
-                    f"{gt.shape[1]}x{gt.shape[0]}"
-                )
-            metric.update(pred, gt)
-        except (GlmixVizError, ValueError) as error:
-            failures.append({"id": image_id, "reason": one_line(error)})
-    scores = metric.compute()
-    scores.update(
-        missing_predictions=missing_ids, failures=failures, num_failed=len(failures), pred_dir=str(pred_dir),
-        split=getattr(dataset, "split", None), num_ids=len(dataset.ids), runs=run_summaries(pred_dir),
-    )
-    return scores
-
-
-def run_summaries(pred_dir: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """The pseudo-label runs that wrote into a folder, from their ``summary*.json`` (several shards share one).
-
-    Returns:
-        ``summaries`` (file, status, shard, done, failed per summary; unreadable ones with ``error``) and
-        ``missing_shards`` (``"K/N"`` of shards whose summary is absent although another shard of ``N`` is there).
-    """
-    import json
-
-    entries, counts = [], {}
-    for path in sorted(Path(pred_dir).glob("summary*.json")):
-        try:
-            data = json.loads(path.read_text())
-            shard = (data.get("dataset") or {}).get("shard")
-            entries.append({"file": path.name, "status": data.get("status"), "shard": shard,
-                            "done": data["counts"]["done"], "failed": data["counts"]["failed"]})
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            entries.append({"file": path.name, "error": one_line(error)})
-            continue
-        if shard:
-            index, count = (int(part) for part in str(shard).split("/"))
-            counts.setdefault(count, set()).add(index)
-    missing = [f"{index}/{count}" for count, seen in sorted(counts.items()) for index in range(1, count + 1)
-               if index not in seen]
-    return {"summaries": entries, "missing_shards": missing}

@@ -24,7 +24,7 @@ import torch
 from glmix_viz.errors import one_line
 from glmix_viz.files import save_npz_atomic, save_png_atomic
 from glmix_viz.labels import label_to_pil
-from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.crf import CRFParams
 from glmix_viz.pseudo.masks import pseudo_mask
 
 __all__ = ["CRFPool", "FinishTask", "finish_image", "torch_threads"]
@@ -103,7 +103,7 @@ class CRFPool:
     """Worker processes that run :func:`finish_image` while the network goes on; a context manager.
 
     Args:
-        summary: the :class:`~glmix_viz.pseudo.summary.RunSummary` that counts results and times the waits.
+        summary: the :class:`~glmix_viz.runtime.jobs.RunSummary` that counts results and times the waits.
         workers: processes to start (0: run each job in the main process when submitted).
         max_pending: most jobs handed out and not yet finished (``submit`` waits below it).
         executor: a process pool to use instead of starting one (kept open afterwards, e.g. warm workers reused

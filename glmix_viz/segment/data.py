@@ -3,15 +3,18 @@
 :func:`check_pairs` looks at every id once before training: a label PNG that is missing, unreadable, of another size
 than its image, or holding values that are neither a class nor 255, is reported by id and the id is left out.
 :class:`SegmentationPairs` serves augmented crops; the augmentation (random scale, pad, crop, flip, colour jitter) is
-albumentations', with nearest-neighbour resizing and 255 padding for the labels.
+albumentations', with nearest-neighbour resizing and 255 padding for the labels. Its random state is seeded for each
+item from ``(seed, epoch, index)`` (:class:`EpochSampler` hands the epoch to the items), so a run draws the same
+crops whatever the number of loader workers, and a resumed run the same as an uninterrupted one.
 """
 
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import albumentations as A
 import cv2
@@ -24,7 +27,8 @@ from glmix_viz.errors import DataError, GlmixVizError, ImageLoadError, one_line
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
 
-__all__ = ["PairCheck", "SegmentationPairs", "build_augmentation", "check_pairs", "image_size_of", "label_path"]
+__all__ = ["EpochSampler", "PairCheck", "SegmentationPairs", "build_augmentation", "check_pairs", "image_size_of",
+           "label_path"]
 
 PathLike = Union[str, os.PathLike]
 
@@ -122,6 +126,32 @@ def build_augmentation(crop_size: int, scale_range: Tuple[float, float] = (0.5, 
     ])
 
 
+class EpochSampler(torch.utils.data.Sampler):
+    """A seeded shuffle of ``range(size)`` per epoch, split across processes, handing out ``(epoch, index)`` keys.
+
+    The order is :class:`torch.utils.data.DistributedSampler`'s (seeded by ``seed + epoch``; one process: all ids),
+    so it depends on the epoch alone, not on the epochs drawn before (a resumed run draws what a straight one does).
+
+    Args:
+        size: number of items; world, rank: the processes and this one's rank; seed: the run's seed.
+    """
+
+    def __init__(self, size: int, *, world: int = 1, rank: int = 0, seed: int = 0) -> None:
+        self.order = torch.utils.data.DistributedSampler(range(size), num_replicas=world, rank=rank, shuffle=True,
+                                                         seed=seed, drop_last=world > 1)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.order.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self.order)
+
+    def __iter__(self) -> Iterator[Tuple[int, int]]:
+        return iter([(self.epoch, index) for index in self.order])
+
+
 class SegmentationPairs(torch.utils.data.Dataset):
     """Augmented ``(image, labels)`` crops of checked ids.
 
@@ -130,22 +160,34 @@ class SegmentationPairs(torch.utils.data.Dataset):
         ids: checked ids (:func:`check_pairs`).
         labels_dir: label PNG folder, or None for the ground truth.
         transform: an albumentations pipeline (:func:`build_augmentation`).
+        seed: the run's seed; item ``(epoch, index)`` (or ``index``: epoch 0) draws its augmentation from
+            ``(seed, epoch, index)``.
 
     Items:
         ``image`` ``(3, S, S)`` float32 normalised with the ImageNet mean / std, ``labels`` ``(S, S)`` int64 (255 =
         ignore).
     """
 
-    def __init__(self, dataset: Any, ids: Sequence[str], labels_dir: Optional[PathLike], transform: Any) -> None:
+    def __init__(self, dataset: Any, ids: Sequence[str], labels_dir: Optional[PathLike], transform: Any,
+                 seed: int = 0) -> None:
         self.dataset = dataset
         self.ids = list(ids)
         self.labels_dir = labels_dir
         self.transform = transform
+        self.seed = seed
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    def seed_transform(self, epoch: int, index: int) -> None:
+        """Seed the augmentation's random state for item ``index`` of ``epoch``."""
+        sequence = np.random.SeedSequence([self.seed, epoch, index])
+        python_seed = int(sequence.generate_state(1)[0])
+        self.transform.set_random_state(np.random.default_rng(sequence), random.Random(python_seed))
+
+    def __getitem__(self, key: Union[int, Tuple[int, int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+        epoch, index = key if isinstance(key, tuple) else (0, key)
+        self.seed_transform(epoch, index)
         image_id = self.ids[index]
         image = self.dataset.load_image(image_id)
         labels = _load_labels(self.dataset, self.labels_dir, image_id)

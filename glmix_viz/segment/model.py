@@ -183,11 +183,6 @@ def init_backbone(segmenter: nn.Module, state: Dict[str, torch.Tensor], *, sourc
     return len(expected)
 
 
-def _read_safetensors(path: Path) -> Dict[str, torch.Tensor]:
-    """The tensors of a segmenter file: the name segment/train.py still imports (glmix_viz.checkpoints is the home)."""
-    return read_safetensors(path)[0]
-
-
 def save_segmenter(segmenter: nn.Module, path: PathLike, config: Dict[str, Any]) -> Dict[str, Any]:
     """Write a segmenter's weights as safetensors, its config in the metadata and in ``<name>.json``; atomically.
 

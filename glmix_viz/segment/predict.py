@@ -3,18 +3,16 @@
 At scale ``s`` an image of ``H x W`` enters the network at ``round(s * H / 32) * 32 x round(s * W / 32) * 32``
 (bilinear); the logits are resized back to ``H x W`` (bilinear) and soft-maxed; scales and the flipped copy are
 averaged in probability. :func:`run_segment` is the batch job behind ``glmix-viz segment``: palette PNGs of each
-image's size, written atomically, resumable (ids whose PNG exists are skipped), sharded like ``pseudo-label``
-(:func:`glmix_viz.data.voc.shard_ids`), optional dense CRF (:func:`glmix_viz.pseudo.crf.dense_crf`), a
-``summary.json`` (``summary.shard-K-of-N.json`` for a shard) with counts and failures.
+image's size, written atomically, resumable (ids whose PNG exists are skipped), sharded, with the stale
+temporaries of a killed run cleared (:func:`glmix_viz.runtime.jobs.plan_job`, as ``pseudo-label``), optional dense
+CRF (:func:`glmix_viz.crf.dense_crf`), a ``summary.json`` (``summary.shard-K-of-N.json`` for a shard) with counts
+and failures (:class:`glmix_viz.runtime.jobs.RunSummary`).
 """
 
 from __future__ import annotations
 
-import datetime as _datetime
-import json
 import os
-import sys
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -23,10 +21,17 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from glmix_viz.crf import CRFParams, crf_labels
 from glmix_viz.errors import GlmixVizError, one_line
+from glmix_viz.files import save_png_atomic
+from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
+from glmix_viz.labels import label_to_pil
+from glmix_viz.runtime.jobs import RunSummary, plan_job
+from glmix_viz.segment.model import backbone_of
+from glmix_viz.slots.explore import explore_image
 
-__all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "explore_segmenter", "network_size", "predict_labels", "predict_probs",
-           "run_segment", "segment_output_path"]
+__all__ = ["OUTPUT_FORMATS", "VOC_TEST_FOLDER", "SegmentSettings", "explore_segmenter", "network_size",
+           "output_folder", "predict_labels", "predict_probs", "run_segment", "segment_output_path"]
 
 OUTPUT_FORMATS: Tuple[str, ...] = ("voc", "voc-test")
 VOC_TEST_FOLDER = Path("results") / "VOC2012" / "Segmentation" / "comp6_test_cls"
@@ -63,8 +68,6 @@ def predict_probs(
     Returns:
         ``(N, K, H, W)`` float32 probabilities on the CPU.
     """
-    from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
-
     device = torch.device(device) if device is not None else next(segmenter.parameters()).device
     batch = torch.from_numpy(np.stack([np.asarray(image, dtype=np.uint8) for image in images]))
     batch = batch.to(device).permute(0, 3, 1, 2).float().div_(255.0)
@@ -106,7 +109,7 @@ def predict_labels(
         segmenter: the smp model (:func:`glmix_viz.segment.model.load_segmenter`).
         image: ``(H, W, 3)`` uint8 RGB.
         scales, flip, device: as in :func:`predict_probs`.
-        crf: :class:`~glmix_viz.pseudo.crf.CRFParams` to refine with, or None.
+        crf: :class:`~glmix_viz.crf.CRFParams` to refine with, or None.
 
     Returns:
         ``(H, W)`` uint8 class indices (255 only where the CRF confidence rule leaves a pixel uncertain).
@@ -118,60 +121,84 @@ def predict_labels(
 def _labels(image: np.ndarray, probs: np.ndarray, crf: Any) -> np.ndarray:
     if crf is None:
         return probs.argmax(axis=0).astype(np.uint8)
-    from glmix_viz.pseudo.crf import crf_labels
-
     return crf_labels(image, probs, crf)
+
+
+def output_folder(out_dir: Union[str, os.PathLike], output_format: str = "voc") -> Path:
+    """Where the PNGs go: ``OUT``, or ``OUT/results/VOC2012/Segmentation/comp6_test_cls`` for ``voc-test``."""
+    if output_format not in OUTPUT_FORMATS:
+        raise ValueError(f"output format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
+    return Path(out_dir) / VOC_TEST_FOLDER if output_format == "voc-test" else Path(out_dir)
 
 
 def segment_output_path(out_dir: Union[str, os.PathLike], image_id: str, output_format: str = "voc") -> Path:
     """``OUT/<id>.png``, or ``OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png`` for ``voc-test``."""
-    if output_format not in OUTPUT_FORMATS:
-        raise ValueError(f"output format must be one of {OUTPUT_FORMATS}, got {output_format!r}")
-    folder = Path(out_dir) / VOC_TEST_FOLDER if output_format == "voc-test" else Path(out_dir)
-    return folder / f"{image_id}.png"
+    return output_folder(out_dir, output_format) / f"{image_id}.png"
+
+
+@dataclass(frozen=True)
+class SegmentSettings:
+    """What one ``segment`` run does with each image.
+
+    Attributes:
+        scales, flip: test-time views (:func:`predict_probs`).
+        crf: :class:`~glmix_viz.crf.CRFParams` to refine with, or None.
+        output_format: ``"voc"`` (``OUT/<id>.png``) or ``"voc-test"`` (the evaluation server's layout).
+        device: where the network runs.
+        batch_size: images per network step (images of equal size are batched together).
+    """
+
+    scales: Tuple[float, ...] = (1.0,)
+    flip: bool = False
+    crf: Optional[CRFParams] = None
+    output_format: str = "voc"
+    device: str = "cpu"
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output format must be one of {OUTPUT_FORMATS}, got {self.output_format!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def record(self, out_dir: Path, shard: Optional[str], overwrite: bool) -> Dict[str, Any]:
+        """The summary's ``settings`` (the schema ``segment`` has always written)."""
+        return {"scales": [float(scale) for scale in self.scales], "flip": self.flip, "format": self.output_format,
+                "device": self.device, "out_dir": str(out_dir), "crf": None if self.crf is None else self.crf.to_dict(),
+                "batch_size": self.batch_size, "shard": shard, "overwrite": overwrite}
 
 
 def _batches(ids: Sequence[str], batch_size: int) -> List[List[str]]:
     return [list(ids[start:start + batch_size]) for start in range(0, len(ids), batch_size)]
 
 
-def _write_json_atomic(path: Path, data: Dict[str, Any]) -> None:
-    from glmix_viz.files import save_bytes_atomic
-
-    save_bytes_atomic(path, (json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
-
-
-def _run_batch(segmenter: nn.Module, dataset: Any, batch_ids: Sequence[str], settings: Dict[str, Any],
-               failures: List[Dict[str, str]]) -> int:
-    """Load, predict and write one batch (images grouped by size); returns how many were written."""
-    from glmix_viz.data.voc import label_to_pil
-    from glmix_viz.files import save_png_atomic
-
+def _run_batch(segmenter: nn.Module, dataset: Any, batch_ids: Sequence[str], settings: SegmentSettings,
+               out_dir: Path, summary: RunSummary) -> None:
+    """Load, predict and write one batch (images grouped by size), counting each id in the summary."""
     loaded: Dict[Tuple[int, int], List[Tuple[str, np.ndarray]]] = {}
     for image_id in batch_ids:
         try:
             image = dataset.load_image(image_id)
         except GlmixVizError as error:
-            failures.append({"id": image_id, "reason": one_line(error)})
+            summary.fail(image_id, one_line(error))
             continue
         loaded.setdefault(image.shape[:2], []).append((image_id, image))
-    written = 0
     for group in loaded.values():
         try:
-            probs = predict_probs(segmenter, [image for _, image in group], scales=settings["scales"],
-                                  flip=settings["flip"], device=settings["device"]).numpy()
+            probs = predict_probs(segmenter, [image for _, image in group], scales=settings.scales,
+                                  flip=settings.flip, device=settings.device).numpy()
         except (RuntimeError, ValueError) as error:
-            failures.extend({"id": image_id, "reason": f"network failed: {one_line(error)}"} for image_id, _ in group)
+            for image_id, _ in group:
+                summary.fail(image_id, f"network failed: {one_line(error)}")
             continue
         for (image_id, image), image_probs in zip(group, probs):
             try:
-                labels = _labels(image, image_probs, settings["crf"])
-                save_png_atomic(segment_output_path(settings["out_dir"], image_id, settings["format"]),
-                                label_to_pil(labels))
-                written += 1
+                labels = _labels(image, image_probs, settings.crf)
+                save_png_atomic(segment_output_path(out_dir, image_id, settings.output_format), label_to_pil(labels))
             except (OSError, ValueError) as error:
-                failures.append({"id": image_id, "reason": f"writing the prediction failed: {one_line(error)}"})
-    return written
+                summary.fail(image_id, f"writing the prediction failed: {one_line(error)}")
+                continue
+            summary.done()
 
 
 def run_segment(
@@ -181,7 +208,7 @@ def run_segment(
     *,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    crf: Any = None,
+    crf: Optional[CRFParams] = None,
     output_format: str = "voc",
     overwrite: bool = False,
     shard: Optional[str] = None,
@@ -197,72 +224,41 @@ def run_segment(
         out_dir: output folder (created).
         segmenter: the smp model (:func:`glmix_viz.segment.model.load_segmenter`).
         scales, flip: test-time views (:func:`predict_probs`).
-        crf: :class:`~glmix_viz.pseudo.crf.CRFParams`, or None.
+        crf: :class:`~glmix_viz.crf.CRFParams`, or None.
         output_format: ``"voc"`` (``OUT/<id>.png``) or ``"voc-test"`` (the evaluation server's layout).
         overwrite: redo ids whose PNG exists.
-        shard: ``"K/N"``.
+        shard: ``"K/N"``, ``(K, N)`` or ``"auto"`` (:func:`~glmix_viz.runtime.distributed.resolve_shard`).
         device: where the network runs (default: the segmenter's device).
         batch_size: images per network step (images of equal size are batched together).
         progress: tqdm bar on stderr.
 
     Returns:
-        The summary (also written to ``OUT/summary*.json``): ``status``, ``counts`` (``total``, ``done``,
-        ``skipped``, ``failed``), ``failures`` (``id``, ``reason``), ``settings``, ``segmenter``, ``timing``,
-        ``summary_path``.
+        The summary (also written to ``OUT/summary*.json``; :class:`~glmix_viz.runtime.jobs.RunSummary`):
+        ``status``, ``counts`` (``total``, ``done``, ``skipped``, ``failed``), ``failures`` (``id``, ``reason``),
+        ``split``, ``root``, ``segmenter``, ``settings``, ``timing``, ``summary_path``. On an exception the summary is
+        written with status "interrupted" / "aborted" before it propagates.
     """
-    from tqdm import tqdm
-
-    from glmix_viz.data.voc import shard_ids
-    from glmix_viz.pseudo.pipeline import summary_name
-
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    settings = SegmentSettings(scales=tuple(float(scale) for scale in scales), flip=bool(flip), crf=crf,
+                               output_format=output_format,
+                               device=str(device or next(segmenter.parameters()).device), batch_size=batch_size)
     out_dir = Path(out_dir)
-    my_ids = shard_ids(list(dataset.ids), shard)
-    todo = [i for i in my_ids if overwrite or not segment_output_path(out_dir, i, output_format).is_file()]
-    settings = {"scales": [float(s) for s in scales], "flip": bool(flip), "format": output_format,
-                "device": str(device or next(segmenter.parameters()).device), "out_dir": out_dir,
-                "crf": crf, "batch_size": batch_size, "shard": shard, "overwrite": overwrite}
-    failures: List[Dict[str, str]] = []
-    summary: Dict[str, Any] = {
-        "status": "running", "started": _now(), "split": getattr(dataset, "split", None),
-        "root": str(getattr(dataset, "root", "")), "segmenter": _describe(segmenter),
-        "settings": dict(settings, out_dir=str(out_dir), crf=None if crf is None else crf.to_dict()),
-        "counts": {"total": len(my_ids), "done": 0, "skipped": len(my_ids) - len(todo), "failed": 0},
-        "failures": failures,
-    }
-    start = time.perf_counter()
-    bar = tqdm(total=len(todo), unit="img", desc="segment", disable=not progress, file=sys.stderr)
-    try:
+    folder = output_folder(out_dir, output_format)
+    plan = plan_job(dataset.ids, out_dir, shard=shard, overwrite=overwrite, outputs=[(folder, ".png")],
+                    is_done=lambda image_id: (folder / f"{image_id}.png").is_file())
+    info = {"split": getattr(dataset, "split", None), "root": str(getattr(dataset, "root", "")),
+            "segmenter": _describe(segmenter), "settings": settings.record(out_dir, plan.shard, overwrite)}
+    summary = RunSummary(plan.summary_path, total=len(plan.my_ids), skipped=plan.skipped, todo=len(plan.todo),
+                         info=info, desc="segment", progress=progress)
+    with summary.running():
         segmenter.eval()
-        for batch_ids in _batches(todo, batch_size):
-            summary["counts"]["done"] += _run_batch(segmenter, dataset, batch_ids, settings, failures)
-            summary["counts"]["failed"] = len(failures)
-            bar.update(len(batch_ids))
-        summary["status"] = "failed" if failures else "ok"
-    except BaseException as error:
-        summary["status"] = "interrupted" if isinstance(error, KeyboardInterrupt) else "aborted"
-        summary["error"] = one_line(error)
-        raise
-    finally:
-        bar.close()
-        wall = time.perf_counter() - start
-        summary["finished"] = _now()
-        summary["timing"] = {"wall_s": round(wall, 3),
-                             "images_per_s": round(summary["counts"]["done"] / wall, 3) if wall > 0 else None}
-        summary_path = out_dir / summary_name(shard)
-        _write_json_atomic(summary_path, summary)
-    summary["summary_path"] = str(summary_path)
-    return summary
+        for batch_ids in _batches(plan.todo, settings.batch_size):
+            _run_batch(segmenter, dataset, batch_ids, settings, out_dir, summary)
+    return {**summary.data, "summary_path": str(summary.path)}
 
 
 def _describe(segmenter: nn.Module) -> Dict[str, Any]:
     config = getattr(segmenter, "segmenter_config", None) or {}
     return {key: config.get(key) for key in ("source", "backbone", "decoder", "num_classes", "class_names")}
-
-
-def _now() -> str:
-    return _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def explore_segmenter(
@@ -288,9 +284,6 @@ def explore_segmenter(
         every GLMix block; no class maps, the encoder has no classifier) and the ``(H, W)`` uint8 predicted class
         map, to show beside the pseudo-mask of the same image.
     """
-    from glmix_viz.slots.explore import explore_image
-    from glmix_viz.segment.model import backbone_of
-
     if not hasattr(segmenter, "encoder"):
         raise ValueError("explore_segmenter needs a segmenter (open_checkpoint(path).segmenter)")
     exploration = explore_image(backbone_of(segmenter), image, input_size=input_size, device=device)

@@ -1,5 +1,9 @@
-"""Every setting of a training run (:class:`TrainConfig`), the names of the files a run writes, and what of the
-configuration a checkpoint records."""
+"""Every setting of a training run (:class:`TrainConfig`, on the shared :class:`~glmix_viz.runtime.config.
+RuntimeConfig`, with the grouping losses nested in :class:`GroupingConfig`), and what of it a checkpoint records.
+
+The checkpoint's record (and ``train_config.json``) keeps the flat names it has always had (``grouping_blocks``,
+``potts_weight`` ...): :func:`config_record` writes them, :meth:`TrainConfig.from_flat` reads them back.
+"""
 
 from __future__ import annotations
 
@@ -8,28 +12,68 @@ from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from glmix_viz.models.registry import VARIANTS
+from glmix_viz.runtime.config import RUNTIME_FIELDS, RuntimeConfig
 
-__all__ = ["TrainConfig", "STATE_FILE", "LOG_FILE", "CONFIG_FILE", "AUGMENT_MODES", "TERM_LOG_NAMES", "config_record"]
+__all__ = ["TrainConfig", "GroupingConfig", "CONFIG_FILE", "AUGMENT_MODES", "GROUPING_RECORD_NAMES",
+           "TERM_LOG_NAMES", "config_record"]
 
-STATE_FILE = "last_state.pt"
-LOG_FILE = "log.jsonl"
 CONFIG_FILE = "train_config.json"
 AUGMENT_MODES = ("shapes", "flips", "standard", "none")
 # loss term -> its name on the progress bar and in log.jsonl (the BCE term is "train_loss")
 TERM_LOG_NAMES = {"slot_mil": "slot_mil_loss", "potts": "potts_loss", "entropy": "entropy",
                   "usage_entropy": "usage_entropy", "recon": "recon_loss"}
 # run-time settings that do not change what is learned: left out of the checkpoints' record
-_RUNTIME_KEYS = ("out", "progress", "resume", "device", "workers", "threads", "cache_gb", "stop_after_epoch",
-                 "max_minutes")
+_RUNTIME_KEYS = RUNTIME_FIELDS + ("resume", "threads", "cache_gb", "stop_after_epoch", "max_minutes")
+GROUPING_RECORD_NAMES = {"blocks": "grouping_blocks", "potts_weight": "potts_weight",
+                         "potts_sigma_rgb": "potts_sigma_rgb", "potts_sigma_xy": "potts_sigma_xy",
+                         "entropy_weight": "entropy_weight", "usage_entropy_weight": "usage_entropy_weight",
+                         "recon_weight": "recon_weight"}
+""":class:`GroupingConfig` field -> its flat name in checkpoints, ``train_config.json`` and on the command line."""
 
 
 @dataclass
-class TrainConfig:
+class GroupingConfig:
+    """The class-free grouping losses of a run (all off by default; :class:`~glmix_viz.train.losses.GroupingLosses`).
+
+    Attributes:
+        blocks: GLMix block paths the losses act on (empty: every GLMix block).
+        potts_weight: weight of the bilateral Potts loss on the dispatch weights (0: off;
+            :func:`~glmix_viz.train.losses.bilateral_potts_loss`).
+        potts_sigma_rgb: its colour kernel width (RGB in [0, 1]).
+        potts_sigma_xy: its position kernel width in pixels of each block's map (None: flat 8-neighbourhood).
+        entropy_weight: weight of the pixel-assignment entropy (minimised: confident assignments; 0: off).
+        usage_entropy_weight: weight of the slot-usage entropy, subtracted from the loss (positive: use many slots,
+            no collapse; negative: fewer slots per image; 0: off).
+        recon_weight: weight of the colour reconstruction through the slots, C then D (0: off;
+            :func:`~glmix_viz.train.losses.slot_reconstruction_loss`).
+    """
+
+    blocks: List[str] = field(default_factory=list)
+    potts_weight: float = 0.0
+    potts_sigma_rgb: float = 0.12
+    potts_sigma_xy: Optional[float] = None
+    entropy_weight: float = 0.0
+    usage_entropy_weight: float = 0.0
+    recon_weight: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.potts_sigma_rgb <= 0 or (self.potts_sigma_xy is not None and self.potts_sigma_xy <= 0):
+            raise ValueError("the Potts kernel widths must be positive")
+
+    def record(self) -> Dict[str, Any]:
+        """The flat record: ``{"grouping_blocks": ..., "potts_weight": ...}``."""
+        return {GROUPING_RECORD_NAMES[key]: value for key, value in dataclasses.asdict(self).items()}
+
+
+@dataclass
+class TrainConfig(RuntimeConfig):
     """Every setting of a training run; stored in ``train_config.json`` and in each checkpoint's config.
+
+    The run-time settings ``out``, ``device``, ``workers``, ``progress`` are :class:`~glmix_viz.runtime.config.
+    RuntimeConfig`'s (keyword-only).
 
     Attributes:
         data: root of a VOC-layout data set.
-        out: output folder.
         model: registered GLNet variant.
         model_args: constructor overrides (e.g. ``{"num_slots": 9}``), recorded in the checkpoint.
         init: checkpoint to start from (fine-tuning); its classifier is replaced by a fresh multi-label head.
@@ -53,31 +97,18 @@ class TrainConfig:
         slot_mil_weight: weight of the slot MIL loss (0: off).
         slot_mil_blocks: GLMix block paths for the slot MIL loss (empty: the GLMix blocks of the deepest stage that
             has any).
-        grouping_blocks: GLMix block paths the grouping losses act on (empty: every GLMix block).
-        potts_weight: weight of the bilateral Potts loss on the dispatch weights (0: off;
-            :func:`~glmix_viz.train.losses.bilateral_potts_loss`).
-        potts_sigma_rgb: its colour kernel width (RGB in [0, 1]).
-        potts_sigma_xy: its position kernel width in pixels of each block's map (None: flat 8-neighbourhood).
-        entropy_weight: weight of the pixel-assignment entropy (minimised: confident assignments; 0: off).
-        usage_entropy_weight: weight of the slot-usage entropy, subtracted from the loss (positive: use many slots,
-            no collapse; negative: fewer slots per image; 0: off).
-        recon_weight: weight of the colour reconstruction through the slots, C then D (0: off;
-            :func:`~glmix_viz.train.losses.slot_reconstruction_loss`).
+        grouping: the grouping losses (:class:`GroupingConfig`; flat names in records: :meth:`from_flat`).
         seed: seed of weights, sampling and augmentation.
-        device: "cpu", "cuda", "cuda:1"... (None: CUDA if available).
         amp: bf16 autocast on CUDA.
-        workers: data-loading processes (decoding and resizing).
         cache_gb: keep a split in memory as uint8 when it takes at most this many GB.
         max_minutes: stop (after a full epoch, with a checkpoint) once this much wall time has passed (0: no limit).
         stop_after_epoch: stop after this epoch (0: run all), keeping the schedule of ``epochs``: a run can be done in
             pieces, and a resumed run may be given another ``epochs`` (its cosine then ends there).
         resume: continue from ``out/last_state.pt`` when it exists.
-        progress: show tqdm bars.
         threads: torch CPU threads (0: leave as is).
     """
 
     data: str
-    out: str
     model: str = "glnet_tiny"
     model_args: Dict[str, Any] = field(default_factory=dict)
     init: Optional[str] = None
@@ -98,31 +129,24 @@ class TrainConfig:
     augment: str = "shapes"
     slot_mil_weight: float = 0.0
     slot_mil_blocks: List[str] = field(default_factory=list)
-    grouping_blocks: List[str] = field(default_factory=list)
-    potts_weight: float = 0.0
-    potts_sigma_rgb: float = 0.12
-    potts_sigma_xy: Optional[float] = None
-    entropy_weight: float = 0.0
-    usage_entropy_weight: float = 0.0
-    recon_weight: float = 0.0
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
     seed: int = 0
-    device: Optional[str] = None
     amp: bool = True
-    workers: int = 2
     cache_gb: float = 4.0
     max_minutes: float = 0.0
     stop_after_epoch: int = 0
     resume: bool = True
-    progress: bool = True
     threads: int = 0
 
     def __post_init__(self) -> None:
+        if isinstance(self.grouping, dict):  # e.g. read back from JSON
+            self.grouping = GroupingConfig(**self.grouping)
         if self.model not in VARIANTS:
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(VARIANTS)}")
         if self.augment not in AUGMENT_MODES:
             raise ValueError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
-        if self.potts_sigma_rgb <= 0 or (self.potts_sigma_xy is not None and self.potts_sigma_xy <= 0):
-            raise ValueError("the Potts kernel widths must be positive")
+        if isinstance(self.grouping, dict):  # e.g. read back from JSON
+            self.grouping = GroupingConfig(**self.grouping)
         if self.weight_decay_recipe is None:
             self.weight_decay_recipe = "official" if VARIANTS[self.model].official else "ndim"
         if self.weight_decay_recipe not in ("ndim", "official"):
@@ -130,11 +154,25 @@ class TrainConfig:
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
 
+    @classmethod
+    def from_flat(cls, **settings: Any) -> "TrainConfig":
+        """A configuration from flat settings: the fields, with the grouping losses under their flat names
+        (``grouping_blocks``, ``potts_weight`` ...) as the command line and the checkpoints' records give them."""
+        flat_names = {flat: key for key, flat in GROUPING_RECORD_NAMES.items()}
+        grouping = {flat_names[name]: settings.pop(name) for name in list(settings) if name in flat_names}
+        if grouping:
+            settings["grouping"] = GroupingConfig(**{**dataclasses.asdict(settings.get("grouping", GroupingConfig())),
+                                                     **grouping})
+        return cls(**settings)
 
 
 def config_record(config: TrainConfig) -> Dict[str, Any]:
-    """The settings of ``config`` that define what is learned (the run-time ones left out), as a JSON-ready dict."""
-    record = dataclasses.asdict(config)
-    for key in _RUNTIME_KEYS:
-        record.pop(key, None)
+    """The settings of ``config`` that define what is learned (the run-time ones left out), as a JSON-ready dict,
+    in the flat layout checkpoints have always recorded."""
+    record: Dict[str, Any] = {}
+    for key, value in dataclasses.asdict(config).items():
+        if key == "grouping":
+            record.update(config.grouping.record())
+        elif key not in _RUNTIME_KEYS:
+            record[key] = value
     return record

@@ -12,8 +12,7 @@ import torch.nn.functional as F
 from glmix_viz.train.config import TERM_LOG_NAMES
 from glmix_viz.train.data import augment_batch, denormalize_batch, maybe_tqdm, normalize_batch
 from glmix_viz.train.losses import slot_mil_loss
-from glmix_viz.train.optim import learning_rate_at
-from glmix_viz.train.resume import Progress
+from glmix_viz.runtime.resume import Progress
 from glmix_viz.train.setup import Run
 
 __all__ = ["train_step", "train_one_epoch"]
@@ -70,9 +69,7 @@ def train_one_epoch(run: Run, progress: Progress, epoch: int) -> Dict[str, Any]:
     bar = maybe_tqdm(run.train_set.batches(list(iter(run.sampler)), config.batch_size, drop_last=True), run.show,
                      f"epoch {epoch + 1}/{config.epochs}", run.steps_per_epoch)
     for images, labels in bar:
-        lr = learning_rate_at(progress.step, run.total_steps, run.warmup_steps, config.lr, config.min_lr)
-        for group in run.optimizer.param_groups:
-            group["lr"] = lr
+        lr = run.schedule.set(progress.step)
         device = run.process.device
         inputs = augment_batch(normalize_batch(images.to(device, non_blocking=True)), generator, config.augment)
         loss, terms = train_step(run, inputs, labels.to(device, non_blocking=True))

@@ -11,8 +11,9 @@ import torch.distributed as dist
 
 from glmix_viz.train.config import CONFIG_FILE, TrainConfig
 from glmix_viz.train.epoch import train_one_epoch
-from glmix_viz.train.resume import finished_piece, resume
-from glmix_viz.train.setup import build_run, start_process, stop_process
+from glmix_viz.runtime.distributed import start_process, stop_process
+from glmix_viz.train.resume import finished_piece, resume, run_summary
+from glmix_viz.train.setup import build_run
 from glmix_viz.train.validate import validate_and_save
 
 __all__ = ["train"]
@@ -25,7 +26,7 @@ def train(config: TrainConfig) -> Dict[str, Any]:
         DataError: bad data folder or splits.
         CheckpointError: unreadable ``init`` checkpoint or a ``last_state.pt`` that does not fit the run.
     """
-    process = start_process(config)
+    process = start_process(config.device, config.threads)
     is_main = process.is_main
     Path(config.out).mkdir(parents=True, exist_ok=True)
     done = finished_piece(config, is_main)
@@ -53,6 +54,6 @@ def train(config: TrainConfig) -> Dict[str, Any]:
             if is_main:
                 print(f"stopping after epoch {epoch + 1}: time limit of {config.max_minutes} min reached", flush=True)
             break
-    summary = progress.summary(time.perf_counter() - started, run.out)
+    summary = run_summary(progress, time.perf_counter() - started, run.out)
     stop_process(process)
     return summary

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -160,6 +160,15 @@ class GroupingLosses:
     entropy_weight: float = 0.0
     usage_weight: float = 0.0
     recon_weight: float = 0.0
+
+    @classmethod
+    def from_config(cls, config: Any, default_blocks: Sequence[str]) -> "GroupingLosses":
+        """The losses a :class:`~glmix_viz.train.config.GroupingConfig` asks for (its blocks, else
+        ``default_blocks``)."""
+        return cls(blocks=list(config.blocks) or list(default_blocks), potts_weight=config.potts_weight,
+                   sigma_rgb=config.potts_sigma_rgb, sigma_xy=config.potts_sigma_xy,
+                   entropy_weight=config.entropy_weight, usage_weight=config.usage_entropy_weight,
+                   recon_weight=config.recon_weight)
 
     @property
     def active(self) -> bool:

@@ -1,44 +1,30 @@
-"""Setting up a run: the process (torchrun rank, device, threads) and everything the epochs need (data, model,
-objectives, optimiser, schedule lengths, the DDP wrappers and the grouping probe)."""
+"""Setting up a run: everything the epochs need (data, model, objectives, parameter groups, optimiser, schedule, the
+DDP wrappers and the grouping probe), on the process of :func:`glmix_viz.runtime.distributed.start_process`."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Sequence
 
 import numpy as np
 import timm
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 
 from glmix_viz.errors import DataError, GlmixVizError
-from glmix_viz.models.loading import default_device
 from glmix_viz.probe import GroupingProbe, glmix_block_names
+from glmix_viz.runtime.distributed import Process, wrap_ddp
+from glmix_viz.runtime.optim import StepSchedule, cosine_schedule, create_adamw, decay_groups
 from glmix_viz.train.config import TrainConfig, config_record
 from glmix_viz.train.data import LoadedSplit, load_split
 from glmix_viz.train.losses import GroupingLosses, SlotMILHeads
 from glmix_viz.train.model import build_model, default_slot_mil_blocks, model_overrides, tupleize
-from glmix_viz.train.optim import build_param_groups
 
-__all__ = ["Process", "Run", "start_process", "stop_process", "build_run"]
+__all__ = ["Run", "SLOT_PARAMETERS", "build_param_groups", "build_run"]
 
-
-@dataclass
-class Process:
-    """Where this process runs: its torchrun rank (0 of 1 when not distributed) and its device."""
-
-    rank: int
-    world: int
-    local_rank: int
-    device: torch.device
-
-    @property
-    def is_main(self) -> bool:
-        """Rank 0: the process that validates, writes and prints."""
-        return self.rank == 0
+SLOT_PARAMETERS = ("*slot_scale", "*init_slots")
+"""The GLMix slot temperature and learned slots: their own weight decay (``slot_scale_wd`` / the recipe)."""
 
 
 @dataclass
@@ -53,7 +39,7 @@ class Run:
         aux, train_aux: the slot MIL heads (and their DDP wrapper), or None.
         grouping: the grouping losses; probe: a probe keeping the autograd graph of the blocks the losses read, or
             None when no loss reads a block.
-        optimizer, sampler, steps_per_epoch, total_steps, warmup_steps, use_amp: the optimisation.
+        optimizer, schedule, sampler, steps_per_epoch, total_steps, warmup_steps, use_amp: the optimisation.
     """
 
     config: TrainConfig
@@ -72,6 +58,7 @@ class Run:
     grouping: GroupingLosses
     probe: Optional[GroupingProbe]
     optimizer: torch.optim.Optimizer
+    schedule: StepSchedule
     sampler: Any
     steps_per_epoch: int
     total_steps: int
@@ -84,33 +71,16 @@ class Run:
         return self.config.progress and self.process.is_main
 
 
-def launcher_ranks() -> Tuple[int, int, int]:
-    """``(rank, world size, local rank)`` from torchrun's environment; ``(0, 1, 0)`` when not launched by it."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, 0
-    return int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0"))
+def build_param_groups(modules: Sequence[nn.Module], weight_decay: float, slot_scale_wd: Optional[float] = None,
+                       recipe: str = "ndim") -> List[Dict[str, Any]]:
+    """AdamW groups ``decay``, ``no_decay`` (timm's filter: 1-dim tensors and biases) and ``slots``.
 
-
-def start_process(config: TrainConfig) -> Process:
-    """Join the torchrun process group when there is one, set the CPU threads, and pick the device."""
-    rank, world, local_rank = launcher_ranks()
-    if world > 1 and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
-    if config.threads > 0:
-        torch.set_num_threads(config.threads)
-    if world > 1 and torch.cuda.is_available():
-        device = torch.device("cuda", local_rank)
-        torch.cuda.set_device(device)
-    else:
-        device = default_device(config.device)
-    return Process(rank, max(world, 1), local_rank, device)
-
-
-def stop_process(process: Process) -> None:
-    """Leave the torchrun process group (nothing when not distributed)."""
-    if process.world > 1:
-        dist.destroy_process_group()
+    ``slot_scale`` (0-dim) and learned ``init_slots`` decay with ``slot_scale_wd`` if given, else with
+    ``weight_decay`` under the "official" recipe (as the GLMix ImageNet training does) and not under "ndim".
+    """
+    slot_decay = slot_scale_wd if slot_scale_wd is not None else (weight_decay if recipe == "official" else 0.0)
+    module = modules[0] if len(modules) == 1 else nn.ModuleList(modules)
+    return decay_groups(module, weight_decay, own={"slots": SLOT_PARAMETERS}, own_decay={"slots": slot_decay})
 
 
 def _input_size(config: TrainConfig) -> int:
@@ -137,25 +107,14 @@ def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device:
         config.slot_mil_blocks = list(blocks)
         aux = SlotMILHeads(model, blocks, num_classes).to(device)
     known = glmix_block_names(model)
-    unknown = [name for name in config.grouping_blocks if name not in known]
+    unknown = [name for name in config.grouping.blocks if name not in known]
     if unknown:
         raise GlmixVizError(f"--grouping-blocks: {', '.join(unknown)} not a GLMix block of {config.model} "
                             f"(its GLMix blocks: {', '.join(known)})")
-    grouping = GroupingLosses(
-        blocks=list(config.grouping_blocks) or known, potts_weight=config.potts_weight,
-        sigma_rgb=config.potts_sigma_rgb, sigma_xy=config.potts_sigma_xy, entropy_weight=config.entropy_weight,
-        usage_weight=config.usage_entropy_weight, recon_weight=config.recon_weight)
+    grouping = GroupingLosses.from_config(config.grouping, default_blocks=known)
     if grouping.active:
-        config.grouping_blocks = list(grouping.blocks)
+        config.grouping.blocks = list(grouping.blocks)
     return aux, grouping
-
-
-def _wrap(module: Optional[nn.Module], process: Process) -> Optional[nn.Module]:
-    """DDP around ``module`` when distributed, else the module itself."""
-    if module is None or process.world <= 1:
-        return module
-    device_ids = [process.device.index] if process.device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
 def build_run(config: TrainConfig, process: Process) -> Run:
@@ -178,11 +137,8 @@ def build_run(config: TrainConfig, process: Process) -> Run:
     model, overrides = build_model(config, len(class_names))
     model.to(process.device)
     aux, grouping = _objectives(config, model, len(class_names), process.device)
-    optimizer = torch.optim.AdamW(
-        build_param_groups([model] + ([aux] if aux is not None else []), config.weight_decay, config.slot_scale_wd,
-                           config.weight_decay_recipe),
-        lr=config.lr, betas=(0.9, 0.999),
-    )
+    optimizer = create_adamw(build_param_groups([model] + ([aux] if aux is not None else []), config.weight_decay,
+                                                config.slot_scale_wd, config.weight_decay_recipe), lr=config.lr)
     steps_per_epoch = len(train_set) // (config.batch_size * process.world)
     if steps_per_epoch == 0:
         raise DataError(f"{config.data}: {len(train_set)} training images are fewer than one batch "
@@ -191,13 +147,14 @@ def build_run(config: TrainConfig, process: Process) -> Run:
                                       + (list(grouping.blocks) if grouping.active else [])))
     sampler = torch.utils.data.DistributedSampler(range(len(train_set)), num_replicas=process.world,
                                                   rank=process.rank, shuffle=True, seed=config.seed, drop_last=True)
+    total_steps = steps_per_epoch * config.epochs
+    warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
     return Run(
         config=config, process=process, out=Path(config.out), size=size, train_set=train_set, val_set=val_set,
-        class_names=class_names, model=model, train_model=_wrap(model, process), overrides=overrides,
-        record=config_record(config), aux=aux, train_aux=_wrap(aux, process), grouping=grouping,
+        class_names=class_names, model=model, train_model=wrap_ddp(model, process), overrides=overrides,
+        record=config_record(config), aux=aux, train_aux=wrap_ddp(aux, process), grouping=grouping,
         probe=GroupingProbe(model, blocks=probe_blocks, detach=False) if probe_blocks else None,
-        optimizer=optimizer, sampler=sampler, steps_per_epoch=steps_per_epoch,
-        total_steps=steps_per_epoch * config.epochs,
-        warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
+        optimizer=optimizer, schedule=cosine_schedule(optimizer, total_steps, warmup_steps, config.min_lr),
+        sampler=sampler, steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps,
         use_amp=config.amp and process.device.type == "cuda",
     )

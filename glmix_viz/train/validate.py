@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, Dict, Tuple
 
 import numpy as np
@@ -10,10 +9,10 @@ import torch
 import torch.nn as nn
 
 from glmix_viz.models.loading import save_checkpoint
-from glmix_viz.train.config import LOG_FILE, STATE_FILE, TERM_LOG_NAMES
+from glmix_viz.runtime.resume import BEST_WEIGHTS, LAST_WEIGHTS, Progress, save_progress
+from glmix_viz.train.config import TERM_LOG_NAMES
 from glmix_viz.train.data import LoadedSplit, normalize_batch
 from glmix_viz.train.metrics import mean_average_precision
-from glmix_viz.train.resume import Progress, save_state
 from glmix_viz.train.setup import Run
 
 __all__ = ["predict_scores", "validate_and_save"]
@@ -53,13 +52,11 @@ def validate_and_save(run: Run, progress: Progress, entry: Dict[str, Any]) -> No
              "input_size": [3, run.size, run.size],
              "metrics": {k: entry[k] for k in ("val_map", "train_loss") if k in entry}}
     save = dict(variant=config.model, model_args=run.overrides, class_names=run.class_names, extra=extra)
-    save_checkpoint(run.model, out / "last.safetensors", **save)
-    if current > progress.best_map:
-        progress.best_map = current
-        save_checkpoint(run.model, out / "best.safetensors", **save)
-    save_state(out / STATE_FILE, run.optimizer, run.aux, progress)
-    with open(out / LOG_FILE, "a") as handle:
-        handle.write(json.dumps(entry) + "\n")
+    save_checkpoint(run.model, out / LAST_WEIGHTS, **save)
+    if current > progress.best:
+        progress.best = current
+        save_checkpoint(run.model, out / BEST_WEIGHTS, **save)
+    save_progress(out, run.optimizer, progress, {"aux": run.aux})
     message = f"epoch {entry['epoch']}/{config.epochs} loss {entry['train_loss']:.4f}"
     message += "".join(f" {name} {entry[name]:.4f}" for name in TERM_LOG_NAMES.values() if name in entry)
     if "val_map" in entry:

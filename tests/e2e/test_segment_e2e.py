@@ -29,7 +29,7 @@ def test_make_shapes_to_evaluate(tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert "resuming" in capsys.readouterr().err
     assert main([*train, "--epochs", "2", "--decoder", "unet"]) == 2  # another run's checkpoints: refused
     assert "a different run" in capsys.readouterr().err
-    history = json.loads((tmp_path / "run" / "history.json").read_text())
+    history = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [row["epoch"] for row in history] == [1, 2] and all(0 <= row["val_miou"] <= 1 for row in history)
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert best["init"] == demo and best["backbone"]["variant"] == "glnet_tiny" and best["num_classes"] == 5

@@ -8,6 +8,8 @@ tab. Moving the threshold replaces the background channel of cached class maps; 
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Dict, Optional, Tuple
 
 import numpy as np
@@ -19,7 +21,7 @@ from glmix_viz.app.page import Display, Page, View, remember, remembered
 from glmix_viz.labels import label_to_pil, voc_palette
 from glmix_viz.pictures import mask_label_ids, png_bytes, pseudo_mask_legend, pseudo_mask_overlay
 from glmix_viz.pseudo import METHODS, ScoreSettings, default_method
-from glmix_viz.pseudo.crf import CRFParams
+from glmix_viz.crf import CRFParams
 from glmix_viz.slots.explore import Exploration, top_predictions
 from glmix_viz.viz import heatmap_overlay, label_legend, map_colorbar, overlay, scale_caption, value_ranges
 
@@ -129,6 +131,9 @@ def choose_mask_request(page: Page, classes: Tuple[int, ...], flip: bool) -> dat
     with st.expander("Dense CRF parameters"):
         crf = choose_crf()
     score = ScoreSettings(method=method, bg_rule=rule, bg_param=param, flip=flip, input_size=page.resolution)
+    if page.run_settings is not None and page.run_settings.method == method:  # the run's blocks, scales, options
+        score = dataclasses.replace(page.run_settings, bg_rule=rule, bg_param=param, flip=flip,
+                                    input_size=page.resolution)
     return data.MaskRequest(classes, score, crf)
 
 

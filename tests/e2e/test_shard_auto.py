@@ -1,4 +1,5 @@
-"""``--shard auto``: the part from torchrun or a SLURM array; shards share a folder that ``evaluate`` reads as one."""
+"""``--shard auto`` end to end: the part from torchrun or a SLURM array; shards share a folder that ``evaluate`` reads as
+one (the environment parsing itself: ``test_runtime_distributed.py``)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ import timm
 import glmix_viz  # noqa: F401
 from glmix_viz.cli import main
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
-from glmix_viz.data.voc import VOCDataset, resolve_shard, shard_from_environment, shard_ids
+from glmix_viz.data.voc import VOCDataset
 from glmix_viz.models.loading import save_checkpoint
+from glmix_viz.runtime.distributed import shard_ids
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT",
-                      "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP")
+                      "SLURM_ARRAY_TASK_MIN", "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP", "SLURM_PROCID",
+                      "SLURM_NTASKS", "SLURM_LOCALID")
 
 
 @pytest.fixture()
@@ -23,42 +26,6 @@ def clean_env(monkeypatch):
     for name in LAUNCHER_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
-
-
-@pytest.mark.parametrize("environ, expected", [
-    ({"RANK": "0", "WORLD_SIZE": "4"}, "1/4"),
-    ({"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}, "4/4"),
-    ({"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0"}, "1/3"),
-    ({"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "3"}, "3/3"),  # no MIN: an array from 0
-    ({"SLURM_ARRAY_TASK_ID": "1", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}, "1/4"),
-    ({"SLURM_ARRAY_TASK_ID": "4", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "1"}, "4/4"),
-    ({"SLURM_ARRAY_TASK_ID": "14", "SLURM_ARRAY_TASK_COUNT": "4", "SLURM_ARRAY_TASK_MIN": "10",
-      "SLURM_ARRAY_TASK_STEP": "2"}, "3/4"),  # --array=10-16:2
-    ({"RANK": "1", "WORLD_SIZE": "2", "SLURM_ARRAY_TASK_ID": "5", "SLURM_ARRAY_TASK_COUNT": "9"}, "2/2"),
-])
-def test_shard_from_the_launchers_environment(environ, expected):
-    assert shard_from_environment(environ) == expected
-    assert resolve_shard("auto", environ) == expected and resolve_shard(" AUTO ", environ) == expected
-
-
-@pytest.mark.parametrize("environ, message", [
-    ({}, "neither torchrun's RANK/WORLD_SIZE nor a SLURM array's"),
-    ({"RANK": "2", "WORLD_SIZE": "2"}, "RANK=2 is not in 0..WORLD_SIZE-1"),
-    ({"RANK": "x", "WORLD_SIZE": "2"}, "RANK='x' is not an integer"),
-    ({"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "1"}, "not task 1..3"),
-    ({"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3", "SLURM_ARRAY_TASK_MIN": "0",
-      "SLURM_ARRAY_TASK_STEP": "2"}, "evenly spaced"),
-])
-def test_missing_or_inconsistent_variables_fail_with_one_line(environ, message):
-    with pytest.raises(ValueError) as error:
-        shard_from_environment(environ)
-    assert message in str(error.value) and "\n" not in str(error.value)
-
-
-def test_explicit_shards_pass_through():
-    assert resolve_shard(None, {}) is None and resolve_shard("2/3", {}) == "2/3" and resolve_shard((1, 2), {}) == (1, 2)
-    with pytest.raises(ValueError, match="1-based"):
-        resolve_shard("0/3", {})
 
 
 @pytest.fixture(scope="module")
@@ -122,19 +89,3 @@ def test_auto_without_a_launcher_is_one_clear_line(shapes_and_model, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--shard auto: neither torchrun's RANK/WORLD_SIZE" in err[0]
     assert not (tmp_path / "out").exists()
-
-
-def test_torchrun_processes_get_their_local_gpu_only_when_no_device_is_given(monkeypatch):
-    import argparse
-
-    import torch
-
-    from glmix_viz.commands.pseudo_label import launcher_device
-
-    environ = {"RANK": "3", "WORLD_SIZE": "4", "LOCAL_RANK": "1"}
-    assert launcher_device(argparse.Namespace(device="cpu", shard="auto"), environ) == "cpu"
-    assert launcher_device(argparse.Namespace(device=None, shard="1/4"), environ) is None
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    assert launcher_device(argparse.Namespace(device=None, shard="auto"), environ) == "cuda:1"
-    assert launcher_device(argparse.Namespace(device=None, shard="auto"), {}) is None
