@@ -23,6 +23,7 @@ COMMANDS = {
     "app": "app",
     "segment-train": "segment_train",
     "segment": "segment",
+    "atlas": "atlas",
 }
 
 

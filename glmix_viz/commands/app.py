@@ -1,6 +1,7 @@
 """``glmix-viz app``: the GLMix explorer, a Streamlit app shipped inside the package (installed or in a checkout).
 
-``glmix-viz app [--checkpoints DIR] [--runs DIR] [--device DEVICE] [-- streamlit options]`` runs ``streamlit run`` on
+``glmix-viz app [--checkpoints DIR] [--runs DIR] [--atlas DIR] [--device DEVICE] [-- streamlit options]`` runs
+``streamlit run`` on
 :data:`glmix_viz.app.MAIN_SCRIPT` in this process, with the explorer's settings
 (``glmix_viz/app/streamlit_config.toml``) as options; options after ``--`` go to Streamlit as they are and win over
 those settings, e.g. ``glmix-viz app -- --server.port 8502 --server.headless true``.
@@ -28,6 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="a folder of run folders (pseudo-label, segment output) for the run browser; default: "
                              "$GLMIX_RUNS")
+    parser.add_argument("--atlas", type=Path, default=None,
+                        help="a slot atlas folder (made by glmix-viz atlas) to open in the Atlas view")
     parser.add_argument("--uploads", type=Path, default=None,
                         help="where uploads are kept under their content digest, so that links can reopen them "
                              "(default: GLMIX_UPLOADS, else a private folder in the system's temporary folder)")
@@ -56,6 +59,8 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
         app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
     if args.runs is not None:
         app_options += ["--runs", str(args.runs.expanduser().resolve())]
+    if getattr(args, "atlas", None) is not None:
+        app_options += ["--atlas", str(args.atlas.expanduser().resolve())]
     if args.uploads is not None:
         app_options += ["--uploads", str(args.uploads.expanduser().resolve())]
     if args.device:
@@ -68,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
         raise GlmixVizError(f"--checkpoints {args.checkpoints}: no such folder")
     if args.runs is not None and not args.runs.expanduser().is_dir():
         raise GlmixVizError(f"--runs {args.runs}: no such folder")
+    if getattr(args, "atlas", None) is not None and not (args.atlas.expanduser() / "atlas.json").is_file():
+        raise GlmixVizError(f"--atlas {args.atlas}: no atlas.json there (make it with glmix-viz atlas ... --out DIR)")
     from streamlit.web import cli as streamlit_cli  # deferred: Streamlit loads plotly and its server (~1 s)
 
     sys.argv = ["streamlit", *streamlit_argv(args)]

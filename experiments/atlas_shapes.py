@@ -1,0 +1,146 @@
+"""The slot atlas of the shipped demo model against its untrained copy, on a held-out shapes set; time and memory.
+
+Steps (the data set and the untrained checkpoint are reused when they exist; the atlases are always redone):
+
+1. ``make-shapes`` with seed 3103 (never used for training, the recipe or model selection; the demo model trained on
+   seed 0 and was evaluated on 3101 / 3102), ``--num-val`` images at 128 px, class masks known;
+2. the untrained copy of the demo model (``glmix_viz.grouping.untrained_copy``, seed 0) saved as a checkpoint;
+3. ``glmix-viz atlas`` on every GLMix block, ``--clusters K``, for both models, each run timed (wall clock) with its
+   peak resident memory (``/usr/bin/time``); and once more for the demo model on the first quarter of the images, to
+   show that memory does not grow with the number of images;
+4. per block: purity (with a bootstrap interval over images), the majority baseline and NMI of both, and the paired
+   difference demo - untrained (the two atlases use the same Poisson weights per image, so the differences of their
+   bootstrap draws give a paired interval). The best block is the one named before looking at any atlas: the demo
+   model's best block by held-out ARI (``demo_results.json``).
+
+    taskset -c 1 python experiments/atlas_shapes.py --work /tmp/atlas_shapes [--images 2000] [--clusters 8]
+
+Writes ``experiments/results/atlas_shapes.json``, ``atlas_shapes.png`` (the best block's atlas of the demo model) and
+``atlas_shapes_last_block.png`` (its last block's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SEED = 3103
+
+
+def timed_atlas(checkpoint: Path, root: Path, split: str, out: Path, clusters: int, device: str,
+                reuse: bool = False) -> Dict[str, Any]:
+    """One ``glmix-viz atlas`` run over every block (from scratch), with its wall time and peak memory as
+    ``/usr/bin/time`` reports them; with ``reuse``, a finished run of the same folder is read back instead."""
+    report = out.parent / f"{out.name}.time"
+    command = ["/usr/bin/time", "-f", "%M %e", "-o", str(report), sys.executable, "-m", "glmix_viz", "atlas",
+               "--voc-root", str(root), "--split", split, "--block", "0,1,2,3,4,5", "--clusters", str(clusters),
+               "--checkpoint", str(checkpoint), "--out", str(out), "--device", device, "--overwrite", "--no-progress"]
+    if not (reuse and report.is_file() and (out / "atlas.json").is_file()):
+        result = subprocess.run(command, env=dict(os.environ, PYTHONPATH=str(REPO)), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise SystemExit(f"atlas failed ({result.returncode}): {result.stderr[-2000:]}")
+    peak_kb, wall = report.read_text().split()[-2:]
+    summary = json.loads((out / "summary.json").read_text())
+    return {"command": " ".join(["glmix-viz", *command[8:]]), "wall_s": float(wall),
+            "peak_rss_mib": round(int(peak_kb) / 1024, 1), "collect_s": summary["timing"]["wall_s"],
+            "network_s": summary["timing"]["network_s"], "images": summary["counts"]["done"],
+            }
+
+
+def compare(demo: Path, untrained: Path) -> Dict[str, Any]:
+    """Per block: purity, interval, baseline, NMI of both atlases and the paired difference of purity."""
+    a, b = (json.loads((folder / "atlas.json").read_text()) for folder in (demo, untrained))
+    blocks = {}
+    for mine, theirs in zip(a["blocks"], b["blocks"]):
+        mine_draws, their_draws = np.load(demo / mine["data"]), np.load(untrained / theirs["data"])
+        draws = mine_draws["purity_draws"] - their_draws["purity_draws"]
+        objects = mine_draws["object_purity_draws"] - their_draws["object_purity_draws"]
+        keys = ("purity", "purity_ci95", "majority_baseline", "nmi", "object_purity", "object_purity_ci95",
+                "object_majority_baseline", "regions", "class_counts")
+        blocks[mine["name"]] = {
+            "demo": {k: mine[k] for k in keys}, "untrained": {k: theirs[k] for k in keys},
+            "purity_difference": {"mean": mine["purity"] - theirs["purity"],
+                                  "ci95": [float(v) for v in np.nanquantile(draws, [0.025, 0.975])]},
+            "object_purity_difference": {"mean": mine["object_purity"] - theirs["object_purity"],
+                                         "ci95": [float(v) for v in np.nanquantile(objects, [0.025, 0.975])]},
+            "nmi_difference": mine["nmi"] - theirs["nmi"],
+            "demo_concepts": [{k: c.get(k) for k in ("size", "class", "purity")} for c in mine["concepts"]],
+        }
+    return blocks
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--clusters", type=int, default=8)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--results", type=Path, default=REPO / "experiments" / "results")
+    parser.add_argument("--reuse", action="store_true", help="read back atlases already finished in --work")
+    parser.add_argument("--note", default="", help="a line about how the runs went, kept in the results")
+    parser.add_argument("--skip-quarter", action="store_true", help="no run on the first quarter of the images")
+    args = parser.parse_args(argv)
+
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
+    from glmix_viz.grouping import untrained_copy
+    from glmix_viz.models.loading import load_model, save_checkpoint
+    from glmix_viz.open import demo_checkpoint
+
+    root = args.work / "shapes"
+    if not (root / "ImageSets" / "Segmentation" / "val.txt").is_file():
+        make_shapes(root, ShapesConfig(image_size=128), num_train=0, num_val=args.images, seed=SEED)
+    ids = (root / "ImageSets" / "Segmentation" / "val.txt").read_text().split()
+    (root / "ImageSets" / "Segmentation" / "quarter.txt").write_text("\n".join(ids[: len(ids) // 4]) + "\n")
+    demo_path = demo_checkpoint()
+    untrained_path = args.work / "untrained.safetensors"
+    if not untrained_path.is_file():
+        demo = load_model(demo_path, device="cpu")
+        config = demo.checkpoint_config
+        save_checkpoint(untrained_copy(demo, 0), untrained_path, variant=config["variant"],
+                        model_args=config["model_args"], class_names=demo.pretrained_cfg.get("label_names"))
+    runs = {}
+    plan = [("demo", demo_path, "val"), ("untrained", untrained_path, "val"), ("demo_quarter", demo_path, "quarter")]
+    for name, checkpoint, split in plan[:2] if args.skip_quarter else plan:
+        runs[name] = timed_atlas(checkpoint, root, split, args.work / f"atlas_{name}", args.clusters, args.device,
+                                 args.reuse)
+        print(name, runs[name], file=sys.stderr)
+    blocks = compare(args.work / "atlas_demo", args.work / "atlas_untrained")
+    best = json.loads((REPO / "glmix_viz/assets/demo/demo_results.json").read_text())
+    best_block = best["sets"]["heldout_a"]["reports"]["grouping"]["grouping"]["best_block"]
+    atlas = json.loads((args.work / "atlas_demo" / "atlas.json").read_text())
+    from glmix_viz.figures import save_figure
+    from glmix_viz.images import load_image
+
+    args.results.mkdir(parents=True, exist_ok=True)
+    for block, name in ((best_block, "atlas_shapes.png"), (atlas["blocks"][-1]["name"], "atlas_shapes_last_block.png")):
+        figure = next(b["figure"] for b in atlas["blocks"] if b["name"] == block)
+        save_figure(load_image(args.work / "atlas_demo" / figure), args.results / name, max_bytes=300_000)
+    result = {
+        "data": {"make_shapes_seed": SEED, "images": len(ids), "image_size": 128, "split": "val"},
+        "clusters": args.clusters, "feature": "slots_in", "bootstrap": "Poisson(1) weights per image, 1000 resamples",
+        "best_block": best_block, "best_block_rule": "the demo model's best block by held-out ARI (demo_results.json)",
+        "best": blocks[best_block], "blocks": blocks,
+        "runs": runs, "machine": {"cores": "taskset -c 1: one core shared with other jobs", "cpu_count": os.cpu_count(),
+                                  "load_average": os.getloadavg(), "device": args.device},
+        "note": args.note,
+    }
+    (args.results / "atlas_shapes.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps({"best_block": best_block, "best": blocks[best_block],
+                      "runs": {k: {x: v[x] for x in ("wall_s", "peak_rss_mib", "images")} for k, v in runs.items()}},
+                     indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

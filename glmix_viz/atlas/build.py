@@ -1,0 +1,185 @@
+"""Build an atlas from collected regions: concepts per block, their purity, typical regions, map and figure.
+
+Writes, in the atlas folder, for the ``J``-th block: ``block-J.npz`` (``centroids`` (K, C); ``map_xy`` (P, 2) the PCA
+coordinates of a uniform sample of regions with their ``map_concept``, ``map_label``, ``map_image``, ``map_slot``;
+``pca_mean`` / ``pca_components`` to place other slots on the map; ``purity_draws`` (R,) the bootstrap purities,
+``object_purity_draws`` (R,) those of the object regions alone),
+``crops/J/cKK_R.png`` (the ``R``-th most typical region of concept ``KK``) and ``atlas-J.png`` (the figure); then
+``atlas.json`` (schema in :func:`build_atlas`).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import numpy as np
+
+from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_header, chunk_paths, read_chunk
+from glmix_viz.atlas.concepts import (ConceptStats, contingency_scores, describe_concepts, fit_concepts, purity,
+                                     purity_draws)
+from glmix_viz.errors import DataError, one_line
+from sklearn.decomposition import PCA
+from glmix_viz.atlas.pictures import atlas_figure, region_crop
+from glmix_viz.files import save_bytes_atomic, save_png_atomic
+from glmix_viz.images import load_image
+from glmix_viz.figures import save_figure
+from tqdm import tqdm
+
+__all__ = ["ATLAS_FORMAT", "build_atlas"]
+
+ATLAS_FORMAT = "glmix-viz-atlas/1"
+
+
+def _interval(draws: np.ndarray) -> List[Optional[float]]:
+    draws = draws[~np.isnan(draws)]
+    if draws.size == 0:
+        return [None, None]
+    return [float(v) for v in np.quantile(draws, [0.025, 0.975])]
+
+
+def _map(stats: ConceptStats, seed: int) -> Dict[str, np.ndarray]:
+    """PCA (scikit-learn) of the map sample to 2-D, and the projection to place other slots."""
+    features = stats.sample.get("features")
+    if features is None or len(features) < 2:
+        width = 0 if features is None else features.shape[1]
+        return {"map_xy": np.zeros((0, 2), np.float32), "pca_mean": np.zeros(width, np.float32),
+                "pca_components": np.zeros((2, width), np.float32)}
+    pca = PCA(n_components=min(2, features.shape[1], len(features)), random_state=seed).fit(features)
+    xy = pca.transform(features).astype(np.float32)
+    components = pca.components_.astype(np.float32)
+    if xy.shape[1] < 2:
+        xy = np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+        components = np.pad(components, ((0, 2 - components.shape[0]), (0, 0)))
+    return {"map_xy": xy, "pca_mean": pca.mean_.astype(np.float32), "pca_components": components,
+            **{f"map_{name}": stats.sample[name] for name in ("concept", "label", "image", "slot")}}
+
+
+def _crops(out_dir: Path, j: int, stats: ConceptStats, paths: List[str], chunk_size: int) -> List[List[Dict]]:
+    """Write the typical regions' crops of block ``j``; per concept, its examples (id index, slot, crop file)."""
+    wanted = sorted({image for heap in stats.typical for _, image, _, _ in heap})
+    hard: Dict[int, np.ndarray] = {}
+    for chunk_no in sorted({image // chunk_size for image in wanted}):
+        path = out_dir / FEATURES_FOLDER / f"chunk-{chunk_no:05d}.npz"
+        maps, index = read_chunk(path, j, fields=("hard",))["hard"], chunk_header(path)["index"]
+        hard.update({image: maps[index.index(image)] for image in wanted if image in index})
+    examples: List[List[Dict]] = []
+    for k, heap in enumerate(stats.typical):
+        row = []
+        for rank, (distance, image, slot, confidence) in enumerate(heap):
+            entry = {"image": image, "slot": slot, "distance": round(distance, 5), "confidence": round(confidence, 4)}
+            try:
+                crop = region_crop(load_image(paths[image]), hard[image], slot)
+                name = f"crops/{j}/c{k:02d}_{rank}.png"
+                save_png_atomic(out_dir / name, crop)
+                entry["crop"] = name
+            except Exception as error:  # noqa: BLE001 - an image gone since collecting: the entry says why
+                entry["error"] = one_line(error)
+            row.append(entry)
+        examples.append(row)
+    return examples
+
+
+def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]], examples, ids: List[str],
+                 draws: np.ndarray) -> Dict[str, Any]:
+    concepts = []
+    for k, size in enumerate(stats.sizes.tolist()):
+        entry: Dict[str, Any] = {"index": k, "size": size, "share": size / max(1, int(stats.sizes.sum()))}
+        row = stats.table[k] if stats.table.shape[1] else None
+        if row is not None and row.sum() > 0:
+            top = int(row.argmax())
+            entry.update(purity=float(row[top] / row.sum()), class_index=top, labelled=int(row.sum()),
+                         class_counts={class_names[c]: int(n) for c, n in enumerate(row) if n},
+                         **{"class": class_names[top]})
+        entry["examples"] = [{**e, "id": ids[e["image"]]} for e in examples[k]]
+        concepts.append(entry)
+    out: Dict[str, Any] = {"name": name, "regions": int(stats.sizes.sum()), "images": stats.images,
+                           "concepts": concepts}
+    if stats.table.shape[1] and stats.table.sum() > 0:
+        out.update(contingency_scores(stats.table))
+        out["purity_ci95"] = _interval(draws)
+        out["object_purity"] = purity(stats.table[:, 1:])  # class 0 is the background in VOC, COCO and shapes
+        out["object_purity_ci95"] = _interval(purity_draws(stats.draws[:, :, 1:]))
+        out["object_majority_baseline"] = contingency_scores(stats.table[:, 1:])["majority_baseline"]
+        out["class_counts"] = {class_names[c]: int(n) for c, n in enumerate(stats.table.sum(axis=0)) if n}
+    return out
+
+
+def _figure(out_dir: Path, j: int, entry: Dict[str, Any]) -> str:
+    crops, titles = [], []
+    for concept in entry["concepts"]:
+        crops.append([load_image(out_dir / e["crop"]) for e in concept["examples"] if "crop" in e])
+        label = f", {concept['class']} {concept['purity']:.0%}" if "class" in concept else ""
+        titles.append(f"concept {concept['index']}: {concept['size']} regions{label}")
+    heading = f"{entry['name']}: {len(entry['concepts'])} concepts"
+    if "purity" in entry:
+        low, high = entry["purity_ci95"]
+        heading += f", purity {entry['purity']:.3f} ({low:.3f}-{high:.3f})"
+    name = f"atlas-{j}.png"
+    save_figure(atlas_figure(crops, titles, heading=heading), out_dir / name, max_bytes=900_000)
+    return name
+
+
+def _read_plan(out_dir: Path):
+    plan_path = out_dir / FEATURES_FOLDER / "plan.json"
+    if not plan_path.is_file():
+        raise DataError(f"{out_dir}: no collected regions ({plan_path} is missing); run glmix-viz atlas first")
+    plan = json.loads(plan_path.read_text())
+    chunks = chunk_paths(out_dir, plan["num_images"], plan["chunk_size"])
+    missing = [path.name for path in chunks if not path.is_file()]
+    if missing:
+        raise DataError(f"{out_dir}: {len(missing)} of {len(chunks)} chunk files are missing (first: {missing[0]}); "
+                        "run glmix-viz atlas again to collect them")
+    return plan, chunks
+
+
+def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 0, examples: int = 8,
+                resamples: int = 1000, map_points: int = 3000, passes: int = 3,
+                progress: bool = True) -> Dict[str, Any]:
+    """Cluster the collected regions of every block into ``clusters`` concepts and write the atlas.
+
+    Returns:
+        The content of ``atlas.json``: ``format``, ``clusters``, ``seed``, ``plan`` (``features/plan.json``),
+        ``images`` (read), ``failures`` (``id``, ``reason``: images skipped while collecting), ``class_names``, and
+        ``blocks``: a list, per block: ``name``, ``index`` (J of its files), ``regions``, ``images``, ``figure``,
+        ``data`` (``block-J.npz``), ``concepts`` (``index``, ``size``, ``share``, with labels ``purity``, ``class``,
+        ``class_index``, ``class_counts``, ``labelled``; ``examples``: ``id``, ``image``, ``slot``, ``distance``,
+        ``confidence``, ``crop``), and with labels ``purity``, ``purity_ci95``, ``majority_baseline``, ``nmi``,
+        ``object_purity`` / ``object_purity_ci95`` / ``object_majority_baseline`` (the same over the regions whose
+        class is not the background, class 0),
+        ``class_counts``.
+    """
+    out_dir = Path(out_dir)
+    if clusters < 1:
+        raise DataError(f"--clusters must be at least 1, got {clusters}")
+    plan, chunks = _read_plan(out_dir)
+    images = json.loads((out_dir / "images.json").read_text())
+    headers = [chunk_header(path) for path in chunks]
+    class_names = plan.get("class_names")
+    blocks = []
+    for j, name in enumerate(tqdm(plan["blocks"], desc="concepts", unit="block", disable=not progress,
+                                  file=sys.stderr)):
+        kmeans = fit_concepts(chunks, j, clusters, seed=seed, passes=passes)
+        stats = describe_concepts(chunks, j, kmeans, len(class_names or []), examples=examples, resamples=resamples,
+                                  map_points=map_points, seed=seed)
+        draws = purity_draws(stats.draws) if stats.table.shape[1] else np.zeros(0)
+        buffer = io.BytesIO()
+        objects = purity_draws(stats.draws[:, :, 1:]) if stats.table.shape[1] > 1 else np.zeros(0)
+        np.savez(buffer, centroids=kmeans.cluster_centers_.astype(np.float32), purity_draws=draws,
+                 object_purity_draws=objects,
+                 **_map(stats, seed))
+        save_bytes_atomic(out_dir / f"block-{j}.npz", buffer.getvalue())
+        example_rows = _crops(out_dir, j, stats, images["paths"], plan["chunk_size"])
+        entry = _block_entry(name, stats, class_names, example_rows, images["ids"], draws)
+        entry.update(index=j, data=f"block-{j}.npz")
+        entry["figure"] = _figure(out_dir, j, entry)
+        blocks.append(entry)
+    atlas = {"format": ATLAS_FORMAT, "clusters": clusters, "seed": seed, "resamples": resamples, "plan": plan,
+             "images": sum(len(h["ids"]) for h in headers), "failures": [f for h in headers for f in h["failures"]],
+             "class_names": class_names, "blocks": blocks}
+    save_bytes_atomic(out_dir / "atlas.json", (json.dumps(atlas, indent=2) + "\n").encode("utf-8"))
+    return atlas

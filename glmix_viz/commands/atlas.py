@@ -1,0 +1,80 @@
+"""``glmix-viz atlas``: the concepts of GLMix blocks over a data set (slot features clustered), with their purity,
+typical regions and a figure."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Union
+from glmix_viz.atlas import AtlasSettings, run_atlas
+from glmix_viz.commands.common import load_model_from_args, open_dataset
+from glmix_viz.data.folder import ImageFolder
+from glmix_viz.errors import GlmixVizError
+
+HELP = ("slot atlas: collect every image's slot regions for the chosen blocks, cluster them into concepts "
+        "(scikit-learn k-means), write purity, typical regions and a figure (resumable, bounded memory)")
+
+
+def _blocks(values: List[str]) -> List[Union[int, str]]:
+    parts = [part.strip() for value in values for part in value.split(",") if part.strip()]
+    return [int(part) if part.lstrip("-").isdigit() else part for part in parts]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, metavar="DIR", help="a folder of images (no labels: no purity)")
+    source.add_argument("--voc-root", type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
+    source.add_argument("--coco-root", type=Path, help="COCO-2014 folder (train2014/, val2014/, annotations/)")
+    parser.add_argument("--coco-mask-cache", type=Path, default=None, metavar="DIR",
+                        help="with --coco-root: keep the masks built from the annotations as PNGs here")
+    parser.add_argument("--split", default="val", help="split of --voc-root / --coco-root (default val)")
+    parser.add_argument("--checkpoint", type=Path, help="GLNet checkpoint (default: the bundled demo model)")
+    parser.add_argument("--block", action="append", required=True, metavar="B",
+                        help="GLMix block: path (stages.1.blocks.0) or index (-1); repeatable or comma list")
+    parser.add_argument("--clusters", type=int, default=8, help="concepts per block (default 8)")
+    parser.add_argument("--out", type=Path, required=True, help="the atlas folder")
+    parser.add_argument("--feature", choices=("slots_in", "slots_out"), default="slots_in",
+                        help="slot feature clustered: before (default) or after slot attention")
+    parser.add_argument("--input-size", type=int, default=None, help="square input side (default: the model's)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default 16)")
+    parser.add_argument("--chunk-size", type=int, default=256,
+                        help="images per chunk file: the unit of resume and of memory (default 256)")
+    parser.add_argument("--examples", type=int, default=8, help="typical regions per concept (default 8)")
+    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the purity (default 1000)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of k-means, the map sample and the bootstrap")
+    parser.add_argument("--shard", default=None, metavar="K/N|auto", help="collect only shard K of N of the chunks")
+    parser.add_argument("--overwrite", action="store_true", help="drop the regions collected before")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+
+
+def open_source(args: argparse.Namespace):
+    """The images of ``--images`` / ``--voc-root`` / ``--coco-root``."""
+    if args.images is not None:
+        return ImageFolder(args.images)
+    return open_dataset(args)
+
+
+def run(args: argparse.Namespace) -> int:
+    for flag in ("clusters", "batch_size", "chunk_size", "examples", "resamples"):
+        if getattr(args, flag) < 1:
+            raise GlmixVizError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
+    source = open_source(args)
+    model, description = load_model_from_args(args)
+    print(f"model: {description}", file=sys.stderr)
+    settings = AtlasSettings(blocks=tuple(_blocks(args.block)), feature=args.feature, input_size=args.input_size,
+                             batch_size=args.batch_size, chunk_size=args.chunk_size)
+    result = run_atlas(source, model, args.out, settings, args.clusters, shard=args.shard, overwrite=args.overwrite,
+                       progress=args.progress, seed=args.seed, examples=args.examples, resamples=args.resamples)
+    counts = result["summary"]["counts"]
+    print(f"{counts['done']} images read, {counts['skipped']} already collected, {counts['failed']} failed of "
+          f"{counts['total']}; summary: {result['summary']['summary_path']}")
+    for failure in result["summary"]["failures"]:
+        print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
+    for block in (result["atlas"] or {}).get("blocks", []):
+        purity = f", purity {block['purity']:.3f} (95% {block['purity_ci95'][0]:.3f}-{block['purity_ci95'][1]:.3f})" \
+            if "purity" in block else ""
+        print(f"{block['name']}: {len(block['concepts'])} concepts over {block['regions']} regions{purity}; "
+              f"figure {args.out / block['figure']}")
+    return 1 if counts["failed"] else 0
