@@ -5,36 +5,21 @@ tests/test_app_atlas.py.) Skipped where Chromium or Playwright is missing."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
+from appserver import CHROMIUM, serve_app
 
 pytest.importorskip("playwright", reason="Playwright is not installed (pip install pytest-playwright)")
 
-ROOT = Path(__file__).resolve().parents[2]
 BLOCK = "stages.1.blocks.0"
-CHROMIUM = next((path for path in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
-                 if path and os.path.exists(path)), None)
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed; Playwright never downloads a browser here"),
 ]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: Dict[str, Any]) -> Dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]}
 
 
 @pytest.fixture(scope="session")
@@ -56,31 +41,8 @@ def atlas_server(tmp_path_factory) -> Iterator[str]:
     run_atlas(VOCDataset(root / "shapes", "val"), load_model(demo_checkpoint(), device="cpu"), root / "atlas",
               AtlasSettings(blocks=(BLOCK,), input_size=64, batch_size=3, chunk_size=3), 2, progress=False,
               examples=2, resamples=20)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    paths = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=paths)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-         "--", "--atlas", str(root / "atlas")],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=5).read()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
+    with serve_app(["--atlas", str(root / "atlas")]) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_atlas_tab_shows_the_concepts(atlas_server: str, page: Any, tmp_path: Path) -> None:

@@ -16,27 +16,20 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
-import socket
 import statistics
-import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import numpy as np
 import pytest
+from appserver import CHROMIUM, serve_app
 from PIL import Image
 
 pytest.importorskip("playwright", reason="Playwright is not installed (pip install pytest-playwright)")
 
-ROOT = Path(__file__).resolve().parents[2]
 TITLE = "GLMix explorer"
-CHROMIUM = next((path for path in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
-                 if path and os.path.exists(path)), None)
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]
 UPLOADS = 20
 WARM_UP = 5  # uploads before the memory baseline: the first ones fill Streamlit's and torch's caches
 # Allowed growth of the server's resident memory from upload WARM_UP to upload UPLOADS. Measured on a busy 2-core
@@ -61,32 +54,8 @@ PAGE_STATE_JS = """() => ({
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: Dict[str, Any]) -> Dict[str, Any]:
-    """pytest-playwright's launch arguments, pointed at the system Chromium."""
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "args": CHROMIUM_ARGS, "headless": True}
-
-
-@pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: Dict[str, Any]) -> Dict[str, Any]:
     return {**browser_context_args, "viewport": {"width": 1400, "height": 1000}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_http(url: str, timeout: float) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.3)
 
 
 def rss_mb(pid: int) -> float:
@@ -101,28 +70,11 @@ def rss_mb(pid: int) -> float:
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dict[str, Any]]:
     """The app served by ``streamlit run app/main.py``; yields its URL, the server's process id and its log file
     (uploads go to a store of the test's own)."""
-    port = _free_port()
     work = tmp_path_factory.mktemp("server")
-    paths = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, PYTHONUNBUFFERED="1", PYTHONPATH=paths, GLMIX_UPLOADS=str(work / "uploads"))
     log = work / "server.log"
-    with log.open("w") as stream:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-             "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none"],
-            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=stream,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url + "/_stcore/health", timeout=60)
+    with log.open("w") as stream, serve_app(env={"GLMIX_UPLOADS": str(work / "uploads")}, stderr=stream,
+                                            timeout=60) as (url, process):
         yield {"url": url, "pid": process.pid, "log": log}
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @pytest.fixture

@@ -6,24 +6,16 @@ Playwright in the system Chromium (as ``test_app_e2e.py``; skipped with a reason
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Dict, Iterator
 
 import pytest
+from appserver import CHROMIUM, serve_app
 
 pytest.importorskip("playwright", reason="Playwright is not installed (pip install pytest-playwright)")
 
-ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = next((path for path in ("/usr/bin/chromium", shutil.which("chromium"), shutil.which("chromium-browser"))
-                 if path and os.path.exists(path)), None)
 
 pytestmark = [
     pytest.mark.slow,
@@ -32,52 +24,15 @@ pytestmark = [
 
 
 @pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args: Dict[str, Any]) -> Dict[str, Any]:
-    return {**browser_type_launch_args, "executable_path": CHROMIUM, "headless": True,
-            "args": ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]}
-
-
-@pytest.fixture(scope="session")
 def browser_context_args(browser_context_args: Dict[str, Any]) -> Dict[str, Any]:
     return {**browser_context_args, "viewport": {"width": 1400, "height": 1200}}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def runs_server(run_tree: Dict[str, Path]) -> Iterator[str]:
     """The app served with ``--runs`` on the fixture's run folders; yields its address."""
-    port = _free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1",
-               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", str(ROOT / "app" / "main.py"), "--server.headless", "true",
-         "--server.port", str(port), "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-         "--", "--runs", str(run_tree["runs"])], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/_stcore/health", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+    with serve_app(["--runs", str(run_tree["runs"])]) as (url, _):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def _choose(page: Any, label: str, option: str) -> None:
