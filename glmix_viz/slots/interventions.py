@@ -77,6 +77,7 @@ __all__ = [
 
 REPLACE_MODES = ("remove", "mean")
 METHODS = ("exact", "approx")
+OUTPUTS = ("probability", "logit")
 Block = Union[str, int]
 ImageLike = Union[np.ndarray, torch.Tensor]
 
@@ -377,7 +378,7 @@ def intervene(model: nn.Module, image: ImageLike, block: Block, *, remove: Optio
 
 def slot_effects(model: nn.Module, image: ImageLike, block: Block, *, method: str = "exact",
                  replace: str = "remove", input_size: Optional[Union[int, Tuple[int, int]]] = None,
-                 batch_size: int = 16) -> np.ndarray:
+                 batch_size: int = 16, output: str = "probability") -> np.ndarray:
     """Change of every class probability when each slot of a block is removed alone: ``(S, C)`` float64.
 
     ``effects[s, c] = p_c(slot s removed) - p_c(unedited)``, in probability units (x 100 = probability points);
@@ -388,17 +389,21 @@ def slot_effects(model: nn.Module, image: ImageLike, block: Block, *, method: st
         model, image, block, replace, input_size: as :func:`intervene`.
         method: ``"exact"`` or ``"approx"``.
         batch_size: rows per batched run of the rest of the network (exact).
+        output: ``"probability"`` (default) or ``"logit"``: the change of the class logits instead (a saturated
+            probability near 0 or 1 hides changes that the logit still shows).
     """
     if method not in METHODS:
         raise InterventionError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
     _check_replace(replace)
+    if output not in OUTPUTS:
+        raise InterventionError(f"output must be one of {', '.join(OUTPUTS)}, got {output!r}")
     name, module = resolve_block(model, block)
     if module.num_slots < 2:
         raise InterventionError(f"{name} has one slot: removing it would remove every slot")
     inputs = _inputs(model, image, input_size)
     if method == "exact":
-        return _exact_effects(model, name, module, inputs, replace, max(1, int(batch_size)))
-    return _approx_effects(model, name, module, inputs, replace)
+        return _exact_effects(model, name, module, inputs, replace, max(1, int(batch_size)), output)
+    return _approx_effects(model, name, module, inputs, replace, output)
 
 
 def _single_removals(num_slots: int, device: torch.device) -> torch.Tensor:
@@ -408,9 +413,12 @@ def _single_removals(num_slots: int, device: torch.device) -> torch.Tensor:
     return keep
 
 
+def _outputs(model: nn.Module, logits: torch.Tensor, output: str) -> torch.Tensor:
+    return logits if output == "logit" else class_probabilities(logits, is_multilabel(model))
+
+
 def _exact_effects(model: nn.Module, name: str, module: GLMixBlock, inputs: torch.Tensor, replace: str,
-                   batch_size: int) -> np.ndarray:
-    multi = is_multilabel(model)
+                   batch_size: int, output: str) -> np.ndarray:
     with torch.inference_mode():
         x = block_input(model, inputs, name)
         keep = _single_removals(module.num_slots, x.device)
@@ -419,14 +427,13 @@ def _exact_effects(model: nn.Module, name: str, module: GLMixBlock, inputs: torc
         probabilities = []
         for start in range(0, keep.shape[0], batch_size):
             out = _finish(module, parts, global_out[start:start + batch_size])
-            probabilities.append(class_probabilities(run_from_block(model, name, out).double(), multi))
+            probabilities.append(_outputs(model, run_from_block(model, name, out).double(), output))
         probs = torch.cat(probabilities).cpu()
     return (probs[1:] - probs[0]).numpy()
 
 
-def _approx_effects(model: nn.Module, name: str, module: GLMixBlock, inputs: torch.Tensor, replace: str
-                    ) -> np.ndarray:
-    multi = is_multilabel(model)
+def _approx_effects(model: nn.Module, name: str, module: GLMixBlock, inputs: torch.Tensor, replace: str,
+                    output: str) -> np.ndarray:
     with torch.inference_mode(False), torch.no_grad():
         x = block_input(model, inputs.clone(), name)
         keep = _single_removals(module.num_slots, x.device)
@@ -435,7 +442,7 @@ def _approx_effects(model: nn.Module, name: str, module: GLMixBlock, inputs: tor
         delta = global_out[1:] - global_out[:1]  # (S, L, C): exact change of the global output per removal
     with torch.inference_mode(False), torch.enable_grad():
         reference = global_out[:1].clone().requires_grad_(True)
-        probs = class_probabilities(run_from_block(model, name, _finish(module, parts, reference)), multi)[0]
+        probs = _outputs(model, run_from_block(model, name, _finish(module, parts, reference)), output)[0]
         count = probs.shape[0]
         eye = torch.eye(count, dtype=probs.dtype, device=probs.device)
         try:
