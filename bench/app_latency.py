@@ -12,7 +12,10 @@ Usage::
     python bench/app_latency.py                 # 512x512 image; demo model (or untrained glnet_tiny) and glnet_stl
     python bench/app_latency.py --runs 7 --threads 2   # default threads: the app's (all cores but one)
 
-Prints a markdown table: median seconds per step over ``--runs`` runs (after one warm-up run).
+Prints a markdown table: median seconds per step over ``--runs`` runs (after one warm-up run); then the Slot tab's
+removal panel: all single-slot effects of the block the explorer opens on, for the default image
+(:func:`glmix_viz.slots.slot_effects`, exact), as seconds and as a ratio to one plain forward (goal: under 2 s on 2
+cores).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import glmix_viz  # noqa: F401  (registers the GLNet variants)
 from glmix_viz.data.shapes import render_shapes_image
 from glmix_viz.app.threads import interactive_threads
 from glmix_viz.slots.explore import explore_image
+from glmix_viz.slots.interventions import slot_effects
 from glmix_viz.open import resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info, to_tensor
 from glmix_viz.figures import soft_maps_figure
@@ -88,6 +92,38 @@ def measure(model: torch.nn.Module, data: bytes, resolution: int, runs: int, blo
     return medians
 
 
+def slot_effect_latency(model: torch.nn.Module, image: np.ndarray, resolution: int, block: str, runs: int
+                        ) -> Dict[str, float]:
+    """Median seconds of one plain forward and of all slot effects of ``block`` (exact, batched), and their ratio."""
+    inputs = to_tensor(image, size=resolution)
+
+    def median(work: Callable) -> float:
+        work()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            work()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    with torch.inference_mode():
+        forward = median(lambda: model(inputs))
+    effects = median(lambda: slot_effects(model, image, block, input_size=resolution))
+    return {"forward_s": forward, "effects_s": effects, "ratio": effects / forward}
+
+
+def default_image_effects(runs: int) -> Dict[str, float]:
+    """:func:`slot_effect_latency` for the app's default image (gallery draw [2024, 7], 256 px) on the demo model at
+    its own resolution, for the block the explorer opens on (the benchmark's best-grouping block)."""
+    from glmix_viz.grouping import benchmark_best_block
+
+    opened = resolve_model(device="cpu", fallback="glnet_tiny", num_classes=4)
+    image = render_shapes_image(np.random.default_rng([2024, 7]), image_size=256).image
+    block = (benchmark_best_block() or {}).get("block", "stages.0.blocks.0")
+    result = slot_effect_latency(opened.model, image, opened.info.input_size[-1], block, runs)
+    return {"block": block, **result}
+
+
 def models() -> List[Tuple[str, str, torch.nn.Module, int]]:
     """``(row name, target key, model, input resolution)`` for the demo model and glnet_stl (random weights)."""
     rows = []
@@ -123,6 +159,10 @@ def main(argv: Optional[List[str]] = None) -> None:
         verdict = f"< {target:g} s {'ok' if medians['total'] < target else 'MISSED'}"
         cells = " | ".join(f"{medians[step]:.3f}" for step in STEPS)
         print(f"| {name} | {resolution} | {cells} | **{medians['total']:.2f}** | {verdict} |")
+    effects = default_image_effects(args.runs)
+    print(f"\nSlot tab, all slot effects of {effects['block']} for the default image: {effects['effects_s']:.3f} s = "
+          f"{effects['ratio']:.1f} x one plain forward ({effects['forward_s'] * 1000:.1f} ms); goal < 2 s "
+          f"{'ok' if effects['effects_s'] < 2.0 else 'MISSED'}")
 
 
 if __name__ == "__main__":

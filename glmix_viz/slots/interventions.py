@@ -180,33 +180,20 @@ def _inputs(model: nn.Module, image: ImageLike, input_size: Optional[Union[int, 
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-class _Stop(Exception):
-    """Raised by the input hook to stop a forward once the block's input is caught."""
-
-
-def block_input(model: nn.Module, inputs: torch.Tensor, block: Block, *, full: bool = False
-                ) -> Union[torch.Tensor, Tuple[torch.Tensor, torch.Tensor]]:
-    """The input of a GLMix block for a batch of network inputs (one forward, stopped at the block).
-
-    Args:
-        full: run the whole forward and also return its logits: ``(block input, logits)``.
-    """
-    _, module = resolve_block(model, block)
-    caught: List[torch.Tensor] = []
-
-    def hook(_module: nn.Module, args: Tuple[torch.Tensor, ...]) -> None:
-        caught.append(args[0])
-        if not full:
-            raise _Stop
-
-    handle = module.register_forward_pre_hook(hook)
-    try:
-        logits = model(inputs)
-    except _Stop:
-        logits = None
-    finally:
-        handle.remove()
-    return (caught[0], logits) if full else caught[0]
+def block_input(model: nn.Module, inputs: torch.Tensor, block: Block) -> torch.Tensor:
+    """The input of a GLMix block for a batch of network inputs: the network's own operations up to the block (the
+    stem, the earlier stages with their down-sampling, the stage's earlier blocks), nothing after it."""
+    name, _ = resolve_block(model, block)
+    stage_index, block_index = _block_position(model, name)
+    if hasattr(model, "check_input"):
+        model.check_input(inputs)
+    x = inputs
+    for index in range(stage_index):
+        x = model.stages[index](model.downsample_layers[index](x))
+    x = model.downsample_layers[stage_index](x)
+    for earlier in list(model.stages[stage_index].blocks)[:block_index]:
+        x = earlier(x)
+    return x
 
 
 def _block_position(model: nn.Module, name: str) -> Tuple[int, int]:
@@ -363,7 +350,8 @@ def intervene(model: nn.Module, image: ImageLike, block: Block, *, remove: Optio
     mask = slot_keep_mask(module.num_slots, remove=remove, keep=keep, block=name)
     inputs = _inputs(model, image, input_size)
     with torch.inference_mode():
-        x, before = block_input(model, inputs, name, full=True)
+        x = block_input(model, inputs, name)
+        before = run_from_block(model, name, module(x))  # the same operations as model(inputs)
         after = run_from_block(model, name, edited_block_outputs(module, x, mask[None], replace=replace))
     multi = is_multilabel(model)
     before64, after64 = before[0].double().cpu(), after[0].double().cpu()
