@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401
+import glmix_viz.models  # noqa: F401
 from glmix_viz.grouping import (
     GroupingSample,
     adjusted_rand_index,

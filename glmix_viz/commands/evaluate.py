@@ -14,17 +14,6 @@ from typing import Any, Dict, List, Mapping
 
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.evaluate import (
-    compare_scores,
-    evaluate_predictions,
-    format_comparison,
-    load_pair,
-    worst_images,
-    write_per_image_csv,
-)
-from glmix_viz.files import save_bytes_atomic
-from glmix_viz.labels import voc_palette
-from glmix_viz.metrics import format_scores
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
 DEFAULT_WORST = 8
@@ -88,6 +77,8 @@ def score_folder(args: argparse.Namespace, dataset: Any, folder: Path) -> Dict[s
         GlmixVizError: no image of the split could be scored (an empty or wrong folder): one line, and the command
             writes nothing, so no table of n/a and no ``eval.json`` can pass for a result.
     """
+    from glmix_viz.evaluate import evaluate_predictions
+
     scores = evaluate_predictions(dataset, folder, pred_ignore=args.pred_ignore, missing=args.missing,
                                   progress=args.progress)
     if scores["num_images"] == 0:
@@ -101,6 +92,10 @@ def score_folder(args: argparse.Namespace, dataset: Any, folder: Path) -> Dict[s
 
 def write_scores(scores: Mapping[str, Any], folder: Path, out: Path) -> None:
     """Write one folder's scores JSON and per-image table, print the table and the warnings."""
+    from glmix_viz.evaluate import write_per_image_csv
+    from glmix_viz.files import save_bytes_atomic
+    from glmix_viz.metrics import format_scores
+
     save_bytes_atomic(out, (json.dumps(scores, indent=2) + "\n").encode("utf-8"))
     table = write_per_image_csv(per_image_path(out), scores)
     print(format_scores(scores))
@@ -134,7 +129,9 @@ def print_worst(rows: List[Mapping[str, Any]], heading: str) -> None:
 
 def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
     """The grid of :func:`glmix_viz.figures.worst_images_figure` for these rows (an unreadable image: grey)."""
+    from glmix_viz.evaluate import load_pair
     from glmix_viz.figures import save_figure, worst_images_figure  # plotly and matplotlib: only for a figure
+    from glmix_viz.labels import voc_palette
 
     entries = []
     for row in rows:
@@ -154,6 +151,9 @@ def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]]
 def compare_folders(args: argparse.Namespace, scores: Mapping[str, Any], other: Mapping[str, Any],
                     out: Path) -> int:
     """Write ``--compare``'s scores, print and write the paired comparison; returns its number of failed images."""
+    from glmix_viz.evaluate import compare_scores, format_comparison
+    from glmix_viz.files import save_bytes_atomic
+
     print(f"\nB: {args.compare}")
     write_scores(other, args.compare, args.compare / "eval.json")
     comparison = compare_scores(scores, other, resamples=args.bootstrap, seed=args.seed)
@@ -166,6 +166,8 @@ def compare_folders(args: argparse.Namespace, scores: Mapping[str, Any], other: 
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.evaluate import worst_images
+
     if args.worst is not None and args.worst < 1:
         raise GlmixVizError(f"--worst {args.worst}: give a number of images >= 1")
     if args.bootstrap < 1:
