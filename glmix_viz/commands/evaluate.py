@@ -14,6 +14,7 @@ from typing import Any, Dict, List, Mapping
 
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset
 from glmix_viz.errors import GlmixVizError
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES  # numpy only: no torch for --help
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
 DEFAULT_WORST = 8
@@ -36,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per-image difference B - PRED with a bootstrap interval, the images that change most")
     parser.add_argument("--compare-out", type=Path, default=None,
                         help="JSON file of the comparison (default: compare.json beside the scores)")
-    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
-                        help="bootstrap resamples of the images for the comparison's 95%% intervals (default 2000)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help="bootstrap resamples of the images for the comparison's 95%% intervals "
+                             f"(default {DEFAULT_RESAMPLES}, as the explorer's run comparison)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--worst", type=int, default=None, metavar="N",
                         help=f"list the N worst images (lowest per-image mIoU); with --figure, draw them "
@@ -94,7 +96,7 @@ def write_scores(scores: Mapping[str, Any], folder: Path, out: Path) -> None:
     """Write one folder's scores JSON and per-image table, print the table and the warnings."""
     from glmix_viz.evaluate import write_per_image_csv
     from glmix_viz.files import save_bytes_atomic
-    from glmix_viz.metrics import format_scores
+    from glmix_viz.scoring.segmentation import format_scores
 
     save_bytes_atomic(out, (json.dumps(scores, indent=2) + "\n").encode("utf-8"))
     table = write_per_image_csv(per_image_path(out), scores)
