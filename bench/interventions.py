@@ -39,7 +39,7 @@ from glmix_viz.data.shapes import ShapesConfig, make_shapes  # noqa: E402
 from glmix_viz.data.voc import VOCDataset  # noqa: E402
 from glmix_viz.faithfulness import run_faithfulness  # noqa: E402
 from glmix_viz.files import save_bytes_atomic  # noqa: E402
-from glmix_viz.heldout import bootstrap_interval  # noqa: E402
+from glmix_viz.scoring.stats import mean_interval  # noqa: E402
 from glmix_viz.images import to_tensor  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.slots import slot_effects  # noqa: E402
@@ -112,9 +112,9 @@ def agreement_and_blocks(model: torch.nn.Module, dataset: VOCDataset, count: int
             "median_spearman": float(np.nanmedian(rho[block])) if rho[block] else float("nan"),
             "undefined_spearman": int(np.isnan(rho[block]).sum()),
             "largest_drop_probability": float(values.mean()),
-            "largest_drop_probability_ci95": list(bootstrap_interval(values, resamples=resamples)),
+            "largest_drop_probability_ci95": list(mean_interval(values, resamples=resamples)),
             "largest_drop_logit": float(logits.mean()),
-            "largest_drop_logit_ci95": list(bootstrap_interval(logits, resamples=resamples)),
+            "largest_drop_logit_ci95": list(mean_interval(logits, resamples=resamples)),
             "exact_ms": 1000 * times["exact_s"][block] / max(calls, 1),
             "approx_ms": 1000 * times["approx_s"][block] / max(calls, 1),
         }

@@ -199,7 +199,7 @@ def summarize(records: Mapping[str, Mapping[str, Any]], methods: Sequence[str], 
         records: image id -> the result of :func:`image_faithfulness`.
         methods: the methods, the first is the reference of the paired differences (``other - first``).
     """
-    from glmix_viz.heldout import bootstrap_interval, paired_difference
+    from glmix_viz.scoring.stats import mean_interval, paired_difference
 
     ids = sorted(records)
     total: Dict[str, Any] = {"images": len(ids), "methods": {}, "paired_vs_first": {}}
@@ -210,7 +210,7 @@ def summarize(records: Mapping[str, Mapping[str, Any]], methods: Sequence[str], 
         for key in ("deletion_auc", "insertion_auc"):
             vals = values[method][key]
             entry[key] = float(vals.mean()) if vals.size else float("nan")
-            entry[f"{key}_ci95"] = list(bootstrap_interval(vals, resamples=resamples, seed=seed))
+            entry[f"{key}_ci95"] = list(mean_interval(vals, resamples=resamples, seed=seed))
         for curve in ("deletion", "insertion"):
             entry[curve] = np.mean([records[i]["methods"][method][curve] for i in ids], axis=0).tolist() if ids else []
         total["methods"][method] = entry
