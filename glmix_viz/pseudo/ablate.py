@@ -27,8 +27,8 @@ __all__: List[str] = []  # reached through glmix_viz.pseudo.METHODS
 
 @register_method(
     "slot_ablate", description="drop of each class's output when the pixel's slot is removed (slot intervention, "
-    "exact); mean over blocks", bg_threshold=0.5, uses_probe=True, options={"assign": "soft", "target": "logit"},
-    search_space={"assign": ("soft", "hard"), "target": ("logit", "probability")},
+    "exact); mean over blocks", bg_threshold=0.5, uses_probe=True, options={"assign": "soft", "target": "probability"},
+    search_space={"assign": ("soft", "hard")},  # target: probability beat logit on the tuning split (38.8 vs 36.5)
 )
 def slot_ablate(context: MapContext) -> List[torch.Tensor]:
     records = dict(context.records)  # our own forwards below run under the same probe and replace its records
