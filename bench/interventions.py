@@ -145,6 +145,7 @@ def main(argv: List[str] | None = None) -> int:
     if args.smoke:
         args.tune_images = args.images = args.agree_images = 2
         args.steps, args.resamples, args.slot_methods, size = 4, 50, "slot_pool", 64
+        args.eval_seeds = args.eval_seeds.split(",")[0]
     started = time.perf_counter()
     checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
     model = glmix_viz.load_model(checkpoint).eval()

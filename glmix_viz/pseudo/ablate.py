@@ -10,7 +10,8 @@ For every probed GLMix block and every view, the slots are removed one at a time
 ``target="probability"`` reads the drop of the class probability; ``target="logit"`` the drop of the class logit
 (a sigmoid saturated near 1 hides most single-slot drops: the demo model's probabilities for present classes are
 often above 0.999). The blocks' maps are averaged in the target's own units, not normalised per block, so a block the
-decision does not depend on adds (almost) nothing; the scoring then max-normalises each class. Cost: one batched run of (S + 1) rows from each block onwards, per view and block.
+decision does not depend on adds (almost) nothing; the scoring then max-normalises each class. Cost: one batched run
+of (S + 1) rows from each block onwards, per view and block.
 """
 
 from __future__ import annotations

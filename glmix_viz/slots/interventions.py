@@ -131,7 +131,8 @@ def slot_keep_mask(num_slots: int, *, remove: Optional[Sequence[int]] = None,
         if isinstance(slot, bool) or not isinstance(slot, (int, np.integer)):
             raise InterventionError(f"slot {slot!r} is not an integer index")
         if not 0 <= int(slot) < num_slots:
-            raise InterventionError(f"slot {int(slot)} is out of range: {block} has {num_slots} slots (0-{num_slots - 1})")
+            raise InterventionError(f"slot {int(slot)} is out of range: {block} has {num_slots} slots "
+                                    f"(0-{num_slots - 1})")
     mask = torch.zeros(num_slots, dtype=torch.bool) if keep is not None else torch.ones(num_slots, dtype=torch.bool)
     if chosen:
         mask[torch.as_tensor([int(s) for s in chosen])] = keep is not None
