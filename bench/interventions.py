@@ -131,9 +131,9 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
     parser.add_argument("--tune-seed", type=int, default=4100)
     parser.add_argument("--eval-seeds", default="4101,4102")
-    parser.add_argument("--tune-images", type=int, default=30)
-    parser.add_argument("--images", type=int, default=60, help="images per held-out seed (faithfulness)")
-    parser.add_argument("--agree-images", type=int, default=40, help="images for approx vs exact (first seed)")
+    parser.add_argument("--tune-images", type=int, default=10)
+    parser.add_argument("--images", type=int, default=30, help="images per held-out seed (faithfulness)")
+    parser.add_argument("--agree-images", type=int, default=20, help="images for approx vs exact (first seed)")
     parser.add_argument("--slot-methods", default="slot_pool,slot_ablate,slot_gradcam")
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--resamples", type=int, default=2000)
@@ -165,7 +165,12 @@ def main(argv: List[str] | None = None) -> int:
     result["explorer_block"] = explorer_block
     first = _shapes(work, seeds[0], max(args.images, args.agree_images), size)
     print("approx vs exact, largest slot effects per block ...", file=sys.stderr)
-    result["agreement"] = agreement_and_blocks(model, first, args.agree_images, args.resamples)
+    cached = work / f"agreement_{seeds[0]}_{args.agree_images}_{Path(checkpoint).stem}.json"
+    if cached.is_file():  # a rerun in the same --work reuses the slow part
+        result["agreement"] = json.loads(cached.read_text())
+    else:
+        result["agreement"] = agreement_and_blocks(model, first, args.agree_images, args.resamples)
+        save_bytes_atomic(cached, json.dumps(result["agreement"]).encode())
     result["agreement"]["explorer_block_matches"] = explorer_block in (
         result["agreement"]["most_depended_on_block_logit"], result["agreement"]["most_depended_on_block_probability"])
 
