@@ -9,9 +9,9 @@ Steps (the data set and the untrained checkpoint are reused when they exist; the
    peak resident memory (``/usr/bin/time``); and once more for the demo model on the first quarter of the images, to
    show that memory does not grow with the number of images;
 4. per block: purity (with a bootstrap interval over images), the majority baseline and NMI of both, and the paired
-   difference demo - untrained (the two atlases use the same Poisson weights per image, so the differences of their
-   bootstrap draws give a paired interval). The best block is the one named before looking at any atlas: the demo
-   model's best block by held-out ARI (``demo_results.json``).
+   difference demo - untrained (:func:`glmix_viz.scoring.grouping.purity_difference`: the same images drawn for
+   both atlases, the purities recomputed from each resample's summed tables). The best block is the one named
+   before looking at any atlas: the demo model's best block by held-out ARI (``demo_results.json``).
 
     taskset -c 1 python experiments/atlas_shapes.py --work /tmp/atlas_shapes [--images 2000] [--clusters 8]
 
@@ -136,7 +136,8 @@ def main(argv: List[str] | None = None) -> int:
         save_figure(load_image(args.work / "atlas_demo" / figure), args.results / name, max_bytes=300_000)
     result = {
         "data": {"make_shapes_seed": SEED, "images": len(ids), "image_size": 128, "split": "val"},
-        "clusters": args.clusters, "feature": "slots_in", "bootstrap": "glmix_viz.scoring.stats: images resampled, BCa, paired for the differences",
+        "clusters": args.clusters, "feature": "slots_in",
+        "bootstrap": "glmix_viz.scoring.stats (images resampled, BCa; paired for the differences)",
         "best_block": best_block, "best_block_rule": "the demo model's best block by held-out ARI (demo_results.json)",
         "best": blocks[best_block], "blocks": blocks,
         "runs": runs, "machine": {"cores": "taskset -c 1: one core shared with other jobs", "cpu_count": os.cpu_count(),
