@@ -56,6 +56,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.make_docs import check_results, command_line  # noqa: E402
+
 GT = "gt"
 RESAMPLES = 2000
 
@@ -325,7 +327,8 @@ def main(argv: List[str] | None = None) -> int:
     if args.compare:
         first, second = args.compare
         comparison = dict(paired_comparison(data, out / f"pred_{first}", out / f"pred_{second}"), a=first, b=second)
-    report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started)
+    report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started,
+                     command_line(__file__, argv))
     text = json.dumps(report, indent=1) + "\n"
     (out / "wsss_segment.json").write_text(text)
     title = (f"make-shapes seed {args.seed}: {args.num_train} training images, {args.epochs} epochs, "
@@ -337,6 +340,8 @@ def main(argv: List[str] | None = None) -> int:
         if args.curves:
             curves_figure(trained, ROOT / "bench" / "results" / f"{args.name}_curves.png", title)
     print(table(report))
+    if args.smoke:
+        check_results(__file__, out / "wsss_segment.json")
     return 0
 
 
@@ -360,13 +365,14 @@ def _targets(labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[s
 
 
 def _report(args: argparse.Namespace, labels: Dict[str, Any], trained: Dict[str, Any],
-            comparison: Dict[str, Any] | None, timings: Dict[str, float], wall: float) -> Dict[str, Any]:
+            comparison: Dict[str, Any] | None, timings: Dict[str, float], wall: float, command: str
+            ) -> Dict[str, Any]:
     import torch
 
     return {
         "benchmark": "wsss_segment",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/wsss_segment.py " + " ".join(sys.argv[1:]),
+        "command": command,
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "selection": "every segmenter keeps its last epoch; the test split's ground truth only draws the curves",
         "roles": {source: role(source) for source in args.sources},
