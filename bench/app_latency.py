@@ -43,7 +43,7 @@ from glmix_viz.open import resolve_model
 from glmix_viz.images import check_min_size, load_image_with_info, to_tensor
 from glmix_viz.figures import soft_maps_figure
 from glmix_viz.viz import grouping_overlay, label_legend, slot_palette  # noqa: E402
-from scripts.make_docs import check_results, command_line  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 STEPS = ("decode", "preprocess", "forward + probe", "overlay + legend", "soft-map figure")
 TARGETS = {"demo": 2.0, "glnet_stl": 5.0}
@@ -133,8 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch CPU threads (default: the app's choice, app.threads.interactive_threads())")
     parser.add_argument("--side", type=int, default=512, help="side of the square test image")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "app_latency.json",
-                        help="results file (the docs' table is made from it)")
+    parser.add_argument("--json", type=Path, default=None, help="results file (the docs' table is made from it; default "
+                        "bench/results/app_latency.json; --smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="seconds: the demo model at 64 px, a 64 px image, one "
                         "run, one thread; checks the JSON (give --json a temporary path)")
     return parser
@@ -144,6 +144,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     if args.smoke:
         args.runs, args.side, args.threads = 1, 64, 1
+    if args.json is None:
+        args.json = smoke_folder(__file__) / "app_latency.json" if args.smoke else ROOT / "bench/results/app_latency.json"
     args.threads = args.threads or interactive_threads()
     torch.set_num_threads(args.threads)
     data = test_image_bytes(args.side)

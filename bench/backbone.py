@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from glmix_viz.profiling import peak_activation_bytes, time_round_robin  # noqa: E402
-from scripts.make_docs import check_results, command_line  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 MODELS = ("glnet_stl", "glnet_4g", "convnext_tiny", "swin_tiny_patch4_window7_224")
 REFERENCE = "convnext_tiny"
@@ -187,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-probe", action="store_true", help="skip the probe-overhead measurement")
     parser.add_argument("--fast-paths", action="store_true", help="only measure the optional fast paths")
     parser.add_argument("--compile", action="store_true", help="include torch.compile among the fast paths")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/backbone.json"))
+    parser.add_argument("--out", type=Path, default=None, help="results file (default bench/results/backbone.json; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="seconds: glnet_stl and convnext_tiny at 64 px, one "
                         "round, one thread; checks the JSON has what the docs read (give --out a temporary path)")
     return parser
@@ -197,6 +198,8 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     if args.smoke:
         vars(args).update(SMOKE)
+    if args.out is None:
+        args.out = smoke_folder(__file__) / "backbone.json" if args.smoke else ROOT / "bench/results/backbone.json"
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

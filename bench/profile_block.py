@@ -33,7 +33,7 @@ from torch.profiler import ProfilerActivity, profile, record_function
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.make_docs import check_results, command_line  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 LAYOUT_OPS = ("aten::copy_", "aten::contiguous", "aten::clone", "aten::permute", "aten::transpose",
               "aten::reshape", "aten::_unsafe_view")
@@ -191,8 +191,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
     args = build_parser().parse_args(argv)
     if args.smoke:
         vars(args).update(SMOKE)
-        if args.json is None:
-            raise SystemExit("--smoke needs --json PATH (a temporary file)")
+        args.json = args.json or smoke_folder(__file__) / "profile.json"
 
     import timm
 

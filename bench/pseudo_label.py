@@ -49,7 +49,7 @@ from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
-from scripts.make_docs import check_results, command_line  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 WIDTH, HEIGHT = 500, 375
 
@@ -111,7 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=Path("bench/results/pseudo_label.json"))
+    parser.add_argument("--json", type=Path, default=None, help="results file (default bench/results/pseudo_label.json; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="seconds: 2 images, the pipeline with no worker "
                         "process; checks the JSON (give --json a temporary path)")
     return parser
@@ -122,6 +123,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.smoke:
         vars(args).update(SMOKE)
+    if args.json is None:
+        args.json = smoke_folder(__file__) / "pseudo_label.json" if args.smoke else ROOT / "bench/results/pseudo_label.json"
     return args
 
 

@@ -45,7 +45,6 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -56,7 +55,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.make_docs import check_results, command_line  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 GT = "gt"
 RESAMPLES = 2000
@@ -161,7 +160,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
         for key, value in SMOKE.items():
             setattr(args, key, value)
     if args.out is None:
-        args.out = Path(tempfile.mkdtemp(prefix="wsss_segment_smoke_")) if args.smoke else Path("/tmp/wsss_segment")
+        args.out = smoke_folder(__file__) if args.smoke else Path("/tmp/wsss_segment")
     from glmix_viz.pseudo.registry import METHODS
 
     args.sources = [name.strip() for name in args.sources.split(",") if name.strip()]

@@ -77,7 +77,7 @@ from glmix_viz.pseudo.scores import ScoreMaps, compute_scores_batch  # noqa: E40
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 from glmix_viz.train import load_split, mean_average_precision, predict_scores  # noqa: E402
 from glmix_viz.viz import colorize_labels, grouping_overlay, hstack_panels, overlay, vstack_panels  # noqa: E402
-from scripts.make_docs import check_results, command_line  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 IMAGE_SIZE = 128
 THRESHOLDS: Tuple[float, ...] = tuple(round(0.20 + 0.05 * step, 2) for step in range(15))  # 0.20 .. 0.90
@@ -418,7 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--quick: all but the slow ones)")
     parser.add_argument("--quick", action="store_true", help="reduced setting: smaller splits, no slow methods unless "
                         "named; writes wsss_shapes_quick.json / .png")
-    parser.add_argument("--out", default="bench/results", help="folder of wsss_shapes.json / .png")
+    parser.add_argument("--out", default=None, help="folder of wsss_shapes.json / .png (default bench/results; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--work", default=None, help="data sets and predictions (default: a temporary folder)")
     parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -436,6 +437,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.smoke:
         vars(args).update(SMOKE)
+    if args.out is None:
+        args.out = str(smoke_folder(__file__)) if args.smoke else "bench/results"
     args.num_images = args.num_images or (80 if args.quick else 300)
     args.num_tune = args.num_tune or (40 if args.quick else 150)
     if args.methods:

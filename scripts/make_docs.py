@@ -56,6 +56,13 @@ def command_line(script_file: str | Path, argv: Optional[Sequence[str]] = None) 
     return shlex.join(["python", shown, *map(str, args)])
 
 
+def smoke_folder(script_file: str | Path) -> Path:
+    """A fresh temporary folder for a ``--smoke`` run's outputs (``$TMPDIR``): smoke runs never write in the repo."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=f"{Path(script_file).stem}_smoke_"))
+
+
 def split_command(command: str) -> Tuple[str, List[str]]:
     """``(script path relative to the repo, its arguments)`` of a recorded command (``python[3.x] path.py args``)."""
     words = shlex.split(command)
