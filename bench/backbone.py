@@ -138,22 +138,28 @@ def table(results: dict) -> str:
     """The Markdown tables of a results dict (the docs generator's too)."""
     lines: List[str] = []
     print = lines.append  # noqa: A001  (the rows below were printed once; now they are collected)
-    runs = results.get("runs", "?")
+    runs = results.get("runs", 1)  # the first version made one run and did not record it
     print(f"\n| batch | size | model | median ms (per run) | vs {REFERENCE}: median of {runs} runs [min, max] | "
           "peak MB |\n| --- | --- | --- | --- | --- | --- |")
     for row in results["rows"]:
         if "model" in row:
-            ratio = row["ratio"]
+            ratio = row.get("ratio")
+            if ratio is None and f"vs_{REFERENCE}" in row:  # results of the first version: one run, batch 1
+                ratio = dict.fromkeys(("median", "min", "max"), row[f"vs_{REFERENCE}"])
             shown = f"{ratio['median']:.2f} [{ratio['min']:.2f}, {ratio['max']:.2f}]" if ratio else "-"
-            memory = f"{row['peak_mb']:.0f}" if row["peak_mb"] is not None else "-"
-            times = " / ".join(f"{value:.0f}" for value in row["median_ms"])
-            print(f"| {row['batch']} | {row['size']} | {row['model']} | {times} | {shown} | {memory} |")
+            memory = f"{row['peak_mb']:.0f}" if row.get("peak_mb") is not None else "-"
+            times = " / ".join(f"{value:.0f}" for value in (
+                row["median_ms"] if isinstance(row["median_ms"], list) else [row["median_ms"]]))
+            print(f"| {row.get('batch', 1)} | {row['size']} | {row['model']} | {times} | {shown} | {memory} |")
     print("\n| size | forward ms | with probe ms | probe overhead: median [min, max] |\n| --- | --- | --- | --- |")
     for row in results["rows"]:
         if "probe_overhead" in row:
             spread = row["probe_overhead"]
-            print(f"| {row['size']} | {statistics.median(row['plain_ms']):.1f} | "
-                  f"{statistics.median(row['probe_ms']):.1f} | {spread['median']:+.1%} "
+            if not isinstance(spread, dict):  # the first version: one run
+                spread = dict.fromkeys(("median", "min", "max"), spread)
+            plain, probe = (statistics.median(v if isinstance(v, list) else [v]) for v in (row["plain_ms"],
+                                                                                          row["probe_ms"]))
+            print(f"| {row['size']} | {plain:.1f} | {probe:.1f} | {spread['median']:+.1%} "
                   f"[{spread['min']:+.1%}, {spread['max']:+.1%}] |")
     print("\n| size | path | time vs exact: median [min, max] | max abs logit error (logit scale) |\n"
           "| --- | --- | --- | --- |")
