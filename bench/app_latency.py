@@ -35,7 +35,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import glmix_viz  # noqa: F401,E402  (registers the GLNet variants)
+import glmix_viz.models  # noqa: F401,E402  (registers the GLNet variants)
 from glmix_viz.data.shapes import render_shapes_image
 from glmix_viz.app.threads import interactive_threads
 from glmix_viz.slots.explore import explore_image

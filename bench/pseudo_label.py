@@ -40,7 +40,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import glmix_viz  # noqa: E402
+import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
 from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402

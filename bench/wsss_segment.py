@@ -24,8 +24,9 @@ Every step is the real command line (``python -m glmix_viz ...``), so the number
 4. ``segment`` on the test split with each segmenter (``--test-scales``, flip, dense CRF unless ``--no-crf``) and
    ``evaluate`` (mIoU over background + 4 classes; predicted 255 counts as background).
 5. The paired comparison of two segmenters (``--compare A,B``, default the first two sources) on the same test images:
-   the difference of the data-set mIoU with a 95 % percentile-bootstrap interval over images (per-image confusion
-   matrices resampled together), and the mean per-image mIoU difference with its interval.
+   the difference of the data-set mIoU with a 95 % bootstrap interval over images (glmix_viz.scoring.stats; per-image
+   confusion matrices resampled
+   together), and the mean per-image mIoU difference with its interval.
 
 Threads: ``--threads`` (default 1) for every subprocess (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``; data loading in the
 main process). Pin the whole command to a core with ``taskset -c 0`` for clean times.
@@ -46,7 +47,6 @@ import platform
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any, Dict, List, Sequence
 
@@ -58,7 +58,6 @@ sys.path.insert(0, str(ROOT))
 from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 GT = "gt"
-RESAMPLES = 2000
 
 
 def _env(threads: int) -> Dict[str, str]:
@@ -241,33 +240,25 @@ def run_history(run: Path) -> List[Dict[str, Any]]:
 def per_image_confusions(data: Path, folder: Path) -> np.ndarray:
     """``(N, K, K)`` confusion matrices of the test split's images (predicted 255 counts as background)."""
     from glmix_viz.data.voc import VOCDataset, load_label_png
-    from glmix_viz.metrics import confusion_matrix
+    from glmix_viz.scoring.segmentation import confusion_matrix
 
     dataset = VOCDataset(data, "test")
     return np.stack([confusion_matrix(load_label_png(folder / f"{image_id}.png"), dataset.load_mask(image_id),
                                       dataset.num_classes) for image_id in dataset.ids])
 
 
-def _per_image_miou(confusions: np.ndarray) -> np.ndarray:
-    """Per-image mIoU (percent) of ``(N, K, K)`` confusions, classes absent from both left out (NaN if none)."""
-    from glmix_viz.metrics import per_class_iou
-
-    ious = np.stack([per_class_iou(conf) for conf in confusions])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # an image with no class in either: NaN, dropped later
-        return 100 * np.nanmean(ious, axis=-1)
-
-
 def paired_comparison(data: Path, folder_a: Path, folder_b: Path, seed: int = 0) -> Dict[str, Any]:
-    """Segmenter A minus segmenter B on the same images: data-set mIoU difference with a paired bootstrap interval
-    over images (each resample sums the same images' confusions for both), and the per-image mIoU difference."""
-    from glmix_viz.heldout import paired_difference, paired_miou_difference
+    """Segmenter A minus segmenter B on the same images (percent): data-set mIoU difference with a paired bootstrap
+    interval over images (each resample sums the same images' confusions for both), and the per-image mIoU
+    difference (:mod:`glmix_viz.scoring.stats`, its default resamples)."""
+    from glmix_viz.scoring.stats import class_counts, miou_of_counts, paired_difference, paired_miou_difference
 
     conf_a, conf_b = per_image_confusions(data, folder_a), per_image_confusions(data, folder_b)
-    dataset = paired_miou_difference(conf_a, conf_b, resamples=RESAMPLES, seed=seed)
-    per_image = paired_difference(_per_image_miou(conf_a), _per_image_miou(conf_b), resamples=RESAMPLES, seed=seed)
-    return {"miou_difference": 100 * dataset["mean"], "ci95": [100 * value for value in dataset["ci95"]],
-            "images": dataset["images"], "per_image_miou_difference": per_image}
+    pooled = paired_miou_difference(conf_a, conf_b, seed=seed)
+    per_image = paired_difference(100 * miou_of_counts(class_counts(conf_a)),
+                                  100 * miou_of_counts(class_counts(conf_b)), seed=seed)
+    return {"miou_difference": 100 * pooled["mean"], "ci95": [100 * value for value in pooled["ci95"]],
+            "images": pooled["images"], "per_image_miou_difference": per_image}
 
 
 def curves_figure(results: Dict[str, Any], path: Path, title: str) -> None:

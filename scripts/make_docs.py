@@ -340,6 +340,9 @@ register(TableSpec(
     "Explorer latency", ("bench/results/app_latency*.json",), "bench/app_latency.py",
     ("side", "runs", "threads", "rows.0.model", "rows.0.steps", "rows.0.total", "rows.0.target")))
 register(TableSpec(
+    "Command-line start-up", ("bench/results/cli_help*.json",), "bench/cli_help.py",
+    ("runs", "reference", "machine.load_1min", "median_s", "ratio_to_reference", "goal_ratio", "goal_met")))
+register(TableSpec(
     "Slot atlas: demo model against its untrained copy", ("experiments/results/atlas_shapes*.json",),
     "experiments/atlas_shapes.py",
     ("data.images", "clusters", "best_block", "blocks.*.demo.purity", "blocks.*.untrained.purity",
