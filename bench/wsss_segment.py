@@ -146,6 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--labels-only", action="store_true", help="stop after step 2 (the pseudo-masks)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/NAME.json / .png")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every glmix-viz step in this process (one interpreter start instead of one per step: "
+                             "the same commands; use it to collect a run whose steps are already done)")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds, not minutes: 4 + 2 images of 64 px, one epoch, slot_pool and gt, no CRF, "
                              "commands run in this process; writes only OUT/wsss_segment.json and checks its fields")
@@ -295,7 +298,7 @@ def curves_figure(results: Dict[str, Any], path: Path, title: str) -> None:
 def main(argv: List[str] | None = None) -> int:
     global IN_PROCESS
     args = parse_args(argv)
-    IN_PROCESS = args.smoke
+    IN_PROCESS = args.smoke or args.in_process
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
