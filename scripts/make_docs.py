@@ -360,6 +360,12 @@ register(TableSpec(
 register(TableSpec(
     "Demo model and its BCE-only control", ("experiments/results/train_demo*.json",), "experiments/train_demo.py",
     ("sets.*.targets", "commands")))
+register(TableSpec(
+    "Slot interventions: approx vs exact, the block the decision depends on, faithfulness",
+    ("bench/results/interventions*.json",), "bench/interventions.py",
+    ("explorer_block", "eval_seeds", "agreement.images", "agreement.median_spearman", "agreement.blocks",
+     "agreement.time_per_call_ms_contended", "agreement.most_depended_on_block_logit", "tuning.chosen",
+     "tuning.deletion_auc", "faithfulness")))
 
 if __name__ == "__main__":
     sys.exit(main())
