@@ -173,7 +173,25 @@ def table(interv: Dict[str, Any]) -> str:
             lines.append(f"| {seed} | {method} | {deletion} | {insertion} | {d} | {i} |")
         if report["failures"]:
             lines.append(f"| {seed} | failures | {len(report['failures'])} images skipped | | | |")
+    lines += [""] + [verdict(seed, report["total"], tuning["chosen"]) for seed, report in interv["faithfulness"].items()]
     return "\n".join(lines)
+
+
+def verdict(seed: str, total: Dict[str, Any], best: str) -> str:
+    """One sentence per seed: is the slot method more faithful (deletion) than Grad-CAM and random, interval-wise."""
+    words = []
+    for other in ("gradcam", "random"):
+        paired = total["paired_vs_first"].get(other)
+        if not paired:
+            continue
+        low, high = paired["deletion_auc"]["ci95"]
+        if low > 0:
+            words.append(f"more faithful than {other} (deletion AUC lower, interval excludes 0)")
+        elif high < 0:
+            words.append(f"less faithful than {other} (deletion AUC higher, interval excludes 0)")
+        else:
+            words.append(f"not distinguishable from {other} (interval includes 0)")
+    return f"* Seed {seed}: {best} is " + "; ".join(words) + "."
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,6 +76,11 @@ def render(interv: Dict[str, Any], wsss: Dict[str, Any], paired: Dict[str, Any])
         fmt = lambda p: f"{-p['mean']:+.1f} [{-p['ci95'][1]:+.1f}, {-p['ci95'][0]:+.1f}]" if p else "-"  # noqa: E731
         lines.append(f"| {method} | {settings} | {entry['miou']:.1f} | {entry['miou_crf']:.1f} | {fmt(plain)} | "
                      f"{fmt(crf)} |")
+    if "slot_ablate" in wsss["pseudo_masks"] and "slot_pool" in wsss["pseudo_masks"]:
+        ablate, pool = wsss["pseudo_masks"]["slot_ablate"], wsss["pseudo_masks"]["slot_pool"]
+        above = ablate["miou_crf"] > pool["miou_crf"]
+        lines += ["", f"slot_ablate is {'above' if above else 'below'} slot_pool after the CRF "
+                      f"(goal: above){'' if above else '; see Findings'}."]
     lines += ["", END]
     return "\n".join(lines)
 
