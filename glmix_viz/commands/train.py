@@ -90,7 +90,7 @@ def add_prototype_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("slot prototypes (cross-view consistency, SlotCon-like; off by default)")
     group.add_argument("--proto-weight", type=float, default=0.0,
                        help="weight of the cross-view prototype consistency of the slots (a second, colour-changed "
-                            "and flipped view per batch: about twice the compute); 0: off")
+                            "and flipped view per batch: one more forward pass); 0: off")
     group.add_argument("--proto-count", type=int, default=8, help="learned prototypes per GLMix block (default 8)")
     group.add_argument("--proto-temperature", type=float, default=0.1,
                        help="temperature of the slot-to-prototype softmax on cosines (default 0.1)")

@@ -100,7 +100,7 @@ class TrainConfig(RuntimeConfig):
             has any).
         grouping: the grouping losses (:class:`GroupingConfig`; flat names in records: :meth:`from_flat`).
         proto_weight: weight of the cross-view prototype consistency of the slots (0: off;
-            :mod:`glmix_viz.train.prototypes`); it costs a second forward and backward pass per batch.
+            :mod:`glmix_viz.train.prototypes`); it costs a second forward pass per batch.
         proto_count: prototypes per block; proto_temperature: the slot-to-prototype softmax temperature;
         proto_entropy_weight: weight of the prototype-usage entropy (subtracted; keeps every prototype in use);
         proto_blocks: GLMix block paths of the prototype loss (empty: every GLMix block).

@@ -21,12 +21,13 @@ __all__ = ["train_step", "train_one_epoch"]
 
 def _prototype_terms(run: Run, inputs: torch.Tensor, generator: torch.Generator) -> Dict[str, torch.Tensor]:
     """The cross-view prototype terms: the first view's records are in the probe; a second, colour-changed and
-    flipped view is run here (its BCE and grouping terms are not used)."""
+    flipped view is run here without gradients (the target; its BCE and grouping terms are not used)."""
     blocks = run.proto.blocks
     first = {name: (run.probe[name].dispatch, run.probe[name].slots_in) for name in blocks}
     view, flip_x, flip_y = colour_flip_view(denormalize_batch(inputs), generator)
     run.probe.clear()
-    run.train_model(renormalize_batch(view))
+    with torch.no_grad():  # the second view is the target (stop-gradient): a forward pass only
+        run.train_model(renormalize_batch(view))
     second = {name: (run.probe[name].dispatch, run.probe[name].slots_in) for name in blocks}
     return run.proto(first, second, flip_x, flip_y)
 

@@ -12,7 +12,10 @@ channel permutation and, for half the images, inverted colours). The classes of 
 and the colours are random, so a prototype code that survives the colour change has to come from shape and layout.
 The loss makes the two views agree pixel by pixel, after undoing the second view's flips:
 
-    consistency = mean_p -log sum_k P1_{k,p} P2_{k,p}          (both views get gradients, as in SCAN)
+    consistency = mean_p -log sum_k P1_{k,p} P2_{k,p}
+
+The training loop runs the second view without gradients (a target, as the teacher view of SlotCon and DINO, but
+without a moving-average teacher): it costs one extra forward pass, not a forward and a backward pass.
     loss        = consistency - entropy_weight * H(mean over the slots of the batch of q)
 
 The entropy term keeps every prototype in use (without it, one prototype for everything satisfies the consistency).
