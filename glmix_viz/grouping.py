@@ -74,6 +74,8 @@ __all__ = [
     "slot_class_overlaps",
     "SemanticScores",
     "semantic_miou",
+    "cluster_class_regions",
+    "object_purity",
     "BlockObjectScores",
     "ObjectScores",
     "per_image_object_scores",
@@ -444,6 +446,7 @@ class SemanticScores:
         cluster_class: (clusters,) the class of every cluster (0, background, for clusters left unmatched).
         slot_class: (slots,) the class every slot is given.
         confusion: (num_classes, num_classes) pixel counts, rows ground truth, columns prediction.
+        labels: (slots,) the k-means cluster of every slot (the concepts of :func:`object_purity`).
     """
 
     miou: float
@@ -453,6 +456,7 @@ class SemanticScores:
     cluster_class: np.ndarray
     slot_class: np.ndarray
     confusion: np.ndarray
+    labels: Optional[np.ndarray] = None
 
     def per_image_confusion(self, overlaps: np.ndarray, slot_image: np.ndarray, num_images: int) -> np.ndarray:
         """(num_images, C, C) the confusion matrix of every image (for bootstrap intervals over images)."""
@@ -503,7 +507,49 @@ def semantic_miou(features: np.ndarray, overlaps: np.ndarray, *, clusters: int, 
     np.add.at(confusion.T, slot_class, overlaps)
     iou = per_class_iou(confusion)
     return SemanticScores(miou=float(np.nanmean(iou)), iou=iou, clusters=int(clusters), slots=len(features),
-                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion)
+                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion, labels=labels)
+
+
+def cluster_class_regions(labels: np.ndarray, overlaps: np.ndarray, clusters: int,
+                          slot_image: Optional[np.ndarray] = None, num_images: Optional[int] = None) -> np.ndarray:
+    """Regions (slots) per cluster and majority class: the concept x class table of the atlas's purity.
+
+    Every slot counts once, under its cluster and the class that covers most of its pixels (slots without
+    labelled pixels are left out).
+
+    Args:
+        labels: (M,) cluster of every slot.
+        overlaps: (M, C) pixel counts of every slot's region with every class (:func:`slot_class_overlaps`).
+        clusters: number of clusters.
+        slot_image, num_images: with them, one table per image (for bootstrap intervals over images).
+
+    Returns:
+        (clusters, C) counts, or (num_images, clusters, C) per image.
+    """
+    labels = np.asarray(labels, np.int64)
+    overlaps = np.asarray(overlaps)
+    keep = overlaps.sum(axis=1) > 0
+    majority = overlaps.argmax(axis=1)
+    if slot_image is None:
+        table = np.zeros((clusters, overlaps.shape[1]), np.int64)
+        np.add.at(table, (labels[keep], majority[keep]), 1)
+        return table
+    table = np.zeros((int(num_images), clusters, overlaps.shape[1]), np.int64)
+    np.add.at(table, (np.asarray(slot_image)[keep], labels[keep], majority[keep]), 1)
+    return table
+
+
+def object_purity(table: np.ndarray, background: Optional[int] = 0) -> float:
+    """Purity of a cluster x class region table without the background column: of the regions whose majority
+    class is an object class, the share that falls in the majority object class of their cluster (the atlas's
+    ``object_purity``). ``table`` may be (K, C) or (R, K, C) (one value per table); NaN without object regions."""
+    table = np.asarray(table, dtype=np.float64)
+    if background is not None:
+        table = np.delete(table, background, axis=-1)
+    totals = table.sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        values = table.max(axis=-1).sum(axis=-1) / totals
+    return float(values) if np.ndim(values) == 0 else values
 
 
 @dataclass
