@@ -440,3 +440,37 @@ def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[s
                 results["control"]["blocks"][name] if "control" in tags else None)
         results["blocks"][name]["figure"] = figure
     return results
+
+
+def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, seed: int = 0) -> Dict[str, Any]:
+    """Paired differences (first - second) of two ``grouping-scores`` folders made on the same images with the same
+    clusters (e.g. two training recipes): per block, every score of :func:`run_grouping_scores`'s ``vs_control``.
+
+    Raises:
+        GlmixVizError: the folders were not scored on the same images or with the same clusters.
+    """
+    first, second = Path(first), Path(second)
+    results = [json.loads((folder / RESULTS_FILE).read_text()) for folder in (first, second)]
+    plans = [json.loads((folder / PLAN_FILE).read_text()) for folder in (first, second)]
+    if plans[0]["ids_sha1"] != plans[1]["ids_sha1"] or results[0]["clusters"] != results[1]["clusters"]:
+        raise GlmixVizError(f"{first} and {second} were not scored on the same images with the same clusters")
+    chunks = sorted(p.stem for p in (first / CHUNKS / "model").glob("chunk-*.npz"))
+    sizes = []
+    for chunk in chunks:
+        with np.load(first / CHUNKS / "model" / f"{chunk}.npz") as data:
+            sizes.append(len(data["ids"]))
+    clusters, background = results[0]["clusters"], results[0]["background"]
+    instances = results[0]["blocks"][next(iter(results[0]["blocks"]))]["mbo_instance"] is not None
+    images = int(sum(sizes))
+    weights = _weights(images, resamples, seed)
+    boot = dict(resamples=resamples, seed=seed)
+    out: Dict[str, Any] = {}
+    for j, name in enumerate(results[0]["blocks"]):
+        scored = []
+        for folder in (first, second):
+            arrays = _gather(folder / CHUNKS / "model", chunks, sizes, j)
+            scored.append({"arrays": arrays, "clustered": {
+                k: _clustered(arrays, k, images, background, len(results[0]["classes"]), seed)
+                for k in (clusters, 2 * clusters)}})
+        out[name] = _paired(scored[0], scored[1], clusters, weights, background, instances, boot)
+    return out

@@ -1,0 +1,228 @@
+"""Slots that mean the same thing across images (issue 29): training recipes against the demo recipe, scored on
+held-out make-shapes seeds never used for tuning.
+
+Recipes (each a ``glmix-viz finetune`` of the shipped demo model with the demo's per-image objectives, colour
+reconstruction x 10 and bilateral Potts x 1, on every GLMix block; the same data, schedule and budget for all):
+
+* ``baseline``: the demo recipe alone;
+* ``paramslot``: (a) learned slot initialisations shared by every image (``"slot_init": "param"``; they start fresh);
+* ``proto``: (b) cross-view prototype consistency of the slots (``--proto-weight``; glmix_viz.train.prototypes);
+* ``mil``: (c) slot-level multiple-instance classification from the image labels on every GLMix block
+  (``--slot-mil-weight``);
+* ``combo``: the combination (``--combo`` names the recipes it joins).
+
+Every recipe, the shipped model and the untrained control are scored on each held-out set by
+``glmix_viz.grouping_scores.run_grouping_scores`` (mBO, merged mBO, semantic mIoU at K and 2K, object purity, all
+with intervals and the paired difference to the untrained copy) and ``glmix_viz.heldout.heldout_evaluation`` (mAP,
+foreground ARI with both controls); each recipe is paired with the baseline
+(``glmix_viz.grouping_scores.compare_runs``, ``glmix_viz.heldout.compare_models``).
+
+    python experiments/semantic_slots.py --work /tmp/sem --results experiments/results/semantic_slots.json \
+        [--recipes baseline,paramslot,proto,mil] [--epochs 2 --stop-after 1] [--skip-train]
+
+``--smoke``: a few tiny images, one step per recipe, seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEMO = REPO / "glmix_viz" / "assets" / "demo" / "glnet_tiny_shapes.safetensors"
+BLOCKS = ["stages.0.blocks.0", "stages.1.blocks.0", "stages.1.blocks.1", "stages.2.blocks.0", "stages.2.blocks.2",
+          "stages.3.blocks.0"]
+RECIPES: Dict[str, List[str]] = {
+    "baseline": [],
+    "paramslot": ["--model-args", json.dumps({"slot_init": "param"})],
+    "proto": ["--proto-weight", "1"],
+    "mil": ["--slot-mil-weight", "0.5", "--slot-mil-blocks", ",".join(BLOCKS)],
+}
+FULL = dict(train=dict(num_train=3000, num_val=300, seed=0), heldout={"heldout_4101": 4101, "heldout_4102": 4102},
+            heldout_images=300, size=128, epochs=2, batch=32)
+SMOKE = dict(train=dict(num_train=8, num_val=4, seed=0), heldout={"heldout_4101": 4101}, heldout_images=4, size=48,
+             epochs=1, batch=4)
+
+
+def finetune_argv(work: Path, recipe: List[str], out: Path, setup: Dict[str, Any], stop_after: int) -> List[str]:
+    """The ``glmix-viz finetune`` arguments of one recipe (the demo recipe's per-image losses on every block)."""
+    argv = ["finetune", "--voc-root", str(work / "shapes"), "--split", "train", "--init", str(DEMO),
+            "--out", str(out), "--epochs", str(setup["epochs"]), "--batch-size", str(setup["batch"]),
+            "--lr", "3e-4", "--warmup-epochs", "0.2", "--input-size", str(setup["size"]), "--augment", "flips",
+            "--recon-weight", "10", "--potts-weight", "1", "--potts-sigma-rgb", "0.12", "--seed", "0",
+            "--device", "cpu", "--threads", "1", "--workers", "0", "--no-progress"]
+    if stop_after:
+        argv += ["--stop-after-epoch", str(stop_after)]
+    return argv + recipe
+
+
+def recipe_flags(name: str, combo: List[str]) -> List[str]:
+    """The flags of a recipe; ``combo`` joins the named ones (model args merged)."""
+    if name != "combo":
+        return RECIPES[name]
+    flags: List[str] = []
+    model_args: Dict[str, Any] = {}
+    for part in combo:
+        extra = list(RECIPES[part])
+        if "--model-args" in extra:
+            i = extra.index("--model-args")
+            model_args.update(json.loads(extra[i + 1]))
+            del extra[i:i + 2]
+        flags += extra
+    return flags + (["--model-args", json.dumps(model_args)] if model_args else [])
+
+
+def make_data(work: Path, setup: Dict[str, Any]) -> None:
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
+
+    sets = {"shapes": setup["train"], **{name: dict(num_train=0, num_val=setup["heldout_images"], seed=seed)
+                                         for name, seed in setup["heldout"].items()}}
+    for name, settings in sets.items():
+        if not (work / name / "shapes_meta.json").is_file():
+            make_shapes(work / name, ShapesConfig(image_size=setup["size"]), overwrite=True, progress=False,
+                        **settings)
+
+
+def _block_table(scores: Dict[str, Any]) -> Dict[str, Any]:
+    keep = ("mbo_instance", "mbo_class", "mbo_merged", "semantic_miou", "semantic_miou_2x", "object_purity",
+            "object_purity_2x")
+    return {name: {k: entry[k] for k in keep if k in entry} | {f"{k}_ci95": entry[f"{k}_ci95"] for k in keep
+                                                                if f"{k}_ci95" in entry}
+            for name, entry in scores["blocks"].items()}
+
+
+def evaluate(work: Path, checkpoints: Dict[str, Path], setup: Dict[str, Any], resamples: int,
+             smoke: bool) -> Dict[str, Any]:
+    """Every checkpoint on every held-out set: grouping-scores (with the untrained control) and the held-out bench."""
+    from glmix_viz.grouping_scores import GroupingScoreSettings, compare_runs, run_grouping_scores
+    from glmix_viz.heldout import compare_models, heldout_evaluation
+    from glmix_viz.models.loading import load_model
+
+    settings = GroupingScoreSettings(control="untrained", resamples=resamples, clusters=2 if smoke else None,
+                                     batch_size=16, chunk_size=100)
+    out: Dict[str, Any] = {}
+    for set_name in setup["heldout"]:
+        root = work / set_name
+        entry: Dict[str, Any] = {"models": {}, "vs_baseline": {}}
+        reports = {}
+        for name, path in checkpoints.items():
+            started = time.time()
+            model = load_model(path, device="cpu")
+            scores = run_grouping_scores(root, "val", model, work / "scores" / set_name / name, settings,
+                                         checkpoint=str(path), progress=False)
+            reports[name] = heldout_evaluation(model, str(root), "val", objects=False, resamples=resamples)
+            grouping = reports[name]["grouping"]
+            entry["models"][name] = {
+                "map": reports[name]["map"],
+                "ari": {b: {k: v[k] for k in ("trained", "untrained", "grid")} | {"vs_untrained": v["vs_untrained"]}
+                        for b, v in grouping["blocks"].items()},
+                "ari_margin_best_control": grouping["margin"], "best_block": grouping["best_block"],
+                "best_control": grouping["best_control"],
+                "scores": _block_table(scores), "untrained": _block_table(scores["control"]),
+                "vs_untrained": scores["vs_control"], "seconds": round(time.time() - started, 1)}
+            print(f"{set_name} {name}: mAP {reports[name]['map']:.3f}, first-block purity "
+                  f"{scores['blocks'][BLOCKS[0]]['object_purity']:.3f} (untrained "
+                  f"{scores['control']['blocks'][BLOCKS[0]]['object_purity']:.3f}), best semantic mIoU "
+                  f"{max(b['semantic_miou'] for b in scores['blocks'].values()):.3f}", flush=True)
+        if "baseline" in checkpoints:
+            for name in checkpoints:
+                if name != "baseline":
+                    paired = compare_models(reports[name], reports["baseline"], resamples=resamples)
+                    entry["vs_baseline"][name] = {
+                        "map": paired["map"], "ari": paired["blocks"],
+                        "scores": compare_runs(work / "scores" / set_name / name,
+                                               work / "scores" / set_name / "baseline", resamples=resamples)}
+        out[set_name] = entry
+    return out
+
+
+def goals(evaluation: Dict[str, Any]) -> Dict[str, Any]:
+    """The issue's goals per model and held-out set (semantic mIoU >= 0.50 in some block; first-block object purity
+    >= untrained + 0.15; first-block instance mBO >= 0.70; mAP >= 0.98; best block ARI >= both controls + 0.15)."""
+    out: Dict[str, Any] = {}
+    for set_name, entry in evaluation.items():
+        for name, model in entry["models"].items():
+            first = model["scores"][BLOCKS[0]]
+            best_semantic = max(b["semantic_miou"] for b in model["scores"].values())
+            purity_gain = model["vs_untrained"][BLOCKS[0]]["object_purity"]
+            out.setdefault(name, {})[set_name] = {
+                "best_semantic_miou": {"value": best_semantic, "met": best_semantic >= 0.50},
+                "first_block_purity_vs_untrained": {"value": purity_gain["mean"], "ci95": purity_gain["ci95"],
+                                                    "met": purity_gain["mean"] >= 0.15},
+                "first_block_mbo_instance": {"value": first["mbo_instance"], "met": first["mbo_instance"] >= 0.70},
+                "map": {"value": model["map"], "met": model["map"] >= 0.98},
+                "ari_margin_best_control": {"value": model["ari_margin_best_control"]["mean"],
+                                            "met": model["ari_margin_best_control"]["mean"] >= 0.15},
+            }
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default=None, help="folder for data, runs and scores (default: a temp folder)")
+    parser.add_argument("--results", "--out", dest="results", default=str(REPO / "experiments" / "results" /
+                                                                            "semantic_slots.json"))
+    parser.add_argument("--recipes", default="baseline,paramslot,proto,mil",
+                        help="comma-separated recipes to train and score (baseline, paramslot, proto, mil, combo)")
+    parser.add_argument("--combo", default="paramslot,proto", help="the recipes the 'combo' recipe joins")
+    parser.add_argument("--epochs", type=int, default=None, help="the schedule's epochs (default 2)")
+    parser.add_argument("--stop-after", type=int, default=0, help="stop every run after this epoch (0: all)")
+    parser.add_argument("--skip-train", action="store_true", help="score the runs already in --work")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true", help="tiny data, one step per recipe (seconds)")
+    args = parser.parse_args()
+    setup = dict(SMOKE if args.smoke else FULL)
+    if args.epochs:
+        setup["epochs"] = args.epochs
+    import tempfile
+
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="semantic_slots_"))
+    work.mkdir(parents=True, exist_ok=True)
+    recipes = [r for r in args.recipes.split(",") if r] if not args.smoke else ["baseline", "proto"]
+    combo = [r for r in args.combo.split(",") if r]
+    unknown = [r for r in recipes + combo if r not in RECIPES and r != "combo"]
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; known: {', '.join(RECIPES)}, combo")
+    from glmix_viz.cli import main as cli_main
+
+    make_data(work, setup)
+    commands, minutes = {}, {}
+    for name in recipes:
+        argv = finetune_argv(work, recipe_flags(name, combo), work / "runs" / name, setup, args.stop_after)
+        commands[name] = "glmix-viz " + " ".join(shlex.quote(a) for a in argv)
+        if not args.skip_train:
+            print(commands[name], flush=True)
+            started = time.time()
+            if cli_main(argv):
+                return 1
+            minutes[name] = (time.time() - started) / 60
+    checkpoints = {"shipped": DEMO, **{name: work / "runs" / name / "last.safetensors" for name in recipes}}
+    evaluation = evaluate(work, checkpoints, setup, 20 if args.smoke else args.resamples, args.smoke)
+    training = {}
+    for name in recipes:
+        log = work / "runs" / name / "log.jsonl"
+        if log.is_file():
+            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            training[name] = [{k: v for k, v in row.items() if k != "val_ap"} for row in rows]
+    results = {
+        "command": "python " + " ".join(shlex.quote(a) for a in [str(Path(sys.argv[0]))] + sys.argv[1:]),
+        "setup": setup, "recipes": {name: commands[name] for name in recipes}, "combo": combo,
+        "training_log": training, "train_minutes_contended": minutes, "heldout": evaluation,
+        "goals": goals(evaluation), "timings": "contended (8 agents on 2 CPU cores)",
+    }
+    path = Path(args.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print(f"results: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
