@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import glmix_viz  # noqa: E402
+import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
 from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
 from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402

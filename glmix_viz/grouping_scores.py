@@ -3,16 +3,16 @@ images? Every GLMix block of a model (and of a control) is scored on a labelled 
 literature scores slots:
 
 * **mBO** at the instance and the class level, and the instance mBO after merging each image's slots to K groups
-  (:mod:`glmix_viz.grouping`: the functions the held-out bench uses);
+  (:mod:`glmix_viz.grouping` and :mod:`glmix_viz.scoring.grouping`: the functions the held-out bench uses);
 * DINOSAUR's data-set-level **semantic mIoU**: k-means over the features of every slot that owns pixels in the split,
   clusters matched to classes by the Hungarian algorithm, at K = the number of classes (background included) and at
-  2 K (:func:`glmix_viz.grouping.semantic_miou`);
+  2 K (:func:`glmix_viz.scoring.grouping.semantic_miou`);
 * the **object purity** of those same clusters (the atlas's ``object_purity``): of the slots whose majority class is an
   object class, the share that falls in the majority object class of their cluster
-  (:func:`glmix_viz.grouping.object_purity`).
+  (:func:`glmix_viz.scoring.grouping.object_purity`).
 
-Means over images carry 95 % percentile-bootstrap intervals over the images; the data-set-level scores (semantic
-mIoU, purity) resample images with the clustering held fixed. With a control, every score also gets its paired
+Means over images carry 95 % bootstrap intervals over the images (:mod:`glmix_viz.scoring.stats`, the project's one
+bootstrap); the data-set-level scores (semantic mIoU, purity) resample images with the clustering held fixed. With a control, every score also gets its paired
 difference (model - control) with a paired interval.
 
 The job streams the split in chunks of images: each chunk's per-image scores and per-slot features go to one
@@ -37,18 +37,18 @@ import torch.nn as nn
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
-from glmix_viz.grouping import (
-    GroupingSample,
-    cluster_class_regions,
-    object_purity,
-    per_image_object_scores,
-    semantic_miou,
-    untrained_copy,
-)
-from glmix_viz.heldout import bootstrap_interval, paired_difference, paired_miou_difference
+from glmix_viz.grouping import GroupingSample, per_image_object_scores, untrained_copy
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
-from glmix_viz.metrics import per_class_iou
 from glmix_viz.probe import glmix_block_names
+from glmix_viz.scoring.grouping import cluster_class_regions, object_purity, object_table, purity_draws, semantic_miou
+from glmix_viz.scoring.stats import (
+    class_counts,
+    image_bootstrap,
+    mean_interval,
+    miou_of_counts,
+    paired_difference,
+    paired_miou_difference,
+)
 from glmix_viz.runtime.jobs import RunSummary, plan_job
 
 __all__ = ["GroupingScoreSettings", "run_grouping_scores", "RESULTS_FILE", "FORMAT"]
@@ -180,46 +180,41 @@ def _gather(folder: Path, chunk_names: Sequence[str], chunk_sizes: Sequence[int]
 
 
 # --------------------------------------------------------------------------------------------------------- scoring
-def _weights(images: int, resamples: int, seed: int) -> np.ndarray:
-    """(R, N) bootstrap counts of every image in every resample (drawn with replacement)."""
-    rng = np.random.default_rng(seed)
-    return np.stack([np.bincount(rng.integers(0, images, images), minlength=images) for _ in range(resamples)])
-
-
-def _interval(draws: np.ndarray) -> List[float]:
-    low, high = np.nanquantile(np.asarray(draws, dtype=np.float64), [0.025, 0.975])
-    return [float(low), float(high)]
-
-
 def _mean(values: np.ndarray) -> Optional[float]:
     values = np.asarray(values, dtype=np.float64)
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else None
 
 
-def _clustered(arrays: Dict[str, np.ndarray], clusters: int, images: int, background: int, num_classes: int,
-               seed: int) -> Dict[str, Any]:
+def _clustered(arrays: Dict[str, np.ndarray], clusters: int, images: int, background: int, seed: int) -> Dict[str, Any]:
     """Semantic mIoU and object purity of one block's slots at ``clusters`` k-means clusters (and per-image tables
     for the intervals)."""
-    result = semantic_miou(arrays["features"], arrays["overlaps"], clusters=clusters, seed=seed)
+    result = semantic_miou(arrays["features"], arrays["overlaps"], clusters=clusters, seed=seed, background=background)
     confusion = result.per_image_confusion(arrays["overlaps"], arrays["slot_image"], images)
     tables = cluster_class_regions(result.labels, arrays["overlaps"], clusters, arrays["slot_image"], images)
     return {"result": result, "confusion": confusion, "tables": tables,
             "purity": object_purity(tables.sum(axis=0), background)}
 
 
-def _miou_draws(confusion: np.ndarray, weights: np.ndarray) -> np.ndarray:
-    sums = (weights @ confusion.reshape(len(confusion), -1).astype(np.float64)).reshape(-1, *confusion.shape[1:])
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.array([np.nanmean(per_class_iou(c)) for c in sums])
+def _miou_statistic(confusion: np.ndarray):
+    """weights (..., N) -> data-set mIoU of the weighted per-image confusions (for :func:`image_bootstrap`)."""
+    counts = class_counts(confusion)
+    flat, shape = counts.reshape(len(counts), -1), counts.shape[1:]
+    return lambda weights: miou_of_counts((weights @ flat).reshape(weights.shape[:-1] + shape))
 
 
-def _purity_draws(tables: np.ndarray, weights: np.ndarray, background: int) -> np.ndarray:
-    sums = (weights @ tables.reshape(len(tables), -1).astype(np.float64)).reshape(-1, *tables.shape[1:])
-    return np.atleast_1d(object_purity(sums, background))
+def _purity_statistic(tables: np.ndarray, background: int):
+    """weights (..., N) -> object purity of the weighted per-image cluster x class tables."""
+    flat, shape = tables.reshape(len(tables), -1).astype(np.float64), tables.shape[1:]
+    return lambda weights: purity_draws(object_table((weights @ flat).reshape(weights.shape[:-1] + shape),
+                                                     background))
 
 
-def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, Any]], clusters: int,
-                 weights: np.ndarray, background: int, instances: bool, boot: Dict[str, int], num_slots: int,
+def _interval(count: int, statistic, boot: Dict[str, int]) -> List[float]:
+    return list(image_bootstrap(count, statistic, **boot).pair())
+
+
+def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, Any]], clusters: int, images: int,
+                 background: int, instances: bool, boot: Dict[str, int], num_slots: int,
                  size: Sequence[int], merge_k: int, class_names: Sequence[str]) -> Dict[str, Any]:
     entry: Dict[str, Any] = {"slots": num_slots, "size": list(size), "regions": float(arrays["regions"].mean())}
     levels = ("instance", "class") if instances else ("class",)
@@ -227,27 +222,27 @@ def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, A
         entry["mbo_instance"] = None
     for level in levels:
         entry[f"mbo_{level}"] = _mean(arrays[f"mbo_{level}"])
-        entry[f"mbo_{level}_ci95"] = list(bootstrap_interval(arrays[f"mbo_{level}"], **boot))
+        entry[f"mbo_{level}_ci95"] = list(mean_interval(arrays[f"mbo_{level}"], **boot))
     level = levels[0]
     entry["merge_k"] = merge_k
     entry["mbo_merged"] = _mean(arrays[f"mbo_merged_{level}"])
-    entry["mbo_merged_ci95"] = list(bootstrap_interval(arrays[f"mbo_merged_{level}"], **boot))
+    entry["mbo_merged_ci95"] = list(mean_interval(arrays[f"mbo_merged_{level}"], **boot))
     entry["mbo_merged_level"] = level
     entry["merged_regions"] = float(arrays["merged_regions"].mean())
     for k, suffix in ((clusters, ""), (2 * clusters, "_2x")):
         found = clustered[k]
         entry[f"semantic_miou{suffix}"] = found["result"].miou
-        entry[f"semantic_miou{suffix}_ci95"] = _interval(_miou_draws(found["confusion"], weights))
+        entry[f"semantic_miou{suffix}_ci95"] = _interval(images, _miou_statistic(found["confusion"]), boot)
         entry[f"semantic_iou{suffix}"] = {name: (None if np.isnan(v) else float(v))
                                           for name, v in zip(class_names, found["result"].iou)}
         entry[f"object_purity{suffix}"] = found["purity"]
-        entry[f"object_purity{suffix}_ci95"] = _interval(_purity_draws(found["tables"], weights, background))
+        entry[f"object_purity{suffix}_ci95"] = _interval(images, _purity_statistic(found["tables"], background), boot)
         entry[f"clusters{suffix}"] = k
     entry["slots_clustered"] = int(len(arrays["features"]))
     return entry
 
 
-def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, weights: np.ndarray, background: int,
+def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, images: int, background: int,
             instances: bool, boot: Dict[str, int]) -> Dict[str, Any]:
     """Model - control of every score of one block, paired over the same images."""
     a, b = mine["arrays"], theirs["arrays"]
@@ -259,9 +254,10 @@ def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, weights
     for k, suffix in ((clusters, ""), (2 * clusters, "_2x")):
         x, y = mine["clustered"][k], theirs["clustered"][k]
         out[f"semantic_miou{suffix}"] = paired_miou_difference(x["confusion"], y["confusion"], **boot)
-        diff = _purity_draws(x["tables"], weights, background) - _purity_draws(y["tables"], weights, background)
-        out[f"object_purity{suffix}"] = {"mean": x["purity"] - y["purity"], "ci95": _interval(diff),
-                                         "images": int(len(weights[0]))}
+        first, second = _purity_statistic(x["tables"], background), _purity_statistic(y["tables"], background)
+        out[f"object_purity{suffix}"] = {"mean": x["purity"] - y["purity"],
+                                         "ci95": _interval(images, lambda w: first(w) - second(w), boot),
+                                         "images": images}
     return out
 
 
@@ -410,7 +406,6 @@ def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[s
             sizes.append(len(data["ids"]))
     images = int(sum(sizes))
     boot = dict(resamples=settings.resamples, seed=settings.seed)
-    weights = _weights(images, settings.resamples, settings.seed)
     results: Dict[str, Any] = {"format": FORMAT, **{k: record[k] for k in ("data", "split", "checkpoint")},
                                "images": images, "classes": class_names, "background": background,
                                "clusters": clusters, "merge_k": merge_k, "resamples": settings.resamples,
@@ -426,14 +421,14 @@ def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[s
             if found < 2 * clusters:
                 raise GlmixVizError(f"block {name}: {found} slots own pixels in the split ({tag}), fewer than the "
                                     f"{2 * clusters} clusters asked for (--clusters {clusters} and twice that)")
-            clustered = {k: _clustered(arrays, k, images, background, num_classes, settings.seed)
+            clustered = {k: _clustered(arrays, k, images, background, settings.seed)
                          for k in (clusters, 2 * clusters)}
             scored[tag] = {"arrays": arrays, "clustered": clustered}
-            entry = _block_entry(arrays, clustered, clusters, weights, background, instances, boot,
+            entry = _block_entry(arrays, clustered, clusters, images, background, instances, boot,
                                  infos[name].num_slots, arrays["size"].tolist(), merge_k, class_names)
             (results["blocks"] if tag == "model" else results["control"]["blocks"])[name] = entry
         if "control" in tags:
-            results["vs_control"][name] = _paired(scored["model"], scored["control"], clusters, weights, background,
+            results["vs_control"][name] = _paired(scored["model"], scored["control"], clusters, images, background,
                                                   instances, boot)
         figure = f"grouping_scores-{name}.png"
         _figure(out_dir / figure, name, results["blocks"][name],
@@ -462,7 +457,6 @@ def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, se
     clusters, background = results[0]["clusters"], results[0]["background"]
     instances = results[0]["blocks"][next(iter(results[0]["blocks"]))]["mbo_instance"] is not None
     images = int(sum(sizes))
-    weights = _weights(images, resamples, seed)
     boot = dict(resamples=resamples, seed=seed)
     out: Dict[str, Any] = {}
     for j, name in enumerate(results[0]["blocks"]):
@@ -470,7 +464,7 @@ def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, se
         for folder in (first, second):
             arrays = _gather(folder / CHUNKS / "model", chunks, sizes, j)
             scored.append({"arrays": arrays, "clustered": {
-                k: _clustered(arrays, k, images, background, len(results[0]["classes"]), seed)
+                k: _clustered(arrays, k, images, background, seed)
                 for k in (clusters, 2 * clusters)}})
-        out[name] = _paired(scored[0], scored[1], clusters, weights, background, instances, boot)
+        out[name] = _paired(scored[0], scored[1], clusters, images, background, instances, boot)
     return out

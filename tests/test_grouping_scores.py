@@ -15,12 +15,8 @@ import glmix_viz.models  # noqa: F401
 from glmix_viz.cli import main
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.errors import DataError, GlmixVizError
-from glmix_viz.grouping import (
-    cluster_class_regions,
-    load_grouping_samples,
-    object_purity,
-    per_image_object_scores,
-)
+from glmix_viz.grouping import load_grouping_samples, per_image_object_scores
+from glmix_viz.scoring.grouping import cluster_class_regions, object_purity, object_table, purity_draws
 from glmix_viz.grouping_scores import GroupingScoreSettings, run_grouping_scores
 from glmix_viz.models.loading import save_checkpoint
 
@@ -56,7 +52,7 @@ def test_cluster_class_regions_and_object_purity_by_hand():
     per_image = cluster_class_regions(labels, overlaps, 2, slot_image=np.array([0, 0, 1, 1, 1, 1]), num_images=2)
     assert per_image.shape == (2, 2, 3) and per_image.sum(axis=0).tolist() == table.tolist()
     assert per_image[0].tolist() == [[1, 1, 0], [0, 0, 0]]
-    assert np.allclose(object_purity(np.stack([table, per_image[0]]), 0), [2 / 3, 1.0])
+    assert np.allclose(purity_draws(object_table(np.stack([table, per_image[0]]), 0)), [2 / 3, 1.0])
     assert np.isnan(object_purity(np.array([[3, 0], [2, 0]]), 0))
 
 
