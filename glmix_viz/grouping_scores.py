@@ -9,7 +9,10 @@ literature scores slots:
   2 K (:func:`glmix_viz.scoring.grouping.semantic_miou`);
 * the **object purity** of those same clusters (the atlas's ``object_purity``): of the slots whose majority class is an
   object class, the share that falls in the majority object class of their cluster
-  (:func:`glmix_viz.scoring.grouping.object_purity`).
+  (:func:`glmix_viz.scoring.grouping.object_purity`);
+* the **slot-identity purity**: the same with each slot's index in its block as its concept. With learned slot
+  initialisations (``"slot_init": "param"``) slot k starts from the same vector in every image, and this says whether
+  it also ends up meaning the same class; with pooled slots the index is a grid cell, so it measures position.
 
 Means over images carry 95 % bootstrap intervals over the images (:mod:`glmix_viz.scoring.stats`, the project's one
 bootstrap); the data-set-level scores (semantic mIoU, purity) resample images with the clustering held fixed. With a control, every score also gets its paired
@@ -153,6 +156,7 @@ def _chunk_arrays(model: nn.Module, samples: Sequence[GroupingSample], *, input_
         arrays[f"b{j}/features"] = block.features.astype(np.float32)
         arrays[f"b{j}/overlaps"] = block.overlaps.astype(np.int64)
         arrays[f"b{j}/slot_image"] = block.slot_image
+        arrays[f"b{j}/slot_index"] = block.slot_index
         arrays[f"b{j}/size"] = np.asarray(block.size, np.int64)
     return arrays
 
@@ -239,6 +243,11 @@ def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, A
         entry[f"object_purity{suffix}_ci95"] = _interval(images, _purity_statistic(found["tables"], background), boot)
         entry[f"clusters{suffix}"] = k
     entry["slots_clustered"] = int(len(arrays["features"]))
+    if "slot_index" in arrays:  # the slot's index as its concept: meaningful when slots are learned, not pooled
+        tables = cluster_class_regions(arrays["slot_index"], arrays["overlaps"], num_slots, arrays["slot_image"],
+                                       images)
+        entry["slot_identity_purity"] = object_purity(tables.sum(axis=0), background)
+        entry["slot_identity_purity_ci95"] = _interval(images, _purity_statistic(tables, background), boot)
     return entry
 
 

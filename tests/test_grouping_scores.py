@@ -74,7 +74,7 @@ def test_scores_match_the_heldout_functions_and_resume(shapes, tmp_path):
         assert entry["slots_clustered"] == len(block.features)
         low, high = entry["mbo_instance_ci95"]
         assert 0 <= low <= entry["mbo_instance"] <= high <= 1
-        for key in ("semantic_miou", "semantic_miou_2x", "object_purity", "object_purity_2x"):
+        for key in ("semantic_miou", "semantic_miou_2x", "object_purity", "object_purity_2x", "slot_identity_purity"):
             assert 0 <= entry[key] <= 1
         assert entry["clusters"] == 2 and entry["clusters_2x"] == 4
         assert (out / entry["figure"]).is_file()
