@@ -60,14 +60,18 @@ def measure(cases: Dict[str, List[str]], runs: int, warmup: bool) -> Dict[str, L
     return times
 
 
-def main(argv: List[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each case (default 7)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})")
     parser.add_argument("--smoke", action="store_true",
                         help="one run of each, no warm-up, and `python -c pass` as the reference (a check that it "
                              "works, in seconds; its ratio means nothing)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     runs = 1 if args.smoke else args.runs
     reference_name, reference_arguments = SMOKE_REFERENCE if args.smoke else REFERENCE
     times = measure({**HELPS, reference_name: reference_arguments}, runs, warmup=not args.smoke)
