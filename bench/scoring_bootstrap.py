@@ -33,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.make_docs import check_results, smoke_folder  # noqa: E402
 from glmix_viz.scoring.grouping import image_tables, purity_statistic  # noqa: E402
 from glmix_viz.scoring.stats import (  # noqa: E402
     DEFAULT_RESAMPLES,
@@ -114,15 +115,23 @@ def cost(split_images: int, atlas_images: int, resamples: int, seed: int) -> Dic
             "bca_over_percentile": {k: round(v["BCa"] / max(v["percentile"], 1e-9), 3) for k, v in seconds.items()}}
 
 
-def main(argv: List[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=300, help="simulated data sets for the coverage (default 300)")
     parser.add_argument("--images", default="30,120",
                         help="images per simulated data set, one coverage run per size (default 30,120)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"results JSON (default {DEFAULT_OUT}; --smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that it runs, in seconds")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.out is None:
+        args.out = smoke_folder(__file__) / DEFAULT_OUT.name if args.smoke else DEFAULT_OUT
     if args.smoke:
         found = {"coverage": [coverage(4, 8, 100, args.seed)], "cost": cost(20, 50, 100, args.seed)}
     else:
@@ -143,6 +152,8 @@ def main(argv: List[str] | None = None) -> int:
     tmp.replace(args.out)
     print(json.dumps({k: result[k] for k in ("coverage", "cost")}, indent=1))
     print(f"written to {args.out}")
+    if args.smoke:
+        check_results(__file__, args.out)
     return 0
 
 
