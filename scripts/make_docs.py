@@ -165,8 +165,8 @@ def register(spec: TableSpec) -> TableSpec:
 
 def _missing(data: Any, path: str) -> List[str]:
     head, _, rest = path.partition(".")
-    if head == "*":
-        if not isinstance(data, dict) or not data:
+    if head == "*":  # every key of a mapping (an empty one has nothing to miss)
+        if not isinstance(data, dict):
             return [path]
         return [f"{key}.{miss}" for key, value in data.items() for miss in (_missing(value, rest) if rest else [])]
     if isinstance(data, list) and head.isdigit():
