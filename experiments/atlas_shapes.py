@@ -9,9 +9,9 @@ Steps (the data set and the untrained checkpoint are reused when they exist; the
    peak resident memory (``/usr/bin/time``); and once more for the demo model on the first quarter of the images, to
    show that memory does not grow with the number of images;
 4. per block: purity (with a bootstrap interval over images), the majority baseline and NMI of both, and the paired
-   difference demo - untrained (the two atlases use the same Poisson weights per image, so the differences of their
-   bootstrap draws give a paired interval). The best block is the one named before looking at any atlas: the demo
-   model's best block by held-out ARI (``demo_results.json``).
+   difference demo - untrained (:func:`glmix_viz.scoring.grouping.purity_difference`: the same images drawn for
+   both atlases, the purities recomputed from each resample's summed tables). The best block is the one named
+   before looking at any atlas: the demo model's best block by held-out ARI (``demo_results.json``).
 
     taskset -c 1 python experiments/atlas_shapes.py --work /tmp/atlas_shapes [--images 2000] [--clusters 8]
 
@@ -70,20 +70,28 @@ def timed_atlas(checkpoint: Path, root: Path, split: str, out: Path, clusters: i
 
 def compare(demo: Path, untrained: Path) -> Dict[str, Any]:
     """Per block: purity, interval, baseline, NMI of both atlases and the paired difference of purity."""
+    from glmix_viz.atlas.build import background_class
+    from glmix_viz.scoring.grouping import image_tables, purity_difference
+
     a, b = (json.loads((folder / "atlas.json").read_text()) for folder in (demo, untrained))
+    images = len(json.loads((demo / "images.json").read_text())["ids"])
+    classes, background = len(a["class_names"]), background_class(a["plan"])
+
+    def tables(folder: Path, entry: Dict[str, Any]):
+        data = np.load(folder / entry["data"])
+        return image_tables(data["region_image"], data["region_concept"], data["region_label"], images=images,
+                            concepts=a["clusters"], classes=classes)
+
     blocks = {}
     for mine, theirs in zip(a["blocks"], b["blocks"]):
-        mine_draws, their_draws = np.load(demo / mine["data"]), np.load(untrained / theirs["data"])
-        draws = mine_draws["purity_draws"] - their_draws["purity_draws"]
-        objects = mine_draws["object_purity_draws"] - their_draws["object_purity_draws"]
+        pair = (tables(demo, mine), tables(untrained, theirs), a["clusters"], classes)
         keys = ("purity", "purity_ci95", "majority_baseline", "nmi", "object_purity", "object_purity_ci95",
                 "object_majority_baseline", "regions", "class_counts")
         blocks[mine["name"]] = {
             "demo": {k: mine[k] for k in keys}, "untrained": {k: theirs[k] for k in keys},
-            "purity_difference": {"mean": mine["purity"] - theirs["purity"],
-                                  "ci95": [float(v) for v in np.nanquantile(draws, [0.025, 0.975])]},
-            "object_purity_difference": {"mean": mine["object_purity"] - theirs["object_purity"],
-                                         "ci95": [float(v) for v in np.nanquantile(objects, [0.025, 0.975])]},
+            "purity_difference": purity_difference(*pair, seed=a["seed"]),
+            "object_purity_difference": purity_difference(*pair, background=background, objects=True,
+                                                          seed=a["seed"]),
             "nmi_difference": mine["nmi"] - theirs["nmi"],
             "demo_concepts": [{k: c.get(k) for k in ("size", "class", "purity")} for c in mine["concepts"]],
         }
@@ -178,7 +186,8 @@ def main(argv: List[str] | None = None) -> int:
     result = {
         "command": command_line(__file__, argv),
         "data": {"make_shapes_seed": SEED, "images": len(ids), "image_size": 128, "split": "val"},
-        "clusters": args.clusters, "feature": "slots_in", "bootstrap": "Poisson(1) weights per image, 1000 resamples",
+        "clusters": args.clusters, "feature": "slots_in",
+        "bootstrap": "glmix_viz.scoring.stats (images resampled, BCa; paired for the differences)",
         "best_block": best_block, "best_block_rule": "the demo model's best block by held-out ARI (demo_results.json)",
         "best": blocks[best_block], "blocks": blocks,
         "runs": runs, "machine": {"cores": "taskset -c 1: one core shared with other jobs", "cpu_count": os.cpu_count(),

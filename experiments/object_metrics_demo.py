@@ -6,8 +6,8 @@ k-means clusters of the slot features (clusters = classes + background, Hungaria
 the slot count beside every number (``glmix_viz.grouping``, ``glmix_viz.heldout.object_report_from_scores``).
 Controls: the untrained copy (seed 0), the slot-initialisation grid (mBO only: it has no slot features), and, when
 ``--bce`` names its checkpoint, the BCE-only control of ``experiments/train_demo.py``. Paired differences over the
-images with 95 % percentile-bootstrap intervals; the semantic mIoU's interval resamples images with the clustering
-held fixed.
+images with 95 % bootstrap intervals (``glmix_viz.scoring.stats``); the semantic mIoU's interval resamples images
+with the clustering held fixed.
 
     python experiments/object_metrics_demo.py --work runs/demo [--limit 400] [--bce runs/demo/bce/last.safetensors]
 
@@ -31,6 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiments/: its si
 
 from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 from train_demo import HELDOUT, IMAGE_SIZE  # noqa: E402
+
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES  # noqa: E402
 
 
 def score_set(models: Dict[str, Any], root: Path, limit: int, resamples: int, device: str) -> Dict[str, Any]:
@@ -110,7 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--bce", default=None, metavar="CHECKPOINT", help="the BCE-only control, when available")
     parser.add_argument("--out", default=None, help="default experiments/results/object_metrics_demo.json "
                         "(--smoke: WORK/object_metrics_demo.json)")
-    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="seconds: held-out sets of 3 images (seeds as usual), "
