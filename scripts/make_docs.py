@@ -360,6 +360,13 @@ register(TableSpec(
 register(TableSpec(
     "Demo model and its BCE-only control", ("experiments/results/train_demo*.json",), "experiments/train_demo.py",
     ("sets.*.targets", "commands")))
+register(TableSpec(
+    "The one bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
+    ("default_resamples", "machine.load_1min", "coverage.0.trials", "coverage.0.images", "coverage.0.coverage",
+     "coverage.0.mean_width", "coverage.0.coverage_standard_error", "cost.seconds", "cost.split_images",
+     "cost.atlas_images", "cost.bca_over_percentile"),
+    intro="glmix_viz.scoring.stats (scipy.stats.bootstrap): how often its 95 % interval holds the true value on "
+          "simulated data sets, and its cost (docs/scoring.md)."))
 
 if __name__ == "__main__":
     sys.exit(main())
