@@ -393,6 +393,13 @@ register(TableSpec(
     "experiments/semantic_slots.py", ("setup.heldout_images", "heldout", "goals"),
     intro="Fine-tunes of the demo model at one budget, scored on held-out make-shapes seeds 4101 and 4102 by "
           "grouping-scores and the held-out bench; see docs/semantic_slots.md."))
+register(TableSpec(
+    "The one bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
+    ("default_resamples", "machine.load_1min", "coverage.0.trials", "coverage.0.images", "coverage.0.coverage",
+     "coverage.0.mean_width", "coverage.0.coverage_standard_error", "cost.seconds", "cost.split_images",
+     "cost.atlas_images", "cost.bca_over_percentile"),
+    intro="glmix_viz.scoring.stats (scipy.stats.bootstrap): how often its 95 % interval holds the true value on "
+          "simulated data sets, and its cost (docs/scoring.md)."))
 
 if __name__ == "__main__":
     sys.exit(main())
