@@ -360,6 +360,11 @@ register(TableSpec(
 register(TableSpec(
     "Demo model and its BCE-only control", ("experiments/results/train_demo*.json",), "experiments/train_demo.py",
     ("sets.*.targets", "commands")))
+register(TableSpec(
+    "Semantic slots: training recipes against the demo recipe (issue 29)", ("experiments/results/semantic_slots*.json",),
+    "experiments/semantic_slots.py", ("setup.heldout_images", "heldout", "goals"),
+    intro="Fine-tunes of the demo model at one budget, scored on held-out make-shapes seeds 4101 and 4102 by "
+          "grouping-scores and the held-out bench; see docs/semantic_slots.md."))
 
 if __name__ == "__main__":
     sys.exit(main())
