@@ -400,6 +400,12 @@ register(TableSpec(
      "cost.atlas_images", "cost.bca_over_percentile"),
     intro="glmix_viz.scoring.stats (scipy.stats.bootstrap): how often its 95 % interval holds the true value on "
           "simulated data sets, and its cost (docs/scoring.md)."))
+register(TableSpec(
+    "Slot interventions: approx vs exact, the block the decision depends on, faithfulness",
+    ("bench/results/interventions*.json",), "bench/interventions.py",
+    ("explorer_block", "eval_seeds", "agreement.images", "agreement.median_spearman", "agreement.blocks",
+     "agreement.time_per_call_ms_contended", "agreement.most_depended_on_block_logit", "tuning.chosen",
+     "tuning.deletion_auc", "faithfulness")))
 
 if __name__ == "__main__":
     sys.exit(main())
