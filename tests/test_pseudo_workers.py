@@ -57,7 +57,7 @@ EXPECTED = np.array([[3, 3, 3, 7, 7, 7]] * 4)  # the arg-max of the scores above
 
 def test_finish_image_writes_the_arg_max_labels_and_the_scores(tmp_path):
     result = finish_image(_task(tmp_path, save_scores=True))
-    assert result["id"] == "a" and result["ok"] and result["crf_s"] >= 0 and result["write_s"] >= 0
+    assert result["id"] == "a" and result["ok"] and result["refine_s"] >= 0 and result["write_s"] >= 0
     assert np.array_equal(load_label_png(tmp_path / "a.png"), EXPECTED)
     stored = np.load(tmp_path / "scores" / "a.npz")
     assert stored["scores"].dtype == np.float16 and stored["class_indices"].tolist() == [0, 3, 7]
@@ -169,3 +169,31 @@ def test_a_broken_pool_stops_the_run(tmp_path):
             pool.submit(_task(tmp_path, "a"))
             pool.harvest(1)
     assert summary.failures == []
+
+
+def test_pool_workers_run_torch_on_one_thread_each():
+    import torch
+
+    from glmix_viz.pseudo.workers import new_pool
+
+    with new_pool(2) as pool:
+        assert list(pool.map(_threads, range(2))) == [1, 1]
+
+
+def _threads(_: int) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_a_task_carrying_refined_maps_is_only_written(tmp_path):
+    from glmix_viz.pseudo.refine import PARParams
+
+    refined = np.zeros((3, 4, 6), np.float32)
+    refined[2] = 0.6  # label 7 everywhere, though the scores say 3 on the left
+    refined[0] = 0.4
+    task = _task(tmp_path, crf=PARParams(confidence=0.5))
+    task = FinishTask(*[getattr(task, name) for name in ("image_id", "image", "scores", "class_indices", "crf", "png",
+                                                         "npz", "save_scores")], refined)
+    assert finish_image(task)["ok"]
+    assert (load_label_png(tmp_path / "a.png") == 7).all()

@@ -1,11 +1,20 @@
-"""The CRF stage of the pseudo-label job: a pool of worker processes that finish images (dense CRF, label PNG).
+"""The refinement stage of the pseudo-label job: worker processes that finish images (dense CRF or PAR, label PNG).
 
 The network runs on the main process and hands each image's soft scores to :class:`CRFPool` as a
-:class:`FinishTask`; its workers run the dense CRF and write the outputs while the network goes on. A bounded number
-of pending jobs keeps memory flat. Workers are started with ``spawn`` (safe with torch's thread pools); each worker
-pays one import of this module, and so of the package and torch, when it starts (the warm-up job overlaps it with the
-network's first steps). With ``workers=0`` the jobs run in the main process, one after another (no overlap; for
-debugging).
+:class:`FinishTask`; its workers run the refinement and write the outputs while the network goes on. A bounded number
+of pending jobs keeps memory flat. With ``workers=0`` the jobs run in the main process, one after another (no overlap;
+for debugging). When the main process already refined an image (PAR batched on a GPU), the task carries the refined
+maps and its worker only writes.
+
+Start-up cost, measured (issue 28: ``--workers 2`` was slower than ``--workers 0`` on short runs): a worker that
+imports this module imports the whole package (``import glmix_viz`` registers the GLNet variants with timm, so torch,
+timm and torchvision come with it): about 4 CPU-seconds per worker, paid by every ``spawn``-ed worker at once on the
+same cores the network needs. The pool therefore starts its workers from a ``forkserver`` that imports this module
+once (:func:`pool_context`): one import per run instead of one per worker, and each worker is a cheap fork of an
+already-loaded process (a fork of a process that has not run torch's thread pools, so fork-safe). Each worker then
+sets torch to one thread (:func:`_init_worker`): N workers each running PAR with all cores' threads would fight over
+the cores with the network (oversubscription). The tasks' arrays are small beside the work (a 500x375 image and its
+scores are about 2 MB to pickle, milliseconds).
 """
 
 from __future__ import annotations
@@ -24,10 +33,11 @@ import torch
 from glmix_viz.errors import one_line
 from glmix_viz.files import save_npz_atomic, save_png_atomic
 from glmix_viz.labels import label_to_pil
-from glmix_viz.crf import CRFParams
-from glmix_viz.pseudo.masks import pseudo_mask
+from glmix_viz.crf import confident_labels
+from glmix_viz.pseudo.masks import PseudoMask, pseudo_mask
+from glmix_viz.pseudo.refine import RefineParams
 
-__all__ = ["CRFPool", "FinishTask", "finish_image", "torch_threads"]
+__all__ = ["CRFPool", "FinishTask", "RefinePool", "finish_image", "pool_context", "torch_threads"]
 
 
 @dataclass(frozen=True)
@@ -36,41 +46,69 @@ class FinishTask:
 
     Attributes:
         image_id: the image's id (reported back with the result).
-        image: ``(H, W, 3)`` uint8 RGB image (the CRF's appearance kernel reads it).
+        image: ``(H, W, 3)`` uint8 RGB image (the refinement's colour kernel reads it).
         scores: ``(K + 1, H, W)`` float32 scores, background first (``ScoreMaps.scores``).
         class_indices: ``(K + 1,)`` label id of every channel (``ScoreMaps.class_indices``).
-        crf: dense CRF settings, or ``None`` for the arg-max of the scores.
+        crf: the refinement's settings (:class:`~glmix_viz.crf.CRFParams` or
+            :class:`~glmix_viz.pseudo.refine.PARParams`), or ``None`` for the arg-max of the scores.
         png: the label PNG to write (last: its presence means the image is done).
-        npz: the ``.npz`` of the scores (and the CRF's refined probabilities), written when ``save_scores``.
+        npz: the ``.npz`` of the scores (and the refined probabilities), written when ``save_scores``.
         save_scores: also write ``npz``.
+        refined: ``(K + 1, H, W)`` refined probabilities already computed (PAR batched on the GPU), or ``None``.
     """
 
     image_id: str
     image: np.ndarray
     scores: np.ndarray
     class_indices: np.ndarray
-    crf: Optional[CRFParams]
+    crf: RefineParams
     png: Path
     npz: Path
     save_scores: bool = False
+    refined: Optional[np.ndarray] = None
 
 
 def _warm_up() -> bool:
-    """Worker job sent once per worker at the start: unpickling it imports this module (what the real jobs need)
-    while the network starts; the dense CRF library is loaded with it."""
+    """Worker job sent once per worker at the start: the worker is started and has imported this module (what the
+    real jobs need) while the network starts."""
     return True
 
 
+def _init_worker() -> None:
+    """Worker initializer: one torch thread per worker process (no oversubscription of the cores)."""
+    torch.set_num_threads(1)
+
+
+def pool_context() -> Any:
+    """The multiprocessing context of the worker pools: ``forkserver`` preloading this module where the platform has
+    it (one import per run; see the module docstring), else ``spawn``."""
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def new_pool(workers: int) -> futures.ProcessPoolExecutor:
+    """A process pool of ``workers`` refinement workers (:func:`pool_context`, one torch thread each)."""
+    return futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(), initializer=_init_worker)
+
+
 def finish_image(task: FinishTask) -> Dict[str, Any]:
-    """Worker job: the pseudo-mask (:func:`~glmix_viz.pseudo.masks.pseudo_mask`: dense CRF when asked), atomic PNG
-    (and ``.npz``) writes. Never raises.
+    """Worker job: the pseudo-mask (:func:`~glmix_viz.pseudo.masks.pseudo_mask`: the refinement when asked, or the
+    refined maps the task carries), atomic PNG (and ``.npz``) writes. Never raises.
 
     Returns:
-        ``id``, ``ok``, and ``crf_s`` / ``write_s`` seconds, or ``reason`` when something failed.
+        ``id``, ``ok``, and ``refine_s`` / ``write_s`` seconds, or ``reason`` when something failed.
     """
     start = time.perf_counter()
     try:
-        mask = pseudo_mask(task.image, task, task.crf)  # the task carries the scores and class indices it reads
+        if task.refined is not None:  # refined already (on the GPU): the confidence rule only
+            before = np.asarray(task.scores).argmax(axis=0).astype(np.uint8)
+            channels = confident_labels(task.refined, getattr(task.crf, "confidence", None))
+            mask = PseudoMask(channels, before, np.asarray(task.class_indices), task.refined)
+        else:
+            mask = pseudo_mask(task.image, task, task.crf)  # the task carries the scores and class indices it reads
         labels = mask.labels()
         crf_done = time.perf_counter()
         if task.save_scores:
@@ -80,7 +118,8 @@ def finish_image(task: FinishTask) -> Dict[str, Any]:
                 arrays["crf"] = mask.refined.astype(np.float16)
             save_npz_atomic(task.npz, **arrays)
         save_png_atomic(task.png, label_to_pil(labels))  # last: the PNG's presence means the image is done
-        return {"id": task.image_id, "ok": True, "crf_s": crf_done - start, "write_s": time.perf_counter() - crf_done}
+        return {"id": task.image_id, "ok": True, "refine_s": crf_done - start,
+                "write_s": time.perf_counter() - crf_done}
     except Exception as error:  # noqa: BLE001 - reported per image; the run goes on
         return {"id": task.image_id, "ok": False, "reason": f"writing outputs failed: {one_line(error)}"}
 
@@ -100,7 +139,8 @@ def torch_threads(count: Optional[int]) -> Iterator[None]:
 
 
 class CRFPool:
-    """Worker processes that run :func:`finish_image` while the network goes on; a context manager.
+    """Worker processes that run :func:`finish_image` (refinement and writing) while the network goes on; a context
+    manager. (:data:`RefinePool` is the same class under the name that says what it does since PAR.)
 
     Args:
         summary: the :class:`~glmix_viz.runtime.jobs.RunSummary` that counts results and times the waits.
@@ -121,8 +161,7 @@ class CRFPool:
 
     def __enter__(self) -> "CRFPool":
         if self.executor is None and self.workers > 0:
-            context = multiprocessing.get_context("spawn")
-            self.executor = futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=context)
+            self.executor = new_pool(self.workers)
         if self.executor is not None:
             warm_ups = [self.executor.submit(_warm_up) for _ in range(self.workers)]  # overlaps the first steps
 
@@ -159,3 +198,6 @@ class CRFPool:
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
         if self.executor is not None and self.owns_executor:
             self.executor.shutdown(wait=error is None, cancel_futures=True)
+
+
+RefinePool = CRFPool
