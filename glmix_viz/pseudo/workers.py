@@ -11,7 +11,10 @@ imports this module imports the whole package (``import glmix_viz`` registers th
 timm and torchvision come with it): about 4 CPU-seconds per worker, paid by every ``spawn``-ed worker at once on the
 same cores the network needs. The pool therefore starts its workers from a ``forkserver`` that imports this module
 once (:func:`pool_context`): one import per run instead of one per worker, and each worker is a cheap fork of an
-already-loaded process (a fork of a process that has not run torch's thread pools, so fork-safe). Each worker then
+already-loaded process (a fork of a process that has not run torch's thread pools, so fork-safe). The pool is
+started on a thread (the first fork waits for the server's import), so the network's first steps overlap it; measured
+on the shared 2-core machine (contended): a 2-worker pool took 24-29 s to start with spawn, 19 s with the forkserver
+for the first pool of a process and 0.2 s for the next. Each worker then
 sets torch to one thread (:func:`_init_worker`): N workers each running PAR with all cores' threads would fight over
 the cores with the network (oversubscription). The tasks' arrays are small beside the work (a 500x375 image and its
 scores are about 2 MB to pickle, milliseconds).
@@ -22,6 +25,7 @@ from __future__ import annotations
 import concurrent.futures as futures
 import contextlib
 import multiprocessing
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -158,12 +162,22 @@ class CRFPool:
         self.owns_executor = executor is None
         self.executor = executor
         self.pending: Dict[futures.Future, str] = {}  # future -> image id
+        self._starter: Optional[threading.Thread] = None
+        self._start_error: Optional[BaseException] = None
 
     def __enter__(self) -> "CRFPool":
         if self.executor is None and self.workers > 0:
             self.executor = new_pool(self.workers)
-        if self.executor is not None:
-            warm_ups = [self.executor.submit(_warm_up) for _ in range(self.workers)]  # overlaps the first steps
+        if self.executor is not None:  # started on a thread: the network's first steps go on meanwhile
+            self._starter = threading.Thread(target=self._start_workers, name="start-refine-workers", daemon=True)
+            self._starter.start()
+        return self
+
+    def _start_workers(self) -> None:
+        """Send one warm-up job per worker (starting the processes; with a forkserver, the first start waits for its
+        one import of this module); note when all are up in ``worker_startup_s``."""
+        try:
+            warm_ups = [self.executor.submit(_warm_up) for _ in range(self.workers)]
 
             def note_started(_: futures.Future) -> None:
                 if all(future.done() for future in warm_ups):
@@ -171,18 +185,29 @@ class CRFPool:
 
             for future in warm_ups:
                 future.add_done_callback(note_started)
-        return self
+        except BaseException as error:  # noqa: BLE001 - raised on the main thread by _ready
+            self._start_error = error
+
+    def _ready(self) -> None:
+        """Wait for the start-up thread (once); raise what it failed with."""
+        if self._starter is not None:
+            self._starter.join()
+            self._starter = None
+            if self._start_error is not None:
+                raise self._start_error
 
     def submit(self, task: FinishTask) -> None:
         """Hand one image's job to a worker (waiting while ``max_pending`` are out), or run it here without workers."""
         if self.executor is None:
             self.summary.done(finish_image(task))
             return
+        self._ready()
         self.harvest(self.max_pending)
         self.pending[self.executor.submit(finish_image, task)] = task.image_id
 
     def harvest(self, block_until_below: int = 1) -> None:
         """Collect finished jobs until fewer than ``block_until_below`` are pending (1: all of them)."""
+        self._ready()
         while len(self.pending) >= max(block_until_below, 1):
             with self.summary.timed("waiting_for_workers_s"):
                 finished, _ = futures.wait(list(self.pending), return_when=futures.FIRST_COMPLETED)
@@ -196,6 +221,8 @@ class CRFPool:
                     self.summary.fail(image_id, f"worker failed: {one_line(error)}")
 
     def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if self._starter is not None:
+            self._starter.join()
         if self.executor is not None and self.owns_executor:
             self.executor.shutdown(wait=error is None, cancel_futures=True)
 
