@@ -45,7 +45,8 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 from glmix_viz.crf import CRFParams  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
@@ -62,7 +63,14 @@ from glmix_viz.pseudo.workers import new_pool  # noqa: E402
 from glmix_viz.scoring.segmentation import confusion_matrix  # noqa: E402
 from glmix_viz.scoring.stats import class_counts, miou_of_counts, paired_miou_difference  # noqa: E402
 
-DEFAULT_OUT = Path("bench/results/pseudo_label.json")
+DEFAULT_OUT = ROOT / "bench" / "results" / "pseudo_label.json"
+SMOKE = {"images": 2, "eval_images": 2, "size": "100x75", "workers": [0]}
+DOC_FIELDS = ("command", "images", "size", "model", "method", "device", "cpu_count", "load_average_start",
+              "load_average_end", "pipeline.*.refine", "pipeline.*.workers", "pipeline.*.images_per_s",
+              "pipeline.*.s_per_image.network", "pipeline.*.s_per_image.refine", "pipeline.*.s_per_image.write",
+              "pipeline.*.stage_share", "stages_alone.network_s_per_image", "stages_alone.refine.*.wall_s_per_image",
+              "stages_alone.refine.*.cpu_s_per_image", "refine_parallel", "miou.pooled", "miou.per_seed", "goals")
+"""The fields :func:`table` reads (for the docs generator's table spec of this script's results)."""
 
 
 def make_voc_sized_set(root: Path, count: int, seed: int, width: int, height: int) -> VOCDataset:
@@ -99,7 +107,8 @@ def load_bench_model(args: argparse.Namespace, num_classes: int):
     return opened.model, (str(opened.info.path) if opened.info.trained else str(opened.info))
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=16, help="timing set size (default 16)")
     parser.add_argument("--eval-images", type=int, default=16, help="images per held-out seed (default 16)")
@@ -114,15 +123,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="network and PAR device: cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--seed", type=int, default=0, help="timing set seed")
     parser.add_argument("--heldout-seeds", type=int, nargs="+", default=[101, 102])
-    parser.add_argument("--out", "--json", dest="out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--json", "--out", dest="json", type=Path, default=None,
+                        help="results file (default bench/results/pseudo_label.json; --smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true",
                         help="seconds: 2 images of 100x75, 2 per held-out seed, no worker pool (workers 0)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
     if args.smoke:
-        args.images, args.eval_images, args.size, args.workers = 2, 2, "100x75", [0]
-    args.width, args.height = (int(part) for part in args.size.lower().split("x"))
+        vars(args).update(SMOKE)
+    if args.json is None:
+        args.json = Path(tempfile.mkdtemp(prefix="pseudo_label_smoke_")) / "pseudo_label.json" if args.smoke \
+            else DEFAULT_OUT
     try:
-        check_device(args.device)
+        args.width, args.height = (int(part) for part in args.size.lower().split("x"))
+        check_device(args.device)  # CUDA asked for where none exists: one line, before any image
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -263,28 +282,73 @@ def goals(alone, parallel, runs, miou) -> Dict[str, Any]:
     return out
 
 
-def report(result: Dict[str, Any]) -> None:
-    print(f"\n{result['images']} images of {result['size'][0]}x{result['size'][1]}, model {result['model']}, method "
-          f"{result['method']}, device {result['device']}, {result['cpu_count']} CPU cores, load average "
-          f"{result['load_average_start']:.1f} -> {result['load_average_end']:.1f} (contended: shared machine)\n")
-    print("| refinement | workers | images/s | network s/img | refine s/img | write s/img | shares (net/ref/write) |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+def _cell(value: Any, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def table(result: Dict[str, Any]) -> str:
+    """The Markdown tables of a results dict (printed by a run; the docs generator's too)."""
+    alone = result["stages_alone"]
+    lines = [f"{result['images']} images of {result['size'][0]}x{result['size'][1]}, model {result['model']}, method "
+             f"{result['method']}, device {result['device']}, {result['cpu_count']} CPU cores, load average "
+             f"{result['load_average_start']:.1f} at the start, {result['load_average_end']:.1f} at the end (a shared "
+             "machine: compare ratios within one run).", "",
+             "Pipeline (`run_pseudo_label`, warm workers): images/s and seconds per image of each stage (worker "
+             "seconds summed over workers), and each stage's share of the summed stage seconds.", "",
+             "| refinement | workers | images/s | network s/img | refine s/img | write s/img | share network / refine "
+             "/ write |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for run in result["pipeline"].values():
         per, share = run["s_per_image"], run["stage_share"]
-        shares = "/".join("-" if share[k] is None else f"{share[k]:.0%}" for k in ("network", "refine", "write"))
-        print(f"| {run['refine']} | {run['workers']} | {run['images_per_s']:.2f} | {per['network']:.3f} "
-              f"| {per['refine']:.3f} | {per['write']:.4f} | {shares} |")
-    print("\nrefinement alone (1 process):", {k: {m: round(v, 4) for m, v in row.items()}
-                                             for k, row in result["stages_alone"]["refine"].items()})
-    print("refinement only in a pool (images/s by workers):", result["refine_parallel"])
-    print("mIoU:", json.dumps(result["miou"], indent=1))
-    print("goals:", json.dumps(result["goals"], indent=1))
+        shares = " / ".join("-" if share.get(k) is None else f"{share[k]:.0%}" for k in ("network", "refine", "write"))
+        lines.append(f"| {run['refine']} | {run['workers']} | {run['images_per_s']:.2f} | {per['network']:.3f} "
+                     f"| {per['refine']:.3f} | {per['write']:.4f} | {shares} |")
+    lines += ["", f"Each stage alone, one process: network {alone['network_s_per_image']:.3f} s/image (all torch "
+              "threads); refinements:", "", "| refinement | wall s/image | CPU s/image | images/s in a pool of 1 "
+              "| of 2 | mIoU (pooled held-out seeds) |", "| --- | --- | --- | --- | --- | --- |"]
+    parallel, miou = result["refine_parallel"], result["miou"]
+    for name, row in alone["refine"].items():
+        pool = parallel.get(name, {})
+        lines.append(f"| {name} | {row['wall_s_per_image']:.4f} | {row['cpu_s_per_image']:.4f} "
+                     f"| {_cell(pool.get('1'), 2)} | {_cell(pool.get('2'), 2)} "
+                     f"| {_cell(miou['pooled'].get(name))} |")
+    if "par_minus_crf" in miou:
+        diff = miou["par_minus_crf"]
+        per_seed = ", ".join(f"seed {seed}: {value:+.3f}" for seed, value in miou["par_minus_crf_per_seed"].items())
+        lines += ["", f"PAR minus CRF mIoU: {diff['mean']:+.3f}, 95% paired bootstrap interval "
+                  f"[{_cell(diff['ci95'][0])}, {_cell(diff['ci95'][1])}] over {diff['images']} held-out images "
+                  f"({per_seed})."]
+    goal = result["goals"]
+    notes = []
+    if "par_vs_crf_images_per_s_cpu_time" in goal:
+        notes.append(f"PAR / CRF images/s: {goal['par_vs_crf_images_per_s_cpu_time']:.1f}x by CPU time, "
+                     f"{goal['par_vs_crf_images_per_s_wall']:.1f}x by wall time (goal >= 5x: "
+                     f"{'met' if goal['par_speed_goal_5x_met'] else 'not met'})")
+    if "par_miou_within_1_point_met" in goal:
+        notes.append(f"PAR mIoU within 1 point of the CRF's (interval's low end >= -0.01): "
+                     f"{'met' if goal['par_miou_within_1_point_met'] else 'not met'}")
+    if "pipeline_crf_2_vs_1_workers" in goal:
+        notes.append(f"pipeline with the CRF, 2 vs 1 workers: {goal['pipeline_crf_2_vs_1_workers']:.2f}x (goal >= "
+                     f"1.7x: {'met' if goal['pipeline_workers_goal_1_7x_met'] else 'not met'})")
+    if "refine_only_crf_2_vs_1_workers" in goal:
+        notes.append(f"the CRF alone in a pool, 2 vs 1 workers: {goal['refine_only_crf_2_vs_1_workers']:.2f}x")
+    if notes:
+        lines += ["", "Goals: " + "; ".join(notes) + "."]
+    return "\n".join(lines)
+
+
+def _check_smoke(json_path: Path) -> None:
+    """Under ``--smoke``: the docs generator's check of the written JSON, when the generator is there."""
+    try:
+        from scripts.make_docs import check_results
+    except ImportError:  # the generator is not on this branch yet: check the fields this script's table reads
+        table(json.loads(Path(json_path).read_text()))
+        return
+    check_results(__file__, json_path)
 
 
 def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     args = parse_args(argv)
-    command = "python " + " ".join(shlex.quote(part) for part in ["bench/pseudo_label.py",
-                                                                   *(sys.argv[1:] if argv is None else argv)])
+    command = shlex.join(["python", "bench/pseudo_label.py", *map(str, args.argv)])
     load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     work = Path(tempfile.mkdtemp(prefix="glmix-bench-"))
     try:
@@ -310,9 +374,12 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
         "refine_parallel": parallel, "pipeline": runs, "miou": miou,
     }
     result["goals"] = goals(alone, parallel, runs, miou)
-    report(result)
-    save_bytes_atomic(args.out, (json.dumps(result, indent=2, default=float) + "\n").encode())
-    print(f"\nwritten: {args.out}")
+    print("\n" + table(result))
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    save_bytes_atomic(args.json, (json.dumps(result, indent=2, default=float) + "\n").encode())
+    print(f"\nwritten: {args.json}")
+    if args.smoke:
+        _check_smoke(args.json)
     return result
 
 
