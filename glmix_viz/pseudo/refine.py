@@ -183,12 +183,21 @@ def _affinity(images, params: PARParams):
     pad = max(params.dilations)
     padded = F.pad(images, [pad] * 4, mode="replicate")
     neighbours = [_shift(padded, pad, dy, dx, height, width) for dy, dx, _ in offsets]
-    mean = sum(neighbours) / count
-    var = sum((n - mean) ** 2 for n in neighbours) / max(count - 1, 1)  # unbiased, as torch.std
-    scale = 1.0 / ((var.sqrt() + 1e-8) * params.kernel_width)
+    mean = torch.zeros_like(images)
+    for neighbour in neighbours:
+        mean.add_(neighbour)
+    mean.div_(count)
+    var = torch.zeros_like(images)
+    for neighbour in neighbours:
+        centred = neighbour - mean
+        var.addcmul_(centred, centred)
+    var.div_(max(count - 1, 1))  # unbiased, as torch.std
+    scale = (var.sqrt_().add_(1e-8).mul_(params.kernel_width)).reciprocal_()
     logits = torch.empty((batch, count, height, width), dtype=images.dtype, device=images.device)
     for index, neighbour in enumerate(neighbours):
-        logits[:, index] = -(((neighbour - images) * scale) ** 2).mean(dim=1)
+        diff = (neighbour - images).mul_(scale)
+        torch.sum(diff.square_(), dim=1, out=logits[:, index])
+    logits.mul_(-1.0 / images.shape[1])  # the mean over channels, negated
     affinity = logits.softmax(dim=1)
     if params.position_weight > 0:
         distance = torch.tensor([o[2] for o in offsets], dtype=images.dtype, device=images.device)
@@ -219,14 +228,14 @@ def par_refine_batch(images, probs, params: Optional[PARParams] = None):
                          f"{tuple(images.shape)} and {tuple(probs.shape)}")
     images = images.float()
     probs = probs.float().clamp_min(0)
-    probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
     height, width = probs.shape[2:]
     if params.iterations == 0 or probs.shape[1] == 1:
-        return probs
+        return probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
     small = (max(1, int(round(height * params.scale))), max(1, int(round(width * params.scale))))
-    if small != (height, width):
-        images = F.interpolate(images, size=small, mode="bilinear", align_corners=False)
+    if small != (height, width):  # resized first, then normalised at the working size (as ToCo's softmax there)
+        images = F.interpolate(images.contiguous(), size=small, mode="bilinear", align_corners=False)
         probs = F.interpolate(probs, size=small, mode="bilinear", align_corners=False)
+    probs = probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
     with torch.no_grad():
         affinity = _affinity(images, params)
         offsets = _offsets(params.dilations)
@@ -237,9 +246,9 @@ def par_refine_batch(images, probs, params: Optional[PARParams] = None):
             for index, (dy, dx, _) in enumerate(offsets):
                 out.addcmul_(affinity[:, index:index + 1], _shift(padded, pad, dy, dx, *small))
             probs = out
-        if small != (height, width):
+        if small != (height, width):  # bilinear weights are convex: still a distribution at every pixel
             probs = F.interpolate(probs, size=(height, width), mode="bilinear", align_corners=False)
-    return probs / probs.sum(dim=1, keepdim=True).clamp_min(1e-12)
+    return probs
 
 
 def _check_inputs(image: np.ndarray, probs: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
