@@ -59,7 +59,7 @@ from glmix_viz.pseudo.refine import REFINEMENTS, PARParams, check_device, refine
 from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
-from glmix_viz.pseudo.workers import new_pool  # noqa: E402
+from glmix_viz.pseudo.workers import new_pool, torch_threads  # noqa: E402
 from glmix_viz.scoring.segmentation import confusion_matrix  # noqa: E402
 from glmix_viz.scoring.stats import class_counts, miou_of_counts, paired_miou_difference  # noqa: E402
 
@@ -117,6 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refine", nargs="+", choices=REFINEMENTS, default=list(REFINEMENTS))
     parser.add_argument("--method", default=reference_baseline(), choices=list(METHODS))
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
+    parser.add_argument("--input-size", type=int, default=128,
+                        help="network input's longer side (default 128: the demo model's training size, where its "
+                        "maps mean something; the maps are resized to the image, the refinement runs at 500x375); "
+                        "0: the image's own size")
     parser.add_argument("--no-flip", dest="flip", action="store_false")
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -165,8 +169,13 @@ def score_all(model, dataset: VOCDataset, settings: ScoreSettings, batch_size: i
 
 
 def time_refinements_alone(args, images, maps) -> Dict[str, Dict[str, float]]:
-    """Each refinement alone, one process: wall and CPU seconds per image."""
+    """Each refinement alone, one process and one torch thread (the CRF uses one core): wall and CPU s per image."""
     rows = {}
+    with torch_threads(1):
+        return _time_refinements(args, images, maps, rows)
+
+
+def _time_refinements(args, images, maps, rows) -> Dict[str, Dict[str, float]]:
     for name in args.refine:
         params = _refinement(name, args.device)
         refine(name, images[0], maps[0].scores, params)  # warm-up (torch's first call)
@@ -290,7 +299,8 @@ def table(result: Dict[str, Any]) -> str:
     """The Markdown tables of a results dict (printed by a run; the docs generator's too)."""
     alone = result["stages_alone"]
     lines = [f"{result['images']} images of {result['size'][0]}x{result['size'][1]}, model {result['model']}, method "
-             f"{result['method']}, device {result['device']}, {result['cpu_count']} CPU cores, load average "
+             f"{result['method']} (network input {result.get('input_size') or 'the image size'}), device "
+             f"{result['device']}, {result['cpu_count']} CPU cores, load average "
              f"{result['load_average_start']:.1f} at the start, {result['load_average_end']:.1f} at the end (a shared "
              "machine: compare ratios within one run).", "",
              "Pipeline (`run_pseudo_label`, warm workers): images/s and seconds per image of each stage (worker "
@@ -354,7 +364,8 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     try:
         dataset = make_voc_sized_set(work / "data", args.images, args.seed, args.width, args.height)
         model, model_name = load_bench_model(args, dataset.num_classes - 1)
-        settings = ScoreSettings(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
+        settings = ScoreSettings(method=args.method, scales=args.scales, flip=args.flip, device=args.device,
+                                 input_size=args.input_size or None)
         images, maps, network_wall = score_all(model, dataset, settings, args.batch_size, args.flip)
         alone = time_refinements_alone(args, images, maps)
         parallel = time_refine_parallel(args, images, maps)
@@ -365,6 +376,7 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     result = {
         "command": command, "images": args.images, "size": [args.width, args.height], "model": model_name,
         "method": args.method, "scales": args.scales, "flip": args.flip, "device": args.device,
+        "input_size": args.input_size or None,
         "smoke": args.smoke, "cpu_count": os.cpu_count(), "torch": torch.__version__,
         "contended": "timings taken on a machine shared with other jobs; compare ratios within this file",
         "load_average_start": load_start,
