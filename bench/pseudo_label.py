@@ -48,6 +48,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.crf import CRFParams  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
 from glmix_viz.data.voc import VOCDataset  # noqa: E402

@@ -14,11 +14,11 @@ from glmix_viz.commands.common import (
     positive_scales,
     refine_name,
 )
+from glmix_viz.commands.library_values import VALUES
 from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.runtime.distributed import launcher_device, resolve_shard
-from glmix_viz.segment.model import load_segmenter, segmenter_class_names
-from glmix_viz.segment.predict import OUTPUT_FORMATS, run_segment
+
+OUTPUT_FORMATS = VALUES["segment"]["output_formats"]  # glmix_viz.segment.predict's, without importing torch
 
 HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable, shardable; no ground truth needed)"
 
@@ -43,6 +43,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.runtime.distributed import launcher_device, resolve_shard
+    from glmix_viz.segment.model import load_segmenter, segmenter_class_names
+    from glmix_viz.segment.predict import run_segment
+
     try:
         args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
