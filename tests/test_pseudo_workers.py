@@ -171,13 +171,13 @@ def test_a_broken_pool_stops_the_run(tmp_path):
     assert summary.failures == []
 
 
-def test_pool_workers_run_torch_on_one_thread_each():
-    import torch
-
+def test_pool_workers_run_torch_on_one_thread_each(tmp_path):
+    from glmix_viz.pseudo.refine import PARParams
     from glmix_viz.pseudo.workers import new_pool
 
-    with new_pool(2) as pool:
-        assert list(pool.map(_threads, range(2))) == [1, 1]
+    with new_pool(1) as pool:  # one worker: both jobs run in the same process
+        assert pool.submit(finish_image, _task(tmp_path, crf=PARParams(iterations=1))).result()["ok"]
+        assert pool.submit(_threads, 0).result() == 1
 
 
 def _threads(_: int) -> int:
@@ -197,3 +197,30 @@ def test_a_task_carrying_refined_maps_is_only_written(tmp_path):
                                                          "npz", "save_scores")], refined)
     assert finish_image(task)["ok"]
     assert (load_label_png(tmp_path / "a.png") == 7).all()
+
+
+def test_a_worker_job_puts_torch_on_one_thread_for_par_and_the_main_process_keeps_its_threads(tmp_path):
+    import torch
+
+    from glmix_viz.pseudo.refine import PARParams
+    from glmix_viz.pseudo.workers import torch_threads
+
+    with torch_threads(2):
+        assert finish_image(_task(tmp_path, "a", crf=PARParams(iterations=1)), single_thread=False)["ok"]
+        assert torch.get_num_threads() == 2
+        assert finish_image(_task(tmp_path, "b", crf=PARParams(iterations=1)))["ok"]
+        assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("refinement", ["none", "crf", "par"])
+def test_the_worker_job_writes_the_labels_of_pseudo_mask(tmp_path, refinement):
+    from glmix_viz.pseudo.masks import pseudo_mask
+    from glmix_viz.pseudo.refine import default_params
+
+    params = default_params(refinement) if refinement != "crf" else CRFParams(iterations=3, confidence=0.6)
+    task = _task(tmp_path, crf=params, save_scores=True)
+    assert finish_image(task)["ok"]
+    expected = pseudo_mask(task.image, task, params)
+    assert np.array_equal(load_label_png(task.png), expected.labels())
+    if expected.refined is not None:
+        assert np.allclose(np.load(task.npz)["crf"].astype(np.float32), expected.refined, atol=1e-3)

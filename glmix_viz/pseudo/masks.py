@@ -20,32 +20,10 @@ from typing import Any, Optional
 import numpy as np
 
 from glmix_viz.crf import IGNORE_INDEX, confident_labels
+from glmix_viz.labels import channels_to_labels
 from glmix_viz.pseudo.refine import RefineParams, method_of, refine
 
 __all__ = ["IGNORE_INDEX", "PseudoMask", "channels_to_labels", "pseudo_mask"]
-
-
-def channels_to_labels(channels: np.ndarray, class_indices: np.ndarray, *, fallback_to_channels: bool = False
-                       ) -> np.ndarray:
-    """Channel indices (255 = unsure) to label ids, as uint8 for a palette PNG.
-
-    Args:
-        channels: ``(H, W)`` uint8 channel indices into ``class_indices``; 255 where unsure.
-        class_indices: ``(K + 1,)`` label id of every channel (0 background, model class ``c`` -> ``c + 1``).
-        fallback_to_channels: when some label id does not fit a palette PNG (> 254, e.g. a 1000-class head), return
-            the channel indices instead of raising.
-
-    Returns:
-        ``(H, W)`` uint8 label ids, 255 kept where unsure.
-    """
-    class_indices = np.asarray(class_indices)
-    if class_indices.size and int(class_indices.max()) >= IGNORE_INDEX:
-        if fallback_to_channels:
-            return np.asarray(channels, dtype=np.uint8)
-        raise ValueError(f"label id {int(class_indices.max())} does not fit a palette PNG (ids 0..254; 255 = unsure)")
-    lookup = np.full(256, IGNORE_INDEX, dtype=np.uint8)
-    lookup[: len(class_indices)] = class_indices.astype(np.uint8)
-    return lookup[np.asarray(channels, dtype=np.uint8)]
 
 
 @dataclass

@@ -6,18 +6,19 @@ of pending jobs keeps memory flat. With ``workers=0`` the jobs run in the main p
 for debugging). When the main process already refined an image (PAR batched on a GPU), the task carries the refined
 maps and its worker only writes.
 
-Start-up cost, measured (issue 28: ``--workers 2`` was slower than ``--workers 0`` on short runs): a worker that
-imports this module imports the whole package (``import glmix_viz`` registers the GLNet variants with timm, so torch,
-timm and torchvision come with it): about 4 CPU-seconds per worker, paid by every ``spawn``-ed worker at once on the
-same cores the network needs. The pool therefore starts its workers from a ``forkserver`` that imports this module
-once (:func:`pool_context`): one import per run instead of one per worker, and each worker is a cheap fork of an
-already-loaded process (a fork of a process that has not run torch's thread pools, so fork-safe). The pool is
-started on a thread (the first fork waits for the server's import), so the network's first steps overlap it; measured
-on the shared 2-core machine (contended): a 2-worker pool took 24-29 s to start with spawn, 19 s with the forkserver
-for the first pool of a process and 0.2 s for the next. Each worker then
-sets torch to one thread (:func:`_init_worker`): N workers each running PAR with all cores' threads would fight over
-the cores with the network (oversubscription). The tasks' arrays are small beside the work (a 500x375 image and its
-scores are about 2 MB to pickle, milliseconds).
+Start-up cost, measured (issue 28: ``--workers 2`` was slower than ``--workers 0`` on short runs): each ``spawn``-ed
+worker imported this module, so the whole ``glmix_viz.pseudo`` package (every score method: torch, timm,
+torchvision, pytorch-grad-cam), about 4.7 CPU-seconds per worker, all workers at once on the cores the network needs
+(a 2-worker pool took 24-29 s to start on the shared, contended 2-core machine). Now:
+
+* the job a worker runs, :func:`~glmix_viz.finish.finish_image`, and the refinement code it needs
+  (:mod:`glmix_viz.refine`, :mod:`glmix_viz.crf`) live outside the package: a CRF worker imports numpy, PIL and
+  pydensecrf (about 0.1 CPU-s), a PAR worker torch too (about 1.8 CPU-s);
+* workers are forked from a ``forkserver`` that has imported that module and the main script once
+  (:func:`pool_context`), and the pool is started on a thread, so the network's first steps overlap it;
+* each worker runs torch on one thread (:func:`~glmix_viz.finish.init_worker`): N workers running PAR with every
+  core's threads would fight the network for the cores (oversubscription);
+* pickling is not the cost: a 500x375 image and its score maps are about 2 MB a task, milliseconds to send.
 """
 
 from __future__ import annotations
@@ -27,68 +28,24 @@ import contextlib
 import multiprocessing
 import threading
 import time
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
-import numpy as np
 import torch
 
 from glmix_viz.errors import one_line
-from glmix_viz.files import save_npz_atomic, save_png_atomic
-from glmix_viz.labels import label_to_pil
-from glmix_viz.crf import confident_labels
-from glmix_viz.pseudo.masks import PseudoMask, pseudo_mask
-from glmix_viz.pseudo.refine import RefineParams
+from glmix_viz.finish import FinishTask, finish_image
+from glmix_viz.finish import init_worker as _init_worker
+from glmix_viz.finish import warm_up as _warm_up
 
 __all__ = ["CRFPool", "FinishTask", "RefinePool", "finish_image", "pool_context", "torch_threads"]
 
 
-@dataclass(frozen=True)
-class FinishTask:
-    """One image's job for a worker: its score maps, and where the outputs go.
-
-    Attributes:
-        image_id: the image's id (reported back with the result).
-        image: ``(H, W, 3)`` uint8 RGB image (the refinement's colour kernel reads it).
-        scores: ``(K + 1, H, W)`` float32 scores, background first (``ScoreMaps.scores``).
-        class_indices: ``(K + 1,)`` label id of every channel (``ScoreMaps.class_indices``).
-        crf: the refinement's settings (:class:`~glmix_viz.crf.CRFParams` or
-            :class:`~glmix_viz.pseudo.refine.PARParams`), or ``None`` for the arg-max of the scores.
-        png: the label PNG to write (last: its presence means the image is done).
-        npz: the ``.npz`` of the scores (and the refined probabilities), written when ``save_scores``.
-        save_scores: also write ``npz``.
-        refined: ``(K + 1, H, W)`` refined probabilities already computed (PAR batched on the GPU), or ``None``.
-    """
-
-    image_id: str
-    image: np.ndarray
-    scores: np.ndarray
-    class_indices: np.ndarray
-    crf: RefineParams
-    png: Path
-    npz: Path
-    save_scores: bool = False
-    refined: Optional[np.ndarray] = None
-
-
-def _warm_up() -> bool:
-    """Worker job sent once per worker at the start: the worker is started and has imported this module (what the
-    real jobs need) while the network starts."""
-    return True
-
-
-def _init_worker() -> None:
-    """Worker initializer: one torch thread per worker process (no oversubscription of the cores)."""
-    torch.set_num_threads(1)
-
-
 def pool_context() -> Any:
-    """The multiprocessing context of the worker pools: ``forkserver`` preloading this module where the platform has
-    it (one import per run; see the module docstring), else ``spawn``."""
+    """The multiprocessing context of the worker pools: ``forkserver`` preloading the worker job's module (and the main
+    script, so that the forked workers do not import it again) where the platform has it, else ``spawn``."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        context.set_forkserver_preload(["__main__", "glmix_viz.finish"])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -96,36 +53,6 @@ def pool_context() -> Any:
 def new_pool(workers: int) -> futures.ProcessPoolExecutor:
     """A process pool of ``workers`` refinement workers (:func:`pool_context`, one torch thread each)."""
     return futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(), initializer=_init_worker)
-
-
-def finish_image(task: FinishTask) -> Dict[str, Any]:
-    """Worker job: the pseudo-mask (:func:`~glmix_viz.pseudo.masks.pseudo_mask`: the refinement when asked, or the
-    refined maps the task carries), atomic PNG (and ``.npz``) writes. Never raises.
-
-    Returns:
-        ``id``, ``ok``, and ``refine_s`` / ``write_s`` seconds, or ``reason`` when something failed.
-    """
-    start = time.perf_counter()
-    try:
-        if task.refined is not None:  # refined already (on the GPU): the confidence rule only
-            before = np.asarray(task.scores).argmax(axis=0).astype(np.uint8)
-            channels = confident_labels(task.refined, getattr(task.crf, "confidence", None))
-            mask = PseudoMask(channels, before, np.asarray(task.class_indices), task.refined)
-        else:
-            mask = pseudo_mask(task.image, task, task.crf)  # the task carries the scores and class indices it reads
-        labels = mask.labels()
-        crf_done = time.perf_counter()
-        if task.save_scores:
-            arrays = {"scores": task.scores.astype(np.float16),
-                      "class_indices": np.asarray(task.class_indices, np.uint8)}
-            if mask.refined is not None:
-                arrays["crf"] = mask.refined.astype(np.float16)
-            save_npz_atomic(task.npz, **arrays)
-        save_png_atomic(task.png, label_to_pil(labels))  # last: the PNG's presence means the image is done
-        return {"id": task.image_id, "ok": True, "refine_s": crf_done - start,
-                "write_s": time.perf_counter() - crf_done}
-    except Exception as error:  # noqa: BLE001 - reported per image; the run goes on
-        return {"id": task.image_id, "ok": False, "reason": f"writing outputs failed: {one_line(error)}"}
 
 
 @contextlib.contextmanager
@@ -199,7 +126,7 @@ class CRFPool:
     def submit(self, task: FinishTask) -> None:
         """Hand one image's job to a worker (waiting while ``max_pending`` are out), or run it here without workers."""
         if self.executor is None:
-            self.summary.done(finish_image(task))
+            self.summary.done(finish_image(task, single_thread=False))
             return
         self._ready()
         self.harvest(self.max_pending)
