@@ -259,3 +259,30 @@ def test_a_bad_refinement_is_refused_before_any_image(shapes_root, model, tmp_pa
     with pytest.raises(ValueError, match="CRFParams, PARParams or None"):
         _run(dataset, tmp_path / "out", model, refinement={"iterations": 3})
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))
+
+
+def test_the_main_process_path_batches_par_by_size_and_equals_image_by_image():
+    """The CUDA path's batching (run here on the CPU): images of two sizes, each refined as par_refine would."""
+    from types import SimpleNamespace
+
+    from glmix_viz.pseudo.pipeline import refine_in_main
+    from glmix_viz.pseudo.refine import PARParams, par_refine
+
+    class Timer:
+        def timed(self, name):
+            import contextlib
+
+            assert name == "refine_s"
+            return contextlib.nullcontext()
+
+    rng = np.random.default_rng(0)
+    kept = []
+    for index, (height, width) in enumerate([(20, 30), (24, 16), (20, 30)]):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        maps = SimpleNamespace(scores=rng.random((3, height, width)).astype(np.float32))
+        kept.append((f"i{index}", image, maps))
+    params = PARParams(iterations=3)
+    refined = refine_in_main(kept, params, "cpu", Timer())
+    for (_, image, maps), out in zip(kept, refined):
+        assert out.shape == maps.scores.shape
+        assert np.allclose(out, par_refine(image, maps.scores, params), atol=1e-5)

@@ -176,12 +176,11 @@ def stage_shares(timing: Dict[str, float]) -> Dict[str, Optional[float]]:
     return {name[:-2]: (round(float(timing.get(name, 0.0)) / total, 3) if total > 0 else None) for name in STAGES}
 
 
-def _refine_on_gpu(kept: Sequence[Tuple[str, np.ndarray, Any]], crf: RefineParams, device: str,
+def refine_in_main(kept: Sequence[Tuple[str, np.ndarray, Any]], crf: PARParams, device: str,
                    summary: Any) -> List[Optional[np.ndarray]]:
-    """PAR on a CUDA device, batched over the images of equal size, in the main process (``None`` per image
-    otherwise: the workers refine). A failed batch leaves its images to the workers."""
-    if not (isinstance(crf, PARParams) and device != "cpu") or not kept:
-        return [None] * len(kept)
+    """PAR on ``device``, batched over the images of equal size (and channel count), in the main process: the
+    pipeline's path for a CUDA device (the workers then only write). ``kept``: ``(id, image, ScoreMaps)``. A batch
+    that fails gives ``None`` for its images (the workers refine them on the CPU)."""
     refined: List[Optional[np.ndarray]] = [None] * len(kept)
     by_size: Dict[Tuple[int, ...], List[int]] = {}
     for index, (_, image, result) in enumerate(kept):
@@ -293,7 +292,8 @@ def run_pseudo_label(
                         summary.fail(image_id, f"score maps failed: {one_line(error)}")
                     else:
                         kept.append((image_id, image, result))
-                refined = _refine_on_gpu(kept, crf, par_device, summary)
+                refined = (refine_in_main(kept, crf, par_device, summary) if par_device != "cpu"
+                           else [None] * len(kept))
                 for (image_id, image, result), maps in zip(kept, refined):
                     png_path, npz_path = output_paths(plan.out_dir, image_id)
                     pool.submit(FinishTask(image_id, image, result.scores, result.class_indices, worker_crf, png_path,
