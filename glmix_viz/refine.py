@@ -25,8 +25,13 @@ the values ToCo's and AFA's training scripts build PAR with; ``w1=0.3`` (``kerne
 pseudo-label refinement (PAR runs on the image and maps resized to half size, bilinear, and the refined maps are
 resized back). One change: the published affinity sums to ``1 + w2`` per pixel (its maps grow by that factor each
 iteration; only their arg-max is used); here it is divided by ``1 + w2`` so the output stays a distribution per
-pixel. The arg-max is the same. Like the published code, the scores are first made a distribution per pixel (here by
-dividing by their sum; ToCo takes a softmax of its CAMs).
+pixel. The arg-max is the same. Like the published code, the scores are resized to the working scale and then made a
+distribution per pixel there (here by dividing by their sum; ToCo takes a softmax of its CAMs); the refined maps are
+resized back bilinearly (convex weights: still a distribution).
+
+This module sits beside :mod:`glmix_viz.crf`, outside :mod:`glmix_viz.pseudo` (which re-exports it as
+``glmix_viz.pseudo.refine``): a worker process that unpickles :class:`PARParams` then imports numpy, pydensecrf and
+torch, not every score method of the ``pseudo`` package.
 
 The confidence rule of both refinements is the same: with ``confidence`` set, a pixel whose largest refined
 probability is below it is labelled 255 (:func:`refined_labels`).
