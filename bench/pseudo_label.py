@@ -66,12 +66,6 @@ from glmix_viz.scoring.stats import class_counts, miou_of_counts, paired_miou_di
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "pseudo_label.json"
 SMOKE = {"images": 2, "eval_images": 2, "size": "100x75", "workers": [0]}
-DOC_FIELDS = ("command", "images", "size", "model", "method", "device", "cpu_count", "load_average_start",
-              "load_average_end", "pipeline.*.refine", "pipeline.*.workers", "pipeline.*.images_per_s",
-              "pipeline.*.s_per_image.network", "pipeline.*.s_per_image.refine", "pipeline.*.s_per_image.write",
-              "pipeline.*.stage_share", "stages_alone.network_s_per_image", "stages_alone.refine.*.wall_s_per_image",
-              "stages_alone.refine.*.cpu_s_per_image", "refine_parallel", "miou.pooled", "miou.per_seed", "goals")
-"""The fields :func:`table` reads (for the docs generator's table spec of this script's results)."""
 
 
 def make_voc_sized_set(root: Path, count: int, seed: int, width: int, height: int) -> VOCDataset:

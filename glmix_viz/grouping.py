@@ -82,14 +82,16 @@ def slot_grid_labels(height: int, width: int, grid: int) -> np.ndarray:
 class GroupingSample:
     """An image with its instance mask. ``image`` (H, W, 3) uint8 RGB; ``instances`` (H, W) uint8, 0 background.
 
-    ``classes`` (H, W) uint8 is the class map (0 background, 255 ignore) where the set has one (``SegmentationClass``);
-    the class-level overlap and the data-set-level semantic mIoU need it.
+    ``classes`` (H, W) uint8 is the class map (255 ignore) where the set has one (``SegmentationClass``); the
+    class-level overlap and the data-set-level semantic mIoU need it. ``background`` is the class map's background
+    class (the data set's; None when it has none); in the instance masks the background is always 0.
     """
 
     id: str
     image: np.ndarray
     instances: np.ndarray
     classes: Optional[np.ndarray] = None
+    background: Optional[int] = 0
 
     @property
     def num_instances(self) -> int:
@@ -125,7 +127,7 @@ def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) ->
         classes = voc.load_mask(image_id)
         if classes is not None and classes.shape != image.shape[:2]:
             raise DataError(f"{voc.mask_path(image_id)}: class mask size differs from the image's")
-        samples.append(GroupingSample(image_id, image, instances, classes))
+        samples.append(GroupingSample(image_id, image, instances, classes, getattr(voc, "background", 0)))
     return samples
 
 
@@ -240,6 +242,7 @@ class BlockObjectScores:
         features: (M, C) float32 features (``slots_in``) of the slots that own pixels, image after image.
         overlaps: (M, num_classes) their pixel overlaps with the classes (empty without class maps).
         slot_image: (M,) the image of every slot.
+        slot_index: (M,) the index of every slot in its block (its identity when slots are learned, not pooled).
     """
 
     num_slots: int
@@ -252,6 +255,7 @@ class BlockObjectScores:
     features: np.ndarray
     overlaps: np.ndarray
     slot_image: np.ndarray
+    slot_index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -261,6 +265,7 @@ class ObjectScores:
     ids: List[str]
     blocks: Dict[str, BlockObjectScores]
     num_classes: int
+    background: Optional[int] = 0
 
 
 class _BlockAccumulator:
@@ -276,6 +281,7 @@ class _BlockAccumulator:
         self.features: List[np.ndarray] = []
         self.overlaps: List[np.ndarray] = []
         self.slot_image: List[np.ndarray] = []
+        self.slot_index: List[np.ndarray] = []
 
     def add(self, index: int, sample: GroupingSample, hard: np.ndarray, vectors: np.ndarray, features: np.ndarray,
             grid: np.ndarray, num_classes: int) -> None:
@@ -284,18 +290,21 @@ class _BlockAccumulator:
         merges = merge_slots(vectors, self.sizes, used)
         hard = upsample_labels(hard, sample.instances.shape)  # once, not once per score
         grid = upsample_labels(grid, sample.instances.shape)
-        targets = {"instance": sample.instances, "class": sample.classes}
+        targets = {"instance": (sample.instances, 0), "class": (sample.classes, sample.background)}
         for level in self.levels:
-            target_ids, region_ids, counts = overlap_table(hard, targets[level])
-            self.mbo[level].append(table_mbo(target_ids, counts))
-            self.grid[level].append(mean_best_overlap(grid, targets[level]))
+            target, background = targets[level]
+            target_ids, region_ids, counts = overlap_table(hard, target, ignore=IGNORE_INDEX)
+            self.mbo[level].append(table_mbo(target_ids, counts, background=background))
+            self.grid[level].append(mean_best_overlap(grid, target, background=background, ignore=IGNORE_INDEX))
             for k, groups in merges.items():
-                self.merged[level][k].append(table_mbo(target_ids, merge_columns(region_ids, counts, groups)))
+                merged = merge_columns(region_ids, counts, groups)
+                self.merged[level][k].append(table_mbo(target_ids, merged, background=background))
         self.regions.append(int(used.sum()))
         for k, groups in merges.items():
             self.merged_regions[k].append(len(np.unique(groups[used])))
         self.features.append(features[used].astype(np.float32))
         self.slot_image.append(np.full(int(used.sum()), index, np.int64))
+        self.slot_index.append(np.flatnonzero(used).astype(np.int64))
         if sample.classes is not None:
             self.overlaps.append(slot_class_overlaps(hard, sample.classes, num_slots, num_classes)[used])
 
@@ -308,7 +317,8 @@ class _BlockAccumulator:
             merged_regions={k: np.asarray(v) for k, v in self.merged_regions.items()},
             features=np.concatenate(self.features) if self.features else np.zeros((0, 0), np.float32),
             overlaps=np.concatenate(self.overlaps) if self.overlaps else np.zeros((0, num_classes), np.int64),
-            slot_image=np.concatenate(self.slot_image) if self.slot_image else np.zeros(0, np.int64))
+            slot_image=np.concatenate(self.slot_image) if self.slot_image else np.zeros(0, np.int64),
+            slot_index=np.concatenate(self.slot_index) if self.slot_index else np.zeros(0, np.int64))
 
 
 def _block_batches(model: nn.Module, samples: Sequence[GroupingSample], input_size: int, batch_size: int,
@@ -377,7 +387,11 @@ def per_image_object_scores(
                                        grid, num_classes)
         index += len(batch)
     blocks = {name: accumulators[name].result(*shapes[name], num_classes) for name in names}
-    return ObjectScores(ids=[s.id for s in samples], blocks=blocks, num_classes=int(num_classes))
+    backgrounds = {s.background for s in samples}
+    if len(backgrounds) > 1:
+        raise DataError(f"the samples name different background classes: {sorted(map(str, backgrounds))}")
+    return ObjectScores(ids=[s.id for s in samples], blocks=blocks, num_classes=int(num_classes),
+                        background=backgrounds.pop())
 
 
 def object_scores_summary(scores: ObjectScores, *, clusters: Optional[int] = None, seed: int = 0) -> Dict[str, Any]:
@@ -395,7 +409,8 @@ def object_scores_summary(scores: ObjectScores, *, clusters: Optional[int] = Non
     for name, block in scores.blocks.items():
         semantic = None
         if block.overlaps.shape[0] == block.features.shape[0] >= clusters:
-            result = semantic_miou(block.features, block.overlaps, clusters=clusters, seed=seed)
+            result = semantic_miou(block.features, block.overlaps, clusters=clusters, seed=seed,
+                                   background=scores.background)
             semantic = {"miou": result.miou, "clusters": result.clusters, "slots": result.slots,
                         "iou": [None if np.isnan(v) else float(v) for v in result.iou]}
         summary[name] = {

@@ -146,7 +146,8 @@ def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]]
         title = f"{row['id']}: mIoU {_percent(row['miou']).strip()} %, pixel accuracy " \
                 f"{_percent(row['pixel_accuracy']).strip()} %"
         entries.append({"image": image, "gt": gt, "pred": pred, "title": title})
-    picture = worst_images_figure(entries, palette=voc_palette(256), class_names=list(dataset.class_names))
+    picture = worst_images_figure(entries, palette=voc_palette(256), class_names=list(dataset.class_names),
+                                  background=getattr(dataset, "background", 0), ignore=getattr(dataset, "ignore", 255))
     return save_figure(picture, path)
 
 

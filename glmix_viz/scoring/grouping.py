@@ -14,7 +14,8 @@ Every function takes label maps of one size (resize a block's map to the mask's 
 * :func:`semantic_miou`: DINOSAUR's data-set-level semantic mIoU (scikit-learn k-means over slot features, clusters
   matched to classes by ``scipy.optimize.linear_sum_assignment``, unmatched clusters background);
 * :func:`purity`, :func:`object_purity`, :func:`purity_draws`, :func:`contingency_scores`: purity and NMI of a
-  concept x class table; the object purity leaves the background class out.
+  concept x class table; the object purity leaves the background class out; :func:`image_tables`,
+  :func:`purity_statistic` and :func:`purity_difference` bootstrap them over images.
 """
 
 from __future__ import annotations
@@ -42,9 +43,13 @@ __all__ = [
     "semantic_miou",
     "purity",
     "purity_draws",
+    "cluster_class_regions",
     "object_table",
     "object_purity",
     "contingency_scores",
+    "image_tables",
+    "purity_statistic",
+    "purity_difference",
 ]
 
 
@@ -262,6 +267,7 @@ class SemanticScores:
         cluster_class: (clusters,) the class of every cluster (the background for clusters left unmatched).
         slot_class: (slots,) the class every slot is given.
         confusion: (num_classes, num_classes) pixel counts, rows ground truth, columns prediction.
+        labels: (slots,) the k-means cluster of every slot (the concepts of :func:`cluster_class_regions`).
     """
 
     miou: float
@@ -271,6 +277,7 @@ class SemanticScores:
     cluster_class: np.ndarray
     slot_class: np.ndarray
     confusion: np.ndarray
+    labels: Optional[np.ndarray] = None
 
     def per_image_confusion(self, overlaps: np.ndarray, slot_image: np.ndarray, num_images: int) -> np.ndarray:
         """(num_images, C, C) the confusion matrix of every image (for bootstrap intervals over images)."""
@@ -328,7 +335,7 @@ def semantic_miou(features: np.ndarray, overlaps: np.ndarray, *, clusters: int, 
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = np.where(union > 0, np.diag(confusion) / np.where(union > 0, union, 1), np.nan)
     return SemanticScores(miou=float(np.nanmean(iou)), iou=iou, clusters=int(clusters), slots=len(features),
-                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion)
+                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion, labels=labels)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -353,6 +360,36 @@ def purity_draws(tables: np.ndarray) -> np.ndarray:
     totals = tables.sum(axis=(-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return tables.max(axis=-1).sum(axis=-1) / totals
+
+
+def cluster_class_regions(labels: np.ndarray, overlaps: np.ndarray, clusters: int,
+                          slot_image: Optional[np.ndarray] = None, num_images: Optional[int] = None) -> np.ndarray:
+    """Regions (slots) per cluster and majority class: the concept x class table of the atlas's purity, for the
+    clusters of :func:`semantic_miou` (``SemanticScores.labels``).
+
+    Every slot counts once, under its cluster and the class that covers most of its pixels (slots without labelled
+    pixels are left out).
+
+    Args:
+        labels: (M,) cluster of every slot.
+        overlaps: (M, C) pixel counts of every slot's region with every class (:func:`slot_class_overlaps`).
+        clusters: number of clusters.
+        slot_image, num_images: with them, one table per image (for bootstrap intervals over images).
+
+    Returns:
+        (clusters, C) counts, or (num_images, clusters, C) per image.
+    """
+    labels = np.asarray(labels, np.int64)
+    overlaps = np.asarray(overlaps)
+    keep = overlaps.sum(axis=1) > 0
+    majority = overlaps.argmax(axis=1)
+    if slot_image is None:
+        table = np.zeros((clusters, overlaps.shape[1]), np.int64)
+        np.add.at(table, (labels[keep], majority[keep]), 1)
+        return table
+    table = np.zeros((int(num_images), clusters, overlaps.shape[1]), np.int64)
+    np.add.at(table, (np.asarray(slot_image)[keep], labels[keep], majority[keep]), 1)
+    return table
 
 
 def object_table(table: np.ndarray, background: Optional[int]) -> np.ndarray:
@@ -381,3 +418,53 @@ def contingency_scores(table: np.ndarray) -> Dict[str, float]:
     mean_entropy = (entropy(table.sum(axis=1)) + entropy(table.sum(axis=0))) / 2
     return {"purity": purity(table), "majority_baseline": float(table.sum(axis=0).max() / total),
             "nmi": float(info / mean_entropy) if mean_entropy > 0 else 0.0}
+
+
+def image_tables(image: np.ndarray, concept: np.ndarray, label: np.ndarray, *, images: int, concepts: int,
+                 classes: int):
+    """Per-image concept x class tables of labelled regions, as a sparse ``(images, concepts * classes)`` matrix
+    (scipy CSR): row ``i`` counts image ``i``'s regions of concept ``k`` and class ``c`` in column ``k * classes + c``.
+    Regions whose label is outside ``0 .. classes - 1`` (unlabelled) are left out."""
+    from scipy.sparse import csr_matrix
+
+    image, concept, label = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (image, concept, label))
+    keep = (label >= 0) & (label < classes)
+    return csr_matrix((np.ones(int(keep.sum())), (image[keep], concept[keep] * classes + label[keep])),
+                      shape=(images, concepts * classes))
+
+
+def purity_statistic(tables, concepts: int, classes: int, *, background: Optional[int] = None,
+                     objects: bool = False):
+    """The statistic of :func:`glmix_viz.scoring.stats.image_bootstrap` for the purity of :func:`image_tables`:
+    ``(..., images)`` weights -> ``(...)`` purities of the weighted sums of the images' tables (with ``objects``,
+    the object purity: the ``background`` column left out)."""
+    def statistic(weights: np.ndarray) -> np.ndarray:
+        weights = np.asarray(weights, dtype=np.float64)
+        flat = weights.reshape(-1, weights.shape[-1])
+        summed = np.asarray((tables.T @ flat.T).T).reshape(weights.shape[:-1] + (concepts, classes))
+        return purity_draws(object_table(summed, background) if objects else summed)
+
+    return statistic
+
+
+def purity_difference(tables_a, tables_b, concepts: int, classes: int, *, background: Optional[int] = None,
+                      objects: bool = False, **options) -> Dict[str, object]:
+    """Purity of A minus purity of B (two atlases of the same images, e.g. a model and its untrained copy) with a
+    paired bootstrap over the images (:mod:`glmix_viz.scoring.stats`).
+
+    Returns:
+        ``{"mean": difference on all images, "ci95": [low, high], "images": N}``.
+    """
+    from glmix_viz.scoring.stats import image_bootstrap
+
+    if tables_a.shape != tables_b.shape:
+        raise ValueError(f"the two atlases' tables differ in shape: {tables_a.shape} and {tables_b.shape}")
+    first = purity_statistic(tables_a, concepts, classes, background=background, objects=objects)
+    second = purity_statistic(tables_b, concepts, classes, background=background, objects=objects)
+
+    def statistic(weights: np.ndarray) -> np.ndarray:
+        return first(weights) - second(weights)
+
+    count = tables_a.shape[0]
+    interval = image_bootstrap(count, statistic, **options)
+    return {"mean": float(statistic(np.ones(count))), "ci95": [interval.low, interval.high], "images": int(count)}
