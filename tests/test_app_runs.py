@@ -16,8 +16,9 @@ APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
 def _runs_app(monkeypatch: pytest.MonkeyPatch, root: Path, run: Path) -> AppTest:
     monkeypatch.setenv("GLMIX_RUNS", str(root))
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.radio(key="page").set_value("Runs").run()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["page"] = "runs"  # the run browser is a page of its own (st.navigation); a link opens it
+    at.run()
     at.selectbox(key="run").set_value(str(run)).run()
     _no_exception(at)
     return at
@@ -135,5 +136,8 @@ def test_a_link_to_a_run_that_is_not_listed_is_one_line(run_tree, monkeypatch, t
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update({"run": "../data", "image_id": "val_000001"})
     at.run()
-    assert not at.exception
-    assert [element.value for element in at.error] == [f"link: no run '../data' in {run_tree['runs'].resolve()}"]
+    assert not at.exception and not at.error
+    assert [element.value for element in at.warning] == [
+        "link: run=`../data` is no run below the runs folder; opened the explorer on its own model and image instead"]
+    assert str(run_tree["runs"]) not in at.warning[0].value  # the server's folders are not shown to visitors
+    assert "demo model" in at.caption[0].value

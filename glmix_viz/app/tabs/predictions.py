@@ -124,6 +124,9 @@ def choose_mask_request(page: Page, classes: Tuple[int, ...], flip: bool) -> dat
     methods = list(data.method_names())
     col_method, col_background = st.columns([1, 2])
     first = page.link.method if page.link.method in methods else default_method()
+    if page.link.method is not None and page.link.method not in methods:
+        links.refuse("method", page.link.method, f"is not a score-map method ({', '.join(methods)})",
+                     f"opened {first} instead")
     method = col_method.selectbox("Method", methods, index=methods.index(first), key="pseudo_method")
     links.note(method=method)
     with col_background:

@@ -32,6 +32,9 @@ def choose_slot(page: Page) -> int:
     hard, soft = slot_areas(page.exploration.block_logits(page.block))
     order = [int(slot) for slot in np.argsort(-hard, kind="stable")]
     linked = page.link.slot if page.link.block == page.block and page.link.slot in order else order[0]
+    if page.link.slot is not None and page.link.block == page.block and page.link.slot not in order:
+        links.refuse("slot", page.link.slot, f"is not a slot of {page.block} (0 to {len(order) - 1})",
+                     f"opened slot {linked}, the largest, instead")
     slot = st.columns([1, 1.4])[0].selectbox(
         "Slot", order, index=order.index(linked), key=slot_key(page),
         format_func=lambda s: f"slot {s}: {hard[s]:.1%} of pixels, {soft[s]:.1%} of mass")
@@ -108,8 +111,12 @@ def choose_pixel(page: Page) -> Tuple[int, int]:
     exploration = page.exploration
     height, width = exploration.image.shape[:2]
     key_y, key_x = pixel_keys(page)
-    linked = page.link.pixel if page.link.pixel and page.link.pixel < (height, width) else None
-    first_y, first_x = linked if linked and linked[1] < width else (height // 2, width // 2)
+    inside = page.link.pixel is not None and page.link.pixel[0] < height and page.link.pixel[1] < width
+    linked = page.link.pixel if inside else None
+    if page.link.pixel is not None and not inside:
+        links.refuse("pixel", ",".join(map(str, page.link.pixel)), f"is not a pixel y,x of the {width}x{height} image",
+                     "opened its centre instead")
+    first_y, first_x = linked if linked else (height // 2, width // 2)
     st.session_state.setdefault(key_y, first_y)
     st.session_state.setdefault(key_x, first_x)
     col_y, col_x = st.columns(2)
