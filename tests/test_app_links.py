@@ -322,3 +322,38 @@ def test_an_unexpected_failure_is_one_line_on_the_page_and_a_traceback_in_the_lo
                                            "the server's log)."]
     assert "secret internal detail" not in str([element.value for element in at.main if hasattr(element, "value")])
     assert "secret internal detail" in capsys.readouterr().err
+
+
+def test_a_failed_upload_keeps_the_image_and_the_page_says_why_in_one_line_and_stores_nothing(_isolated: Path
+                                                                                             ) -> None:
+    at = _app(image="gallery:shapes 2 (circle, triangle)", tab="blocks").run()
+    shown = at.caption[0].value
+    at.radio(key="image_source").set_value("Upload").run()
+    _no_exception(at)
+    assert at.caption[0].value == shown  # nothing uploaded yet: the page keeps its image
+    at.file_uploader(key="image_upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\n not really", "image/png")).run()
+    _no_exception(at)
+    assert len(at.error) == 1 and at.error[0].value.startswith("broken.png") and "\n" not in at.error[0].value
+    assert at.caption[0].value == shown and at.query_params["image"] == "gallery:shapes 2 (circle, triangle)"
+    assert at.query_params["tab"] == "blocks" and at.image  # the same page, still drawn
+    uploads = _isolated / "uploads"
+    assert not uploads.exists() or not [p for p in uploads.iterdir() if store.DIGEST.fullmatch(p.name)]
+
+    at.file_uploader(key="image_upload").set_value(("good.png", _png(4), "image/png")).run()
+    _no_exception(at)
+    assert "good.png" in at.caption[0].value and not at.error
+    assert [p.name for p in uploads.iterdir() if store.DIGEST.fullmatch(p.name)] == [store.digest_of(_png(4))]
+
+
+def test_a_failed_checkpoint_upload_keeps_the_model_and_is_not_stored(_isolated: Path) -> None:
+    at = _app().run()
+    shown = at.caption[0].value
+    at.selectbox(key="model_source").set_value("Upload checkpoint").run()
+    at.file_uploader(key="checkpoint_upload").set_value(("model.safetensors", b"garbage" * 10,
+                                                         "application/octet-stream")).run()
+    _no_exception(at)
+    assert len(at.error) == 1 and "model.safetensors" in at.error[0].value and "Still showing demo model" in \
+        at.error[0].value
+    assert at.caption[0].value == shown and at.query_params["model"] == "demo"
+    uploads = _isolated / "uploads"
+    assert not [p for p in uploads.iterdir() if store.DIGEST.fullmatch(p.name)]
