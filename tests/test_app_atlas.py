@@ -60,7 +60,7 @@ def test_atlas_view_shows_concepts_regions_slots_and_map(small_atlas: Path, monk
     concept = at.selectbox(key=f"atlas_concept::{BLOCK}")
     assert [option.split(":")[0] for option in concept.options] == ["concept 0", "concept 1"]
     table = at.dataframe[0].value
-    assert list(table.columns) == ["slot", "share of pixels", "concept", "distance to its centre"]
+    assert list(table.columns) == ["slot", "share of pixels", "concept", "distance to its centre (unit-feature L2)"]
     assert table["concept"].str.startswith("concept ").all()
     assert at.radio(key="atlas_color_by").options == ["concept", "class"]
     assert len(at.button) == 2  # "Open" under each of the concept's two typical regions

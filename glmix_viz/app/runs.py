@@ -266,6 +266,18 @@ def error_legend() -> np.ndarray:
     return label_legend(ERROR_COLORS, list(ERROR_KINDS), cols=3, column_width=150)
 
 
+IGNORED = 255  # label maps' "ignored / unsure" value
+
+
+def class_legend(names: List[str], palette: np.ndarray, *maps: np.ndarray) -> Tuple[np.ndarray, List[str]]:
+    """One legend of the ground truth and prediction panels: every label found in ``maps``, in the colours the panels
+    are drawn with (``palette``); returns it and the names it lists."""
+    found = sorted({int(value) for labels in maps for value in np.unique(labels)})
+    shown = [value for value in found if value < len(names) or value == IGNORED]
+    words = [names[value] if value < len(names) else "ignored / unsure" for value in shown]
+    return label_legend(palette[shown], words, cols=min(4, max(1, len(shown))), column_width=150), words
+
+
 def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str]) -> None:
     """Image, ground truth, the run's mask and the error map; the image's per-class scores; open in the explorer."""
     try:
@@ -274,8 +286,11 @@ def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str])
     except GlmixVizError as error:
         st.error(one_line(error))
         return
-    panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE)
+    palette = voc_palette(256)
+    panels = error_panels(image, gt, pred, palette, max_side=PANEL_SIDE)
     st.image(panels, caption=[f"{title} · {row['id']}" for title in ERROR_PANEL_TITLES])
+    legend, _ = class_legend(names, palette, gt, pred)
+    st.image(legend, caption="classes of the ground truth and the prediction (their colours in both panels)")
     st.image(error_legend(), caption="error map")
     st.dataframe(image_class_table(row, names), hide_index=True,
                  column_config={"IoU %": st.column_config.NumberColumn(format="%.1f")})
@@ -340,15 +355,20 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
         st.info(problem or "No image scored in both runs.")
         return
     chosen = st.selectbox("Image to see in both runs", list(table["id"]), key="compare_image_id")
+    palette, seen = voc_palette(256), []
     for label, shown in (("A", run), ("B", other)):
         try:
             gt, pred = load_pair(dataset, shown.path, chosen)
-            panels = error_panels(dataset.load_image(chosen), gt, pred, voc_palette(256), max_side=PANEL_SIDE)
+            panels = error_panels(dataset.load_image(chosen), gt, pred, palette, max_side=PANEL_SIDE)
         except GlmixVizError as error:
             st.error(one_line(error))
             continue
+        seen += [gt, pred]
         st.image(panels[1:], caption=[f"{label}: {title}" for title in ERROR_PANEL_TITLES[1:]])
         open_button(shown, chosen, f"compare-{label}")
+    if seen:
+        legend, _ = class_legend(list(scores["class_names"]), palette, *seen)
+        st.image(legend, caption="classes of the ground truth and both predictions (their colours in every panel)")
 
 
 def runs_page(root: str) -> None:

@@ -87,9 +87,11 @@ def _this_image(atlas: Atlas, block: str, page: Page) -> Optional[np.ndarray]:
         return None
     hard, _ = slot_areas(record.logits[0].float().numpy())
     rows = [{"slot": s, "share of pixels": f"{hard[s]:.1%}", "concept": atlas.concept_title(block, int(concept[s])),
-             "distance to its centre": round(float(distance[s]), 3)} for s in np.argsort(-hard, kind="stable")
+             "distance to its centre (unit-feature L2)": round(float(distance[s]), 3)} for s in np.argsort(-hard, kind="stable")
             if hard[s] > 0]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("Distance: Euclidean distance between the slot's feature scaled to unit length and its concept's "
+               "centre (no unit: 0 at the centre, at most 2).")
     features = getattr(record, atlas.feature)[0].float().cpu().numpy()
     return atlas.project(block, features)
 
@@ -155,7 +157,8 @@ def draw(page: Page) -> None:
                         key="atlas_color_by")
     st.plotly_chart(atlas_map_figure(atlas, block, color_by, marked=marked), width="stretch", key="atlas_map")
     st.caption("Each point is a region of the atlas (a uniform sample), at its slot feature's first two principal "
-               "components; crosses are the slots of the image on screen, numbered by slot.")
+               "components (axes: coordinates along PC 1 and PC 2 of the unit-length slot features, no unit); "
+               "crosses are the slots of the image on screen, numbered by slot.")
 
 
 VIEW = View("Atlas", "atlas", draw)

@@ -11,6 +11,9 @@ from glmix_viz.figures import soft_maps_figure
 from glmix_viz.pictures import block_title, hard_overlay, pooled_for_figure, slot_legend, soft_maps
 from glmix_viz.viz import scale_caption
 
+SOFT_MAP_UNITS = {"dispatch": "dispatch weight<br>(0-1, sums to 1<br>over slots)",
+                  "clustering": "clustering weight<br>(0-1, sums to 1<br>over pixels)"}
+
 
 def draw(page: Page) -> None:
     """Hard grouping of the chosen block over the image with its legend; the interactive grid of soft maps."""
@@ -26,9 +29,11 @@ def draw(page: Page) -> None:
     with right:
         num_slots = exploration.record(block).num_slots
         maps, factor = pooled_for_figure(soft_maps(exploration, block, display.soft_map_kind))
+        kind = display.soft_map_kind
         figure = soft_maps_figure(maps, cols=int(math.ceil(math.sqrt(maps.shape[0]))),
                                   title=f"{num_slots} soft maps of {block}",
-                                  tile_size=56 if num_slots > 16 else 110, scale=display.color_scale)
+                                  tile_size=56 if num_slots > 16 else 110, scale=display.color_scale,
+                                  quantity=SOFT_MAP_UNITS.get(kind, kind))
         st.plotly_chart(figure, width="content", key="soft_maps_chart")
         pooled = f" Shown averaged over {factor}x{factor} cells (hover x, y count pooled cells)." if factor > 1 else ""
         st.caption(f"Per-slot {SOFT_MAP_KINDS[display.soft_map_kind]}; {scale_caption(display.color_scale)}. "

@@ -14,7 +14,11 @@ from glmix_viz.app.page import Page, View
 from glmix_viz.figures import pixel_picker_figure, slot_distribution_figure
 from glmix_viz.pictures import block_title
 from glmix_viz.slots.explore import map_cell, pixel_distributions, slot_areas, slot_class_evidence, slot_flow
-from glmix_viz.viz import heatmap_overlay, masked_slot_view, slot_palette, value_ranges
+from glmix_viz.viz import colorbar, heatmap_overlay, masked_slot_view, slot_palette, value_ranges
+
+EVIDENCE_WORDS = ("CAM evidence: the class activation map (the classifier head's weights dotted with the final "
+                  "features, ReLU; in logit units, before sigmoid / softmax) averaged over the slot's pixels with its "
+                  "clustering weights")
 
 
 def slot_key(page: Page) -> str:
@@ -57,8 +61,11 @@ def slot_pictures(page: Page, slot: int) -> None:
     scale_words = "shared by all slots of the block" if display.color_scale == "shared" else "this slot's own"
     right.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet",
                                 value_range=(low, high)),
-                width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel, on the colour scale "
-                                         f"{scale_words} (jet: blue {low:.3f} to red {high:.3f}).")
+                width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel (0-1: its share of the "
+                                         f"pixel, summing to 1 over slots), on the colour scale {scale_words} "
+                                         f"(jet: blue {low:.3f} to red {high:.3f}).")
+    right.image(colorbar((low, high), colormap="jet", width=256,
+                         title=f"dispatch weight (0-1), {'shared scale' if display.color_scale == 'shared' else 'own scale'}"))
 
 
 def slot_numbers(page: Page, slot: int) -> None:
@@ -75,10 +82,11 @@ def slot_numbers(page: Page, slot: int) -> None:
     table = pd.DataFrame({"class": [exploration.class_names[index] for index in top],
                           "evidence": [float(evidence[index]) for index in top]})
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "evidence": st.column_config.ProgressColumn("CAM evidence", format="%.3f", min_value=0.0,
-                                                    max_value=float(max(evidence.max(), 1e-6)))})
-    st.caption("Top classes of the slot: each class's activation map averaged over the slot's pixels "
-               "(clustering weights).")
+        "evidence": st.column_config.ProgressColumn("CAM evidence (logit units)", format="%.3f", min_value=0.0,
+                                                    max_value=float(max(evidence.max(), 1e-6)),
+                                                    help=EVIDENCE_WORDS)})
+    shown = f"Top {len(top)} classes" + (f" (the model has {len(evidence)})" if len(evidence) < 5 else "")
+    st.caption(f"{shown} of the slot by {EVIDENCE_WORDS}; bars run from 0 to the slot's largest.")
 
 
 def slot_flow_chart(page: Page, slot: int) -> None:
