@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
+
 APP = ROOT / "app" / "main.py"
 RESULTS = ROOT / "bench" / "results" / "app_memory.json"
 LARGE = ("glnet_4g", "glnet_stl", "glnet_stl_paramslot", "glnet_4g_tklb")
@@ -102,18 +106,22 @@ def run_config(name: str, variants: List[str]) -> Dict[str, Any]:
     return json.loads(output.strip().splitlines()[-1])
 
 
-def docs_table(result: Dict[str, Any]) -> str:
-    lines = [BEGIN, "", f"Measured by `{result['command']}` ({result['machine']}); "
-             f"`bench/results/{Path(result['out']).name}`.", "",
-             "| configuration | baseline RSS (MiB) | after 4 links (MiB) | growth (MiB) | largest model (MiB) | "
+def table(result: Dict[str, Any]) -> str:
+    """The markdown table of a result (the docs generator's and docs/explorer.md's)."""
+    lines = ["| configuration | baseline RSS (MiB) | after 4 links (MiB) | growth (MiB) | largest model (MiB) | "
              "models held | within baseline + largest |", "|---|---|---|---|---|---|---|"]
     for name, config in result["configurations"].items():
         last = config["steps"][-1]
         lines.append(f"| {name} | {config['baseline_rss_mib']:.0f} | {config['final_rss_mib']:.0f} | "
                      f"{config['growth_mib']:.0f} | {config['largest_model_mib']:.0f} | {last['models_held']} | "
                      f"{'yes' if config['within_baseline_plus_largest'] else 'no'} |")
-    lines += ["", END]
     return "\n".join(lines)
+
+
+def docs_table(result: Dict[str, Any]) -> str:
+    """The table between the markers of docs/explorer.md, with the command and file that made it."""
+    return "\n".join([BEGIN, "", f"Measured by `{result['command']}` ({result['machine']}); "
+                      f"`bench/results/{Path(result['out']).name}`.", "", table(result), "", END])
 
 
 def write_docs(path: Path, result: Dict[str, Any]) -> None:
@@ -122,19 +130,26 @@ def write_docs(path: Path, result: Dict[str, Any]) -> None:
     path.write_text(text[:start] + docs_table(result) + text[end:])
 
 
-def main(argv: List[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default bench/results/app_memory.json; --smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="two small links, the bounded configuration only")
     parser.add_argument("--docs", type=Path, default=None, help="rewrite the table between the markers of this file")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.out is None:
+        args.out = smoke_folder(__file__) / "app_memory.json" if args.smoke else RESULTS
     if args.child:
         print(json.dumps(measure(args.child.split(","))))
         return 0
     variants = list(SMOKE if args.smoke else LARGE)
     configs = ["bounded"] if args.smoke else list(CONFIGS)
-    result = {"command": " ".join(["python", "bench/app_memory.py", *(argv if argv is not None else sys.argv[1:])]),
+    result = {"command": command_line(__file__, argv),
               "machine": f"{os.cpu_count()} CPUs, shared (contended)", "variants": variants,
               "slack_mib": SLACK_MIB, "out": str(args.out),
               "configurations": {name: run_config(name, variants) for name in configs}}
@@ -144,6 +159,8 @@ def main(argv: List[str] | None = None) -> int:
     os.replace(tmp, args.out)
     if args.docs:
         write_docs(args.docs, result)
+    if args.smoke:
+        check_results(__file__, args.out)
     for name, config in result["configurations"].items():
         print(f"{name}: baseline {config['baseline_rss_mib']:.0f} MiB -> {config['final_rss_mib']:.0f} MiB after "
               f"{len(variants)} links (largest model {config['largest_model_mib']:.0f} MiB; within: "

@@ -33,7 +33,7 @@ import streamlit as st
 import torch
 import torch.nn as nn
 
-import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
+import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz.app import options, store
 from glmix_viz.app.modelcache import MODELS
 from glmix_viz import CheckpointError, ImageLoadError

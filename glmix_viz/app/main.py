@@ -40,6 +40,7 @@ from glmix_viz.app.sidebar import (
     RESOLUTIONS,
 )
 from glmix_viz.app.views import VIEWS, view_by_slug
+from glmix_viz.grouping import opening_block
 from glmix_viz.pictures import block_title
 
 __all__ = ["TITLE", "checkpoint_folder", "data", "device_choices", "main"]
@@ -67,11 +68,11 @@ def header(page: Page, device: str) -> None:
 def choose_block(page: Page) -> str:
     """The block slider, opened on the link's block, else the one that groups best on the model's benchmark, else
     the first block."""
-    blocks, benchmark = page.exploration.block_names, page.benchmark
-    first = benchmark["block"] if benchmark and benchmark["block"] in blocks else blocks[0]
+    blocks = page.exploration.block_names
+    opening = opening_block(blocks, page.benchmark)
     if page.link.block is not None and page.link.block not in blocks:
-        links.refuse("block", page.link.block, "is not a GLMix block of this model", f"opened {first} instead")
-    first = page.link.block if page.link.block in blocks else first
+        links.refuse("block", page.link.block, "is not a GLMix block of this model", f"opened {opening} instead")
+    first = page.link.block if page.link.block in blocks else opening
     return st.select_slider("GLMix block", blocks, value=first, key=f"block::{page.model.key}",
                             format_func=lambda name: block_title(page.exploration, name))
 

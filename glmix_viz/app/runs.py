@@ -27,7 +27,6 @@ from glmix_viz.labels import voc_palette
 from glmix_viz.pseudo import ScoreSettings
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.evaluate import (
-    ERROR_KINDS,
     compare_scores,
     evaluate_predictions,
     load_pair,
@@ -35,6 +34,7 @@ from glmix_viz.evaluate import (
     worst_images,
 )
 from glmix_viz.figures import ERROR_PANEL_TITLES, error_panels
+from glmix_viz.scoring.errors import ERROR_KINDS
 from glmix_viz.runs import EVAL_FILE, Run, find_runs, open_recorded_dataset, open_run_dataset, read_run
 from glmix_viz.viz import ERROR_COLORS, label_legend
 
@@ -266,16 +266,20 @@ def error_legend() -> np.ndarray:
     return label_legend(ERROR_COLORS, list(ERROR_KINDS), cols=3, column_width=150)
 
 
-IGNORED = 255  # label maps' "ignored / unsure" value
-
-
-def class_legend(names: List[str], palette: np.ndarray, *maps: np.ndarray) -> Tuple[np.ndarray, List[str]]:
+def class_legend(names: List[str], palette: np.ndarray, *maps: np.ndarray, ignore: Optional[int] = 255
+                 ) -> Tuple[np.ndarray, List[str]]:
     """One legend of the ground truth and prediction panels: every label found in ``maps``, in the colours the panels
-    are drawn with (``palette``); returns it and the names it lists."""
+    are drawn with (``palette``), the data set's ``ignore`` value as "ignored / unsure"; returns it and the names it
+    lists."""
     found = sorted({int(value) for labels in maps for value in np.unique(labels)})
-    shown = [value for value in found if value < len(names) or value == IGNORED]
-    words = [names[value] if value < len(names) else "ignored / unsure" for value in shown]
+    shown = [value for value in found if value < len(names) or value == ignore]
+    words = [names[value] if value < len(names) and value != ignore else "ignored / unsure" for value in shown]
     return label_legend(palette[shown], words, cols=min(4, max(1, len(shown))), column_width=150), words
+
+
+def _ids(dataset: Any) -> Dict[str, Any]:
+    """The data set's background class and ignore value, for the error maps (VOC's 0 and 255 where it has none)."""
+    return {"background": getattr(dataset, "background", 0), "ignore": getattr(dataset, "ignore", 255)}
 
 
 def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str]) -> None:
@@ -287,9 +291,9 @@ def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str])
         st.error(one_line(error))
         return
     palette = voc_palette(256)
-    panels = error_panels(image, gt, pred, palette, max_side=PANEL_SIDE)
+    panels = error_panels(image, gt, pred, palette, max_side=PANEL_SIDE, **_ids(dataset))
     st.image(panels, caption=[f"{title} · {row['id']}" for title in ERROR_PANEL_TITLES])
-    legend, _ = class_legend(names, palette, gt, pred)
+    legend, _ = class_legend(names, palette, gt, pred, ignore=_ids(dataset)["ignore"])
     st.image(legend, caption="classes of the ground truth and the prediction (their colours in both panels)")
     st.image(error_legend(), caption="error map")
     st.dataframe(image_class_table(row, names), hide_index=True,
@@ -318,7 +322,7 @@ def compare_view(root: str, run: Run, scores: Mapping[str, Any]) -> None:
         st.warning(source)
         return
     try:
-        comparison = compare_scores(scores, other_scores, resamples=1000)
+        comparison = compare_scores(scores, other_scores)  # the defaults of evaluate --compare: the same interval
     except GlmixVizError as error:
         st.warning(one_line(error))
         return
@@ -359,7 +363,8 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
     for label, shown in (("A", run), ("B", other)):
         try:
             gt, pred = load_pair(dataset, shown.path, chosen)
-            panels = error_panels(dataset.load_image(chosen), gt, pred, palette, max_side=PANEL_SIDE)
+            panels = error_panels(dataset.load_image(chosen), gt, pred, palette, max_side=PANEL_SIDE,
+                                  **_ids(dataset))
         except GlmixVizError as error:
             st.error(one_line(error))
             continue
@@ -367,7 +372,7 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
         st.image(panels[1:], caption=[f"{label}: {title}" for title in ERROR_PANEL_TITLES[1:]])
         open_button(shown, chosen, f"compare-{label}")
     if seen:
-        legend, _ = class_legend(list(scores["class_names"]), palette, *seen)
+        legend, _ = class_legend(list(scores["class_names"]), palette, *seen, ignore=_ids(dataset)["ignore"])
         st.image(legend, caption="classes of the ground truth and both predictions (their colours in every panel)")
 
 

@@ -1,28 +1,33 @@
 """Helpers shared by the subcommands: choosing the model (``--checkpoint`` / ``--model``) and the data set
-(``--voc-root`` / ``--coco-root``)."""
+(``--voc-root`` / ``--coco-root``).
+
+Like every command module, this one imports nothing heavy at its top (torch, timm, the data readers): ``glmix-viz
+--help`` builds every command's parser, and must not wait for torch. The library is imported inside the functions
+that run a command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch.nn as nn
 
-from glmix_viz.data.coco import COCODataset
-from glmix_viz.data.voc import VOCDataset
-from glmix_viz.models.info import ModelInfo
-from glmix_viz.open import resolve_model
+    from glmix_viz.models.info import ModelInfo
 
 
 def load_model_from_args(args: argparse.Namespace, *,
-                         num_classes: Optional[int] = None) -> Tuple[nn.Module, ModelInfo]:
+                         num_classes: Optional[int] = None) -> Tuple["nn.Module", "ModelInfo"]:
     """The model named by ``args.checkpoint`` or ``args.model``, else the bundled demo model; and a description.
 
     ``--checkpoint`` takes any checkpoint :func:`glmix_viz.open.open_checkpoint` opens (a segmenter gives its
     encoder). ``--model NAME`` builds a randomly initialised variant (with a warning): useful only for smoke tests.
     """
+    from glmix_viz.open import resolve_model
+
     opened = resolve_model(getattr(args, "checkpoint", None), getattr(args, "model", None),
                            num_classes=num_classes, device=getattr(args, "device", None))
     if not opened.info.trained:
@@ -45,7 +50,11 @@ def open_dataset(args: argparse.Namespace, split: Optional[str] = None):
     ``args.split``)."""
     split = args.split if split is None else split
     if getattr(args, "coco_root", None) is not None:
+        from glmix_viz.data.coco import COCODataset
+
         return COCODataset(args.coco_root, split, mask_cache=getattr(args, "coco_mask_cache", None))
+    from glmix_viz.data.voc import VOCDataset
+
     return VOCDataset(args.voc_root, split)
 
 
