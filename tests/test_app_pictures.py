@@ -60,3 +60,18 @@ def test_a_shared_scale_is_one_range_across_every_block_figure() -> None:
     figures = [c for element in at.image for c in element.captions if "dispatch maps (dispatch weight, 0-1" in c]
     ranges = {re.search(r"shared by the (\d+) blocks shown: ([-\d.e]+) to ([-\d.e]+)", c).groups() for c in figures}
     assert len(figures) >= 2 and len(ranges) == 1, figures  # every figure on the same range, said so
+
+
+def test_the_soft_maps_and_the_slot_heat_map_share_one_scale_and_one_colour_map() -> None:
+    import json
+
+    block = "stages.1.blocks.0"
+    at = _app(tab="groupings", block=block)
+    assert not at.exception
+    chart = json.loads(at.get("plotly_chart")[0].proto.spec)
+    heatmap = chart["data"][0]
+    low, high = heatmap["zmin"], heatmap["zmax"]
+    assert "dispatch weight" in heatmap["colorbar"]["title"]["text"]
+    slot = _app(tab="slot", block=block)
+    caption = next(c for c in _captions(slot) if "dispatch weight at every pixel" in c)
+    assert f"purple {low:.3f} to yellow {high:.3f}" in caption and "viridis" in caption

@@ -16,6 +16,7 @@ from glmix_viz.pictures import block_title
 from glmix_viz.slots.explore import map_cell, pixel_distributions, slot_areas, slot_class_evidence, slot_flow
 from glmix_viz.viz import colorbar, heatmap_overlay, masked_slot_view, slot_palette, value_ranges
 
+DISPATCH_COLORMAP = "viridis"  # the colour map of dispatch weights in every view (the Groupings tab's soft maps)
 EVIDENCE_WORDS = ("CAM evidence: the class activation map (the classifier head's weights dotted with the final "
                   "features, ReLU; in logit units, before sigmoid / softmax) averaged over the slot's pixels with its "
                   "clustering weights")
@@ -59,12 +60,12 @@ def slot_pictures(page: Page, slot: int) -> None:
                caption=f"The image seen through slot {slot}'s dispatch map (dark where the slot is absent).")
     low, high = value_ranges(dispatch, display.color_scale)[slot]
     scale_words = "shared by all slots of the block" if display.color_scale == "shared" else "this slot's own"
-    right.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet",
-                                value_range=(low, high)),
+    right.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3),
+                                colormap=DISPATCH_COLORMAP, value_range=(low, high)),
                 width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel (0-1: its share of the "
                                          f"pixel, summing to 1 over slots), on the colour scale {scale_words} "
-                                         f"(jet: blue {low:.3f} to red {high:.3f}).")
-    right.image(colorbar((low, high), colormap="jet", width=256,
+                                         f"(viridis, as the soft maps: purple {low:.3f} to yellow {high:.3f}).")
+    right.image(colorbar((low, high), colormap=DISPATCH_COLORMAP, width=256,
                          title=f"dispatch weight (0-1), {'shared scale' if display.color_scale == 'shared' else 'own scale'}"))
 
 
