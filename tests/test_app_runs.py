@@ -160,3 +160,19 @@ def test_the_class_legend_lists_the_labels_of_both_panels_in_their_colours():
     legend_colours = {tuple(c) for c in legend.reshape(-1, 3)}
     assert panel_colours <= legend_colours  # every colour of the panels has its swatch
     assert tuple(voc_palette(256)[2]) not in legend_colours
+
+
+def test_a_run_browser_link_with_an_unknown_run_or_image_says_which_and_what_opened(run_tree, monkeypatch):
+    monkeypatch.setenv("GLMIX_RUNS", str(run_tree["runs"]))
+    for query, expected in (
+        ({"page": "runs", "run": "nosuch"}, "link: run=`nosuch` is no run below the runs folder; opened cam instead"),
+        ({"page": "runs", "run": "cam", "image_id": "val_999"},
+         "link: image_id=`val_999` is not among the images listed for this run; opened "),
+    ):
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.query_params.update(query)
+        at.run()
+        _no_exception(at)
+        warnings = [w.value for w in at.warning if w.value.startswith("link")]
+        assert len(warnings) == 1 and warnings[0].startswith(expected), warnings
+        assert at.title[0].value == "Runs" and not at.error

@@ -194,7 +194,7 @@ def _kept_image(why: str) -> Optional[data.LoadedImage]:
         image = _linked_image(ref)
     except GlmixVizError:
         return None
-    st.caption(f"{why} The page keeps showing {image.name}.")
+    st.caption(f"{why} Until then the page keeps showing {image.name}.")
     return image
 
 
@@ -207,7 +207,7 @@ def choose_image() -> data.LoadedImage:
     else:
         loaded = _uploaded_images()
         if not loaded:
-            kept = _kept_image("No usable upload yet.")
+            kept = _kept_image("Upload one or several images, or pick one from the gallery.")
             if kept is None:
                 _stop("Upload one or several images, or pick one from the gallery.")
             return kept
