@@ -62,6 +62,17 @@ def _typed_checkpoint(variant: Optional[str], device: str) -> data.LoadedModel:
                               "to add one").strip()
     if not path:
         _stop(f"Enter the path of a checkpoint file inside the app's folders ({roots}).")
+    return checkpoint_in_folders(path, variant, device)
+
+
+def checkpoint_in_folders(path: str, variant: Optional[str], device: str) -> data.LoadedModel:
+    """A checkpoint file a visitor typed, opened only inside the app's folders (the same words for any path outside
+    them, whether it exists or not).
+
+    Raises:
+        CheckpointError: outside the folders, no such file, or not a readable checkpoint.
+    """
+    roots = ", ".join(sorted(folders()))
     inside = inside_folders(path)
     if inside is None:  # said the same whether or not the file exists: nothing is learnt about other folders
         raise data.CheckpointError(f"{Path(path).name}: the app opens checkpoint files only inside its folders "
