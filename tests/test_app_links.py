@@ -290,6 +290,7 @@ def test_share_url_puts_the_query_after_the_pages_address() -> None:
     from urllib.parse import parse_qsl, urlsplit
 
     assert dict(parse_qsl(urlsplit(url).query))["image"] == "gallery:shapes 1 (cross, square)"
+    assert share_url({"tab": "slot"}, base="http://host:8501") == "http://host:8501/?tab=slot"
 
 
 @pytest.mark.parametrize("query, title", [({}, "GLMix explorer"), ({"page": "runs"}, "Runs"),

@@ -30,7 +30,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 
 import streamlit as st
 
@@ -213,9 +213,12 @@ def problems() -> List[str]:
 def share_url(query: Mapping[str, str], base: Optional[str] = None) -> str:
     """The address that reopens ``query``: ``base`` (the page's address as the browser has it, without its query;
     default ``st.context.url``, absent outside a browser) followed by the query string."""
-    base = base if base is not None else (getattr(st.context, "url", None) or "")
+    base = (base if base is not None else (getattr(st.context, "url", None) or "")).split("?")[0]
+    parts = urlsplit(base)
+    if parts.netloc and not parts.path:  # "http://host:8501" -> "http://host:8501/"
+        base += "/"
     text = urlencode(dict(query), quote_via=lambda value, *_: quote(value, safe=",:"))
-    return f"{base.split('?')[0]}?{text}" if text else base.split("?")[0] or "?"
+    return f"{base}?{text}" if text else base or "?"
 
 
 def for_subject(model_ref: str, image_ref: str) -> ViewState:
