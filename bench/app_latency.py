@@ -12,7 +12,10 @@ Usage::
     python bench/app_latency.py                 # 512x512 image; demo model (or untrained glnet_tiny) and glnet_stl
     python bench/app_latency.py --runs 7 --threads 2   # default threads: the app's (all cores but one)
 
-Prints a markdown table: median seconds per step over ``--runs`` runs (after one warm-up run).
+Prints a markdown table: median seconds per step over ``--runs`` runs (after one warm-up run); then the Slot tab's
+removal panel: all single-slot effects of the block the explorer opens on, for the default image
+(:func:`glmix_viz.slots.slot_effects`, exact), as seconds and as a ratio to one plain forward (goal: under 2 s on 2
+cores).
 """
 
 from __future__ import annotations
@@ -96,6 +99,42 @@ def measure(model: torch.nn.Module, data: bytes, resolution: int, runs: int, blo
     return medians
 
 
+def slot_effect_latency(model: torch.nn.Module, image: np.ndarray, resolution: int, block: str, runs: int
+                        ) -> Dict[str, float]:
+    """Median seconds of one plain forward and of all slot effects of ``block`` (exact, batched), and their ratio."""
+    from glmix_viz.slots.interventions import slot_effects
+
+    inputs = to_tensor(image, size=resolution)
+
+    def median(work: Callable) -> float:
+        work()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            work()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    with torch.inference_mode():
+        forward = median(lambda: model(inputs))
+    effects = median(lambda: slot_effects(model, image, block, input_size=resolution))
+    return {"forward_s": forward, "effects_s": effects, "ratio": effects / forward}
+
+
+def default_image_effects(runs: int, resolution: Optional[int] = None) -> Dict[str, Any]:
+    """:func:`slot_effect_latency` for the app's default image (gallery draw [2024, 7], 256 px) on the demo model at
+    its own resolution (or ``resolution``), for the block the explorer opens on (the benchmark's best-grouping
+    block)."""
+    from glmix_viz.grouping import benchmark_best_block
+
+    opened = resolve_model(device="cpu", fallback="glnet_tiny", num_classes=4)
+    image = render_shapes_image(np.random.default_rng([2024, 7]), image_size=256).image
+    block = (benchmark_best_block() or {}).get("block", "stages.0.blocks.0")
+    resolution = resolution or opened.info.input_size[-1]
+    result = slot_effect_latency(opened.model, image, resolution, block, runs)
+    return {"block": block, "input": resolution, **result, "goal_s": 2.0}
+
+
 def models(smoke: bool = False) -> List[Tuple[str, str, torch.nn.Module, int]]:
     """``(row name, target key, model, input resolution)`` for the demo model and glnet_stl (random weights);
     ``smoke``: the demo model at 64 px only."""
@@ -123,6 +162,12 @@ def table(results: Dict[str, Any]) -> str:
         verdict = f"< {row['target']:g} s {'ok' if row['total'] < row['target'] else 'MISSED'}"
         cells = " | ".join(f"{row['steps'][step]:.3f}" for step in STEPS)
         lines.append(f"| {row['model']} | {row['input']} | {cells} | **{row['total']:.2f}** | {verdict} |")
+    effects = results.get("slot_effects")
+    if effects:
+        lines += ["", f"Slot tab, all slot effects of {effects['block']} for the default image at {effects['input']} "
+                      f"px: {effects['effects_s']:.3f} s = {effects['ratio']:.1f} x one plain forward "
+                      f"({effects['forward_s'] * 1000:.1f} ms); goal < {effects['goal_s']:g} s "
+                      f"{'ok' if effects['effects_s'] < effects['goal_s'] else 'MISSED'}."]
     return "\n".join(lines)
 
 
@@ -156,6 +201,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
         medians = measure(model, data, resolution, args.runs)
         results["rows"].append({"model": name, "input": resolution, "steps": {step: medians[step] for step in STEPS},
                                 "total": medians["total"], "target": TARGETS[target_key]})
+    results["slot_effects"] = default_image_effects(args.runs, 64 if args.smoke else None)
     results["load_average"] = os.getloadavg()[0]
     print(table(results))
     args.json.parent.mkdir(parents=True, exist_ok=True)

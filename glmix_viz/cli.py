@@ -24,6 +24,8 @@ COMMANDS = {
     "segment-train": "segment_train",
     "segment": "segment",
     "atlas": "atlas",
+    "faithfulness": "faithfulness",
+    "grouping-scores": "grouping_scores",
 }
 
 

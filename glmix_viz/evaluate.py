@@ -111,7 +111,7 @@ def evaluate_predictions(
         progress: show a tqdm bar.
 
     Returns:
-        The scores of :meth:`~glmix_viz.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
+        The scores of :meth:`~glmix_viz.scoring.segmentation.SegmentationMetric.compute`, plus ``missing_predictions``
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
         ``num_failed``, ``pred_dir``, ``split``, ``data_root``, ``num_ids``, ``runs`` (:func:`run_summaries`) and
         ``per_image`` (:func:`~glmix_viz.scoring.segmentation.image_scores` of every evaluated image, in the

@@ -37,7 +37,8 @@ def test_the_slot_tab_names_its_units() -> None:
     assert not at.exception
     texts = _captions(at)
     assert any("dispatch weight at every pixel (0-1" in text for text in texts)
-    assert any("CAM evidence: the class activation map" in text and "logit units" in text for text in texts)
+    assert any("CAM units: the classifier head's class weights" in text and "logit contribution" in text
+               for text in texts)
     assert re.search(r"Top \d classes \(the model has 4\)", " ".join(texts))
 
 
