@@ -334,8 +334,13 @@ register(TableSpec(
 register(TableSpec(
     "Backbone profile", ("bench/results/profile_*.json",), "bench/profile_block.py", ("title", "tables.labels")))
 register(TableSpec(
-    "Pseudo-label pipeline", ("bench/results/pseudo_label*.json",), "bench/pseudo_label.py",
-    ("images", "size", "model", "method", "rows.0.setting", "rows.0.s_per_image")))
+    "Pseudo-label pipeline and refinements (dense CRF, PAR, none) at VOC size", ("bench/results/pseudo_label*.json",),
+    "bench/pseudo_label.py",
+    ("command", "images", "size", "model", "method", "device", "cpu_count", "load_average_start", "load_average_end",
+     "pipeline.*.refine", "pipeline.*.workers", "pipeline.*.images_per_s", "pipeline.*.s_per_image.network",
+     "pipeline.*.s_per_image.refine", "pipeline.*.s_per_image.write", "pipeline.*.stage_share",
+     "stages_alone.network_s_per_image", "stages_alone.refine.*.wall_s_per_image",
+     "stages_alone.refine.*.cpu_s_per_image", "refine_parallel", "miou.pooled", "miou.per_seed", "goals")))
 register(TableSpec(
     "Explorer latency", ("bench/results/app_latency*.json",), "bench/app_latency.py",
     ("side", "runs", "threads", "rows.0.model", "rows.0.steps", "rows.0.total", "rows.0.target")))
@@ -393,6 +398,19 @@ register(TableSpec(
     "experiments/semantic_slots.py", ("setup.heldout_images", "heldout", "goals"),
     intro="Fine-tunes of the demo model at one budget, scored on held-out make-shapes seeds 4101 and 4102 by "
           "grouping-scores and the held-out bench; see docs/semantic_slots.md."))
+register(TableSpec(
+    "The one bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
+    ("default_resamples", "machine.load_1min", "coverage.0.trials", "coverage.0.images", "coverage.0.coverage",
+     "coverage.0.mean_width", "coverage.0.coverage_standard_error", "cost.seconds", "cost.split_images",
+     "cost.atlas_images", "cost.bca_over_percentile"),
+    intro="glmix_viz.scoring.stats (scipy.stats.bootstrap): how often its 95 % interval holds the true value on "
+          "simulated data sets, and its cost (docs/scoring.md)."))
+register(TableSpec(
+    "Slot interventions: approx vs exact, the block the decision depends on, faithfulness",
+    ("bench/results/interventions*.json",), "bench/interventions.py",
+    ("explorer_block", "eval_seeds", "agreement.images", "agreement.median_spearman", "agreement.blocks",
+     "agreement.time_per_call_ms_contended", "agreement.most_depended_on_block_logit", "tuning.chosen",
+     "tuning.deletion_auc", "faithfulness")))
 
 if __name__ == "__main__":
     sys.exit(main())
