@@ -87,7 +87,7 @@ VALUES = {'pseudo_label': {'methods': [{'name': 'cam',
                                'description': "drop of each class's output when the pixel's slot is removed (slot "
                                               'intervention, exact); mean over blocks',
                                'baseline': False,
-                               'bg_threshold': 0.5,
+                               'bg_threshold': 0.7,
                                'options': {'assign': 'soft', 'target': 'probability'}}],
                   'default_method': 'slot_pool',
                   'bg_rules': ('threshold', 'power'),
