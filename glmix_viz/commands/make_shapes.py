@@ -8,7 +8,8 @@ from pathlib import Path
 
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, SHAPE_CLASSES, ShapesConfig, make_shapes
 
-HELP = "Write a synthetic VOC-layout data set of textured shapes (classes differ by shape, not colour)."
+HELP = ("Write a synthetic data set of textured shapes (classes differ by shape, not colour), in the VOC layout or "
+        "as a segmentation folder (--format folder).")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"shape classes (default: {' '.join(DEFAULT_SHAPE_CLASSES)})")
     parser.add_argument("--max-objects", type=int, default=3, help="objects per image: 1 to this (default 3)")
     parser.add_argument("--image-format", choices=("png", "jpg"), default="png")
+    parser.add_argument("--format", dest="layout", choices=("voc", "folder"), default="voc",
+                        help="voc: the PASCAL VOC layout (default); folder: a segmentation folder (images/, masks/, "
+                             "classes.txt, splits/), the format of docs/own_data.md")
     parser.add_argument("--overwrite", action="store_true", help="replace a shapes set already in --out")
 
 
@@ -29,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     config = ShapesConfig(image_size=args.image_size, classes=tuple(args.classes), max_objects=args.max_objects)
     summary = make_shapes(
         args.out, config, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test, seed=args.seed,
-        image_format=args.image_format, overwrite=args.overwrite,
+        image_format=args.image_format, overwrite=args.overwrite, layout=args.layout,
     )
     print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -30,7 +30,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from pycocotools.coco import COCO
 
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.base import SplitBase
 from glmix_viz.errors import DataError, ImageLoadError, one_line
 from glmix_viz.files import save_png_atomic
 from glmix_viz.images import load_image
@@ -49,7 +49,7 @@ class COCOSample:
         self.id, self.image, self.labels, self.mask = image_id, image, labels, mask
 
 
-class COCODataset:
+class COCODataset(SplitBase):
     """A COCO-2014 split with the interface of :class:`~glmix_viz.data.voc.VOCDataset`.
 
     Args:
@@ -84,7 +84,7 @@ class COCODataset:
         self.coco = self._read_annotations()
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda category: category["id"])
         self.class_names: tuple[str, ...] = ("background", *(category["name"] for category in categories))
-        self.num_classes = len(self.class_names)
+        self.background = 0
         self._label_of_category = {category["id"]: index + 1 for index, category in enumerate(categories)}
         by_stem = {Path(info["file_name"]).stem: info for info in self.coco.imgs.values()
                    if self.coco.getAnnIds(imgIds=info["id"])}
@@ -125,6 +125,15 @@ class COCODataset:
         if not path.is_file():
             raise ImageLoadError(f"{path}: image file not found (id {image_id!r})")
         return load_image(path, max_side=max_side)
+
+    def image(self, image_id: str) -> np.ndarray:
+        return self.load_image(image_id)
+
+    def mask(self, image_id: str) -> np.ndarray:
+        return self.load_mask(image_id)
+
+    def labels(self, image_id: str) -> np.ndarray:
+        return self.image_labels(image_id)
 
     def image_labels(self, image_id: str) -> np.ndarray:
         """``(80,)`` float32 multi-hot labels: every category annotated in the image (crowd included)."""
@@ -178,11 +187,7 @@ def is_coco_root(root: str | os.PathLike) -> bool:
 
 
 def open_data_root(root: str | os.PathLike, split: str, *, mask_cache: Optional[str | os.PathLike] = None) -> Any:
-    """The reader for a data root: a :class:`COCODataset` for the COCO-2014 layout, else a ``VOCDataset``.
+    """Kept for older callers: :func:`glmix_viz.data.registry.open_split`."""
+    from glmix_viz.data.registry import open_split
 
-    For tools that take one data folder (e.g. ``TrainConfig.data``); the command line says which with
-    ``--voc-root`` / ``--coco-root`` (:func:`glmix_viz.commands.common.open_dataset`).
-    """
-    if is_coco_root(root):
-        return COCODataset(root, split, mask_cache=mask_cache)
-    return VOCDataset(root, split)
+    return open_split(root, split, mask_cache=mask_cache)
