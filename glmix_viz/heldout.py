@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.registry import open_split
 from glmix_viz.grouping import (
     ObjectScores,
     load_grouping_samples,
@@ -272,7 +272,7 @@ def heldout_evaluation(
                                        "untrained": {n: v.tolist() for n, v in untrained.trained.items()},
                                        "grid": {n: v.tolist() for n, v in trained.grid.items()}}
     if objects:
-        found = object_report(model, samples, input_size=size, num_classes=VOCDataset(root, split).num_classes,
+        found = object_report(model, samples, input_size=size, num_classes=open_split(root, split).num_classes,
                               clusters=clusters, control_seed=control_seed, batch_size=batch_size, **boot)
         report["per_image"]["objects"] = found.pop("per_image")
         report["objects"] = found

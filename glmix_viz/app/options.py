@@ -3,7 +3,8 @@
 Options come after ``--`` of ``streamlit run`` (``glmix-viz app`` puts them there), each with an environment
 variable as fallback: ``--checkpoints`` (``GLMIX_CHECKPOINTS``), ``--device``, ``--uploads`` (``GLMIX_UPLOADS``: the
 upload store, default a private folder in the system's temporary folder), ``--runs`` (``GLMIX_RUNS``) and
-``--atlas`` (``GLMIX_ATLAS``). :func:`folders` names the folders a link may point into
+``--atlas`` (``GLMIX_ATLAS``) and ``--data`` (``GLMIX_DATA``: the data set of the runs, instead of the one their
+summaries record). :func:`folders` names the folders a link may point into
 (:mod:`glmix_viz.app.links`): nothing outside them is ever opened from a link.
 """
 
@@ -19,7 +20,7 @@ from typing import Dict, Optional
 from glmix_viz.open import demo_checkpoint
 
 FOLDER_OPTIONS = {"checkpoints": "GLMIX_CHECKPOINTS", "uploads": "GLMIX_UPLOADS", "runs": "GLMIX_RUNS",
-                  "atlas": "GLMIX_ATLAS"}
+                  "atlas": "GLMIX_ATLAS", "data": "GLMIX_DATA"}
 
 
 def app_options() -> argparse.Namespace:

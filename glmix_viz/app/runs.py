@@ -77,12 +77,18 @@ def _dataset(data_root: str, split: str) -> Any:
     return open_recorded_dataset(data_root, split)
 
 
+def data_root_of(run: Run) -> Optional[str]:
+    """The run's data set folder: ``app --data`` when given (runs copied from another machine), else the one its
+    summary records."""
+    return option_folder("data") or run.data_root
+
+
 def run_dataset(run: Run) -> Tuple[Optional[Any], Optional[str]]:
     """``(data set, None)``, or ``(None, one line saying why not)``."""
     try:
-        if not run.data_root or not run.split:
+        if not data_root_of(run) or not run.split:
             return open_run_dataset(run), None  # raises the one-line reason
-        return _dataset(run.data_root, run.split), None
+        return _dataset(data_root_of(run), run.split), None
     except GlmixVizError as error:
         return None, one_line(error)
 
@@ -100,7 +106,7 @@ def run_scores(run: Run) -> Tuple[Optional[Dict[str, Any]], str]:
     dataset, problem = run_dataset(run)
     if dataset is None:
         return None, f"no per-image scores: no {EVAL_FILE} with them, and {problem}"
-    scores = _scored(str(run.path), folder_stamp(run.path), run.data_root, run.split)
+    scores = _scored(str(run.path), folder_stamp(run.path), data_root_of(run), run.split)
     return scores, (f"scored here on the {scores['num_images']} label maps present "
                     f"(no {EVAL_FILE} with per-image scores)")
 
@@ -144,7 +150,7 @@ def image_table(scores: Mapping[str, Any], classes: List[int], run: Run, with_th
            for name in names},
     })
     if with_thumbnails:
-        table.insert(1, "image", [_thumbnail(run.data_root, run.split, image_id, THUMBNAIL_SIDE)
+        table.insert(1, "image", [_thumbnail(data_root_of(run), run.split, image_id, THUMBNAIL_SIDE)
                                   for image_id in table["id"]])
     return table
 

@@ -85,7 +85,7 @@ def _crops(out_dir: Path, j: int, stats: ConceptStats, paths: List[str], chunk_s
 
 
 def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]], examples, ids: List[str],
-                 draws: np.ndarray) -> Dict[str, Any]:
+                 draws: np.ndarray, objects: List[int]) -> Dict[str, Any]:
     concepts = []
     for k, size in enumerate(stats.sizes.tolist()):
         entry: Dict[str, Any] = {"index": k, "size": size, "share": size / max(1, int(stats.sizes.sum()))}
@@ -102,9 +102,9 @@ def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]
     if stats.table.shape[1] and stats.table.sum() > 0:
         out.update(contingency_scores(stats.table))
         out["purity_ci95"] = _interval(draws)
-        out["object_purity"] = purity(stats.table[:, 1:])  # class 0 is the background in VOC, COCO and shapes
-        out["object_purity_ci95"] = _interval(purity_draws(stats.draws[:, :, 1:]))
-        out["object_majority_baseline"] = contingency_scores(stats.table[:, 1:])["majority_baseline"]
+        out["object_purity"] = purity(stats.table[:, objects])  # the data set's background left out
+        out["object_purity_ci95"] = _interval(purity_draws(stats.draws[:, :, objects]))
+        out["object_majority_baseline"] = contingency_scores(stats.table[:, objects])["majority_baseline"]
         out["class_counts"] = {class_names[c]: int(n) for c, n in enumerate(stats.table.sum(axis=0)) if n}
     return out
 
@@ -150,7 +150,7 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
         ``class_index``, ``class_counts``, ``labelled``; ``examples``: ``id``, ``image``, ``slot``, ``distance``,
         ``confidence``, ``crop``), and with labels ``purity``, ``purity_ci95``, ``majority_baseline``, ``nmi``,
         ``object_purity`` / ``object_purity_ci95`` / ``object_majority_baseline`` (the same over the regions whose
-        class is not the background, class 0),
+        class is not the data set's background, ``plan["background"]``),
         ``class_counts``.
     """
     out_dir = Path(out_dir)
@@ -160,6 +160,8 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
     images = json.loads((out_dir / "images.json").read_text())
     headers = [chunk_header(path) for path in chunks]
     class_names = plan.get("class_names")
+    background = plan.get("background", 0) if class_names else None  # atlases made before it was recorded: 0
+    objects = [c for c in range(len(class_names or [])) if c != background]
     blocks = []
     for j, name in enumerate(tqdm(plan["blocks"], desc="concepts", unit="block", disable=not progress,
                                   file=sys.stderr)):
@@ -168,13 +170,13 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
                                   map_points=map_points, seed=seed)
         draws = purity_draws(stats.draws) if stats.table.shape[1] else np.zeros(0)
         buffer = io.BytesIO()
-        objects = purity_draws(stats.draws[:, :, 1:]) if stats.table.shape[1] > 1 else np.zeros(0)
+        object_draws = purity_draws(stats.draws[:, :, objects]) if stats.table.shape[1] > 1 else np.zeros(0)
         np.savez(buffer, centroids=kmeans.cluster_centers_.astype(np.float32), purity_draws=draws,
-                 object_purity_draws=objects,
+                 object_purity_draws=object_draws,
                  **_map(stats, seed))
         save_bytes_atomic(out_dir / f"block-{j}.npz", buffer.getvalue())
         example_rows = _crops(out_dir, j, stats, images["paths"], plan["chunk_size"])
-        entry = _block_entry(name, stats, class_names, example_rows, images["ids"], draws)
+        entry = _block_entry(name, stats, class_names, example_rows, images["ids"], draws, objects)
         entry.update(index=j, data=f"block-{j}.npz")
         entry["figure"] = _figure(out_dir, j, entry)
         blocks.append(entry)

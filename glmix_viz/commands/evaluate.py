@@ -1,4 +1,4 @@
-"""``glmix-viz evaluate``: scores of a folder of label PNGs against a VOC-layout or COCO split: the split's
+"""``glmix-viz evaluate``: scores of a folder of label PNGs against a split's masks (any data set with masks): the split's
 confusion-matrix mIoU, per-image scores, the worst images as a figure, and a paired comparison with a second folder.
 
 Library: :mod:`glmix_viz.evaluate` (scores, comparison) and :func:`glmix_viz.figures.worst_images_figure`.
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
-from glmix_viz.commands.common import add_dataset_arguments, open_dataset
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset, require_masks
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.evaluate import (
     compare_scores,
@@ -31,8 +31,7 @@ DEFAULT_WORST = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataset_arguments(parser)
-    parser.add_argument("--split", default="val", help="split list name (train, val ...) or path (default: val)")
+    add_dataset_arguments(parser, split="val")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--pred", required=True, type=Path,
                         help="folder of <id>.png label maps (several shards' shared output folder reads as one)")
     parser.add_argument("--out", type=Path, default=None,
@@ -147,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 1:
         raise GlmixVizError(f"--bootstrap {args.bootstrap}: give a number of resamples >= 1")
     dataset = open_dataset(args)
+    require_masks(dataset, "evaluate")
     out = args.out if args.out is not None else args.pred / "eval.json"
     scores = evaluate_folder(args, dataset, args.pred, out)
     failed = scores["num_failed"]

@@ -64,6 +64,12 @@ class Split(Protocol):
     def image_path(self, image_id: str) -> Path:
         """The image's file."""
 
+    def mask_path(self, image_id: str) -> Optional[Path]:
+        """Where the image's mask comes from, or ``None`` when it has none."""
+
+    def instances(self, image_id: str) -> Optional[np.ndarray]:
+        """``(H, W)`` uint8 instance ids (0 no object, 255 ignore) where the format has them, else ``None``."""
+
 
 def object_ids(split: Split) -> List[int]:
     """The ids of the classes that image-level labels cover: every class but the background, in id order."""
@@ -180,6 +186,14 @@ class SplitBase:
 
     def mask(self, image_id: str) -> Optional[np.ndarray]:  # pragma: no cover - every reader defines it
         raise NotImplementedError
+
+    def mask_path(self, image_id: str) -> Optional[Path]:
+        """No mask file unless the format has one."""
+        return None
+
+    def instances(self, image_id: str) -> Optional[np.ndarray]:
+        """No instance masks unless the format has them."""
+        return None
 
     def labels(self, image_id: str) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError

@@ -36,7 +36,7 @@ from glmix_viz.files import save_png_atomic
 from glmix_viz.images import load_image
 from glmix_viz.labels import IGNORE_INDEX, label_to_pil, load_label_png
 
-__all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root", "open_data_root"]
+__all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root"]
 
 COCO_SPLITS: Dict[str, str] = {"train": "train2014", "val": "val2014", "train2014": "train2014", "val2014": "val2014"}
 """Accepted split names -> the folder / annotation suffix."""
@@ -184,10 +184,3 @@ def is_coco_root(root: str | os.PathLike) -> bool:
     """Whether ``root`` has the COCO-2014 layout (``annotations/instances_{train,val}2014.json``)."""
     folder = Path(root).expanduser() / "annotations"
     return any((folder / f"instances_{name}.json").is_file() for name in ("train2014", "val2014"))
-
-
-def open_data_root(root: str | os.PathLike, split: str, *, mask_cache: Optional[str | os.PathLike] = None) -> Any:
-    """Kept for older callers: :func:`glmix_viz.data.registry.open_split`."""
-    from glmix_viz.data.registry import open_split
-
-    return open_split(root, split, mask_cache=mask_cache)

@@ -303,6 +303,26 @@ class VOCDataset(SplitBase):
         path = self.mask_path(image_id)
         return None if path is None else check_mask(path, load_label_png(path), self.num_classes, self.ignore)
 
+    def instances(self, image_id: str) -> np.ndarray | None:
+        """``SegmentationObject/<id>.png`` (instance ids, 0 no object, 255 ignore), or ``None`` without one.
+
+        Raises:
+            DataError: the file cannot be read, or its size differs from the image's.
+        """
+        path = self.root / "SegmentationObject" / f"{image_id}.png"
+        if not path.is_file():
+            return None
+        instances = load_label_png(path)
+        image = self.image_path(image_id)
+        if image.is_file():
+            from PIL import Image
+
+            with Image.open(image) as opened:
+                width, height = opened.size
+            if instances.shape != (height, width):
+                raise DataError(f"{path}: instance mask size differs from the image's")
+        return instances
+
     def image(self, image_id: str) -> np.ndarray:
         """The :class:`~glmix_viz.data.base.Split` spelling of :meth:`load_image`."""
         return self.load_image(image_id)

@@ -36,7 +36,7 @@ def channels_to_labels(channels: np.ndarray, class_indices: np.ndarray, *, fallb
         ``(H, W)`` uint8 label ids, 255 kept where unsure.
     """
     class_indices = np.asarray(class_indices)
-    if class_indices.size and int(class_indices.max()) >= IGNORE_INDEX:
+    if class_indices.size and int(class_indices.max()) > IGNORE_INDEX:  # 255 itself: a channel written as unsure
         if fallback_to_channels:
             return np.asarray(channels, dtype=np.uint8)
         raise ValueError(f"label id {int(class_indices.max())} does not fit a palette PNG (ids 0..254; 255 = unsure)")

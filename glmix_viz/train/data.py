@@ -1,4 +1,4 @@
-"""Training data: a VOC-layout split resized and (when it fits) cached as uint8, normalisation, and the seeded
+"""Training data: a split (any :class:`~glmix_viz.data.base.Split` with image-level labels) resized and (when it fits) cached as uint8, normalisation, and the seeded
 batch-wise augmentation of the training loop."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glmix_viz.data.coco import open_data_root
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.base import Split
+from glmix_viz.data.registry import open_split
 from glmix_viz.errors import DataError
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 
@@ -19,9 +19,9 @@ __all__ = ["LoadedSplit", "load_split", "normalize_batch", "denormalize_batch", 
 
 
 class _ResizedSplit(torch.utils.data.Dataset):
-    """Images of a VOC split resized to a square side, as uint8 (3, S, S) tensors, with multi-hot labels (K,)."""
+    """Images of a split resized to a square side, as uint8 (3, S, S) tensors, with multi-hot labels (K,)."""
 
-    def __init__(self, voc: VOCDataset, size: int) -> None:
+    def __init__(self, voc: Split, size: int) -> None:
         self.voc = voc
         self.size = size
 
@@ -32,12 +32,12 @@ class _ResizedSplit(torch.utils.data.Dataset):
         import cv2
 
         image_id = self.voc.ids[index]
-        image = self.voc.load_image(image_id)
+        image = self.voc.image(image_id)
         if image.shape[:2] != (self.size, self.size):
             shrink = max(image.shape[:2]) > self.size
             interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (self.size, self.size), interpolation=interpolation)
-        labels = self.voc.image_labels(image_id)
+        labels = self.voc.labels(image_id)
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(labels)
 
 
@@ -51,12 +51,12 @@ class LoadedSplit:
         labels: (N, K) float32 multi-hot labels (always in memory).
     """
 
-    def __init__(self, voc: VOCDataset, size: int, cache_gb: float, workers: int, progress: bool) -> None:
+    def __init__(self, voc: Split, size: int, cache_gb: float, workers: int, progress: bool) -> None:
         self.voc = voc
         self.size = size
         self.workers = workers
         self.dataset = _ResizedSplit(voc, size)
-        self.labels = torch.from_numpy(np.stack([voc.image_labels(i) for i in voc.ids])).float()
+        self.labels = torch.from_numpy(np.stack([voc.labels(i) for i in voc.ids])).float()
         self.images: Optional[torch.Tensor] = None
         if len(voc.ids) * 3 * size * size <= cache_gb * 1e9:
             loader = torch.utils.data.DataLoader(self.dataset, batch_size=64, num_workers=workers)
@@ -88,12 +88,15 @@ class LoadedSplit:
 
 def load_split(root: str, split: str, size: int, *, cache_gb: float = 4.0, workers: int = 2,
                progress: bool = False) -> LoadedSplit:
-    """Open a VOC-layout (or COCO-2014) split for training or evaluation.
+    """Open a split of any format :func:`~glmix_viz.data.registry.open_split` knows, for training or evaluation.
 
     Raises:
-        DataError: missing folder or split, or a split without images.
+        DataError: missing folder or split, a split without images, or a data set without image-level labels.
     """
-    voc = open_data_root(root, split)
+    voc = open_split(root, split)
+    if not voc.has_labels:
+        raise DataError(f"{root}: training needs image-level labels, and this data set has none (a plain image "
+                        "folder); use a labelled folder (images/, labels.csv, classes.txt)")
     if len(voc.ids) == 0:
         raise DataError(f"{root}: split {split!r} has no images")
     return LoadedSplit(voc, size, cache_gb, workers, progress)

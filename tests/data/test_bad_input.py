@@ -8,6 +8,7 @@ from PIL import Image
 
 from glmix_viz.data.registry import open_split
 from glmix_viz.errors import DataError
+from glmix_viz.labels import load_label_png
 
 
 def _one_line(excinfo, *parts):
@@ -86,3 +87,40 @@ def test_empty_images_folder(segfolder):
     with pytest.raises(DataError) as caught:
         open_split(segfolder)
     _one_line(caught, str(segfolder / "images"), "no image file")
+
+
+def test_pseudo_label_batch_skips_and_reports_bad_items(tmp_path, make_tagged):
+    """A batch job over a labelled folder with one bad row: that image is reported, the others are done."""
+    from glmix_viz.open import resolve_model
+    from glmix_viz.pseudo.pipeline import run_pseudo_label
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    root = make_tagged(tmp_path / "t", classes=("circle", "background", "cross"),
+                       rows=["a.png,cross", "b.png,zebra", "c.png,circle"])
+    for stem in "abc":  # 32 px: the smallest image the scorer takes
+        Image.new("RGB", (32, 32), (7 * ord(stem) % 255, 40, 90)).save(root / "images" / f"{stem}.png")
+    model = resolve_model(device="cpu").model   # the demo model: circle, square, triangle, cross
+    summary = run_pseudo_label(open_split(root), tmp_path / "out", model, ScoreSettings(method="cam"), crf=None,
+                               workers=0, progress=False)
+    assert summary["counts"]["done"] == 2 and summary["counts"]["failed"] == 1
+    assert summary["failures"][0]["id"] == "b" and "unknown class 'zebra'" in summary["failures"][0]["reason"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == ["a.png", "c.png"]
+    assert set(np.unique(load_label_png(tmp_path / "out" / "a.png")).tolist()) <= {1, 2}  # background id 1, cross 2
+
+
+def test_a_data_set_class_the_model_does_not_know_is_reported_once(tmp_path, make_tagged, capsys):
+    from glmix_viz.open import resolve_model
+    from glmix_viz.pseudo.pipeline import run_pseudo_label
+    from glmix_viz.pseudo.settings import ScoreSettings
+
+    root = make_tagged(tmp_path / "t", classes=("background", "circle", "hexagon"),
+                       rows=["a.png,hexagon", "b.png,circle hexagon", "c.png,hexagon"])
+    for stem in "abc":
+        Image.new("RGB", (32, 32), (7 * ord(stem) % 255, 40, 90)).save(root / "images" / f"{stem}.png")
+    summary = run_pseudo_label(open_split(root), tmp_path / "out", resolve_model(device="cpu").model,
+                               ScoreSettings(method="cam"), crf=None, workers=0, progress=False)
+    assert summary["counts"]["done"] == 3
+    err = capsys.readouterr().err
+    assert err.count("hexagon") == 1 and "does not know" in err
+    assert summary["warnings"] == [line.removeprefix("warning: ") for line in err.splitlines() if "hexagon" in line]
+    assert set(np.unique(load_label_png(tmp_path / "out" / "a.png")).tolist()) == {0}  # nothing it knows: background
