@@ -23,8 +23,9 @@ Every step is the real command line (``python -m glmix_viz ...``), so the number
 4. ``segment`` on the test split with each segmenter (``--test-scales``, flip, dense CRF unless ``--no-crf``) and
    ``evaluate`` (mIoU over background + 4 classes; predicted 255 counts as background).
 5. The paired comparison of two segmenters (``--compare A,B``, default the first two sources) on the same test images:
-   the difference of the data-set mIoU with a 95 % percentile-bootstrap interval over images (per-image confusion
-   matrices resampled together), and the mean per-image mIoU difference with its interval.
+   the difference of the data-set mIoU with a 95 % bootstrap interval over images (glmix_viz.scoring.stats; per-image
+   confusion matrices resampled
+   together), and the mean per-image mIoU difference with its interval.
 
 Threads: ``--threads`` (default 1) for every subprocess (``OMP_NUM_THREADS``, ``MKL_NUM_THREADS``; data loading in the
 main process). Pin the whole command to a core with ``taskset -c 0`` for clean times.
@@ -53,7 +54,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 GT = "gt"
-RESAMPLES = 2000
 
 
 def _env(threads: int) -> Dict[str, str]:
@@ -196,35 +196,25 @@ def segmenters(args: argparse.Namespace, out: Path, data: Path, log: Path, timin
 def per_image_confusions(data: Path, folder: Path) -> np.ndarray:
     """``(N, K, K)`` confusion matrices of the test split's images (predicted 255 counts as background)."""
     from glmix_viz.data.voc import VOCDataset, load_label_png
-    from glmix_viz.pseudo.metrics import confusion_matrix
+    from glmix_viz.scoring.segmentation import confusion_matrix
 
     dataset = VOCDataset(data, "test")
     return np.stack([confusion_matrix(load_label_png(folder / f"{image_id}.png"), dataset.load_mask(image_id),
                                       dataset.num_classes) for image_id in dataset.ids])
 
 
-def _miou(confusions: np.ndarray) -> np.ndarray:
-    """mIoU (percent) of summed confusion matrices ``(..., K, K)``, classes absent from both left out."""
-    diag = np.diagonal(confusions, axis1=-2, axis2=-1).astype(np.float64)
-    union = confusions.sum(-2) + confusions.sum(-1) - diag
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, diag / np.where(union > 0, union, 1), np.nan)
-    return 100 * np.nanmean(iou, axis=-1)
-
-
 def paired_comparison(data: Path, folder_a: Path, folder_b: Path, seed: int = 0) -> Dict[str, Any]:
-    """Segmenter A minus segmenter B on the same images: data-set mIoU difference with a bootstrap interval over
-    images (each resample sums the same images' confusions for both), and the per-image mIoU difference."""
-    from glmix_viz.heldout import paired_difference
+    """Segmenter A minus segmenter B on the same images (percent): data-set mIoU difference with a paired bootstrap
+    interval over images (each resample sums the same images' confusions for both), and the per-image mIoU
+    difference (:mod:`glmix_viz.scoring.stats`, its default resamples)."""
+    from glmix_viz.scoring.stats import class_counts, miou_of_counts, paired_difference, paired_miou_difference
 
     conf_a, conf_b = per_image_confusions(data, folder_a), per_image_confusions(data, folder_b)
-    rng = np.random.default_rng(seed)
-    draws = rng.integers(0, len(conf_a), size=(RESAMPLES, len(conf_a)))
-    diffs = np.array([_miou(conf_a[index].sum(0)) - _miou(conf_b[index].sum(0)) for index in draws])
-    low, high = np.quantile(diffs, [0.025, 0.975])
-    per_image = paired_difference(_miou(conf_a), _miou(conf_b), resamples=RESAMPLES, seed=seed)
-    return {"miou_difference": float(_miou(conf_a.sum(0)) - _miou(conf_b.sum(0))), "ci95": [float(low), float(high)],
-            "images": int(len(conf_a)), "per_image_miou_difference": per_image}
+    pooled = paired_miou_difference(conf_a, conf_b, seed=seed)
+    per_image = paired_difference(100 * miou_of_counts(class_counts(conf_a)),
+                                  100 * miou_of_counts(class_counts(conf_b)), seed=seed)
+    return {"miou_difference": 100 * pooled["mean"], "ci95": [100 * value for value in pooled["ci95"]],
+            "images": pooled["images"], "per_image_miou_difference": per_image}
 
 
 def curves_figure(results: Dict[str, Any], path: Path, title: str) -> None:

@@ -70,12 +70,13 @@ from glmix_viz.open import resolve_model  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.crf import CRFParams  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
-from glmix_viz.metrics import SegmentationMetric  # noqa: E402
+from glmix_viz.scoring.segmentation import SegmentationMetric  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, search_grid  # noqa: E402
 from glmix_viz.pseudo.scores import ScoreMaps, compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
-from glmix_viz.train import load_split, mean_average_precision, predict_scores  # noqa: E402
+from glmix_viz.scoring.classification import mean_average_precision  # noqa: E402
+from glmix_viz.train import load_split, predict_scores  # noqa: E402
 from glmix_viz.viz import colorize_labels, grouping_overlay, hstack_panels, overlay, vstack_panels  # noqa: E402
 
 IMAGE_SIZE = 128

@@ -4,15 +4,16 @@ The folder can be ``pseudo-label`` output, ``segment`` output, ground truth unde
 several shards wrote into; every id of the split is looked up as ``<id>.png`` (palette or grey values are class
 indices, 255 = unsure).
 
-* :func:`evaluate_predictions` - the split's confusion-matrix scores (:mod:`glmix_viz.metrics`), exactly as
-  before, plus ``per_image``: one row per image (:func:`image_row`) whose confusion matrices add up to the split's.
+* :func:`evaluate_predictions` - the split's confusion-matrix scores (:mod:`glmix_viz.scoring.segmentation`),
+  plus ``per_image``: one row per image (:func:`~glmix_viz.scoring.segmentation.image_scores`) whose confusion
+  matrices add up to the split's.
 * :func:`write_per_image_csv` - the rows as ``PRED/per_image.csv``.
 * :func:`compare_scores` - two evaluations of the same split: split mIoU of both, per-class difference, the paired
-  per-image difference and the split-mIoU difference with seeded percentile bootstrap intervals over the images
-  (:func:`glmix_viz.heldout.bootstrap_interval`), and the images that gain and lose most.
-* :func:`error_map` - per pixel: correct, missed foreground, false foreground, wrong class, unsure, ignored
-  (:data:`ERROR_KINDS`); :func:`glmix_viz.viz.error_overlay` draws it.
-* :func:`worst_images`, :func:`load_pair` - what the worst-images figure and the explorer's run browser show.
+  per-image difference and the split-mIoU difference with seeded bootstrap intervals over the images
+  (:mod:`glmix_viz.scoring.stats`, the function the explorer's run comparison calls too), and the images that gain
+  and lose most.
+* :func:`worst_images`, :func:`load_pair` - what the worst-images figure and the explorer's run browser show; the
+  error maps are :func:`glmix_viz.scoring.errors.error_map`.
 
 Conventions of the per-image rows (fractions in ``[0, 1]``, ``None`` where undefined):
 
@@ -35,38 +36,28 @@ import math
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 from tqdm import tqdm
 
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
-from glmix_viz.heldout import bootstrap_interval
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
-from glmix_viz.metrics import SegmentationMetric, per_class_iou
+from glmix_viz.scoring.segmentation import SegmentationMetric, image_scores, row_confusions
+from glmix_viz.scoring.stats import (DEFAULT_CONFIDENCE, DEFAULT_RESAMPLES, class_counts, image_bootstrap,
+                                     mean_interval, miou_difference_statistic)
 
 __all__ = [
-    "ERROR_KINDS",
     "compare_scores",
-    "error_map",
     "evaluate_predictions",
     "format_comparison",
-    "image_row",
     "load_pair",
     "paired_changes",
     "run_summaries",
-    "rows_confusion",
     "worst_images",
     "write_per_image_csv",
 ]
-
-
-ERROR_KINDS: Tuple[str, ...] = ("correct", "missed foreground", "false foreground", "wrong class", "unsure",
-                                "ignored")
-"""The codes of :func:`error_map`, in order: 0 correct, 1 an object pixel called background, 2 a background pixel
-called an object, 3 an object pixel called another object, 4 predicted 255 (unsure), 5 ground truth 255 (ignored)."""
-
 
 # ----------------------------------------------------------------------------------------------------------------------
 # One image
@@ -92,58 +83,6 @@ def load_pair(dataset: Any, pred_dir: Union[str, os.PathLike], image_id: str) ->
             f"{gt.shape[1]}x{gt.shape[0]}"
         )
     return gt, pred
-
-
-def _fraction(value: float) -> Optional[float]:
-    return float(value) if math.isfinite(value) else None
-
-
-def image_row(image_id: str, conf: np.ndarray, class_names: Sequence[str], *, unsure_share: float) -> Dict[str, Any]:
-    """The per-image scores of one image from its ``(K, K)`` confusion matrix (see the module docstring)."""
-    conf = np.asarray(conf, dtype=np.int64)
-    gt_pixels, pred_pixels = conf.sum(axis=1), conf.sum(axis=0)
-    iou = per_class_iou(conf)
-    defined = iou[np.isfinite(iou)]
-    total = int(conf.sum())
-    rows, cols = np.nonzero(conf)
-    return {
-        "id": image_id,
-        "miou": float(defined.mean()) if defined.size else None,
-        "pixel_accuracy": float(np.trace(conf) / total) if total else None,
-        "iou": {name: _fraction(value) for name, value in zip(class_names, iou)},
-        "predicted_absent": [class_names[k] for k in np.flatnonzero((pred_pixels > 0) & (gt_pixels == 0))],
-        "missed": [class_names[k] for k in np.flatnonzero((gt_pixels > 0) & (pred_pixels == 0))],
-        "unsure_share": float(unsure_share),
-        "num_pixels": total,
-        "confusion": [[int(g), int(p), int(conf[g, p])] for g, p in zip(rows, cols)],
-    }
-
-
-def rows_confusion(rows: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
-    """The ``(K, K)`` sum of the rows' confusion matrices (equal to the split's for all rows of an evaluation)."""
-    conf = np.zeros((num_classes, num_classes), dtype=np.int64)
-    for row in rows:
-        for g, p, pixels in row["confusion"]:
-            conf[g, p] += pixels
-    return conf
-
-
-def error_map(pred: np.ndarray, gt: np.ndarray, *, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """``(H, W)`` uint8 codes of :data:`ERROR_KINDS` for a prediction against its ground truth (class 0 = background).
-
-    A ground-truth ``ignore_index`` pixel is "ignored" whatever was predicted; else a predicted ``ignore_index`` is
-    "unsure" (the scores count it as background or leave it out, by their ``pred_ignore`` rule).
-    """
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction shape {pred.shape} differs from ground-truth shape {gt.shape}")
-    codes = np.full(gt.shape, 3, dtype=np.uint8)  # wrong class unless one of the cases below
-    codes[pred == gt] = 0
-    codes[(gt > 0) & (pred == 0)] = 1
-    codes[(gt == 0) & (pred > 0)] = 2
-    codes[pred == ignore_index] = 4
-    codes[gt == ignore_index] = 5
-    return codes
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -175,7 +114,8 @@ def evaluate_predictions(
         The scores of :meth:`~glmix_viz.metrics.SegmentationMetric.compute`, plus ``missing_predictions``
         (ids), ``failures`` (``id``, ``reason``: unreadable prediction, missing ground truth, size mismatch...),
         ``num_failed``, ``pred_dir``, ``split``, ``data_root``, ``num_ids``, ``runs`` (:func:`run_summaries`) and
-        ``per_image`` (:func:`image_row` of every evaluated image, in the split's order).
+        ``per_image`` (:func:`~glmix_viz.scoring.segmentation.image_scores` of every evaluated image, in the
+        split's order).
     """
     if missing not in ("fail", "skip"):
         raise ValueError(f"missing must be 'fail' or 'skip', got {missing!r}")
@@ -183,7 +123,9 @@ def evaluate_predictions(
     if not pred_dir.is_dir():
         raise DataError(f"{pred_dir}: prediction folder does not exist")
     names = list(dataset.class_names)
-    metric = SegmentationMetric(dataset.num_classes, names, pred_ignore=pred_ignore)
+    background, ignore = getattr(dataset, "background", 0), getattr(dataset, "ignore", IGNORE_INDEX)
+    metric = SegmentationMetric(dataset.num_classes, names, background=background, ignore=ignore,
+                                pred_ignore=pred_ignore)
     missing_ids: List[str] = []
     failures: List[Dict[str, str]] = []
     per_image: List[Dict[str, Any]] = []
@@ -200,7 +142,7 @@ def evaluate_predictions(
         except (GlmixVizError, ValueError) as error:
             failures.append({"id": image_id, "reason": one_line(error)})
             continue
-        per_image.append(image_row(image_id, conf, names, unsure_share=float(np.mean(pred == IGNORE_INDEX))))
+        per_image.append(image_scores(image_id, conf, names, unsure_share=float(np.mean(pred == ignore))))
     scores = metric.compute()
     scores.update(
         missing_predictions=missing_ids, failures=failures, num_failed=len(failures), pred_dir=str(pred_dir),
@@ -281,28 +223,6 @@ def worst_images(scores: Mapping[str, Any], count: Optional[int] = None) -> List
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def _class_counts(rows: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
-    """``(N, 3K)`` per image: true positives, false positives, false negatives of each class."""
-    counts = np.zeros((len(rows), 3 * num_classes), dtype=np.float64)
-    for index, row in enumerate(rows):
-        for g, p, pixels in row["confusion"]:
-            if g == p:
-                counts[index, g] += pixels
-            else:
-                counts[index, num_classes + p] += pixels
-                counts[index, 2 * num_classes + g] += pixels
-    return counts
-
-
-def _miou_of_counts(counts: np.ndarray, num_classes: int) -> np.ndarray:
-    """mIoU of ``(R, 3K)`` summed counts over the classes with a non-empty union (as the split's scores)."""
-    tp, fp, fn = (counts[:, k * num_classes:(k + 1) * num_classes] for k in range(3))
-    union = tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        iou = np.where(union > 0, tp / np.where(union > 0, union, 1.0), np.nan)
-    return np.nanmean(iou, axis=1)
-
-
 def _paired(a: Mapping[str, Any], b: Mapping[str, Any]) -> Tuple[List[Dict[str, Any]], List[Dict[str, Any]]]:
     """The rows of the images evaluated in both (in A's order) whose per-image mIoU is defined in both."""
     in_b = {row["id"]: row for row in b.get("per_image") or []}
@@ -320,27 +240,17 @@ def paired_changes(a: Mapping[str, Any], b: Mapping[str, Any]) -> List[Dict[str,
     return sorted(changes, key=lambda change: -abs(change["difference"]))
 
 
-def _split_miou_difference(counts_a: np.ndarray, counts_b: np.ndarray, num_classes: int):
-    """A bootstrap statistic: ``(R, N)`` resampled image indices -> ``(R,)`` split-mIoU differences B - A."""
-    def statistic(draws: np.ndarray) -> np.ndarray:
-        indices = draws.astype(np.int64)
-        sums_a = np.stack([counts_a[row].sum(axis=0) for row in indices])
-        sums_b = np.stack([counts_b[row].sum(axis=0) for row in indices])
-        return _miou_of_counts(sums_b, num_classes) - _miou_of_counts(sums_a, num_classes)
-
-    return statistic
-
-
 def _interval(low: float, high: float) -> Dict[str, Any]:
     return {"low": low, "high": high, "contains_zero": bool(low <= 0.0 <= high)}
 
 
-def compare_scores(a: Mapping[str, Any], b: Mapping[str, Any], *, resamples: int = 2000, confidence: float = 0.95,
-                   seed: int = 0, top: int = 5) -> Dict[str, Any]:
+def compare_scores(a: Mapping[str, Any], b: Mapping[str, Any], *, resamples: int = DEFAULT_RESAMPLES,
+                   confidence: float = DEFAULT_CONFIDENCE, seed: int = 0, top: int = 5) -> Dict[str, Any]:
     """Whether B is better than A on the same split: two :func:`evaluate_predictions` results (or their JSON).
 
-    Both intervals are percentile bootstraps over the paired images (:func:`glmix_viz.heldout.bootstrap_interval`,
-    the same ``seed``, so the same resamples of images for both).
+    Both intervals are paired bootstraps over the images (:mod:`glmix_viz.scoring.stats`, the same ``seed``): the
+    mean per-image mIoU difference, and the split-mIoU difference recomputed from the summed confusion matrices of
+    each resample. Every difference, per class too, is B - A.
 
     Returns:
         ``a`` / ``b`` (folder, split mIoU, images), ``per_class`` (name -> ``{"a", "b", "difference"}`` IoU, B - A),
@@ -360,12 +270,13 @@ def compare_scores(a: Mapping[str, Any], b: Mapping[str, Any], *, resamples: int
         raise DataError(f"{a.get('pred_dir')} and {b.get('pred_dir')}: no image scored in both")
     names, num_classes = list(a["class_names"]), len(a["class_names"])
     differences = np.array([y["miou"] - x["miou"] for x, y in zip(rows_a, rows_b)])
-    counts_a, counts_b = _class_counts(rows_a, num_classes), _class_counts(rows_b, num_classes)
-    bootstrap = dict(level=confidence, resamples=resamples, seed=seed)
-    mean_interval = bootstrap_interval(differences, **bootstrap)
-    split_interval = bootstrap_interval(np.arange(len(differences), dtype=np.float64), **bootstrap,
-                                        statistic=_split_miou_difference(counts_a, counts_b, num_classes))
-    split_difference = _split_miou_difference(counts_a, counts_b, num_classes)(np.arange(len(differences))[None])
+    counts_a = class_counts(row_confusions(rows_a, num_classes))
+    counts_b = class_counts(row_confusions(rows_b, num_classes))
+    bootstrap = dict(confidence=confidence, resamples=resamples, seed=seed)
+    image_interval = mean_interval(differences, **bootstrap)
+    statistic = miou_difference_statistic(counts_b, counts_a)  # B - A
+    split_interval = image_bootstrap(len(differences), statistic, **bootstrap).pair()
+    split_difference = float(statistic(np.ones(len(differences))))
     changes = sorted(paired_changes(a, b), key=lambda change: -change["difference"])
     return {
         "a": {"pred_dir": a.get("pred_dir"), "miou": a["miou"], "num_images": a.get("num_images")},
@@ -377,8 +288,8 @@ def compare_scores(a: Mapping[str, Any], b: Mapping[str, Any], *, resamples: int
         "paired": {
             "num_images": len(differences), "resamples": resamples, "seed": seed, "confidence": confidence,
             "mean_image_miou_difference": float(differences.mean()),
-            "mean_image_miou_interval": _interval(*mean_interval),
-            "split_miou_difference": float(split_difference[0]),
+            "mean_image_miou_interval": _interval(*image_interval),
+            "split_miou_difference": split_difference,
             "split_miou_interval": _interval(*split_interval),
         },
         "gains": [change for change in changes[:top] if change["difference"] > 0],

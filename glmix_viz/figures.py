@@ -28,8 +28,8 @@ import plotly.graph_objects as go
 from PIL import Image
 from plotly.subplots import make_subplots
 
-from glmix_viz.evaluate import ERROR_KINDS, error_map
 from glmix_viz.files import save_bytes_atomic
+from glmix_viz.scoring.errors import ERROR_KINDS, error_map
 from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.viz import (
     ERROR_COLORS,
@@ -396,7 +396,7 @@ def _fit(picture: np.ndarray, max_side: int, *, nearest: bool) -> np.ndarray:
 
 
 def error_panels(image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, palette: np.ndarray, *,
-                 max_side: int | None = None) -> list[np.ndarray]:
+                 max_side: int | None = None, background: int | None = 0, ignore: int = 255) -> list[np.ndarray]:
     """Image, ground truth, prediction and error map of one image, as four RGB pictures of one size.
 
     Args:
@@ -404,16 +404,18 @@ def error_panels(image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, pal
         gt, pred: ``(H, W)`` label maps (255 = ignored / unsure).
         palette: ``(256, 3)`` uint8 class colours, 255 included (e.g. :func:`glmix_viz.data.voc.voc_palette`).
         max_side: resize the pictures to this longer side (labels and errors nearest-neighbour).
+        background, ignore: the data set's background class (or None) and ignore value, for the error map.
 
     Returns:
         ``[image, ground truth, prediction, errors]`` (titles in :data:`ERROR_PANEL_TITLES`; the error colours in
-        :data:`glmix_viz.viz.ERROR_COLORS`, named by :data:`glmix_viz.evaluate.ERROR_KINDS`).
+        :data:`glmix_viz.viz.ERROR_COLORS`, named by :data:`glmix_viz.scoring.errors.ERROR_KINDS`).
     """
     shown = np.full(gt.shape + (3,), 200, dtype=np.uint8) if image is None else _check_image(image)
     if shown.shape[:2] != gt.shape:
         raise ValueError(f"image is {shown.shape[1]}x{shown.shape[0]}, the ground truth {gt.shape[1]}x{gt.shape[0]}")
     pictures = [shown, colorize_labels(gt, palette), colorize_labels(pred, palette),
-                error_overlay(error_map(pred, gt), None if image is None else shown)]
+                error_overlay(error_map(pred, gt, background=background, ignore=ignore),
+                              None if image is None else shown)]
     if max_side is None:
         return pictures
     return [_fit(picture, max_side, nearest=index > 0) for index, picture in enumerate(pictures)]

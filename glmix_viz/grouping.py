@@ -1,12 +1,14 @@
-"""Class-free grouping score: do a GLMix block's slots pick out the objects of an image?
+"""Class-free grouping of a model's slots, collected over a data set: do a GLMix block's slots pick out the objects?
 
-For every GLMix block, the hard grouping (each pixel's most likely slot, ``GroupingRecord.hard``) is compared with the
-ground-truth object instances (``SegmentationObject`` masks of a VOC-layout set, as ``make-shapes`` writes them) by
-the adjusted Rand index (ARI) over the foreground pixels only: background pixels are left out, so the score asks
-whether the slots keep each object in one piece and apart from the others, not whether they find the background.
-The ARI is computed per image, at the mask's resolution (the block's map is up-sampled by nearest neighbour), and
-averaged over the images with at least ``min_instances`` visible objects (with one object the ARI is degenerate:
-1 if the object lies in one slot, 0 otherwise).
+This module runs the model and collects; the scores themselves live in :mod:`glmix_viz.scoring.grouping`.
+
+For every GLMix block, the hard grouping (each pixel's most likely slot, ``GroupingRecord.hard``) is up-sampled to the
+mask's resolution (nearest neighbour) and compared with the ground-truth object instances (``SegmentationObject``
+masks of a VOC-layout set, as ``make-shapes`` writes them) by the adjusted Rand index over the foreground pixels only
+(:func:`~glmix_viz.scoring.grouping.foreground_ari`): the score asks whether the slots keep each object in one piece
+and apart from the others, not whether they find the background. It is averaged over the images with at least
+``min_instances`` visible objects (with one object the ARI is degenerate: 1 if the object lies in one slot, 0
+otherwise).
 
 Two controls put a score in context:
 
@@ -14,25 +16,15 @@ Two controls put a score in context:
 * ``grid``: the regular grid of slot initialisations, i.e. assigning every pixel to the adaptive-pooling bin of the
   ``sqrt(S) x sqrt(S)`` grid that the block's pooled slots start from (bin of a pixel centre: ``floor(y * g / h)``).
 
-The ARI is written here from its definition (Hubert and Arabie, 1985) with a numpy contingency table.
-
-The metrics of the object-centric literature (DINOSAUR, Seitzer et al. 2023; SPOT, Kakogeorgiou et al. 2024) are here
-too, so that a block's numbers mean what theirs mean:
-
-* :func:`mean_best_overlap` (mBO): for every ground-truth object, the best IoU of any slot's region, averaged
-  (instance level from ``SegmentationObject``, class level from ``SegmentationClass``);
-* the same after merging a block's slots to K groups (:func:`merge_slots`: scipy's average-linkage agglomeration on
-  the cosine distance of slot features or assignments), since mBO rewards over-splitting;
-* :func:`semantic_miou`: DINOSAUR's data-set-level semantic mIoU (scikit-learn k-means over the slot features of
-  every image, clusters matched to classes by ``scipy.optimize.linear_sum_assignment``, unmatched ones background).
-
-:func:`per_image_object_scores` collects them for every block of a model, with the slot count beside every number.
+The metrics of the object-centric literature (DINOSAUR, Seitzer et al. 2023; SPOT, Kakogeorgiou et al. 2024) are
+collected too (:func:`per_image_object_scores`), with the slot count beside every number: mean best overlap at the
+instance and class level, the same after merging a block's slots to K groups, and the slots' features and class
+overlaps for the data-set-level semantic mIoU (all from :mod:`glmix_viz.scoring.grouping`).
 """
 
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -49,11 +41,19 @@ from glmix_viz.images import batch_to_tensor
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
 from glmix_viz.models.info import is_multilabel
 from glmix_viz.probe import GroupingProbe, glmix_block_names
+from glmix_viz.scoring.grouping import (
+    foreground_ari,
+    mean_best_overlap,
+    merge_columns,
+    merge_slots,
+    overlap_table,
+    semantic_miou,
+    slot_class_overlaps,
+    table_mbo,
+)
 from glmix_viz.slots.resize import upsample_labels
 
 __all__ = [
-    "adjusted_rand_index",
-    "foreground_ari",
     "slot_grid_labels",
     "GroupingSample",
     "load_grouping_samples",
@@ -64,80 +64,11 @@ __all__ = [
     "grouping_report",
     "benchmark_best_block",
     "MERGE_SIZES",
-    "overlap_table",
-    "table_ious",
-    "merge_columns",
-    "region_overlaps",
-    "best_overlaps",
-    "mean_best_overlap",
-    "merge_slots",
-    "slot_class_overlaps",
-    "SemanticScores",
-    "semantic_miou",
     "BlockObjectScores",
     "ObjectScores",
     "per_image_object_scores",
     "object_scores_summary",
 ]
-
-
-def _pairs(counts: np.ndarray) -> np.ndarray:
-    counts = counts.astype(np.float64)
-    return counts * (counts - 1.0) / 2.0
-
-
-def adjusted_rand_index(labels_true: np.ndarray, labels_pred: np.ndarray) -> float:
-    """Adjusted Rand index of two labelings of the same items.
-
-    ARI = (sum_ij C(n_ij, 2) - E) / (0.5 (sum_i C(a_i, 2) + sum_j C(b_j, 2)) - E), with n_ij the contingency table,
-    a_i, b_j its row and column sums, and E = sum_i C(a_i, 2) sum_j C(b_j, 2) / C(n, 2). 1 for identical partitions
-    (whatever the label values), about 0 for independent ones. When the denominator vanishes (both labelings put
-    everything in one group, or every item alone) the partitions are identical and the value is 1.
-
-    Args:
-        labels_true: (N,) or any shape; integer labels.
-        labels_pred: same number of items; integer labels.
-
-    Returns:
-        ARI as a float (1.0 for fewer than two items).
-    """
-    true = np.asarray(labels_true).reshape(-1)
-    pred = np.asarray(labels_pred).reshape(-1)
-    if true.shape != pred.shape:
-        raise ValueError(f"labelings differ in size: {true.size} vs {pred.size}")
-    n = true.size
-    if n < 2:
-        return 1.0
-    true_values, true_index = np.unique(true, return_inverse=True)
-    pred_values, pred_index = np.unique(pred, return_inverse=True)
-    table = np.bincount(true_index * len(pred_values) + pred_index,
-                        minlength=len(true_values) * len(pred_values)).reshape(len(true_values), len(pred_values))
-    sum_cells = _pairs(table).sum()
-    sum_rows = _pairs(table.sum(axis=1)).sum()
-    sum_cols = _pairs(table.sum(axis=0)).sum()
-    expected = sum_rows * sum_cols / _pairs(np.array(n))
-    maximum = 0.5 * (sum_rows + sum_cols)
-    if math.isclose(maximum, expected):
-        return 1.0
-    return float((sum_cells - expected) / (maximum - expected))
-
-
-def foreground_ari(groups: np.ndarray, instances: np.ndarray) -> float:
-    """ARI of a grouping against instance masks over the foreground pixels (instance > 0; 255 = ignore, left out).
-
-    Args:
-        groups: (h, w) integer grouping at any resolution (up-sampled to the mask's by nearest neighbour).
-        instances: (H, W) instance ids, 0 = background.
-
-    Returns:
-        ARI over the foreground pixels; NaN when there are none.
-    """
-    instances = np.asarray(instances)
-    groups = upsample_labels(groups, instances.shape)
-    keep = (instances > 0) & (instances != IGNORE_INDEX)
-    if not keep.any():
-        return float("nan")
-    return adjusted_rand_index(instances[keep], groups[keep])
 
 
 def slot_grid_labels(height: int, width: int, grid: int) -> np.ndarray:
@@ -250,8 +181,9 @@ def per_image_block_scores(
             grid = slot_grid_labels(*record.size, record.slot_grid)
             hard = record.hard.numpy()
             for index, sample in enumerate(batch):
-                scores[name].append(foreground_ari(hard[index], sample.instances))
-                grid_scores[name].append(foreground_ari(grid, sample.instances))
+                shape = sample.instances.shape
+                scores[name].append(foreground_ari(upsample_labels(hard[index], shape), sample.instances))
+                grid_scores[name].append(foreground_ari(upsample_labels(grid, shape), sample.instances))
     return BlockScores(ids=[s.id for s in chosen], trained={n: np.asarray(v) for n, v in scores.items()},
                        grid={n: np.asarray(v) for n, v in grid_scores.items()}, sizes=sizes)
 
@@ -289,219 +221,6 @@ def block_grouping_scores(
 
 MERGE_SIZES = tuple(range(2, 9))
 """Group counts K the slots of a block are merged to for the merged mean best overlap."""
-
-
-def overlap_table(regions: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Pixel counts of every target id (background included) in every predicted region of one image.
-
-    Pixels labelled 255 in ``targets`` are left out (VOC's object borders; DINOSAUR's ignore mask).
-
-    Args:
-        regions: (h, w) integer grouping at any resolution (up-sampled to the targets' by nearest neighbour).
-        targets: (H, W) target ids: instance ids (``SegmentationObject``) or class ids (``SegmentationClass``).
-
-    Returns:
-        ``(target_ids (T,), region_ids (R,), counts (T, R))``, the ids that occur, sorted.
-    """
-    targets = np.asarray(targets)
-    regions = upsample_labels(regions, targets.shape)
-    valid = targets != IGNORE_INDEX
-    target_ids, target_index = _dense_labels(targets[valid])
-    region_ids, region_index = _dense_labels(regions[valid])
-    table = np.bincount(target_index * len(region_ids) + region_index,
-                        minlength=len(target_ids) * len(region_ids)).reshape(len(target_ids), len(region_ids))
-    present_targets, present_regions = table.sum(axis=1) > 0, table.sum(axis=0) > 0
-    return target_ids[present_targets], region_ids[present_regions], table[present_targets][:, present_regions]
-
-
-def table_ious(target_ids: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """(G, R) IoU of every non-background target (id != 0) with every region, from :func:`overlap_table`'s counts
-    (background pixels count in the regions' areas)."""
-    union = counts.sum(axis=1, keepdims=True) + counts.sum(axis=0, keepdims=True) - counts
-    return (counts / np.maximum(union, 1))[np.asarray(target_ids) != 0]
-
-
-def merge_columns(region_ids: np.ndarray, counts: np.ndarray, groups: np.ndarray) -> np.ndarray:
-    """(T, K') the counts of :func:`overlap_table` after merging regions: region r joins group ``groups[r]``."""
-    group_of_region = np.asarray(groups)[np.asarray(region_ids)]
-    _, column = np.unique(group_of_region, return_inverse=True)
-    return counts @ np.eye(column.max() + 1 if column.size else 0, dtype=counts.dtype)[column]
-
-
-def region_overlaps(regions: np.ndarray, targets: np.ndarray) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """IoU of every target region (object or class) with every predicted region of one image.
-
-    Pixels labelled 255 in ``targets`` are left out of both sides; background (0) is no target, but its pixels count
-    in the predicted regions' areas (see :func:`overlap_table`).
-
-    Returns:
-        ``(target_ids (G,), region_ids (R,), iou (G, R))``; G = 0 when the image has no target.
-    """
-    target_ids, region_ids, counts = overlap_table(regions, targets)
-    return target_ids[target_ids != 0], region_ids, table_ious(target_ids, counts)
-
-
-def _dense_labels(values: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-    """``(ids, index)`` with ``ids[index] == values``: small non-negative labels as they are (no sort), others by
-    ``np.unique``. ``ids`` may hold labels that do not occur."""
-    values = values.reshape(-1)
-    if values.size and np.issubdtype(values.dtype, np.integer) and values.min() >= 0 and values.max() < 4096:
-        return np.arange(int(values.max()) + 1), values.astype(np.int64)
-    return np.unique(values, return_inverse=True)
-
-
-def _table_mbo(target_ids: np.ndarray, counts: np.ndarray) -> float:
-    iou = table_ious(target_ids, counts)
-    return float(iou.max(axis=1).mean()) if iou.shape[0] and iou.shape[1] else float("nan")
-
-
-def best_overlaps(regions: np.ndarray, targets: np.ndarray) -> np.ndarray:
-    """(G,) for every target region of one image, the best IoU of any predicted region (see :func:`region_overlaps`)."""
-    _, _, iou = region_overlaps(regions, targets)
-    return iou.max(axis=1) if iou.size else np.zeros(iou.shape[0])
-
-
-def mean_best_overlap(regions: np.ndarray, targets: np.ndarray) -> float:
-    """Mean best overlap (mBO) of one image: the mean over its targets of each target's best IoU with any region.
-
-    DINOSAUR's and SPOT's definition: with instance masks as targets it is instance-level mBO (mBO^i), with class
-    maps (the instances of one class merged) class-level mBO (mBO^c); a data set's mBO is the mean over its images
-    with at least one target. Each region may be the best match of several targets.
-
-    Returns:
-        mBO in [0, 1]; NaN when the image has no target.
-    """
-    best = best_overlaps(regions, targets)
-    return float(best.mean()) if best.size else float("nan")
-
-
-def merge_slots(vectors: np.ndarray, sizes: Sequence[int], used: Optional[np.ndarray] = None) -> Dict[int, np.ndarray]:
-    """Group the slots of one block into K groups by agglomerative clustering of their vectors, for several K.
-
-    Average linkage on the cosine distance (``scipy.cluster.hierarchy.linkage``), cut at each K with
-    ``scipy.cluster.hierarchy.cut_tree`` (one call for all K). Only the ``used`` slots (those that own pixels) are clustered; when K is
-    at least their number, each used slot stays its own group.
-
-    Args:
-        vectors: (S, D) one vector per slot: its features (``slots_in``) or its assignment (dispatch map, flattened).
-        sizes: the group counts K.
-        used: (S,) bool, the slots to group (default all).
-
-    Returns:
-        ``{K: (S,) int64 group of every slot}``; unused slots get -1.
-    """
-    from scipy.cluster.hierarchy import cut_tree, linkage
-    from scipy.spatial.distance import squareform
-
-    vectors = np.asarray(vectors, dtype=np.float64)
-    used = np.ones(len(vectors), bool) if used is None else np.asarray(used, bool)
-    members = np.flatnonzero(used)
-    merges: Dict[int, np.ndarray] = {}
-    tree = None
-    if len(members) > 1:
-        unit = vectors[members] / np.maximum(np.linalg.norm(vectors[members], axis=1, keepdims=True), 1e-12)
-        distance = np.clip(1.0 - unit @ unit.T, 0.0, 2.0)
-        np.fill_diagonal(distance, 0.0)
-        tree = linkage(squareform((distance + distance.T) / 2, checks=False), method="average")
-    cuts = sorted({int(size) for size in sizes if 0 < int(size) < len(members)})
-    cut = dict(zip(cuts, cut_tree(tree, n_clusters=cuts).T)) if cuts and tree is not None else {}
-    for size in sizes:
-        groups = np.full(len(vectors), -1, np.int64)
-        groups[members] = cut[int(size)] if int(size) in cut else np.arange(len(members))
-        merges[int(size)] = groups
-    return merges
-
-
-def slot_class_overlaps(hard: np.ndarray, classes: np.ndarray, num_slots: int, num_classes: int) -> np.ndarray:
-    """(S, num_classes) pixel counts of every slot's region with every class (255 pixels left out).
-
-    Args:
-        hard: (h, w) hard grouping at any resolution (up-sampled to the class map's).
-        classes: (H, W) class ids, 0 background, 255 ignore.
-        num_slots: S.
-        num_classes: classes, background included.
-    """
-    classes = np.asarray(classes)
-    hard = upsample_labels(hard, classes.shape)
-    valid = classes != IGNORE_INDEX
-    if valid.any() and int(classes[valid].max()) >= num_classes:
-        raise ValueError(f"class id {int(classes[valid].max())} is outside 0..{num_classes - 1}")
-    index = hard[valid].astype(np.int64) * num_classes + classes[valid].astype(np.int64)
-    return np.bincount(index, minlength=num_slots * num_classes).reshape(num_slots, num_classes)
-
-
-@dataclass
-class SemanticScores:
-    """Data-set-level semantic segmentation of slot clusters (:func:`semantic_miou`).
-
-    Attributes:
-        miou: mean IoU over the classes (background included) that occur in the ground truth or the prediction.
-        iou: (num_classes,) IoU per class (NaN where a class is absent from both).
-        clusters: number of k-means clusters.
-        slots: number of slots clustered.
-        cluster_class: (clusters,) the class of every cluster (0, background, for clusters left unmatched).
-        slot_class: (slots,) the class every slot is given.
-        confusion: (num_classes, num_classes) pixel counts, rows ground truth, columns prediction.
-    """
-
-    miou: float
-    iou: np.ndarray
-    clusters: int
-    slots: int
-    cluster_class: np.ndarray
-    slot_class: np.ndarray
-    confusion: np.ndarray
-
-    def per_image_confusion(self, overlaps: np.ndarray, slot_image: np.ndarray, num_images: int) -> np.ndarray:
-        """(num_images, C, C) the confusion matrix of every image (for bootstrap intervals over images)."""
-        num_classes = self.confusion.shape[0]
-        out = np.zeros((num_images, num_classes, num_classes), np.int64)
-        for klass in range(num_classes):
-            np.add.at(out[:, :, klass], slot_image[self.slot_class == klass], overlaps[self.slot_class == klass])
-        return out
-
-
-def semantic_miou(features: np.ndarray, overlaps: np.ndarray, *, clusters: int, seed: int = 0) -> SemanticScores:
-    """DINOSAUR's data-set-level semantic mIoU of a block's slots.
-
-    The slot features of every image of a split are clustered by k-means (scikit-learn, ``n_init=10``); every
-    cluster is matched to one class by the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``) on the
-    cluster x class pixel overlap; clusters left unmatched (more clusters than classes) count as background. Every
-    pixel then takes the class of its slot's cluster, and the IoU of each class is computed over the whole split.
-
-    Args:
-        features: (M, C) features of the M slots of all images (e.g. the slots that own pixels).
-        overlaps: (M, num_classes) pixel counts of each slot's region with each class (:func:`slot_class_overlaps`).
-        clusters: k-means clusters (DINOSAUR: the number of classes; here usually classes + background).
-        seed: k-means seed.
-
-    Raises:
-        ValueError: fewer slots than clusters, or the inputs disagree.
-    """
-    from scipy.optimize import linear_sum_assignment
-    from sklearn.cluster import KMeans
-
-    from glmix_viz.metrics import per_class_iou
-
-    features = np.asarray(features, dtype=np.float64)
-    overlaps = np.asarray(overlaps, dtype=np.int64)
-    if features.ndim != 2 or overlaps.ndim != 2 or len(features) != len(overlaps):
-        raise ValueError(f"features {features.shape} and overlaps {overlaps.shape} must be (M, C) and (M, K)")
-    if len(features) < clusters:
-        raise ValueError(f"{len(features)} slots cannot make {clusters} clusters")
-    labels = KMeans(n_clusters=clusters, n_init=10, random_state=seed).fit_predict(features)
-    num_classes = overlaps.shape[1]
-    cluster_overlap = np.zeros((clusters, num_classes), np.int64)
-    np.add.at(cluster_overlap, labels, overlaps)
-    rows, cols = linear_sum_assignment(cluster_overlap, maximize=True)
-    cluster_class = np.zeros(clusters, np.int64)
-    cluster_class[rows] = cols
-    slot_class = cluster_class[labels]
-    confusion = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(confusion.T, slot_class, overlaps)
-    iou = per_class_iou(confusion)
-    return SemanticScores(miou=float(np.nanmean(iou)), iou=iou, clusters=int(clusters), slots=len(features),
-                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion)
 
 
 @dataclass
@@ -562,13 +281,14 @@ class _BlockAccumulator:
         used = np.bincount(hard.reshape(-1), minlength=num_slots) > 0
         merges = merge_slots(vectors, self.sizes, used)
         hard = upsample_labels(hard, sample.instances.shape)  # once, not once per score
+        grid = upsample_labels(grid, sample.instances.shape)
         targets = {"instance": sample.instances, "class": sample.classes}
         for level in self.levels:
             target_ids, region_ids, counts = overlap_table(hard, targets[level])
-            self.mbo[level].append(_table_mbo(target_ids, counts))
+            self.mbo[level].append(table_mbo(target_ids, counts))
             self.grid[level].append(mean_best_overlap(grid, targets[level]))
             for k, groups in merges.items():
-                self.merged[level][k].append(_table_mbo(target_ids, merge_columns(region_ids, counts, groups)))
+                self.merged[level][k].append(table_mbo(target_ids, merge_columns(region_ids, counts, groups)))
         self.regions.append(int(used.sum()))
         for k, groups in merges.items():
             self.merged_regions[k].append(len(np.unique(groups[used])))

@@ -4,11 +4,11 @@ experiments and the notebooks.
 :func:`heldout_evaluation` scores a model on a VOC-layout split with instance masks (a ``make-shapes`` set of a seed
 never used for training or selection):
 
-* classification mAP over all images (:func:`glmix_viz.train.mean_average_precision`);
+* classification mAP over all images (:func:`glmix_viz.scoring.classification.mean_average_precision`);
 * the foreground ARI of every GLMix block's hard grouping per image (:mod:`glmix_viz.grouping`, images with at least
   ``min_instances`` objects), beside its two controls: an untrained copy of the same architecture, block by block,
   and the block's slot-initialisation grid;
-* paired differences over the images, each with a percentile-bootstrap confidence interval of the mean: every block
+* paired differences over the images, each with a bootstrap interval (:mod:`glmix_viz.scoring.stats`): every block
   against its own untrained control; the best block (highest mean ARI) against the best control (the highest mean of
   any untrained block and any grid);
 * the metrics of the object-centric literature per block (``report["objects"]``, :mod:`glmix_viz.grouping`): mean
@@ -23,7 +23,7 @@ BCE-only control): per block, and the classification mAP (a paired bootstrap ove
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,77 +35,14 @@ from glmix_viz.grouping import (
     load_grouping_samples,
     per_image_block_scores,
     per_image_object_scores,
-    semantic_miou,
     untrained_copy,
 )
-from glmix_viz.metrics import per_class_iou
-from glmix_viz.train import load_split, mean_average_precision, predict_scores
+from glmix_viz.scoring.classification import mean_average_precision
+from glmix_viz.scoring.grouping import semantic_miou
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES, image_bootstrap, paired_difference, paired_miou_difference
+from glmix_viz.train import load_split, predict_scores
 
-__all__ = ["bootstrap_interval", "paired_difference", "paired_miou_difference", "object_report",
-           "object_report_from_scores", "heldout_evaluation", "compare_models", "strip_per_image"]
-
-
-def bootstrap_interval(values: Sequence[float], *, level: float = 0.95, resamples: int = 2000, seed: int = 0,
-                       statistic: Optional[Callable[[np.ndarray], np.ndarray]] = None) -> Tuple[float, float]:
-    """Percentile-bootstrap confidence interval of the mean of ``values`` (NaNs dropped).
-
-    Args:
-        values: (N,) per-image values (e.g. paired differences).
-        level: coverage of the interval.
-        resamples: bootstrap resamples (with replacement, N each).
-        seed: seed of the resampling.
-        statistic: reduces a (R, N) array of resamples to (R,); default the mean over axis 1.
-
-    Returns:
-        (low, high); (NaN, NaN) without values.
-    """
-    values = np.asarray(values, dtype=np.float64)
-    values = values[~np.isnan(values)]
-    if values.size == 0:
-        return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    draws = values[rng.integers(0, values.size, size=(resamples, values.size))]
-    stats = draws.mean(axis=1) if statistic is None else statistic(draws)
-    low, high = np.quantile(stats, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return float(low), float(high)
-
-
-def paired_difference(a: Sequence[float], b: Sequence[float], **bootstrap: Any) -> Dict[str, Any]:
-    """Mean of the per-image differences ``a - b`` with its bootstrap interval (pairs with a NaN are dropped).
-
-    Returns:
-        ``{"mean": ..., "ci95": [low, high], "images": pairs used}``.
-    """
-    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-    diff = diff[~np.isnan(diff)]
-    low, high = bootstrap_interval(diff, **bootstrap)
-    return {"mean": float(diff.mean()) if diff.size else float("nan"), "ci95": [low, high], "images": int(diff.size)}
-
-
-def paired_miou_difference(confusion_a: np.ndarray, confusion_b: np.ndarray, *, level: float = 0.95,
-                           resamples: int = 2000, seed: int = 0) -> Dict[str, Any]:
-    """Difference of two data-set-level mIoUs with a paired percentile-bootstrap interval over images.
-
-    Args:
-        confusion_a, confusion_b: (N, C, C) per-image confusion matrices of the same N images (rows ground truth).
-        level, resamples, seed: bootstrap settings (the same images are drawn for both).
-
-    Returns:
-        ``{"mean": mIoU(a) - mIoU(b) on all images, "ci95": [low, high], "images": N}``.
-    """
-    a = np.asarray(confusion_a, dtype=np.float64)
-    b = np.asarray(confusion_b, dtype=np.float64)
-    if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"per-image confusions must be (N, C, C) of the same shape, got {a.shape} and {b.shape}")
-    count, classes = a.shape[0], a.shape[1]
-    miou = lambda conf: np.nanmean(per_class_iou(conf))  # noqa: E731
-    rng = np.random.default_rng(seed)
-    weights = np.stack([np.bincount(rng.integers(0, count, count), minlength=count) for _ in range(resamples)])
-    sums_a = (weights @ a.reshape(count, -1)).reshape(resamples, classes, classes)
-    sums_b = (weights @ b.reshape(count, -1)).reshape(resamples, classes, classes)
-    diffs = np.array([miou(x) - miou(y) for x, y in zip(sums_a, sums_b)])
-    low, high = np.nanquantile(diffs, [(1 - level) / 2, 1 - (1 - level) / 2])
-    return {"mean": float(miou(a.sum(0)) - miou(b.sum(0))), "ci95": [float(low), float(high)], "images": int(count)}
+__all__ = ["object_report", "object_report_from_scores", "heldout_evaluation", "compare_models", "strip_per_image"]
 
 
 def _semantic(scores: ObjectScores, name: str, clusters: int, seed: int) -> Optional[Tuple[Any, np.ndarray]]:
@@ -150,7 +87,7 @@ def _block_objects(trained: ObjectScores, control: ObjectScores, name: str, clus
 
 
 def object_report_from_scores(trained: ObjectScores, control: ObjectScores, *, clusters: Optional[int] = None,
-                              control_name: str = "untrained", resamples: int = 2000,
+                              control_name: str = "untrained", resamples: int = DEFAULT_RESAMPLES,
                               seed: int = 0) -> Dict[str, Any]:
     """:func:`object_report` from scores already made (:func:`glmix_viz.grouping.per_image_object_scores` of a
     model and of its control on the same images); the control's numbers are keyed by ``control_name`` and the
@@ -173,7 +110,7 @@ def object_report_from_scores(trained: ObjectScores, control: ObjectScores, *, c
 
 def object_report(model: nn.Module, samples: Sequence[Any], *, input_size: int, num_classes: int,
                   clusters: Optional[int] = None, control_seed: int = 0, batch_size: int = 64,
-                  resamples: int = 2000, seed: int = 0) -> Dict[str, Any]:
+                  resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> Dict[str, Any]:
     """The object-centric metrics of every block of ``model`` beside its untrained copy (see the module docstring).
 
     Args:
@@ -215,7 +152,7 @@ def heldout_evaluation(
     min_instances: int = 2,
     control_seed: int = 0,
     batch_size: int = 64,
-    resamples: int = 2000,
+    resamples: int = DEFAULT_RESAMPLES,
     seed: int = 0,
     objects: bool = True,
     clusters: Optional[int] = None,
@@ -238,8 +175,8 @@ def heldout_evaluation(
         ``{"map", "ap", "images", "grouping": {"blocks": {name: {"trained", "untrained", "grid", "size",
         "vs_untrained": paired}}, "best_block", "best", "best_control", "margin": paired best block - best control,
         "worst_block", "worst_vs_untrained": paired, "images"}, "per_image": {...}}``; paired entries as
-        :func:`paired_difference`; with ``objects``, also ``"objects"`` (:func:`object_report` without its
-        per-image arrays, which go to ``per_image["objects"]``).
+        :func:`~glmix_viz.scoring.stats.paired_difference`; with ``objects``, also ``"objects"``
+        (:func:`object_report` without its per-image arrays, which go to ``per_image["objects"]``).
     """
     device = next(model.parameters()).device
     size = input_size or model.pretrained_cfg["input_size"][-1]
@@ -279,7 +216,7 @@ def heldout_evaluation(
     return report
 
 
-def compare_models(report: Dict[str, Any], other: Dict[str, Any], *, resamples: int = 2000,
+def compare_models(report: Dict[str, Any], other: Dict[str, Any], *, resamples: int = DEFAULT_RESAMPLES,
                    seed: int = 0) -> Dict[str, Any]:
     """Paired differences of two :func:`heldout_evaluation` reports of the same split (``report - other``).
 
@@ -296,13 +233,14 @@ def compare_models(report: Dict[str, Any], other: Dict[str, Any], *, resamples: 
         raise ValueError("the two reports were not computed on the same images")
     targets = np.asarray(mine["targets"])
     a, b = np.asarray(mine["scores"]), np.asarray(theirs["scores"])
-    rng = np.random.default_rng(seed)
-    draws = [rng.integers(0, len(targets), len(targets)) for _ in range(resamples)]
-    diffs = [mean_average_precision(a[i], targets[i])[0] - mean_average_precision(b[i], targets[i])[0] for i in draws]
-    low, high = np.nanquantile(diffs, [0.025, 0.975])
+
+    def map_difference(weights: np.ndarray) -> np.ndarray:  # mAP of A minus mAP of B on the same resampled images
+        return mean_average_precision(a, targets, weights)[0] - mean_average_precision(b, targets, weights)[0]
+
+    low, high = image_bootstrap(len(targets), map_difference, resamples=resamples, seed=seed).pair()
     blocks = {name: paired_difference(values, theirs["grouping"]["trained"][name], resamples=resamples, seed=seed)
               for name, values in mine["grouping"]["trained"].items() if name in theirs["grouping"]["trained"]}
-    result = {"map": {"difference": report["map"] - other["map"], "ci95": [float(low), float(high)]},
+    result = {"map": {"difference": report["map"] - other["map"], "ci95": [low, high]},
               "blocks": blocks}
     if "objects" in mine and "objects" in theirs:
         result.update(_compare_objects(mine["objects"], theirs["objects"], resamples=resamples, seed=seed))

@@ -29,6 +29,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from glmix_viz.scoring.errors import error_map
 from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 
 __all__ = [
@@ -39,10 +40,6 @@ __all__ = [
     "ERROR_COLORS",
     "draw_boundaries",
     "error_overlay",
-    "ERROR_NAMES",
-    "ERROR_PALETTE",
-    "error_labels",
-    "error_map",
     "grouping_overlay",
     "heatmap_overlay",
     "hstack_panels",
@@ -558,7 +555,8 @@ def masked_slot_view(
 ERROR_COLORS = np.array(
     [(150, 150, 150), (228, 26, 28), (55, 126, 184), (152, 78, 163), (255, 217, 47), (235, 235, 235)], dtype=np.uint8
 )
-"""Colours of the codes of :func:`glmix_viz.evaluate.error_map` (names in ``glmix_viz.evaluate.ERROR_KINDS``):
+"""Colours of the codes of :func:`glmix_viz.scoring.errors.error_map` (names in
+``glmix_viz.scoring.errors.ERROR_KINDS``):
 correct (grey: the image shows through), missed foreground (red), false foreground (blue), wrong class (purple),
 unsure (yellow), ignored (light grey)."""
 
@@ -567,7 +565,7 @@ def error_overlay(errors: np.ndarray, image: np.ndarray | None = None, *, alpha:
     """An error map as a picture: each error kind in its :data:`ERROR_COLORS` colour over the image in grey.
 
     Args:
-        errors: ``(H, W)`` codes ``0..5`` of :func:`glmix_viz.evaluate.error_map`.
+        errors: ``(H, W)`` codes ``0..5`` of :func:`glmix_viz.scoring.errors.error_map`.
         image: ``(H, W, 3)`` ``uint8`` RGB, shown in grey (darkened) under the colours; ``None``: a mid-grey canvas.
         alpha: Weight of the colours on the error pixels (correct pixels show the grey image alone).
 
@@ -583,40 +581,11 @@ def error_overlay(errors: np.ndarray, image: np.ndarray | None = None, *, alpha:
         gray = _check_image(image).astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
         base = np.repeat(np.floor(gray * 0.6 + 0.5).astype(np.uint8)[:, :, None], 3, axis=2)
     return overlay(base, errors.astype(np.int64), palette=ERROR_COLORS, alpha=alpha, mask=errors > 0)
+
+
+# ----------------------------------------------------------------------------------------------------------------------
 # Predicted masks against the ground truth
 # ----------------------------------------------------------------------------------------------------------------------
-
-ERROR_NAMES: tuple[str, ...] = ("correct", "missed (object called background)", "false (background called object)",
-                                "wrong class", "not scored (ground truth 255)")
-"""What the codes of :func:`error_labels` mean, in order."""
-ERROR_PALETTE = np.array([(235, 235, 235), (255, 140, 0), (30, 110, 255), (220, 20, 60), (90, 90, 90)], np.uint8)
-"""Colours of :func:`error_map`: light grey, orange, blue, crimson, dark grey (:data:`ERROR_NAMES`' order)."""
-
-
-def error_labels(predicted: np.ndarray, truth: np.ndarray, ignore_index: int = 255) -> np.ndarray:
-    """Per pixel, what a predicted label map got wrong: 0 correct, 1 missed (truth an object, predicted background),
-    2 false (truth background, predicted an object), 3 wrong class (both objects, different), 4 not scored (truth
-    ``ignore_index``). A predicted ``ignore_index`` counts as background, as in ``glmix-viz evaluate``.
-
-    Returns:
-        ``(H, W)`` ``uint8`` codes (:data:`ERROR_NAMES`).
-    """
-    predicted, truth = np.asarray(predicted), np.asarray(truth)
-    if predicted.shape != truth.shape or predicted.ndim != 2:
-        raise ValueError(f"predicted {predicted.shape} and truth {truth.shape} must be (H, W) of one size")
-    predicted = np.where(predicted == ignore_index, 0, predicted)
-    codes = np.zeros(truth.shape, np.uint8)
-    object_truth, object_predicted = truth > 0, predicted > 0
-    codes[object_truth & ~object_predicted] = 1
-    codes[~object_truth & object_predicted] = 2
-    codes[object_truth & object_predicted & (truth != predicted)] = 3
-    codes[truth == ignore_index] = 4
-    return codes
-
-
-def error_map(predicted: np.ndarray, truth: np.ndarray, ignore_index: int = 255) -> np.ndarray:
-    """``(H, W, 3)`` picture of :func:`error_labels` in :data:`ERROR_PALETTE`."""
-    return colorize_labels(error_labels(predicted, truth, ignore_index), ERROR_PALETTE)
 
 
 def mask_picture(labels: np.ndarray, palette: np.ndarray, *, image: np.ndarray | None = None, style: str = "flat",
@@ -634,13 +603,16 @@ def mask_picture(labels: np.ndarray, palette: np.ndarray, *, image: np.ndarray |
 
 
 def mask_comparison(image: np.ndarray, truth: np.ndarray, masks: Mapping[str, np.ndarray], palette: np.ndarray, *,
-                    style: str = "flat", errors: bool = True, per_row: int = 1, font_size: int = 11) -> np.ndarray:
+                    style: str = "flat", errors: bool = True, per_row: int = 1, font_size: int = 11,
+                    background: int | None = 0, ignore: int = 255) -> np.ndarray:
     """One image's predicted masks beside its ground truth: a row with the image and the ground truth, then the masks,
-    ``per_row`` to a row, each (:func:`mask_picture`) followed, with ``errors``, by its :func:`error_map`.
+    ``per_row`` to a row, each (:func:`mask_picture`) followed, with ``errors``, by its error map
+    (:func:`glmix_viz.scoring.errors.error_map` drawn by :func:`error_overlay`).
 
     Args:
         image: ``(H, W, 3)`` RGB. truth: ``(H, W)`` labels. masks: name -> ``(H, W)`` labels, in reading order.
         palette: class colours (``voc_palette(256)``). style: ``"flat"`` or ``"overlay"``.
+        background, ignore: the data set's background class (or None) and ignore value, for the error maps.
 
     Returns:
         ``(H', W', 3)`` ``uint8`` RGB.
@@ -654,7 +626,8 @@ def mask_comparison(image: np.ndarray, truth: np.ndarray, masks: Mapping[str, np
             panels.append(mask_picture(masks[name], palette, image=image, style=style))
             titles.append(name)
             if errors:
-                panels.append(error_map(masks[name], truth))
+                codes = error_map(masks[name], truth, background=background, ignore=ignore)
+                panels.append(error_overlay(codes, image))
                 titles.append("errors")
         rows.append(hstack_panels(panels, titles=titles, font_size=font_size, pad=2))
     return vstack_panels(rows, pad=2)

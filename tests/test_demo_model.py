@@ -10,7 +10,7 @@ import torch
 import glmix_viz
 from glmix_viz.data.shapes import render_shapes_image
 from glmix_viz.images import batch_to_tensor
-from glmix_viz.train import mean_average_precision
+from glmix_viz.scoring.classification import mean_average_precision
 
 DEMO = Path(glmix_viz.__file__).parent / "assets" / "demo" / "glnet_tiny_shapes.safetensors"
 

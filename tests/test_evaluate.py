@@ -13,17 +13,15 @@ from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.errors import DataError
 from glmix_viz.evaluate import (
-    ERROR_KINDS,
     compare_scores,
-    error_map,
     evaluate_predictions,
-    image_row,
-    rows_confusion,
     run_summaries,
     worst_images,
     write_per_image_csv,
 )
-from glmix_viz.metrics import confusion_matrix, scores_from_confusion
+from glmix_viz.scoring.errors import ERROR_KINDS, error_map
+from glmix_viz.scoring.segmentation import confusion_matrix, rows_confusion, scores_from_confusion
+from glmix_viz.scoring.segmentation import image_scores as image_row
 
 NAMES = ["background", "a", "b", "c"]
 

@@ -8,13 +8,9 @@ import timm
 import torch
 
 import glmix_viz  # noqa: F401
-from glmix_viz.grouping import (
-    GroupingSample,
-    adjusted_rand_index,
-    block_grouping_scores,
-    foreground_ari,
-    slot_grid_labels,
-)
+from glmix_viz.grouping import GroupingSample, block_grouping_scores, slot_grid_labels
+from glmix_viz.scoring.grouping import adjusted_rand_index, foreground_ari
+from glmix_viz.slots.resize import upsample_labels
 
 
 def test_ari_hand_computed_split_of_one_group():
@@ -55,8 +51,10 @@ def test_foreground_ari_ignores_background_pixels():
     groups[:2, :2] = 100
     groups[2:, 2:] = 200
     assert foreground_ari(groups, instances) == pytest.approx(1.0)
-    # a 2x2 grouping at lower resolution is up-sampled to the mask: quadrants match the two objects
-    assert foreground_ari(np.array([[5, 6], [7, 8]]), instances) == pytest.approx(1.0)
+    # a 2x2 grouping up-sampled to the mask: quadrants match the two objects; unresized, it is refused
+    assert foreground_ari(upsample_labels(np.array([[5, 6], [7, 8]]), (4, 4)), instances) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="differ in size"):
+        foreground_ari(np.array([[5, 6], [7, 8]]), instances)
     assert np.isnan(foreground_ari(groups, np.zeros((4, 4), np.uint8)))
 
 

@@ -1,4 +1,5 @@
-"""The held-out evaluation: bootstrap intervals, paired differences, and the report of a tiny model."""
+"""The held-out evaluation: the report of a tiny model and the comparison of two reports (the bootstrap itself:
+tests/scoring/test_stats.py)."""
 
 from __future__ import annotations
 
@@ -10,32 +11,9 @@ import torch
 import glmix_viz  # noqa: F401
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.grouping import block_grouping_scores, load_grouping_samples
-from glmix_viz.heldout import bootstrap_interval, compare_models, heldout_evaluation, paired_difference
+from glmix_viz.heldout import compare_models, heldout_evaluation
 from glmix_viz.models.loading import load_model, save_checkpoint
-from glmix_viz.train import mean_average_precision
-
-
-def test_bootstrap_interval_of_constant_values_is_the_value():
-    assert bootstrap_interval([0.3] * 20) == pytest.approx((0.3, 0.3))
-
-
-def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_images():
-    rng = np.random.default_rng(0)
-    small = rng.normal(0.1, 1.0, 25)
-    large = np.tile(small, 16)  # same mean, 16x the images: interval about 4x narrower
-    low, high = bootstrap_interval(small)
-    assert low < small.mean() < high
-    low2, high2 = bootstrap_interval(large)
-    assert (high2 - low2) == pytest.approx((high - low) / 4, rel=0.25)
-    # the 95% interval of a mean is about +-1.96 standard errors
-    assert (high - low) / 2 == pytest.approx(1.96 * small.std() / np.sqrt(small.size), rel=0.2)
-
-
-def test_paired_difference_drops_pairs_with_nan():
-    result = paired_difference([1.0, 0.5, np.nan, 0.25], [0.5, 0.5, 0.0, 0.0])
-    assert result["images"] == 3
-    assert result["mean"] == pytest.approx((0.5 + 0.0 + 0.25) / 3)
-    assert result["ci95"][0] <= result["mean"] <= result["ci95"][1]
+from glmix_viz.scoring.classification import mean_average_precision
 
 
 @pytest.fixture(scope="module")
@@ -107,17 +85,6 @@ def test_heldout_report_carries_the_object_centric_metrics(heldout, tmp_path):
         assert semantic["vs_untrained"]["mean"] == pytest.approx(semantic["trained"] - semantic["untrained"])
     assert "per_image" not in objects and len(report["per_image"]["objects"]["ids"]) == 12
 
-
-def test_paired_miou_difference_of_identical_confusions_is_zero_and_known_otherwise():
-    from glmix_viz.heldout import paired_miou_difference
-
-    perfect = np.zeros((6, 2, 2))
-    perfect[:, 0, 0], perfect[:, 1, 1] = 3, 1
-    assert paired_miou_difference(perfect, perfect, resamples=50) == {"mean": 0.0, "ci95": [0.0, 0.0], "images": 6}
-    half = perfect.copy()
-    half[:, 1, 1], half[:, 1, 0] = 0, 1  # every foreground pixel called background: IoU bg 3/4, fg 0
-    result = paired_miou_difference(perfect, half, resamples=50)
-    assert result["mean"] == pytest.approx(1.0 - 3 / 8) and result["ci95"] == pytest.approx([5 / 8, 5 / 8])
 
 def _report(map_value: float, scores: list, block_values: dict) -> dict:
     """A hand-made report of four images (two classes) and three grouping images, as heldout_evaluation writes it."""

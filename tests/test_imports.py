@@ -31,7 +31,7 @@ COMPUTING_MODULES = [
     "glmix_viz.pseudo.pipeline",
     "glmix_viz.evaluate",
     "glmix_viz.runs",
-    "glmix_viz.metrics",
+    "glmix_viz.scoring.segmentation",
     "glmix_viz.runtime.distributed",
     "glmix_viz.runtime.jobs",
     "glmix_viz.runtime.optim",

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from glmix_viz.metrics import (
+from glmix_viz.scoring.segmentation import (
     SegmentationMetric,
     confusion_matrix,
     format_scores,

@@ -9,18 +9,17 @@ import timm
 import torch
 
 import glmix_viz  # noqa: F401
-from glmix_viz.grouping import (
-    GroupingSample,
+from glmix_viz.grouping import GroupingSample, object_scores_summary, per_image_object_scores
+from glmix_viz.scoring.grouping import (
     mean_best_overlap,
     merge_columns,
     merge_slots,
-    object_scores_summary,
     overlap_table,
-    per_image_object_scores,
     region_overlaps,
     semantic_miou,
     slot_class_overlaps,
 )
+from glmix_viz.slots.resize import upsample_labels
 
 # Two objects on a 4x4 image; slot 0 covers object 1 and two background pixels, slot 2 is exactly object 2.
 INSTANCES = np.array([[1, 1, 0, 0],
@@ -49,12 +48,12 @@ def test_class_level_mbo_merges_the_instances_of_a_class():
     assert mean_best_overlap(SLOTS, INSTANCES * 2) == pytest.approx(5 / 6)
 
 
-def test_mbo_leaves_ignore_pixels_out_and_upsamples_the_grouping():
+def test_mbo_leaves_ignore_pixels_out():
     targets = INSTANCES.copy()
     targets[2, 0] = 255  # slot 0 loses one background pixel: 4 / 5
     assert mean_best_overlap(SLOTS, targets) == pytest.approx((4 / 5 + 1) / 2)
-    # a 2x2 grouping of the quadrants is up-sampled to the mask: both objects matched exactly
-    assert mean_best_overlap(np.array([[0, 1], [2, 3]]), INSTANCES) == pytest.approx(1.0)
+    # a 2x2 grouping of the quadrants up-sampled to the mask: both objects matched exactly
+    assert mean_best_overlap(upsample_labels(np.array([[0, 1], [2, 3]]), (4, 4)), INSTANCES) == pytest.approx(1.0)
     assert np.isnan(mean_best_overlap(SLOTS, np.zeros((4, 4), np.uint8)))
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -14,48 +13,17 @@ import timm
 import glmix_viz
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.models.loading import load_model, save_checkpoint
+from glmix_viz.scoring.classification import mean_average_precision
 from glmix_viz.train import (
     TrainConfig,
     augment_batch,
-    average_precision,
     build_model,
     build_param_groups,
     load_split,
-    mean_average_precision,
     normalize_batch,
     predict_scores,
     train,
 )
-
-
-# --------------------------------------------------------------------------------------------------------- metrics
-def test_average_precision_hand_computed():
-    # positives at ranks 1 and 3: (1/1 + 2/3) / 2
-    assert average_precision([0.9, 0.8, 0.7, 0.6], [1, 0, 1, 0]) == pytest.approx((1 + 2 / 3) / 2)
-    # positives at ranks 2 and 3: (1/2 + 2/3) / 2
-    assert average_precision([0.1, 0.9, 0.5, 0.3], [0, 0, 1, 1]) == pytest.approx((1 / 2 + 2 / 3) / 2)
-    assert average_precision([0.2, 0.1], [1, 1]) == pytest.approx(1.0)
-
-
-def test_average_precision_ties_are_pessimistic_and_order_free():
-    assert average_precision([0.5, 0.5], [1, 0]) == pytest.approx(0.5)
-    assert average_precision([0.5, 0.5], [0, 1]) == pytest.approx(0.5)
-
-
-def test_mean_average_precision_skips_classes_without_positives():
-    scores = np.array([[0.9, 0.1, 0.3], [0.2, 0.8, 0.4], [0.7, 0.3, 0.5]])
-    targets = np.array([[1, 0, 0], [0, 1, 0], [0, 0, 0]])
-    value, per_class = mean_average_precision(scores, targets)
-    assert per_class[0] == pytest.approx(1.0)
-    assert per_class[1] == pytest.approx(1.0)
-    assert math.isnan(per_class[2])
-    assert value == pytest.approx(1.0)
-    targets[2, 1] = 1  # class 1 positives at ranks 1 and 2 of scores [0.1, 0.8, 0.3] -> ranks 1 (0.8) and 2 (0.3)
-    assert mean_average_precision(scores, targets)[1][1] == pytest.approx(1.0)
-    targets[0, 1] = 1  # class 1 now has positives at ranks 1, 2, 3 -> AP 1; add a negative above: use class 0
-    targets[2, 0] = 0
-    scores[1, 0] = 0.95  # negative ranked first for class 0: AP = 1/2
-    assert mean_average_precision(scores, targets)[1][0] == pytest.approx(0.5)
 
 
 # ------------------------------------------------------------------------------------------------------- optimiser

@@ -317,18 +317,6 @@ def test_error_overlay_paints_each_error_kind_in_its_colour_over_the_grey_image(
         error_overlay(np.array([[6]]))
 
 
-def test_error_labels_by_hand_and_predicted_ignore_counts_as_background() -> None:
-    from glmix_viz.viz import ERROR_PALETTE, error_labels, error_map
-
-    truth = np.array([[0, 1, 1, 255], [2, 2, 0, 0]], np.uint8)
-    predicted = np.array([[0, 0, 2, 1], [2, 255, 3, 0]], np.uint8)
-    expected = np.array([[0, 1, 3, 4], [0, 1, 2, 0]], np.uint8)  # correct, missed, wrong class, not scored, false
-    np.testing.assert_array_equal(error_labels(predicted, truth), expected)
-    np.testing.assert_array_equal(error_map(predicted, truth), ERROR_PALETTE[expected])
-    with pytest.raises(ValueError):
-        error_labels(predicted[:1], truth)
-
-
 def test_mask_picture_flat_is_the_palette_and_overlay_keeps_background_pixels() -> None:
     from glmix_viz.data.voc import voc_palette
     from glmix_viz.viz import mask_comparison, mask_picture

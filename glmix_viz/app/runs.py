@@ -27,7 +27,6 @@ from glmix_viz.labels import voc_palette
 from glmix_viz.pseudo import ScoreSettings
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.evaluate import (
-    ERROR_KINDS,
     compare_scores,
     evaluate_predictions,
     load_pair,
@@ -35,6 +34,7 @@ from glmix_viz.evaluate import (
     worst_images,
 )
 from glmix_viz.figures import ERROR_PANEL_TITLES, error_panels
+from glmix_viz.scoring.errors import ERROR_KINDS
 from glmix_viz.runs import EVAL_FILE, Run, find_runs, open_recorded_dataset, open_run_dataset, read_run
 from glmix_viz.viz import ERROR_COLORS, label_legend
 
@@ -303,7 +303,7 @@ def compare_view(root: str, run: Run, scores: Mapping[str, Any]) -> None:
         st.warning(source)
         return
     try:
-        comparison = compare_scores(scores, other_scores, resamples=1000)
+        comparison = compare_scores(scores, other_scores)  # the defaults of evaluate --compare: the same interval
     except GlmixVizError as error:
         st.warning(one_line(error))
         return

@@ -24,7 +24,8 @@ from glmix_viz.evaluate import (
 )
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.labels import voc_palette
-from glmix_viz.metrics import format_scores
+from glmix_viz.scoring.segmentation import format_scores
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
 DEFAULT_WORST = 8
@@ -46,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "per-image difference B - PRED with a bootstrap interval, the images that change most")
     parser.add_argument("--compare-out", type=Path, default=None,
                         help="JSON file of the comparison (default: compare.json beside the scores)")
-    parser.add_argument("--bootstrap", type=int, default=2000, metavar="N",
-                        help="bootstrap resamples of the images for the comparison's 95%% intervals (default 2000)")
+    parser.add_argument("--bootstrap", type=int, default=DEFAULT_RESAMPLES, metavar="N",
+                        help="bootstrap resamples of the images for the comparison's 95%% intervals "
+                             f"(default {DEFAULT_RESAMPLES}, as the explorer's run comparison)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--worst", type=int, default=None, metavar="N",
                         help=f"list the N worst images (lowest per-image mIoU); with --figure, draw them "

@@ -8,7 +8,7 @@
   per item from the seed, the epoch and the index).
 * Each epoch: ``OUT/last.safetensors`` (+ ``last.json``), the resume state ``last_state.pt`` and ``log.jsonl``
   (:mod:`glmix_viz.runtime.resume`; runs that wrote ``last.state.pt`` and ``history.json`` still resume); with
-  ground truth on the validation split, mIoU at each image's own size (:class:`~glmix_viz.metrics.SegmentationMetric`)
+  ground truth on the validation split, mIoU at each image's own size (:class:`~glmix_viz.scoring.segmentation.SegmentationMetric`)
   and ``best.safetensors`` when it improves (without it, ``best`` is the last epoch). A rerun in the same ``OUT``
   resumes after the last finished epoch and ends where an uninterrupted run ends; another run's folder is refused.
 * Runs unchanged under torchrun or SLURM (DistributedDataParallel; rank 0 validates and writes); bf16 autocast on CUDA.
@@ -32,7 +32,7 @@ from glmix_viz.checkpoints import read_config, read_safetensors
 from glmix_viz.data.base import Split
 from glmix_viz.errors import DataError, GlmixVizError
 from glmix_viz.labels import IGNORE_INDEX
-from glmix_viz.metrics import SegmentationMetric
+from glmix_viz.scoring.segmentation import SegmentationMetric
 from glmix_viz.runtime.config import RuntimeConfig
 from glmix_viz.runtime.distributed import Process, start_process, stop_process, wrap_ddp
 from glmix_viz.runtime.optim import StepSchedule, create_adamw, decay_groups, in_first_use_order, poly_schedule
@@ -150,7 +150,7 @@ def evaluate_segmenter(segmenter: nn.Module, dataset: Split, ids: Sequence[str],
     """mIoU of a segmenter on ground-truth ids, single scale at each image's own size.
 
     Returns:
-        :meth:`~glmix_viz.metrics.SegmentationMetric.compute`'s scores, plus ``loss``: the mean pixel
+        :meth:`~glmix_viz.scoring.segmentation.SegmentationMetric.compute`'s scores, plus ``loss``: the mean pixel
         cross-entropy of the predicted probabilities against the ground truth (255 ignored).
     """
     metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names))

@@ -8,7 +8,8 @@ comparison on two :class:`~glmix_viz.slots.explore.Exploration` s already made (
   k-th of stage s of the other), so models of other variants, slot counts or input sizes are compared where their
   blocks correspond; blocks without a partner are listed with the reason.
 * Both hard groupings are brought to a common pixel grid (the image, its longer side at most ``max_side``) by nearest
-  neighbour; their agreement is the adjusted Rand index over those pixels (:func:`glmix_viz.grouping.adjusted_rand_index`).
+  neighbour; their agreement is the adjusted Rand index over those pixels
+  (:func:`glmix_viz.scoring.grouping.adjusted_rand_index`).
 * Slots are matched across the two models by the Hungarian algorithm on their IoU (``linear_sum_assignment``); the
   second model's grouping is relabelled so that a matched slot carries its partner's index (and colour), and its
   unmatched slots take indices after the first model's slots.
@@ -220,7 +221,7 @@ def compare_explorations(a: Exploration, b: Exploration, *, max_side: int = 256)
     Raises:
         ValueError: the explorations are of images of different sizes.
     """
-    from glmix_viz.grouping import adjusted_rand_index  # here: glmix_viz.grouping imports this package
+    from glmix_viz.scoring.grouping import adjusted_rand_index
 
     if a.image.shape != b.image.shape:
         raise ValueError(f"the explorations are of different images: {a.image.shape} vs {b.image.shape}")

@@ -20,9 +20,9 @@ What the loop does, in order:
   a bilateral Potts loss on the dispatch weights, the pixel-assignment and slot-usage entropies, and the colour
   reconstruction through the slots (:mod:`glmix_viz.train.losses`); each term is shown on the progress bar and
   logged per epoch;
-* validates each epoch (multi-label mAP, :func:`mean_average_precision`) and writes ``last.safetensors`` (and
-  ``best.safetensors``) with :func:`~glmix_viz.models.loading.save_checkpoint`, plus ``last_state.pt``
-  (optimiser, schedule, epoch; plain tensors and numbers, read back with ``weights_only=True``) to resume
+* validates each epoch (multi-label mAP, :func:`glmix_viz.scoring.classification.mean_average_precision`) and
+  writes ``last.safetensors`` (and ``best.safetensors``) with :func:`~glmix_viz.models.loading.save_checkpoint`,
+  plus ``last_state.pt`` (optimiser, schedule, epoch; plain tensors and numbers, read back with ``weights_only=True``) to resume
   (:mod:`glmix_viz.runtime.resume`, the scheme shared with the segmenter's loop);
 * runs unchanged under ``torchrun`` (DistributedDataParallel, a ``DistributedSampler`` per epoch, rank 0 writes).
 
@@ -31,7 +31,7 @@ per epoch) and ``train_config.json``.
 
 Modules: :mod:`~glmix_viz.train.config` (settings, file names), :mod:`~glmix_viz.train.data` (splits,
 augmentation), :mod:`~glmix_viz.train.model`, :mod:`~glmix_viz.train.losses`,
-:mod:`~glmix_viz.train.metrics`, :mod:`~glmix_viz.train.setup` (run set-up: parameter groups, optimiser, schedule,
+:mod:`~glmix_viz.train.setup` (run set-up: parameter groups, optimiser, schedule,
 DDP; the process is :mod:`glmix_viz.runtime.distributed`'s),
 :mod:`~glmix_viz.train.resume`, :mod:`~glmix_viz.train.epoch` (one epoch), :mod:`~glmix_viz.train.validate`
 (validate and save) and :mod:`~glmix_viz.train.loop` (the wiring).
@@ -49,7 +49,6 @@ from glmix_viz.train.losses import (
     slot_reconstruction_loss,
     usage_entropy,
 )
-from glmix_viz.train.metrics import average_precision, mean_average_precision
 from glmix_viz.train.model import build_model
 from glmix_viz.train.setup import build_param_groups
 from glmix_viz.train.validate import predict_scores
@@ -57,8 +56,6 @@ from glmix_viz.train.validate import predict_scores
 __all__ = [
     "TrainConfig",
     "train",
-    "average_precision",
-    "mean_average_precision",
     "build_param_groups",
     "augment_batch",
     "normalize_batch",

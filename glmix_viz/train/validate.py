@@ -12,7 +12,7 @@ from glmix_viz.models.loading import save_checkpoint
 from glmix_viz.runtime.resume import BEST_WEIGHTS, LAST_WEIGHTS, Progress, save_progress
 from glmix_viz.train.config import TERM_LOG_NAMES
 from glmix_viz.train.data import LoadedSplit, normalize_batch
-from glmix_viz.train.metrics import mean_average_precision
+from glmix_viz.scoring.classification import mean_average_precision
 from glmix_viz.train.setup import Run
 
 __all__ = ["predict_scores", "validate_and_save"]

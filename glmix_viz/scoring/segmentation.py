@@ -1,11 +1,14 @@
-"""Semantic segmentation scores from a confusion matrix: per-class IoU, mIoU, pixel and mean class accuracy.
+"""Semantic segmentation scores from a confusion matrix: per-class IoU, mIoU, pixel and mean class accuracy, and
+the per-image scores of one image.
 
 Conventions (those of PASCAL VOC evaluation and CAM-based WSSS code such as IRN):
 
 * The confusion matrix has ground truth in rows and prediction in columns, ``conf[g, p]`` = number of pixels.
-* Ground-truth pixels equal to ``ignore_index`` (255, object borders in VOC) are left out.
-* A predicted 255 (a pseudo-mask's "uncertain" pixel) is counted as background by default, the stricter IRN
-  convention (``pred_ignore="background"``); ``pred_ignore="ignore"`` leaves those pixels out instead.
+* Ground-truth pixels equal to ``ignore`` (255 by default, object borders in VOC) are left out.
+* A predicted ``ignore`` (a pseudo-mask's "uncertain" pixel) is counted as the background class by default, the
+  stricter IRN convention (``pred_ignore="background"``); ``pred_ignore="ignore"`` leaves those pixels out instead.
+  Which class is the background is a parameter (``background``, the data set's); no class id is assumed. A data set
+  without a background class (``background=None``) has nothing to count them as: they are left out.
 * The IoU of a class that occurs neither in the ground truth nor in the prediction is undefined (NaN in arrays,
   ``None`` in the JSON-friendly dicts) and left out of the mean; a class predicted but absent from the ground truth
   has IoU 0 and counts.
@@ -16,7 +19,7 @@ Scores are fractions in ``[0, 1]``; :func:`format_scores` prints them as percent
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Dict, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -27,10 +30,13 @@ __all__ = [
     "scores_from_confusion",
     "format_scores",
     "SegmentationMetric",
+    "image_scores",
+    "rows_confusion",
+    "row_confusions",
 ]
 
 PRED_IGNORE_RULES: tuple[str, ...] = ("background", "ignore")
-"""What to do with predicted ``ignore_index`` pixels: count them as class 0, or leave them out."""
+"""What to do with predicted ``ignore`` pixels: count them as the background class, or leave them out."""
 
 
 def confusion_matrix(
@@ -38,24 +44,26 @@ def confusion_matrix(
     gt: np.ndarray,
     num_classes: int = 21,
     *,
-    ignore_index: int = 255,
+    background: Optional[int] = 0,
+    ignore: int = 255,
     pred_ignore: str = "background",
 ) -> np.ndarray:
     """Confusion matrix of one label map against its ground truth.
 
     Args:
-        pred: ``(H, W)`` integer predicted labels in ``0 .. num_classes - 1`` or ``ignore_index``.
-        gt: ``(H, W)`` integer ground-truth labels in ``0 .. num_classes - 1`` or ``ignore_index``.
+        pred: ``(H, W)`` integer predicted labels in ``0 .. num_classes - 1`` or ``ignore``.
+        gt: ``(H, W)`` integer ground-truth labels in ``0 .. num_classes - 1`` or ``ignore``.
         num_classes: Number of classes ``K``, background included.
-        ignore_index: Label that marks pixels to ignore.
-        pred_ignore: ``"background"``: predicted ``ignore_index`` counts as class 0; ``"ignore"``: such pixels are
-            left out.
+        background: The background class id (the data set's), or None when it has none.
+        ignore: Label that marks pixels to ignore.
+        pred_ignore: ``"background"``: predicted ``ignore`` counts as ``background`` (left out when there is
+            none); ``"ignore"``: such pixels are left out.
 
     Returns:
         ``(K, K)`` int64 matrix, rows ground truth, columns prediction.
 
     Raises:
-        ValueError: Shapes differ, or a label is outside ``0 .. K - 1`` and not ``ignore_index``.
+        ValueError: Shapes differ, or a label is outside ``0 .. K - 1`` and not ``ignore``.
     """
     if pred_ignore not in PRED_IGNORE_RULES:
         raise ValueError(f"pred_ignore must be one of {PRED_IGNORE_RULES}, got {pred_ignore!r}")
@@ -65,10 +73,10 @@ def confusion_matrix(
         raise ValueError(f"prediction shape {pred.shape} differs from ground-truth shape {gt.shape}")
     pred = pred.reshape(-1).astype(np.int64)
     gt = gt.reshape(-1).astype(np.int64)
-    keep = gt != ignore_index
-    pred_ignored = pred == ignore_index
-    if pred_ignore == "background":
-        pred = np.where(pred_ignored, 0, pred)
+    keep = gt != ignore
+    pred_ignored = pred == ignore
+    if pred_ignore == "background" and background is not None:
+        pred = np.where(pred_ignored, background, pred)
     else:
         keep &= ~pred_ignored
     pred = pred[keep]
@@ -77,7 +85,7 @@ def confusion_matrix(
         if values.size and (values.min() < 0 or values.max() >= num_classes):
             bad = np.unique(values[(values < 0) | (values >= num_classes)])
             raise ValueError(
-                f"{name} labels {bad[:5].tolist()} are outside 0..{num_classes - 1} and not {ignore_index}"
+                f"{name} labels {bad[:5].tolist()} are outside 0..{num_classes - 1} and not {ignore}"
             )
     counts = np.bincount(gt * num_classes + pred, minlength=num_classes * num_classes)
     return counts.reshape(num_classes, num_classes).astype(np.int64)
@@ -170,7 +178,8 @@ class SegmentationMetric:
     Args:
         num_classes: Number of classes ``K``, background included.
         class_names: Names for the report; default ``"class_0"`` ... .
-        ignore_index: Label that marks pixels to ignore.
+        background: The background class id, or None (see :func:`confusion_matrix`).
+        ignore: Label that marks pixels to ignore.
         pred_ignore: See :func:`confusion_matrix`.
 
     Example:
@@ -185,7 +194,8 @@ class SegmentationMetric:
         num_classes: int = 21,
         class_names: Sequence[str] | None = None,
         *,
-        ignore_index: int = 255,
+        background: Optional[int] = 0,
+        ignore: int = 255,
         pred_ignore: str = "background",
     ) -> None:
         if pred_ignore not in PRED_IGNORE_RULES:
@@ -194,7 +204,8 @@ class SegmentationMetric:
             raise ValueError(f"{len(class_names)} class names for {num_classes} classes")
         self.num_classes = num_classes
         self.class_names = list(class_names) if class_names is not None else None
-        self.ignore_index = ignore_index
+        self.background = background
+        self.ignore = ignore
         self.pred_ignore = pred_ignore
         self.confusion = np.zeros((num_classes, num_classes), dtype=np.int64)
         self.num_images = 0
@@ -207,7 +218,7 @@ class SegmentationMetric:
     def update(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         """Add one image; returns its own ``(K, K)`` confusion matrix."""
         conf = confusion_matrix(
-            pred, gt, self.num_classes, ignore_index=self.ignore_index, pred_ignore=self.pred_ignore
+            pred, gt, self.num_classes, background=self.background, ignore=self.ignore, pred_ignore=self.pred_ignore
         )
         self.confusion += conf
         self.num_images += 1
@@ -226,3 +237,53 @@ class SegmentationMetric:
         scores["num_images"] = self.num_images
         scores["pred_ignore"] = self.pred_ignore
         return scores
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# One image
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def image_scores(image_id: str, conf: np.ndarray, class_names: Sequence[str], *,
+                 unsure_share: float) -> Dict[str, Any]:
+    """The per-image scores of one image from its ``(K, K)`` confusion matrix (fractions, ``None`` if undefined).
+
+    * ``pixel_accuracy``: correct pixels / scored pixels;
+    * ``miou``: mean IoU over the classes present in the image's ground truth or prediction (a class present in
+      neither has no IoU, ``None``, and is left out);
+    * ``predicted_absent``: classes the prediction holds but the ground truth does not; ``missed``: classes the
+      ground truth holds but the prediction has nowhere (image-level errors, names);
+    * ``unsure_share``: as given (share of the image's pixels predicted ``ignore``);
+    * ``confusion``: the confusion matrix as sparse ``[ground truth, prediction, pixels]`` triplets.
+    """
+    conf = np.asarray(conf, dtype=np.int64)
+    gt_pixels, pred_pixels = conf.sum(axis=1), conf.sum(axis=0)
+    iou = per_class_iou(conf)
+    defined = iou[np.isfinite(iou)]
+    total = int(conf.sum())
+    rows, cols = np.nonzero(conf)
+    return {
+        "id": image_id,
+        "miou": float(defined.mean()) if defined.size else None,
+        "pixel_accuracy": float(np.trace(conf) / total) if total else None,
+        "iou": {name: _finite_or_none(float(value)) for name, value in zip(class_names, iou)},
+        "predicted_absent": [class_names[k] for k in np.flatnonzero((pred_pixels > 0) & (gt_pixels == 0))],
+        "missed": [class_names[k] for k in np.flatnonzero((gt_pixels > 0) & (pred_pixels == 0))],
+        "unsure_share": float(unsure_share),
+        "num_pixels": total,
+        "confusion": [[int(g), int(p), int(conf[g, p])] for g, p in zip(rows, cols)],
+    }
+
+
+def row_confusions(rows: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
+    """``(N, K, K)`` the confusion matrices of :func:`image_scores` rows, one per row."""
+    conf = np.zeros((len(rows), num_classes, num_classes), dtype=np.int64)
+    for index, row in enumerate(rows):
+        for g, p, pixels in row["confusion"]:
+            conf[index, g, p] += pixels
+    return conf
+
+
+def rows_confusion(rows: Sequence[Mapping[str, Any]], num_classes: int) -> np.ndarray:
+    """The ``(K, K)`` sum of the rows' confusion matrices (equal to the split's for all rows of an evaluation)."""
+    return row_confusions(rows, num_classes).sum(axis=0)
