@@ -41,7 +41,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
-from glmix_viz.data.voc import VOCDataset, label_to_pil  # noqa: E402
+from glmix_viz.data.base import Split, object_names  # noqa: E402
+from glmix_viz.data.classes import ClassMatch, match_classes  # noqa: E402
+from glmix_viz.data.registry import open_split  # noqa: E402
+from glmix_viz.labels import label_to_pil  # noqa: E402
+from glmix_viz.models.info import class_names  # noqa: E402
 from glmix_viz.files import save_bytes_atomic, save_png_atomic  # noqa: E402
 from glmix_viz.crf import CRFParams, dense_crf  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
@@ -60,7 +64,7 @@ def _warm_up(_: int) -> bool:
     return True
 
 
-def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
+def make_voc_sized_set(root: Path, count: int, seed: int) -> Split:
     """``count`` 500x375 JPEG shapes images in the VOC layout, labels in ``cls_labels.json``."""
     from PIL import Image
 
@@ -83,7 +87,7 @@ def make_voc_sized_set(root: Path, count: int, seed: int) -> VOCDataset:
     (root / "classes.txt").write_text("\n".join(config.class_names) + "\n")
     (root / "cls_labels.json").write_text(json.dumps(labels))
     (root / "bench.txt").write_text("\n".join(sorted(labels)) + "\n")
-    return VOCDataset(root, "bench")
+    return open_split(root, "bench")
 
 
 def load_bench_model(args: argparse.Namespace, num_classes: int):
@@ -96,6 +100,10 @@ def load_bench_model(args: argparse.Namespace, num_classes: int):
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=32)
+    parser.add_argument("--data", type=Path, default=None, metavar="PATH",
+                        help="time on this data set (any --data format with image-level labels; its first --images "
+                             "images) instead of generated VOC-sized shapes images")
+    parser.add_argument("--split", default=None, help="split of --data (default: the format's)")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--method", default=reference_baseline(), choices=list(METHODS))
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
@@ -108,11 +116,11 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def time_stages_alone(args: argparse.Namespace, dataset: VOCDataset, model: torch.nn.Module, settings: ScoreSettings,
-                      work: Path) -> list:
+def time_stages_alone(args: argparse.Namespace, dataset: Split, model: torch.nn.Module, settings: ScoreSettings,
+                      work: Path, match: ClassMatch) -> list:
     """Rows ``(setting, s/image, network, CRF, I/O)`` of the network, the CRF and the I/O, each alone."""
-    images = [dataset.load_image(image_id) for image_id in dataset.ids]
-    labels = [dataset.image_labels(image_id) for image_id in dataset.ids]
+    images = [dataset.image(image_id) for image_id in dataset.ids]
+    labels = [match.model_labels(dataset.labels(image_id)) for image_id in dataset.ids]
     compute_scores_batch(model, images[:1], labels[:1], settings)  # warm-up
 
     start = time.perf_counter()
@@ -130,8 +138,8 @@ def time_stages_alone(args: argparse.Namespace, dataset: VOCDataset, model: torc
 
     start = time.perf_counter()
     for image_id, result in zip(dataset.ids, scores):
-        dataset.load_image(image_id)
-        dataset.image_labels(image_id)
+        dataset.image(image_id)
+        dataset.labels(image_id)
         save_png_atomic(work / "io" / f"{image_id}.png", label_to_pil(result.labels()))
     io_alone = (time.perf_counter() - start) / len(images)
     return [
@@ -141,7 +149,7 @@ def time_stages_alone(args: argparse.Namespace, dataset: VOCDataset, model: torc
     ]
 
 
-def time_pipelines(args: argparse.Namespace, dataset: VOCDataset, model: torch.nn.Module, settings: ScoreSettings,
+def time_pipelines(args: argparse.Namespace, dataset: Split, model: torch.nn.Module, settings: ScoreSettings,
                    work: Path) -> tuple:
     """Rows of the pipeline with each worker count (warm workers), and each run's timing."""
     rows, runs = [], {}
@@ -200,10 +208,15 @@ def main() -> None:
     args = parse_args()
     work = Path(tempfile.mkdtemp(prefix="glmix-bench-"))
     try:
-        dataset = make_voc_sized_set(work / "data", args.images, args.seed)
-        model, model_name = load_bench_model(args, dataset.num_classes - 1)
+        if args.data is not None:  # the user's data set: its first --images images
+            dataset = open_split(args.data, args.split)
+            dataset.ids = list(dataset.ids)[:args.images]
+        else:
+            dataset = make_voc_sized_set(work / "data", args.images, args.seed)
+        model, model_name = load_bench_model(args, len(object_names(dataset)))
+        match = match_classes(class_names(model), dataset, num_model_classes=model.num_classes)
         settings = ScoreSettings(method=args.method, scales=args.scales, flip=args.flip, device=args.device)
-        rows = time_stages_alone(args, dataset, model, settings, work)
+        rows = time_stages_alone(args, dataset, model, settings, work, match)
         pipeline_rows, runs = time_pipelines(args, dataset, model, settings, work)
         report(args, model_name, rows + pipeline_rows, runs)
     finally:

@@ -402,7 +402,7 @@ def error_panels(image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, pal
     Args:
         image: ``(H, W, 3)`` uint8 RGB, or ``None`` (a grey panel stands in for it).
         gt, pred: ``(H, W)`` label maps (255 = ignored / unsure).
-        palette: ``(256, 3)`` uint8 class colours, 255 included (e.g. :func:`glmix_viz.data.voc.voc_palette`).
+        palette: ``(256, 3)`` uint8 class colours, 255 included (e.g. :func:`glmix_viz.labels.voc_palette`).
         max_side: resize the pictures to this longer side (labels and errors nearest-neighbour).
         background, ignore: the data set's background class (or None) and ignore value, for the error map.
 
@@ -422,7 +422,7 @@ def error_panels(image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, pal
 
 
 def worst_images_figure(rows: Sequence[Mapping[str, Any]], *, palette: np.ndarray, class_names: Sequence[str],
-                        max_side: int = 160) -> np.ndarray:
+                        max_side: int = 160, background: int | None = 0, ignore: int = 255) -> np.ndarray:
     """A grid of images with their ground truth, prediction and error map, one row each, with legends.
 
     Args:
@@ -431,6 +431,7 @@ def worst_images_figure(rows: Sequence[Mapping[str, Any]], *, palette: np.ndarra
         palette: ``(256, 3)`` uint8 class colours.
         class_names: the names of the class labels (to name the colours present in the legend).
         max_side: longer side of each panel, in pixels.
+        background, ignore: the data set's background id (None: none) and ignore value, for the error maps.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB: the rows, then the error legend and the legend of the classes shown.
@@ -440,7 +441,7 @@ def worst_images_figure(rows: Sequence[Mapping[str, Any]], *, palette: np.ndarra
     pictures, present = [], set()
     for index, row in enumerate(rows):
         panels = error_panels(row.get("image"), np.asarray(row["gt"]), np.asarray(row["pred"]), palette,
-                              max_side=max_side)
+                              max_side=max_side, background=background, ignore=ignore)
         titles = list(ERROR_PANEL_TITLES) if index == 0 else None
         pictures.append(vstack_panels([hstack_panels(panels, titles=titles)], titles=[str(row["title"])], pad=0))
         present |= {int(label) for label in np.unique(np.concatenate([np.ravel(row["gt"]), np.ravel(row["pred"])]))

@@ -82,14 +82,15 @@ def slot_grid_labels(height: int, width: int, grid: int) -> np.ndarray:
 class GroupingSample:
     """An image with its instance mask. ``image`` (H, W, 3) uint8 RGB; ``instances`` (H, W) uint8, 0 background.
 
-    ``classes`` (H, W) uint8 is the class map (0 background, 255 ignore) where the set has one (``SegmentationClass``);
-    the class-level overlap and the data-set-level semantic mIoU need it.
+    ``classes`` (H, W) uint8 is the class map (255 ignore) where the set has one; the class-level overlap and the
+    data-set-level semantic mIoU need it. ``background`` is its background class id (the data set's; None: none).
     """
 
     id: str
     image: np.ndarray
     instances: np.ndarray
     classes: Optional[np.ndarray] = None
+    background: Optional[int] = 0
 
     @property
     def num_instances(self) -> int:
@@ -123,7 +124,7 @@ def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) ->
         classes = data.mask(image_id)
         if classes is not None and classes.shape != image.shape[:2]:
             raise DataError(f"{data.root}: class mask of {image_id!r} differs in size from the image")
-        samples.append(GroupingSample(image_id, image, instances, classes))
+        samples.append(GroupingSample(image_id, image, instances, classes, data.background))
     return samples
 
 
@@ -259,6 +260,7 @@ class ObjectScores:
     ids: List[str]
     blocks: Dict[str, BlockObjectScores]
     num_classes: int
+    background: Optional[int] = 0
 
 
 class _BlockAccumulator:
@@ -284,11 +286,13 @@ class _BlockAccumulator:
         grid = upsample_labels(grid, sample.instances.shape)
         targets = {"instance": sample.instances, "class": sample.classes}
         for level in self.levels:
+            none = 0 if level == "instance" else sample.background  # instance masks: 0 is no object
             target_ids, region_ids, counts = overlap_table(hard, targets[level])
-            self.mbo[level].append(table_mbo(target_ids, counts))
-            self.grid[level].append(mean_best_overlap(grid, targets[level]))
+            self.mbo[level].append(table_mbo(target_ids, counts, background=none))
+            self.grid[level].append(mean_best_overlap(grid, targets[level], background=none))
             for k, groups in merges.items():
-                self.merged[level][k].append(table_mbo(target_ids, merge_columns(region_ids, counts, groups)))
+                self.merged[level][k].append(table_mbo(target_ids, merge_columns(region_ids, counts, groups),
+                                                       background=none))
         self.regions.append(int(used.sum()))
         for k, groups in merges.items():
             self.merged_regions[k].append(len(np.unique(groups[used])))
@@ -375,7 +379,8 @@ def per_image_object_scores(
                                        grid, num_classes)
         index += len(batch)
     blocks = {name: accumulators[name].result(*shapes[name], num_classes) for name in names}
-    return ObjectScores(ids=[s.id for s in samples], blocks=blocks, num_classes=int(num_classes))
+    return ObjectScores(ids=[s.id for s in samples], blocks=blocks, num_classes=int(num_classes),
+                        background=samples[0].background)
 
 
 def object_scores_summary(scores: ObjectScores, *, clusters: Optional[int] = None, seed: int = 0) -> Dict[str, Any]:
@@ -393,7 +398,8 @@ def object_scores_summary(scores: ObjectScores, *, clusters: Optional[int] = Non
     for name, block in scores.blocks.items():
         semantic = None
         if block.overlaps.shape[0] == block.features.shape[0] >= clusters:
-            result = semantic_miou(block.features, block.overlaps, clusters=clusters, seed=seed)
+            result = semantic_miou(block.features, block.overlaps, clusters=clusters, seed=seed,
+                                   background=scores.background)
             semantic = {"miou": result.miou, "clusters": result.clusters, "slots": result.slots,
                         "iou": [None if np.isnan(v) else float(v) for v in result.iou]}
         summary[name] = {

@@ -50,7 +50,7 @@ def _semantic(scores: ObjectScores, name: str, clusters: int, seed: int) -> Opti
     block = scores.blocks[name]
     if block.overlaps.shape[0] != block.features.shape[0] or block.features.shape[0] < clusters:
         return None
-    result = semantic_miou(block.features, block.overlaps, clusters=clusters, seed=seed)
+    result = semantic_miou(block.features, block.overlaps, clusters=clusters, seed=seed, background=scores.background)
     return result, result.per_image_confusion(block.overlaps, block.slot_image, len(scores.ids))
 
 

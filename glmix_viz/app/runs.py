@@ -23,6 +23,7 @@ from PIL import Image
 from glmix_viz.app import data, links
 from glmix_viz.app.options import option_folder
 from glmix_viz.app.page import remember
+from glmix_viz.data.base import Split
 from glmix_viz.labels import voc_palette
 from glmix_viz.pseudo import ScoreSettings
 from glmix_viz.errors import GlmixVizError, one_line
@@ -106,6 +107,8 @@ def run_scores(run: Run) -> Tuple[Optional[Dict[str, Any]], str]:
     dataset, problem = run_dataset(run)
     if dataset is None:
         return None, f"no per-image scores: no {EVAL_FILE} with them, and {problem}"
+    if not dataset.has_masks:
+        return None, f"no per-image scores: {dataset.root} has no ground-truth masks (image-level labels only)"
     scores = _scored(str(run.path), folder_stamp(run.path), data_root_of(run), run.split)
     return scores, (f"scored here on the {scores['num_images']} label maps present "
                     f"(no {EVAL_FILE} with per-image scores)")
@@ -232,7 +235,7 @@ def scores_view(scores: Mapping[str, Any], source: str) -> None:
     st.caption(source)
 
 
-def images_view(run: Run, scores: Mapping[str, Any], dataset: Any) -> Optional[str]:
+def images_view(run: Run, scores: Mapping[str, Any], dataset: Split) -> Optional[str]:
     """The images worst first (filter by class, sort by any column); returns the id chosen in the table or below."""
     names = list(scores["class_names"])
     left, right = st.columns([2, 1])
@@ -266,7 +269,7 @@ def error_legend() -> np.ndarray:
     return label_legend(ERROR_COLORS, list(ERROR_KINDS), cols=3, column_width=150)
 
 
-def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str]) -> None:
+def image_view(run: Run, dataset: Split, row: Mapping[str, Any], names: List[str]) -> None:
     """Image, ground truth, the run's mask and the error map; the image's per-class scores; open in the explorer."""
     try:
         gt, pred = load_pair(dataset, run.path, row["id"])
@@ -274,7 +277,8 @@ def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str])
     except GlmixVizError as error:
         st.error(one_line(error))
         return
-    panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE)
+    panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE, background=dataset.background,
+                          ignore=dataset.ignore)
     st.image(panels, caption=[f"{title} · {row['id']}" for title in ERROR_PANEL_TITLES])
     st.image(error_legend(), caption="error map")
     st.dataframe(image_class_table(row, names), hide_index=True,
@@ -343,7 +347,8 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
     for label, shown in (("A", run), ("B", other)):
         try:
             gt, pred = load_pair(dataset, shown.path, chosen)
-            panels = error_panels(dataset.load_image(chosen), gt, pred, voc_palette(256), max_side=PANEL_SIDE)
+            panels = error_panels(dataset.image(chosen), gt, pred, voc_palette(256), max_side=PANEL_SIDE,
+                                  background=dataset.background, ignore=dataset.ignore)
         except GlmixVizError as error:
             st.error(one_line(error))
             continue
@@ -450,7 +455,7 @@ def _run_model(run: Run, device: str) -> data.LoadedModel:
     return data.checkpoint_model(path, None, device, label=f"{path.name} (the model of run {run.name})", name=path.name)
 
 
-def _run_image(run: Run, dataset: Any, image_id: str) -> data.LoadedImage:
+def _run_image(run: Run, dataset: Split, image_id: str) -> data.LoadedImage:
     """The run's image, named after its id and run, with the image-level labels the run was given."""
     if image_id not in set(dataset.ids):
         raise links.LinkError(f"link: no image {image_id!r} in the split of run {run.name}")

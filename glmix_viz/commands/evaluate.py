@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset, require_masks
+from glmix_viz.data.base import Split
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.evaluate import (
     compare_scores,
@@ -82,7 +83,7 @@ def _report(scores: Mapping[str, Any], folder: Path) -> None:
             print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
 
 
-def evaluate_folder(args: argparse.Namespace, dataset: Any, folder: Path, out: Path) -> Dict[str, Any]:
+def evaluate_folder(args: argparse.Namespace, dataset: Split, folder: Path, out: Path) -> Dict[str, Any]:
     """Evaluate one folder, write its scores JSON and per-image table, print the table and the warnings."""
     scores = evaluate_predictions(dataset, folder, pred_ignore=args.pred_ignore, missing=args.missing,
                                   progress=args.progress)
@@ -109,7 +110,7 @@ def print_worst(rows: List[Mapping[str, Any]]) -> None:
               f"{', '.join(row['predicted_absent']) or '-'}")
 
 
-def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
+def write_worst_figure(dataset: Split, folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
     """The grid of :func:`glmix_viz.figures.worst_images_figure` for these rows (an unreadable image: grey)."""
     from glmix_viz.figures import save_figure, worst_images_figure  # plotly and matplotlib: only for a figure
 
@@ -124,11 +125,12 @@ def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]]
         title = f"{row['id']}: mIoU {_percent(row['miou']).strip()} %, pixel accuracy " \
                 f"{_percent(row['pixel_accuracy']).strip()} %"
         entries.append({"image": image, "gt": gt, "pred": pred, "title": title})
-    picture = worst_images_figure(entries, palette=voc_palette(256), class_names=list(dataset.class_names))
+    picture = worst_images_figure(entries, palette=voc_palette(256), class_names=list(dataset.class_names),
+                                  background=dataset.background, ignore=dataset.ignore)
     return save_figure(picture, path)
 
 
-def compare_folders(args: argparse.Namespace, dataset: Any, scores: Mapping[str, Any], out: Path) -> int:
+def compare_folders(args: argparse.Namespace, dataset: Split, scores: Mapping[str, Any], out: Path) -> int:
     """Evaluate ``--compare``, print and write the paired comparison; returns its number of failed images."""
     print(f"\nB: {args.compare}")
     other = evaluate_folder(args, dataset, args.compare, args.compare / "eval.json")

@@ -52,6 +52,10 @@ class Split(Protocol):
     has_masks: bool
     has_labels: bool
 
+    @property
+    def num_classes(self) -> int:
+        """``len(class_names)``."""
+
     def image(self, image_id: str) -> np.ndarray:
         """``(H, W, 3)`` uint8 RGB; raises ImageLoadError / DataError naming the file."""
 

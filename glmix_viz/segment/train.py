@@ -153,7 +153,8 @@ def evaluate_segmenter(segmenter: nn.Module, dataset: Split, ids: Sequence[str],
         :meth:`~glmix_viz.scoring.segmentation.SegmentationMetric.compute`'s scores, plus ``loss``: the mean pixel
         cross-entropy of the predicted probabilities against the ground truth (255 ignored).
     """
-    metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names))
+    metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names), background=dataset.background,
+                                ignore=dataset.ignore)
     nll, pixels = 0.0, 0
     was_training = segmenter.training
     segmenter.eval()
