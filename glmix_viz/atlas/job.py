@@ -73,7 +73,7 @@ def _manifest(source: Split, model: Any, settings: AtlasSettings, blocks: List[s
             "model": model_summary(model), "class_names": names or None,
             "background": source.background if names else None,
             "source": {"root": str(Path(getattr(source, "root", "")).resolve()),
-                       "split": getattr(source, "split", None), "kind": type(source).__name__}}
+                       "split": getattr(source, "split", None), "format": source.format}}
 
 
 def _check_manifest(path: Path, manifest: Dict[str, Any], overwrite: bool) -> None:

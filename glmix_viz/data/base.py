@@ -44,6 +44,7 @@ class Split(Protocol):
     """One split of a data set (see the module docstring)."""
 
     root: Path
+    format: str
     split: Optional[str]
     ids: List[str]
     class_names: Tuple[str, ...]
@@ -154,6 +155,7 @@ class SplitBase:
     """What the path-based readers share: ``image`` from ``image_path``, sizes, ``num_classes``, and the older method
     names (``load_image``, ``load_mask``, ``image_labels``) kept for existing callers."""
 
+    format: str = ""
     ignore: int = IGNORE_INDEX
     background: Optional[int] = None
     class_names: Tuple[str, ...] = ()

@@ -65,6 +65,8 @@ class COCODataset(SplitBase):
         DataError: unknown split, missing folder or annotation file, unreadable annotations.
     """
 
+    format = "coco"  # the name of its entry in glmix_viz.data.registry.DATASETS
+
     def __init__(self, root: str | os.PathLike, split: str = "train", *,
                  mask_cache: Optional[str | os.PathLike] = None) -> None:
         self.root = Path(root).expanduser()

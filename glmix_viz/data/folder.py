@@ -35,6 +35,8 @@ class ImageFolder(SplitBase):
         DataError: the folder does not exist or holds no image file.
     """
 
+    format = "images"  # the name of its entry in glmix_viz.data.registry.DATASETS
+
     split: Optional[str] = None
     class_names: tuple = ()
     background = None

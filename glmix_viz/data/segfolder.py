@@ -37,6 +37,8 @@ def is_segmentation_folder(root: Path) -> bool:
 class SegmentationFolder(FolderSplit):
     """A split of a segmentation folder (see the module docstring); a :class:`~glmix_viz.data.base.Split`."""
 
+    format = "segfolder"  # the name of its entry in glmix_viz.data.registry.DATASETS
+
     has_masks = True
     has_labels = True
 

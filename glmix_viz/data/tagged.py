@@ -35,6 +35,8 @@ def is_labelled_folder(root: Path) -> bool:
 class LabelledFolder(FolderSplit):
     """A split of a labelled folder (see the module docstring); a :class:`~glmix_viz.data.base.Split`."""
 
+    format = "tagged"  # the name of its entry in glmix_viz.data.registry.DATASETS
+
     has_masks = False
     has_labels = True
 

@@ -158,6 +158,8 @@ class VOCDataset(SplitBase):
         DataError: The root, the split list or the class list is missing or malformed.
     """
 
+    format = "voc"  # the name of its entry in glmix_viz.data.registry.DATASETS
+
     def __init__(
         self,
         root: str | os.PathLike,

@@ -124,3 +124,19 @@ def test_labelled_folder_trains_pseudo_labels_and_evaluate_refuses(sets, tmp_pat
                  "--no-progress"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "evaluate needs ground-truth masks" in err and tagged in err
+
+
+def test_a_segmenter_trained_on_one_numbering_segments_another(sets, tmp_path):
+    """segment-train on the VOC original (ground truth), segment both copies: the same masks, each in its own ids."""
+    voc, seg = str(sets["voc"]), str(sets["seg"])
+    assert main(["segment-train", "--data", voc, "--split", "train", "--val-split", "none", "--epochs", "1",
+                 "--backbone", "glnet_tiny",
+                 "--max-steps", "1", "--batch-size", "2", "--input-size", "64", "--decoder-channels", "16",
+                 "--workers", "0", "--out", str(tmp_path / "run"), *COMMON]) == 0
+    checkpoint = str(tmp_path / "run" / "last.safetensors")
+    for name, data in (("voc", voc), ("seg", seg)):
+        assert main(["segment", "--data", data, "--split", "val", "--checkpoint", checkpoint,
+                     "--out", str(tmp_path / name), *COMMON]) == 0
+    for image_id in open_split(seg, "val").ids:
+        assert np.array_equal(_permute(load_label_png(tmp_path / "voc" / f"{image_id}.png")),
+                              load_label_png(tmp_path / "seg" / f"{image_id}.png"))
