@@ -28,7 +28,7 @@ import timm
 import torch
 from PIL import Image
 
-import glmix_viz  # noqa: F401  (registers the GLNet variants)
+import glmix_viz.models  # noqa: F401  (registers the GLNet variants)
 from glmix_viz.data.shapes import render_shapes_image
 from glmix_viz.app.threads import interactive_threads
 from glmix_viz.slots.explore import explore_image

@@ -36,7 +36,7 @@ REFERENCE = "convnext_tiny"
 def build(name: str, size: int) -> torch.nn.Module:
     import timm
 
-    import glmix_viz  # noqa: F401  (registers GLNet)
+    import glmix_viz.models  # noqa: F401  (registers GLNet)
 
     kwargs = {"img_size": size} if name.startswith("swin") else {}  # timm's Swin checks the input size
     torch.manual_seed(0)

@@ -167,7 +167,7 @@ def main() -> None:
 
     import timm
 
-    import glmix_viz  # noqa: F401  (registers GLNet)
+    import glmix_viz.models  # noqa: F401  (registers GLNet)
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -39,7 +39,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import glmix_viz  # noqa: E402
+import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
 from glmix_viz.data.base import Split, object_names  # noqa: E402
 from glmix_viz.data.classes import ClassMatch, match_classes  # noqa: E402

@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import timm
@@ -469,6 +469,24 @@ def grouping_report(
         "margin_any_block": best_scores["trained"] - strongest_control,
         "images": next(iter(trained.values()))["images"],
     }
+
+
+def opening_block(block_names: Sequence[str], benchmark: Optional[Mapping[str, Any]] = None) -> str:
+    """The GLMix block shown when the user names none: the explorer opens on it and ``glmix-viz atlas`` uses it
+    without ``--block``.
+
+    Args:
+        block_names: the model's GLMix blocks, in network order (:func:`glmix_viz.probe.glmix_block_names`).
+        benchmark: the model's benchmark (:func:`benchmark_best_block`, given only for the bundled demo model).
+
+    Returns:
+        The benchmark's best-grouping block when it is one of ``block_names``, else the first block.
+    """
+    if not block_names:
+        raise ValueError("the model has no GLMix block")
+    if benchmark and benchmark.get("block") in block_names:
+        return benchmark["block"]
+    return block_names[0]
 
 
 def benchmark_best_block(results: Optional[Any] = None, run: str = "grouping") -> Optional[Dict[str, Any]]:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
+import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 
 GOLDEN_DIR = Path(os.environ.get("GLMIX_GOLDEN", Path(__file__).resolve().parents[2] / "shared" / "golden"))
 

@@ -74,3 +74,36 @@ def test_a_worsened_image_comes_first_in_the_worst_list_figure_and_losses(shapes
 def test_bad_worst_count_is_one_line(shapes_root, tmp_path, capsys):
     assert _evaluate(shapes_root, tmp_path, "--worst", "0") == 2
     assert capsys.readouterr().err.strip() == "glmix-viz evaluate: error: --worst 0: give a number of images >= 1"
+
+
+def test_an_empty_prediction_folder_exits_2_with_one_line_and_writes_nothing(shapes_root, tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert _evaluate(shapes_root, empty, "--worst", "3") == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"glmix-viz evaluate: error: {empty}: nothing to score")
+    assert "6 without a prediction" in lines[0] and "n/a" not in captured.out
+    assert list(empty.iterdir()) == []  # no eval.json, no per_image.csv
+
+
+def test_an_empty_compare_folder_stops_before_the_first_folder_is_written(shapes_root, tmp_path, capsys,
+                                                                          write_label_run):
+    pred = write_label_run(VOCDataset(shapes_root, "val"), tmp_path / "a")
+    empty = tmp_path / "b"
+    empty.mkdir()
+    assert _evaluate(shapes_root, pred, "--compare", str(empty)) == 2
+    assert f"{empty}: nothing to score" in capsys.readouterr().err
+    assert not (pred / "eval.json").exists() and list(empty.iterdir()) == []
+
+
+def test_worst_says_how_many_it_found_when_fewer_than_asked(shapes_root, tmp_path, capsys, write_label_run):
+    dataset = VOCDataset(shapes_root, "val")
+    pred = write_label_run(dataset, tmp_path / "a")
+    for image_id in dataset.ids[2:]:
+        (pred / f"{image_id}.png").unlink()
+    assert _evaluate(shapes_root, pred, "--missing", "skip", "--worst", "5") == 0
+    printed = capsys.readouterr().out
+    assert "2 worst images (asked for 5; only 2 images scored)" in printed
+    assert _evaluate(shapes_root, pred, "--missing", "skip", "--worst", "1") == 0
+    assert "\n1 worst image\n" in capsys.readouterr().out

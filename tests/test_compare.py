@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401
+import glmix_viz.models  # noqa: F401
 from glmix_viz.figures import comparison_figure
 from glmix_viz.grouping import untrained_copy
 from glmix_viz.slots.compare import block_stage_order, compare_explorations, compare_groupings, match_blocks, match_slots

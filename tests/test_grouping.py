@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401
+import glmix_viz.models  # noqa: F401
 from glmix_viz.grouping import GroupingSample, block_grouping_scores, slot_grid_labels
 from glmix_viz.scoring.grouping import adjusted_rand_index, foreground_ari
 from glmix_viz.slots.resize import upsample_labels

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401
+import glmix_viz.models  # noqa: F401
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.grouping import block_grouping_scores, load_grouping_samples
 from glmix_viz.heldout import compare_models, heldout_evaluation

@@ -8,7 +8,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401
+import glmix_viz.models  # noqa: F401
 from glmix_viz.grouping import GroupingSample, object_scores_summary, per_image_object_scores
 from glmix_viz.scoring.grouping import (
     mean_best_overlap,

@@ -12,7 +12,7 @@ import timm
 import torch
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-import glmix_viz  # noqa: F401  (registers glnet_tiny)
+import glmix_viz.models  # noqa: F401  (registers glnet_tiny)
 from glmix_viz.images import to_tensor
 from glmix_viz.pseudo import METHODS, ScoreSettings, compute_scores, compute_scores_batch
 from glmix_viz.pseudo.gradcam import CAM_CLASSES, _to_maps, resolve_layer

@@ -12,7 +12,7 @@ import timm
 import torch
 from PIL import Image
 
-import glmix_viz  # noqa: F401  (registers glnet_tiny)
+import glmix_viz.models  # noqa: F401  (registers glnet_tiny)
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
 from glmix_viz.crf import CRFParams

@@ -16,7 +16,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401  (registers glnet_tiny)
+import glmix_viz.models  # noqa: F401  (registers glnet_tiny)
 import glmix_viz.pseudo as pseudo
 from glmix_viz.pseudo.evidence import apply_background
 from glmix_viz.pseudo.registry import baseline_methods, block_set, default_method, reference_baseline, search_grid

@@ -7,7 +7,7 @@ import pytest
 import timm
 import torch
 
-import glmix_viz  # noqa: F401  (registers glnet_tiny)
+import glmix_viz.models  # noqa: F401  (registers glnet_tiny)
 from glmix_viz.models.cam import class_activation_maps
 from glmix_viz.probe import GroupingRecord
 from glmix_viz.pseudo.evidence import (

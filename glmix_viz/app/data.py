@@ -32,7 +32,7 @@ import streamlit as st
 import torch
 import torch.nn as nn
 
-import glmix_viz  # noqa: F401  (registers the GLNet variants with timm)
+import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 from glmix_viz.app import store
 from glmix_viz import CheckpointError, ImageLoadError
 from glmix_viz.app.threads import interactive_threads

@@ -32,6 +32,7 @@ from glmix_viz.app.sidebar import (
     link_widgets,
 )
 from glmix_viz.app.views import VIEWS, view_by_slug
+from glmix_viz.grouping import opening_block
 from glmix_viz.pictures import block_title
 
 __all__ = ["TITLE", "checkpoint_folder", "data", "device_choices", "main"]
@@ -59,9 +60,8 @@ def header(page: Page, device: str) -> None:
 def choose_block(page: Page) -> str:
     """The block slider, opened on the link's block, else the one that groups best on the model's benchmark, else
     the first block."""
-    blocks, benchmark = page.exploration.block_names, page.benchmark
-    first = benchmark["block"] if benchmark and benchmark["block"] in blocks else blocks[0]
-    first = page.link.block if page.link.block in blocks else first
+    blocks = page.exploration.block_names
+    first = page.link.block if page.link.block in blocks else opening_block(blocks, page.benchmark)
     return st.select_slider("GLMix block", blocks, value=first, key=f"block::{page.model.key}",
                             format_func=lambda name: block_title(page.exploration, name))
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -212,6 +213,24 @@ def collect_regions(source: Split, model: Any, out_dir: Union[str, os.PathLike],
     return {**summary.data, "summary_path": str(summary.path), "complete": all(path.is_file() for path in chunks)}
 
 
+def _files_under(folder: Path) -> Optional[set]:
+    """Every file and folder under ``folder`` (None when it does not exist)."""
+    return set(folder.rglob("*")) if folder.is_dir() else None
+
+
+def _remove_new(folder: Path, before: Optional[set]) -> None:
+    """Remove what appeared under ``folder`` since ``before`` (:func:`_files_under`); the folder itself when it did
+    not exist then."""
+    if before is None:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    for path in sorted(_files_under(folder) - before, key=lambda p: len(p.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+
+
 def run_atlas(source: Split, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, clusters: int, *,
               shard: Any = None, overwrite: bool = False, progress: bool = True, **build: Any) -> Dict[str, Any]:
     """Collect the regions, then (once every chunk exists) cluster them and write the atlas.
@@ -219,8 +238,21 @@ def run_atlas(source: Split, model: Any, out_dir: Union[str, os.PathLike], setti
     Returns:
         ``{"summary": the collecting run's summary, "atlas": the atlas (atlas.json) or None while chunks are
         missing}``; ``build`` goes to :func:`glmix_viz.atlas.build.build_atlas` (seed, examples, resamples, ...).
+
+    Raises:
+        DataError: no image could be read and none was collected before: what this run wrote (the folder itself when
+            it made it) is removed first, so no half-made atlas folder is left behind.
     """
+    out_dir = Path(out_dir)
+    before = _files_under(out_dir)
     summary = collect_regions(source, model, out_dir, settings, shard=shard, overwrite=overwrite, progress=progress)
+    counts = summary["counts"]
+    if counts["done"] == 0 and counts["skipped"] == 0 and counts["failed"] > 0:
+        _remove_new(out_dir, before)
+        failures = summary["failures"]
+        first = f"; first: {failures[0]['id']}: {failures[0]['reason']}" if failures else ""
+        raise DataError(f"{out_dir}: no image could be read ({counts['failed']} of {counts['total']} failed{first}); "
+                        "removed what this run wrote")
     if not summary["complete"]:
         print(f"regions of this shard collected; the atlas is built once every shard is done", file=sys.stderr)
         return {"summary": summary, "atlas": None}

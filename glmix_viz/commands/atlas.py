@@ -6,11 +6,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import List, Union
-from glmix_viz.atlas import AtlasSettings, run_atlas
+from typing import TYPE_CHECKING, Any, List, Tuple, Union
+
 from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset
-from glmix_viz.data.base import Split
 from glmix_viz.errors import GlmixVizError
+
+if TYPE_CHECKING:
+    from glmix_viz.data.base import Split
 
 HELP = ("slot atlas: collect every image's slot regions for the chosen blocks, cluster them into concepts "
         "(scikit-learn k-means), write purity, typical regions and a figure (resumable, bounded memory)")
@@ -26,8 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--images", dest="data", type=Path, metavar="DIR",
                         help="alias of --data for a plain folder of images (no labels: no purity)")
     parser.add_argument("--checkpoint", type=Path, help="GLNet checkpoint (default: the bundled demo model)")
-    parser.add_argument("--block", action="append", required=True, metavar="B",
-                        help="GLMix block: path (stages.1.blocks.0) or index (-1); repeatable or comma list")
+    parser.add_argument("--block", action="append", default=None, metavar="B",
+                        help="GLMix block: path (stages.1.blocks.0) or index (-1); repeatable or comma list (default: "
+                             "the block the explorer opens on: for the demo model the one that groups best on its "
+                             "benchmark, else the first GLMix block)")
     parser.add_argument("--clusters", type=int, default=8, help="concepts per block (default 8)")
     parser.add_argument("--out", type=Path, required=True, help="the atlas folder")
     parser.add_argument("--feature", choices=("slots_in", "slots_out"), default="slots_in",
@@ -45,19 +49,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def open_source(args: argparse.Namespace) -> Split:
+def open_source(args: argparse.Namespace) -> "Split":
     """The split of ``--data`` (or its aliases ``--images``, ``--voc-root``, ``--coco-root``)."""
     return open_dataset(args)
 
 
+def chosen_blocks(args: argparse.Namespace, model: Any, info: Any) -> Tuple[Union[int, str], ...]:
+    """``--block``'s blocks, else the one block the explorer opens on (:func:`glmix_viz.grouping.opening_block`)."""
+    if args.block:
+        return tuple(_blocks(args.block))
+    from glmix_viz.grouping import benchmark_best_block, opening_block
+    from glmix_viz.open import demo_checkpoint
+    from glmix_viz.probe import glmix_block_names
+
+    demo = demo_checkpoint()
+    is_demo = demo is not None and info.path is not None and Path(info.path).resolve() == demo.resolve()
+    block = opening_block(glmix_block_names(model), benchmark_best_block() if is_demo else None)
+    print(f"no --block: {block}, the block the explorer opens on", file=sys.stderr)
+    return (block,)
+
+
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.atlas import AtlasSettings, run_atlas
+
     for flag in ("clusters", "batch_size", "chunk_size", "examples", "resamples"):
         if getattr(args, flag) < 1:
             raise GlmixVizError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     source = open_source(args)
     model, description = load_model_from_args(args)
     print(f"model: {description}", file=sys.stderr)
-    settings = AtlasSettings(blocks=tuple(_blocks(args.block)), feature=args.feature, input_size=args.input_size,
+    settings = AtlasSettings(blocks=chosen_blocks(args, model, description), feature=args.feature, input_size=args.input_size,
                              batch_size=args.batch_size, chunk_size=args.chunk_size)
     result = run_atlas(source, model, args.out, settings, args.clusters, shard=args.shard, overwrite=args.overwrite,
                        progress=args.progress, seed=args.seed, examples=args.examples, resamples=args.resamples)

@@ -1,29 +1,34 @@
 """Helpers shared by the subcommands: choosing the model (``--checkpoint`` / ``--model``) and the data set
-(``--data PATH``, with ``--voc-root`` / ``--coco-root`` as aliases)."""
+(``--data PATH``, with ``--voc-root`` / ``--coco-root`` as aliases).
+
+Like every command module, this one imports nothing heavy at its top (torch, timm, the data readers): ``glmix-viz
+--help`` builds every command's parser, and must not wait for torch. The library is imported inside the functions
+that run a command.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
-from typing import Optional, Tuple
+from typing import TYPE_CHECKING, Optional, Tuple
 
-import torch.nn as nn
+if TYPE_CHECKING:
+    import torch.nn as nn
 
-from glmix_viz.data.base import Split
-from glmix_viz.data.registry import open_split
-from glmix_viz.errors import DataError
-from glmix_viz.models.info import ModelInfo
-from glmix_viz.open import resolve_model
+    from glmix_viz.data.base import Split
+    from glmix_viz.models.info import ModelInfo
 
 
 def load_model_from_args(args: argparse.Namespace, *,
-                         num_classes: Optional[int] = None) -> Tuple[nn.Module, ModelInfo]:
+                         num_classes: Optional[int] = None) -> Tuple["nn.Module", "ModelInfo"]:
     """The model named by ``args.checkpoint`` or ``args.model``, else the bundled demo model; and a description.
 
     ``--checkpoint`` takes any checkpoint :func:`glmix_viz.open.open_checkpoint` opens (a segmenter gives its
     encoder). ``--model NAME`` builds a randomly initialised variant (with a warning): useful only for smoke tests.
     """
+    from glmix_viz.open import resolve_model
+
     opened = resolve_model(getattr(args, "checkpoint", None), getattr(args, "model", None),
                            num_classes=num_classes, device=getattr(args, "device", None))
     if not opened.info.trained:
@@ -54,9 +59,11 @@ def add_dataset_arguments(parser: argparse.ArgumentParser, *, required: bool = T
     return group
 
 
-def open_dataset(args: argparse.Namespace, split: Optional[str] = None) -> Split:
+def open_dataset(args: argparse.Namespace, split: Optional[str] = None) -> "Split":
     """The split of ``--data`` (:func:`~glmix_viz.data.registry.open_split`) named ``split`` (default
     ``args.split``)."""
+    from glmix_viz.data.registry import open_split  # the readers: only when a command runs
+
     split = getattr(args, "split", None) if split is None else split
     options = {}
     if getattr(args, "coco_mask_cache", None) is not None:
@@ -64,8 +71,10 @@ def open_dataset(args: argparse.Namespace, split: Optional[str] = None) -> Split
     return open_split(args.data, split, **options)
 
 
-def require_masks(dataset: Split, command: str) -> None:
+def require_masks(dataset: "Split", command: str) -> None:
     """Refuse, in one line, a data set without masks for a command that scores against them."""
+    from glmix_viz.errors import DataError
+
     if not dataset.has_masks:
         raise DataError(f"{dataset.root}: {command} needs ground-truth masks, and this data set has none "
                         "(a labelled or plain image folder); use a segmentation folder (images/ masks/ classes.txt)")

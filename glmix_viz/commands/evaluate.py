@@ -10,23 +10,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping
 
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset, require_masks
-from glmix_viz.data.base import Split
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.evaluate import (
-    compare_scores,
-    evaluate_predictions,
-    format_comparison,
-    load_pair,
-    worst_images,
-    write_per_image_csv,
-)
-from glmix_viz.files import save_bytes_atomic
-from glmix_viz.labels import voc_palette
-from glmix_viz.scoring.segmentation import format_scores
-from glmix_viz.scoring.stats import DEFAULT_RESAMPLES
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES  # numpy only: no torch for --help
+
+if TYPE_CHECKING:
+    from glmix_viz.data.base import Split
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
 DEFAULT_WORST = 8
@@ -83,36 +74,68 @@ def _report(scores: Mapping[str, Any], folder: Path) -> None:
             print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
 
 
-def evaluate_folder(args: argparse.Namespace, dataset: Split, folder: Path, out: Path) -> Dict[str, Any]:
-    """Evaluate one folder, write its scores JSON and per-image table, print the table and the warnings."""
+def score_folder(args: argparse.Namespace, dataset: "Split", folder: Path) -> Dict[str, Any]:
+    """The scores of one folder (nothing written yet).
+
+    Raises:
+        GlmixVizError: no image of the split could be scored (an empty or wrong folder): one line, and the command
+            writes nothing, so no table of n/a and no ``eval.json`` can pass for a result.
+    """
+    from glmix_viz.evaluate import evaluate_predictions
+
     scores = evaluate_predictions(dataset, folder, pred_ignore=args.pred_ignore, missing=args.missing,
                                   progress=args.progress)
+    if scores["num_images"] == 0:
+        missing, failed = len(scores["missing_predictions"]), scores["num_failed"]
+        unreadable = failed - missing if args.missing == "fail" else failed
+        why = f"{missing} without a prediction, {unreadable} unreadable" if scores["num_ids"] else "the split is empty"
+        raise GlmixVizError(f"{folder}: nothing to score: none of the {scores['num_ids']} images of split "
+                            f"{scores.get('split')!s} has a usable <id>.png prediction ({why}); nothing written")
+    return scores
+
+
+def write_scores(scores: Mapping[str, Any], folder: Path, out: Path) -> None:
+    """Write one folder's scores JSON and per-image table, print the table and the warnings."""
+    from glmix_viz.evaluate import write_per_image_csv
+    from glmix_viz.files import save_bytes_atomic
+    from glmix_viz.scoring.segmentation import format_scores
+
     save_bytes_atomic(out, (json.dumps(scores, indent=2) + "\n").encode("utf-8"))
     table = write_per_image_csv(per_image_path(out), scores)
     print(format_scores(scores))
     print(f"{scores['num_images']} of {scores['num_ids']} images evaluated; scores written to {out}, "
           f"per-image scores to {table}")
     _report(scores, folder)
-    return scores
 
 
 def _percent(value: Any) -> str:
     return "   n/a" if value is None else f"{100.0 * value:6.2f}"
 
 
-def print_worst(rows: List[Mapping[str, Any]]) -> None:
+def worst_heading(found: int, asked: int, scored: int) -> str:
+    """How many worst images the table holds, and why fewer than asked: ``3 worst images (asked for 8; only 3 of
+    the split's images were scored)``."""
+    heading = f"{found} worst image{'s' if found != 1 else ''}"
+    if found < asked:
+        heading += f" (asked for {asked}; only {scored} image{'s' if scored != 1 else ''} scored)"
+    return heading
+
+
+def print_worst(rows: List[Mapping[str, Any]], heading: str) -> None:
     """The worst images as a table: id, per-image mIoU and pixel accuracy, unsure share, class-level errors."""
     width = max([len(row["id"]) for row in rows] + [2])
-    print(f"{len(rows)} worst images\n{'id':<{width}}  mIoU %   acc % unsure %  missed | predicted but absent")
+    print(f"{heading}\n{'id':<{width}}  mIoU %   acc % unsure %  missed | predicted but absent")
     for row in rows:
         print(f"{row['id']:<{width}}  {_percent(row['miou'])}  {_percent(row['pixel_accuracy'])}  "
               f"{_percent(row['unsure_share'])}  {', '.join(row['missed']) or '-'} | "
               f"{', '.join(row['predicted_absent']) or '-'}")
 
 
-def write_worst_figure(dataset: Split, folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
+def write_worst_figure(dataset: "Split", folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
     """The grid of :func:`glmix_viz.figures.worst_images_figure` for these rows (an unreadable image: grey)."""
+    from glmix_viz.evaluate import load_pair
     from glmix_viz.figures import save_figure, worst_images_figure  # plotly and matplotlib: only for a figure
+    from glmix_viz.labels import voc_palette
 
     entries = []
     for row in rows:
@@ -130,10 +153,14 @@ def write_worst_figure(dataset: Split, folder: Path, rows: List[Mapping[str, Any
     return save_figure(picture, path)
 
 
-def compare_folders(args: argparse.Namespace, dataset: Split, scores: Mapping[str, Any], out: Path) -> int:
-    """Evaluate ``--compare``, print and write the paired comparison; returns its number of failed images."""
+def compare_folders(args: argparse.Namespace, scores: Mapping[str, Any], other: Mapping[str, Any],
+                    out: Path) -> int:
+    """Write ``--compare``'s scores, print and write the paired comparison; returns its number of failed images."""
+    from glmix_viz.evaluate import compare_scores, format_comparison
+    from glmix_viz.files import save_bytes_atomic
+
     print(f"\nB: {args.compare}")
-    other = evaluate_folder(args, dataset, args.compare, args.compare / "eval.json")
+    write_scores(other, args.compare, args.compare / "eval.json")
     comparison = compare_scores(scores, other, resamples=args.bootstrap, seed=args.seed)
     path = args.compare_out if args.compare_out is not None else out.with_name("compare.json")
     save_bytes_atomic(path, (json.dumps(comparison, indent=2) + "\n").encode("utf-8"))
@@ -144,6 +171,7 @@ def compare_folders(args: argparse.Namespace, dataset: Split, scores: Mapping[st
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.evaluate import worst_images
 
     if args.worst is not None and args.worst < 1:
         raise GlmixVizError(f"--worst {args.worst}: give a number of images >= 1")
@@ -152,15 +180,18 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args)
     require_masks(dataset, "evaluate")
     out = args.out if args.out is not None else args.pred / "eval.json"
-    scores = evaluate_folder(args, dataset, args.pred, out)
+    scores = score_folder(args, dataset, args.pred)  # both folders are scored before anything is written
+    other = score_folder(args, dataset, args.compare) if args.compare is not None else None
+    write_scores(scores, args.pred, out)
     failed = scores["num_failed"]
     if args.worst is not None or args.figure is not None:
-        rows = worst_images(scores, args.worst or DEFAULT_WORST)
+        asked = args.worst or DEFAULT_WORST
+        rows = worst_images(scores, asked)
         print()
-        print_worst(rows)
-        if args.figure is not None and rows:
+        print_worst(rows, worst_heading(len(rows), asked, scores["num_images"]))
+        if args.figure is not None:
             print(f"figure of the {len(rows)} worst images written to "
                   f"{write_worst_figure(dataset, args.pred, rows, args.figure)}")
-    if args.compare is not None:
-        failed += compare_folders(args, dataset, scores, out)
+    if other is not None:
+        failed += compare_folders(args, scores, other, out)
     return 1 if failed else 0

@@ -6,8 +6,6 @@ import argparse
 
 from glmix_viz.commands.common import add_dataset_arguments
 from glmix_viz.commands.train import add_common_arguments, config_kwargs, report
-from glmix_viz.models.loading import load_model
-from glmix_viz.train import TrainConfig, train
 
 HELP = ("fine-tune a GLNet checkpoint with a new multi-label head on image-level labels (--data: a labelled or "
         "segmentation folder, PASCAL VOC train_aug..., COCO-2014)")
@@ -21,6 +19,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.models.loading import load_model
+    from glmix_viz.train import TrainConfig, train
+
     kwargs = config_kwargs(args)
     if args.model is None:  # the variant of the initial checkpoint
         kwargs["model"] = load_model(args.init, device="cpu").checkpoint_config["variant"]

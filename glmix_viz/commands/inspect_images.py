@@ -6,15 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from glmix_viz.commands.common import load_model_from_args
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.files import save_png_atomic
-from glmix_viz.images import check_min_size, load_image
-from glmix_viz.models.info import model_input_size
-from glmix_viz.probe import GroupingProbe
-from glmix_viz.slots.explore import explore_image, top_predictions
 
 HELP = "Draw the slot groupings of GLMix blocks for images (input, hard groupings, soft slot maps, top-5)."
 
@@ -45,7 +38,15 @@ def _parse_blocks(blocks):
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
     from glmix_viz.figures import grouping_figure  # here: plotly is heavy, and only this command draws figures
+    from glmix_viz.files import save_png_atomic
+    from glmix_viz.images import check_min_size, load_image
+    from glmix_viz.models.info import model_input_size
+    from glmix_viz.probe import GroupingProbe
+    from glmix_viz.slots.explore import explore_image, top_predictions
+
 
     model, description = load_model_from_args(args)
     print(f"model: {description}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""``glmix-viz make-shapes``: write the synthetic shapes data set in the PASCAL VOC layout."""
+"""``glmix-viz make-shapes``: write the synthetic shapes data set in the PASCAL VOC layout or as a segmentation folder."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ import argparse
 import json
 from pathlib import Path
 
-from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, SHAPE_CLASSES, ShapesConfig, make_shapes
+from glmix_viz.commands.library_values import VALUES
+
+SHAPE_CLASSES = VALUES["make_shapes"]["shape_classes"]  # glmix_viz.data.shapes's, without importing torch
+DEFAULT_SHAPE_CLASSES = VALUES["make_shapes"]["default_shape_classes"]
 
 HELP = ("Write a synthetic data set of textured shapes (classes differ by shape, not colour), in the VOC layout or "
         "as a segmentation folder (--format folder).")
@@ -30,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
+
     config = ShapesConfig(image_size=args.image_size, classes=tuple(args.classes), max_objects=args.max_objects)
     summary = make_shapes(
         args.out, config, num_train=args.num_train, num_val=args.num_val, num_test=args.num_test, seed=args.seed,

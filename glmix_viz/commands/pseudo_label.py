@@ -6,16 +6,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, List, Tuple, Union
 
 from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset, positive_scales
+from glmix_viz.commands.library_values import VALUES
 from glmix_viz.crf import CRFParams
-from glmix_viz.data.base import object_names
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.pseudo.pipeline import run_pseudo_label
-from glmix_viz.pseudo.registry import METHODS, default_method
-from glmix_viz.pseudo.settings import BG_RULES, DEFAULT_POWER_ALPHA, ScoreSettings
-from glmix_viz.runtime.distributed import launcher_device, resolve_shard
+
+# The method registry as --help shows it, without importing the methods (torch): a copy checked against the library
+# by tests/test_cli_help.py. run() uses the real registry.
+METHODS = {entry["name"]: SimpleNamespace(**entry) for entry in VALUES["pseudo_label"]["methods"]}
+BG_RULES = VALUES["pseudo_label"]["bg_rules"]
+DEFAULT_POWER_ALPHA = VALUES["pseudo_label"]["default_power_alpha"]
+
+
+def default_method() -> str:
+    return VALUES["pseudo_label"]["default_method"]
 
 HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
 
@@ -122,6 +129,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def score_settings(args: argparse.Namespace):
     """The :class:`~glmix_viz.pseudo.ScoreSettings` of the flags (``ValueError`` on a bad combination)."""
+    from glmix_viz.pseudo.settings import ScoreSettings
+
     return ScoreSettings(
         method=args.method, options=dict(args.options), scales=args.scales, flip=args.flip, bg_rule=args.bg_rule,
         bg_param=args.bg_param, blocks=args.blocks, input_size=args.input_size, device=args.device,
@@ -140,6 +149,10 @@ def crf_params(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.base import object_names
+    from glmix_viz.pseudo.pipeline import run_pseudo_label
+    from glmix_viz.runtime.distributed import launcher_device, resolve_shard
+
     try:  # settings errors are user errors: one line, no traceback
         args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array

@@ -7,12 +7,11 @@ import sys
 from pathlib import Path
 
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset, positive_scales
+from glmix_viz.commands.library_values import VALUES
 from glmix_viz.crf import CRFParams
-from glmix_viz.data.classes import match_label_ids
 from glmix_viz.errors import DataError, GlmixVizError, one_line
-from glmix_viz.runtime.distributed import launcher_device, resolve_shard
-from glmix_viz.segment.model import load_segmenter, segmenter_class_names
-from glmix_viz.segment.predict import OUTPUT_FORMATS, run_segment
+
+OUTPUT_FORMATS = VALUES["segment"]["output_formats"]  # glmix_viz.segment.predict's, without importing torch
 
 HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable, shardable; no ground truth needed)"
 
@@ -36,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.classes import match_label_ids
+    from glmix_viz.runtime.distributed import launcher_device, resolve_shard
+    from glmix_viz.segment.model import load_segmenter, segmenter_class_names
+    from glmix_viz.segment.predict import run_segment
+
     try:
         args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array

@@ -7,9 +7,12 @@ import json
 import os
 from pathlib import Path
 
+from types import SimpleNamespace
+
 from glmix_viz.commands.common import add_dataset_arguments, open_dataset
-from glmix_viz.segment.model import DECODERS
-from glmix_viz.segment.train import SegmentTrainConfig, train_segmenter
+from glmix_viz.commands.library_values import VALUES
+
+DECODERS = VALUES["segment_train"]["decoders"]  # glmix_viz.segment.model's, without importing torch
 
 HELP = "train a segmenter (smp decoder on a GLNet encoder) on pseudo-masks or ground truth; resumes in --out"
 
@@ -25,7 +28,7 @@ def _scale_range(text: str):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    defaults = SegmentTrainConfig(out="")
+    defaults = SimpleNamespace(**VALUES["segment_train"]["defaults"])  # SegmentTrainConfig's
     add_dataset_arguments(parser, split="train")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--val-split", default="val",
                         help="split scored (mIoU) after each epoch when it has ground truth; 'none' to skip")
@@ -59,6 +62,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.segment.train import SegmentTrainConfig, train_segmenter
+
     dataset = open_dataset(args)
     val_dataset = None if args.val_split.lower() == "none" else open_dataset(args, args.val_split)
     decoder_args = {} if args.decoder_channels is None else {"decoder_channels": args.decoder_channels}

@@ -7,7 +7,6 @@ import json
 from typing import Any, Dict
 
 from glmix_viz.errors import GlmixVizError
-from glmix_viz.train import TrainConfig, train
 
 HELP = "train a GLNet from scratch (multi-label classification on a VOC-layout set, e.g. make-shapes output)"
 
@@ -118,6 +117,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.train import TrainConfig, train
+
     kwargs = config_kwargs(args)
     config = TrainConfig.from_flat(data=args.data, augment=args.augment or "shapes", **kwargs)
     report(train(config), config.out)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import timm
 
-import glmix_viz  # noqa: F401
+import glmix_viz.models  # noqa: F401
 from glmix_viz.cli import main
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.data.voc import VOCDataset
