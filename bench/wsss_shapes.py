@@ -185,7 +185,7 @@ def classification(model: torch.nn.Module, root: Path) -> Dict[str, Any]:
     split = load_split(str(root), "val", IMAGE_SIZE, workers=0)
     scores, targets = predict_scores(model, split, next(model.parameters()).device, batch_size=64)
     mean_ap, per_class = mean_average_precision(scores, targets)
-    names = object_names(split.voc)
+    names = object_names(split.split)
     return {"map": mean_ap, "ap": {name: float(value) for name, value in zip(names, per_class)},
             "images": int(len(scores))}
 

@@ -4,7 +4,8 @@ This module runs the model and collects; the scores themselves live in :mod:`glm
 
 For every GLMix block, the hard grouping (each pixel's most likely slot, ``GroupingRecord.hard``) is up-sampled to the
 mask's resolution (nearest neighbour) and compared with the ground-truth object instances (``SegmentationObject``
-masks of a VOC-layout set, as ``make-shapes`` writes them) by the adjusted Rand index over the foreground pixels only
+masks, as ``make-shapes`` writes them; any split whose ``instances(id)`` has them) by the adjusted Rand index over
+the foreground pixels only
 (:func:`~glmix_viz.scoring.grouping.foreground_ari`): the score asks whether the slots keep each object in one piece
 and apart from the others, not whether they find the background. It is averaged over the images with at least
 ``min_instances`` visible objects (with one object the ARI is degenerate: 1 if the object lies in one slot, 0

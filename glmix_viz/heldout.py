@@ -1,7 +1,7 @@
 """Held-out evaluation of a classifier's slots, measured like a paper: one function for the benchmarks, the
 experiments and the notebooks.
 
-:func:`heldout_evaluation` scores a model on a VOC-layout split with instance masks (a ``make-shapes`` set of a seed
+:func:`heldout_evaluation` scores a model on a split with instance masks (a ``make-shapes`` set of a seed
 never used for training or selection):
 
 * classification mAP over all images (:func:`glmix_viz.scoring.classification.mean_average_precision`);
@@ -140,7 +140,7 @@ def _classification(model: nn.Module, root: str, split: str, size: int, device: 
     value, per_class = mean_average_precision(scores, targets)
     names = model.pretrained_cfg.get("label_names") or [str(k) for k in range(scores.shape[1])]
     return {"map": value, "ap": dict(zip(names, map(float, per_class))), "images": len(targets),
-            "per_image": {"ids": list(data.voc.ids), "scores": scores.tolist(), "targets": targets.tolist()}}
+            "per_image": {"ids": list(data.split.ids), "scores": scores.tolist(), "targets": targets.tolist()}}
 
 
 def heldout_evaluation(
@@ -161,7 +161,7 @@ def heldout_evaluation(
 
     Args:
         model: a GLNet classifier (multi-label head).
-        root: VOC-layout set with ``SegmentationObject`` instance masks (``make-shapes`` output).
+        root: a data set with instance masks (``make-shapes`` output: its ``SegmentationObject``).
         split: its split.
         input_size: square input side (default: the model's).
         min_instances: the grouping is scored on images with at least this many objects.

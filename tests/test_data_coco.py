@@ -198,4 +198,4 @@ def test_training_split_reads_a_coco_root(coco_root: Path) -> None:
 
     split = load_split(str(coco_root), "val", 32, workers=0)
     assert len(split) == 2
-    assert split.voc.class_names == ("background", "person", "dog", "kite")
+    assert split.split.class_names == ("background", "person", "dog", "kite")

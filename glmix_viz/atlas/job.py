@@ -120,8 +120,8 @@ def _read_batch(source: Split, ids: Sequence[str], summary: Any) -> List[Tuple[s
 
 
 @torch.inference_mode()
-def _collect_chunk(source: Split, model: Any, ids: Sequence[str], first: int, blocks: List[str], settings: AtlasSettings,
-                   input_size: int, summary: Any):
+def _collect_chunk(source: Split, model: Any, ids: Sequence[str], first: int, blocks: List[str],
+                   settings: AtlasSettings, input_size: int, summary: Any):
     """Rows of every block for one chunk's images, and the chunk's failures."""
     mean, std = input_mean_std(model)
     device = next(model.parameters()).device

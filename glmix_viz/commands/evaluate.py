@@ -1,5 +1,5 @@
-"""``glmix-viz evaluate``: scores of a folder of label PNGs against a split's masks (any data set with masks): the split's
-confusion-matrix mIoU, per-image scores, the worst images as a figure, and a paired comparison with a second folder.
+"""``glmix-viz evaluate``: scores of a folder of label PNGs against a split's masks (any data set with masks): the
+split's confusion-matrix mIoU, per-image scores, the worst images as a figure, and a paired comparison with a second folder.
 
 Library: :mod:`glmix_viz.evaluate` (scores, comparison) and :func:`glmix_viz.figures.worst_images_figure`.
 """

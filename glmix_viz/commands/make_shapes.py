@@ -1,4 +1,5 @@
-"""``glmix-viz make-shapes``: write the synthetic shapes data set in the PASCAL VOC layout or as a segmentation folder."""
+"""``glmix-viz make-shapes``: write the synthetic shapes data set in the PASCAL VOC layout or as a segmentation
+folder."""
 
 from __future__ import annotations
 

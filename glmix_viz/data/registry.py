@@ -41,7 +41,8 @@ def _coco_open(root: Path, split: Optional[str], *, mask_cache: Any = None, **_:
 
 
 def _voc_recognise(root: Path) -> bool:
-    return any((folder / "JPEGImages").is_dir() for folder in (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012")) \
+    folders = (root, root / "VOC2012", root / "VOCdevkit" / "VOC2012")
+    return any((folder / "JPEGImages").is_dir() for folder in folders) \
         or any((folder / "JPEGImages").is_dir() for devkit in (root, root / "VOCdevkit") if devkit.is_dir()
                for folder in devkit.glob("VOC*"))
 

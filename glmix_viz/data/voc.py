@@ -186,8 +186,8 @@ class VOCDataset(SplitBase):
         self._class_index = {name: index for index, name in enumerate(self.class_names)}
         found = background_of(self.class_names)
         self.background = 0 if found is None else found  # VOC's convention: the first class, unless one is named so
-        self._object_index = {name: position for position, name in
-                              enumerate(name for index, name in enumerate(self.class_names) if index != self.background)}
+        objects = [name for index, name in enumerate(self.class_names) if index != self.background]
+        self._object_index = {name: position for position, name in enumerate(objects)}
         self.has_masks = any((self.root / folder).is_dir() for folder in _MASK_FOLDERS)
         self.split = None if split is None else str(split)
         self.split_file: Path | None = None

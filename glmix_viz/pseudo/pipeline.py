@@ -1,4 +1,5 @@
-"""The pseudo-label batch job over a data set (:class:`~glmix_viz.data.base.Split`) (evaluation of its output: :mod:`glmix_viz.evaluate`).
+"""The pseudo-label batch job over a data set (a :class:`~glmix_viz.data.base.Split`; evaluation of its output:
+:mod:`glmix_viz.evaluate`).
 
 :func:`run_pseudo_label` wires four stages, each in its own module:
 

@@ -1,4 +1,4 @@
-"""Multi-label classification training of GLNet on a VOC-layout data set: the loop behind ``train`` and ``finetune``.
+"""Multi-label classification training of GLNet on image-level labels: the loop behind ``train`` and ``finetune``.
 
 What the loop does, in order:
 

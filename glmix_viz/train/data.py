@@ -21,23 +21,23 @@ __all__ = ["LoadedSplit", "load_split", "normalize_batch", "denormalize_batch", 
 class _ResizedSplit(torch.utils.data.Dataset):
     """Images of a split resized to a square side, as uint8 (3, S, S) tensors, with multi-hot labels (K,)."""
 
-    def __init__(self, voc: Split, size: int) -> None:
-        self.voc = voc
+    def __init__(self, split: Split, size: int) -> None:
+        self.split = split
         self.size = size
 
     def __len__(self) -> int:
-        return len(self.voc.ids)
+        return len(self.split.ids)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
         import cv2
 
-        image_id = self.voc.ids[index]
-        image = self.voc.image(image_id)
+        image_id = self.split.ids[index]
+        image = self.split.image(image_id)
         if image.shape[:2] != (self.size, self.size):
             shrink = max(image.shape[:2]) > self.size
             interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (self.size, self.size), interpolation=interpolation)
-        labels = self.voc.labels(image_id)
+        labels = self.split.labels(image_id)
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(labels)
 
 
@@ -45,23 +45,23 @@ class LoadedSplit:
     """A split ready for training: either fully in memory or streamed through a DataLoader.
 
     Attributes:
-        voc: the data set reader.
+        split: the data set (a :class:`~glmix_viz.data.base.Split`).
         size: square side of the images.
         images: (N, 3, S, S) uint8 when cached, else None.
         labels: (N, K) float32 multi-hot labels (always in memory).
     """
 
-    def __init__(self, voc: Split, size: int, cache_gb: float, workers: int, progress: bool) -> None:
-        self.voc = voc
+    def __init__(self, split: Split, size: int, cache_gb: float, workers: int, progress: bool) -> None:
+        self.split = split
         self.size = size
         self.workers = workers
-        self.dataset = _ResizedSplit(voc, size)
-        self.labels = torch.from_numpy(np.stack([voc.labels(i) for i in voc.ids])).float()
+        self.dataset = _ResizedSplit(split, size)
+        self.labels = torch.from_numpy(np.stack([split.labels(i) for i in split.ids])).float()
         self.images: Optional[torch.Tensor] = None
-        if len(voc.ids) * 3 * size * size <= cache_gb * 1e9:
+        if len(split.ids) * 3 * size * size <= cache_gb * 1e9:
             loader = torch.utils.data.DataLoader(self.dataset, batch_size=64, num_workers=workers)
             chunks = []
-            for images, _ in maybe_tqdm(loader, progress, f"loading {voc.split}", len(loader)):
+            for images, _ in maybe_tqdm(loader, progress, f"loading {split.split}", len(loader)):
                 chunks.append(images)
             self.images = torch.cat(chunks)
 
@@ -93,13 +93,13 @@ def load_split(root: str, split: str, size: int, *, cache_gb: float = 4.0, worke
     Raises:
         DataError: missing folder or split, a split without images, or a data set without image-level labels.
     """
-    voc = open_split(root, split)
-    if not voc.has_labels:
+    opened = open_split(root, split)
+    if not opened.has_labels:
         raise DataError(f"{root}: training needs image-level labels, and this data set has none (a plain image "
                         "folder); use a labelled folder (images/, labels.csv, classes.txt)")
-    if len(voc.ids) == 0:
+    if len(opened.ids) == 0:
         raise DataError(f"{root}: split {split!r} has no images")
-    return LoadedSplit(voc, size, cache_gb, workers, progress)
+    return LoadedSplit(opened, size, cache_gb, workers, progress)
 
 
 def maybe_tqdm(iterable: Any, enabled: bool, desc: str, total: Optional[int] = None) -> Any:

@@ -132,7 +132,7 @@ def build_run(config: TrainConfig, process: Process) -> Run:
     load = dict(cache_gb=config.cache_gb, workers=config.workers, progress=show)
     train_set = load_split(config.data, config.train_split, size, **load)
     val_set = load_split(config.data, config.val_split, size, **load) if config.val_split else None
-    class_names = object_names(train_set.voc)  # every class but the background, wherever it stands
+    class_names = object_names(train_set.split)  # every class but the background, wherever it stands
 
     torch.manual_seed(config.seed)
     model, overrides = build_model(config, len(class_names))
