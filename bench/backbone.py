@@ -22,12 +22,17 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional, Sequence
 
 import torch
 
-from glmix_viz.profiling import peak_activation_bytes, time_round_robin
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from glmix_viz.profiling import peak_activation_bytes, time_round_robin  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 MODELS = ("glnet_stl", "glnet_4g", "convnext_tiny", "swin_tiny_patch4_window7_224")
 REFERENCE = "convnext_tiny"
@@ -129,24 +134,32 @@ def fast_path_rows(args: argparse.Namespace, device: torch.device, size: int) ->
     return rows
 
 
-def print_tables(results: dict) -> None:
-    """The Markdown tables of a results dict."""
-    runs = results["runs"]
+def table(results: dict) -> str:
+    """The Markdown tables of a results dict (the docs generator's too)."""
+    lines: List[str] = []
+    print = lines.append  # noqa: A001  (the rows below were printed once; now they are collected)
+    runs = results.get("runs", 1)  # the first version made one run and did not record it
     print(f"\n| batch | size | model | median ms (per run) | vs {REFERENCE}: median of {runs} runs [min, max] | "
           "peak MB |\n| --- | --- | --- | --- | --- | --- |")
     for row in results["rows"]:
         if "model" in row:
-            ratio = row["ratio"]
+            ratio = row.get("ratio")
+            if ratio is None and f"vs_{REFERENCE}" in row:  # results of the first version: one run, batch 1
+                ratio = dict.fromkeys(("median", "min", "max"), row[f"vs_{REFERENCE}"])
             shown = f"{ratio['median']:.2f} [{ratio['min']:.2f}, {ratio['max']:.2f}]" if ratio else "-"
-            memory = f"{row['peak_mb']:.0f}" if row["peak_mb"] is not None else "-"
-            times = " / ".join(f"{value:.0f}" for value in row["median_ms"])
-            print(f"| {row['batch']} | {row['size']} | {row['model']} | {times} | {shown} | {memory} |")
+            memory = f"{row['peak_mb']:.0f}" if row.get("peak_mb") is not None else "-"
+            times = " / ".join(f"{value:.0f}" for value in (
+                row["median_ms"] if isinstance(row["median_ms"], list) else [row["median_ms"]]))
+            print(f"| {row.get('batch', 1)} | {row['size']} | {row['model']} | {times} | {shown} | {memory} |")
     print("\n| size | forward ms | with probe ms | probe overhead: median [min, max] |\n| --- | --- | --- | --- |")
     for row in results["rows"]:
         if "probe_overhead" in row:
             spread = row["probe_overhead"]
-            print(f"| {row['size']} | {statistics.median(row['plain_ms']):.1f} | "
-                  f"{statistics.median(row['probe_ms']):.1f} | {spread['median']:+.1%} "
+            if not isinstance(spread, dict):  # the first version: one run
+                spread = dict.fromkeys(("median", "min", "max"), spread)
+            plain, probe = (statistics.median(v if isinstance(v, list) else [v]) for v in (row["plain_ms"],
+                                                                                          row["probe_ms"]))
+            print(f"| {row['size']} | {plain:.1f} | {probe:.1f} | {spread['median']:+.1%} "
                   f"[{spread['min']:+.1%}, {spread['max']:+.1%}] |")
     print("\n| size | path | time vs exact: median [min, max] | max abs logit error (logit scale) |\n"
           "| --- | --- | --- | --- |")
@@ -155,9 +168,18 @@ def print_tables(results: dict) -> None:
             ratio = row["ratio_to_exact"]
             print(f"| {row['size']} | {row['fast_path']} | {ratio['median']:.2f} [{ratio['min']:.2f}, "
                   f"{ratio['max']:.2f}] | {row['max_abs_logit_error']:.1e} ({row['logit_scale']:.1f}) |")
+    text = "\n".join(lines)
+    sections = [part for part in text.split("\n\n") if part.count("\n") > 1]  # tables with rows only
+    return f"{results['device']}, {results['threads']} thread(s), torch {results['torch']}\n\n" + "\n\n".join(
+        part.strip("\n") for part in sections) + "\n"
 
 
-def main() -> None:
+SMOKE = {"sizes": [64], "batches": [1], "models": ["glnet_stl", "convnext_tiny"], "repeats": 1, "runs": 1,
+         "warmup": 0, "threads": 1}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[224, 448, 896])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
@@ -171,12 +193,23 @@ def main() -> None:
     parser.add_argument("--no-probe", action="store_true", help="skip the probe-overhead measurement")
     parser.add_argument("--fast-paths", action="store_true", help="only measure the optional fast paths")
     parser.add_argument("--compile", action="store_true", help="include torch.compile among the fast paths")
-    parser.add_argument("--out", type=Path, default=Path("bench/results/backbone.json"))
-    args = parser.parse_args()
+    parser.add_argument("--out", type=Path, default=None, help="results file (default bench/results/backbone.json; "
+                        "--smoke: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: glnet_stl and convnext_tiny at 64 px, one "
+                        "round, one thread; checks the JSON has what the docs read (give --out a temporary path)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if args.out is None:
+        args.out = smoke_folder(__file__) / "backbone.json" if args.smoke else ROOT / "bench/results/backbone.json"
 
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
-    results = {"device": str(device), "threads": args.threads, "torch": torch.__version__, "runs": args.runs,
+    results = {"command": command_line(__file__, argv), "device": str(device), "threads": args.threads, "torch": torch.__version__, "runs": args.runs,
                "repeats": args.repeats, "rows": []}
     print(f"device {device}, {args.threads} threads, torch {torch.__version__}, {args.runs} runs of "
           f"{args.repeats} rounds", flush=True)
@@ -190,7 +223,9 @@ def main() -> None:
             results["rows"].append(probe_row(args, device, size))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
-    print_tables(results)
+    print(table(results))
+    if args.smoke:
+        check_results(__file__, args.out)
 
 
 if __name__ == "__main__":

@@ -30,6 +30,10 @@ from pathlib import Path
 from typing import Dict, List
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
+
 DEFAULT_OUT = ROOT / "bench" / "results" / "cli_help.json"
 GOAL = 0.25
 HELPS = {
@@ -60,21 +64,43 @@ def measure(cases: Dict[str, List[str]], runs: int, warmup: bool) -> Dict[str, L
     return times
 
 
-def main(argv: List[str] | None = None) -> int:
+def table(result: Dict) -> str:
+    """Medians and ratios to the reference (the docs' table)."""
+    lines = [f"{result['runs']} run(s) of each, alternating; reference: `{result['reference']}`; load "
+             f"{result['machine']['load_1min']:.1f} (contended: compare the ratios, not the seconds)", "",
+             "| command | median s | vs the reference |", "| --- | --- | --- |"]
+    for name, value in result["median_s"].items():
+        ratio = result["ratio_to_reference"].get(name)
+        lines.append(f"| `{name}` | {value:.3f} | {'' if ratio is None else f'{ratio:.3f}'} |")
+    if result["goal_met"] is not None:
+        lines += ["", f"Goal: every --help under {result['goal_ratio']} of the reference: "
+                      f"{'met' if result['goal_met'] else 'NOT met'}."]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7, help="timed runs of each case (default 7)")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results JSON (default {DEFAULT_OUT})")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results JSON (default bench/results/cli_help.json; --smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true",
                         help="one run of each, no warm-up, and `python -c pass` as the reference (a check that it "
                              "works, in seconds; its ratio means nothing)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.out is None:
+        args.out = smoke_folder(__file__) / "cli_help.json" if args.smoke else DEFAULT_OUT
     runs = 1 if args.smoke else args.runs
     reference_name, reference_arguments = SMOKE_REFERENCE if args.smoke else REFERENCE
     times = measure({**HELPS, reference_name: reference_arguments}, runs, warmup=not args.smoke)
     medians = {name: statistics.median(values) for name, values in times.items()}
     ratios = {name: medians[name] / medians[reference_name] for name in HELPS}
     result = {
-        "command": " ".join(["python", "bench/cli_help.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(__file__, argv),
         "smoke": args.smoke,
         "runs": runs,
         "contended": True,  # a shared machine: compare the ratios (measured side by side), not the seconds
@@ -94,6 +120,8 @@ def main(argv: List[str] | None = None) -> int:
         ratio = f"  ({ratios[name]:.3f} of the reference)" if name in ratios else ""
         print(f"{name:<32} median {value:.3f} s{ratio}")
     print(f"written to {args.out}")
+    if args.smoke:
+        check_results(__file__, args.out)
     return 0
 
 

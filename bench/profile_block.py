@@ -19,14 +19,21 @@ share of the total, then the ten costliest operators inside the clustering part 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Dict, List
+from typing import Any, Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
 from torch.profiler import ProfilerActivity, profile, record_function
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 LAYOUT_OPS = ("aten::copy_", "aten::contiguous", "aten::clone", "aten::permute", "aten::transpose",
               "aten::reshape", "aten::_unsafe_view")
@@ -154,7 +161,16 @@ def markdown(tables: Dict[str, Dict[str, float]], title: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def table(results: Dict[str, Any]) -> str:
+    """The tables of a results JSON (the docs generator's too)."""
+    return markdown(results["tables"], results["title"])
+
+
+SMOKE = {"model": "glnet_tiny", "size": 64, "rounds": 1, "threads": 1, "device": "cpu"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The profiler's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="glnet_stl")
     parser.add_argument("--size", type=int, default=224)
@@ -163,7 +179,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--out", type=Path, default=None, help="also write the tables to this Markdown file")
-    args = parser.parse_args()
+    parser.add_argument("--json", type=Path, default=None,
+                        help="also write the tables and the command to this JSON file (bench/results/profile_*.json "
+                             "is what the docs are made from)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: glnet_tiny at 64 px, one round, one thread; "
+                        "checks the JSON (give --json a temporary path)")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> None:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+        args.json = args.json or smoke_folder(__file__) / "profile.json"
 
     import timm
 
@@ -180,11 +208,19 @@ def main() -> None:
     samples = [profile_once(model, x, device.type == "cuda") for _ in range(args.rounds)]
     clock = "CUDA kernel" if device.type == "cuda" else f"CPU, {args.threads} threads"
     title = f"{args.model}, batch {args.batch}, {args.size}x{args.size}, {clock}, median of {args.rounds}"
-    text = markdown(_median_tables(samples), title)
+    tables = _median_tables(samples)
+    text = markdown(tables, title)
     print(text)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
+    if args.json is not None:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        results = {"command": command_line(__file__, argv), "title": title, "tables": tables,
+                   "settings": {key: str(value) for key, value in vars(args).items()}}
+        args.json.write_text(json.dumps(results, indent=1) + "\n")
+    if args.smoke:
+        check_results(__file__, args.json)
 
 
 if __name__ == "__main__":

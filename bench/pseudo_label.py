@@ -37,7 +37,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
 import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
@@ -52,6 +53,7 @@ from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 WIDTH, HEIGHT = 500, 375
 
@@ -97,14 +99,19 @@ def load_bench_model(args: argparse.Namespace, num_classes: int):
     return opened.model, str(opened.info.path) if opened.info.trained else str(opened.info)
 
 
-def parse_args() -> argparse.Namespace:
+SMOKE = {"images": 2, "workers": [0], "batch_size": 2}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--images", type=int, default=32)
     parser.add_argument("--data", type=Path, default=None, metavar="PATH",
                         help="time on this data set (any --data format with image-level labels; its first --images "
                              "images) instead of generated VOC-sized shapes images")
     parser.add_argument("--split", default=None, help="split of --data (default: the format's)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="pipeline rows: CRF worker processes (0: the CRF in the main process)")
     parser.add_argument("--method", default=reference_baseline(), choices=list(METHODS))
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
     parser.add_argument("--no-flip", dest="flip", action="store_false")
@@ -112,8 +119,21 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--json", type=Path, default=Path("bench/pseudo_label.json"))
-    return parser.parse_args()
+    parser.add_argument("--json", type=Path, default=None, help="results file (default bench/results/pseudo_label.json; "
+                        "--smoke: a temporary folder)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 2 images, the pipeline with no worker "
+                        "process; checks the JSON (give --json a temporary path)")
+    return parser
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    args.argv = sys.argv[1:] if argv is None else list(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if args.json is None:
+        args.json = smoke_folder(__file__) / "pseudo_label.json" if args.smoke else ROOT / "bench/results/pseudo_label.json"
+    return args
 
 
 def time_stages_alone(args: argparse.Namespace, dataset: Split, model: torch.nn.Module, settings: ScoreSettings,
@@ -154,6 +174,15 @@ def time_pipelines(args: argparse.Namespace, dataset: Split, model: torch.nn.Mod
     """Rows of the pipeline with each worker count (warm workers), and each run's timing."""
     rows, runs = [], {}
     for workers in args.workers:
+        if workers == 0:
+            summary = run_pseudo_label(dataset, work / "out-0", model, settings, crf=CRFParams(), workers=0,
+                                       overwrite=True, progress=False, batch_size=args.batch_size)
+            timing = dict(summary["timing"], worker_startup_s=0.0)
+            done = summary["counts"]["done"]
+            runs[workers] = timing
+            rows.append(("pipeline, CRF in the main process", timing["wall_s"] / done, timing["network_s"] / done,
+                         timing["crf_s"] / done, timing["io_s"] / done))
+            continue
         context = multiprocessing.get_context("spawn")
         with futures.ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
             started = time.perf_counter()
@@ -172,40 +201,51 @@ def time_pipelines(args: argparse.Namespace, dataset: Split, model: torch.nn.Mod
     return rows, runs
 
 
-def report(args: argparse.Namespace, model_name: str, rows: list, runs: dict) -> None:
-    """Print the markdown table and write ``--json``."""
-    crf_alone = rows[1][1]
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"\n{args.images} images of {WIDTH}x{HEIGHT}, model {model_name}, method {args.method}, scales "
-          f"{args.scales}, flip {args.flip}, device {args.device}, {os.cpu_count()} CPU cores, torch "
-          f"{torch.__version__}, load average at the end {load:.1f}\n")
-    print("| setting | images/s | s/image | network s/image | CRF s/image | I/O s/image | vs CRF alone |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
+def table(result: dict) -> str:
+    """The Markdown table of a results dict (the docs generator's too)."""
+    rows = result["rows"]
+    crf_alone = next(row["s_per_image"] for row in rows if row["setting"].startswith("CRF alone"))
+    lines = [f"{result['images']} images of {result['size'][0]}x{result['size'][1]}, model {result['model']}, method "
+             f"{result['method']}, scales {result['scales']}, flip {result['flip']}, device {result['device']}, "
+             f"{result['cpu_count']} CPU cores, load average at the end {result['load_average']:.1f}", "",
+             "| setting | images/s | s/image | network s/image | CRF s/image | I/O s/image | vs CRF alone |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
 
     def cell(value):
         return "" if value is None else f"{value:.3f}"
 
-    for name, per_image, net, crf_time, io_time in rows:
-        print(f"| {name} | {1 / per_image:.2f} | {per_image:.3f} | {cell(net)} | {cell(crf_time)} "
-              f"| {cell(io_time)} "
-              f"| {per_image / crf_alone:.2f}x |")
-    for workers, timing in runs.items():
-        print(f"\n{workers} worker(s): worker start-up {timing['worker_startup_s']:.1f} s (once per run), wall "
-              f"{timing['wall_s']:.1f} s, main process waiting for workers {timing['waiting_for_workers_s']:.1f} s")
-    print("\nPipeline network/CRF/I/O columns are summed over processes per image (CRF and writes run in the "
-          "workers, concurrently with the network).")
+    for row in rows:
+        lines.append(f"| {row['setting']} | {1 / row['s_per_image']:.2f} | {row['s_per_image']:.3f} | "
+                     f"{cell(row['network_s'])} | {cell(row['crf_s'])} | {cell(row['io_s'])} | "
+                     f"{row['s_per_image'] / crf_alone:.2f}x |")
+    lines += ["", "Pipeline network/CRF/I/O columns are summed over processes per image (CRF and writes run in the "
+              "workers, concurrently with the network)."]
+    return "\n".join(lines)
+
+
+def report(args: argparse.Namespace, model_name: str, rows: list, runs: dict) -> None:
+    """Print the markdown table and write ``--json``."""
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     result = {
+        "command": command_line(__file__, args.argv),
         "images": args.images, "size": [WIDTH, HEIGHT], "model": model_name, "method": args.method,
         "scales": args.scales, "flip": args.flip, "device": args.device, "cpu_count": os.cpu_count(),
-        "load_average": load,
+        "load_average": load, "torch": torch.__version__,
         "rows": [dict(zip(("setting", "s_per_image", "network_s", "crf_s", "io_s"), row)) for row in rows],
-        "pipeline_timing": runs,
+        "pipeline_timing": {str(key): value for key, value in runs.items()},
     }
+    print()
+    print(table(result))
+    for workers, timing in runs.items():
+        if workers:
+            print(f"\n{workers} worker(s): worker start-up {timing['worker_startup_s']:.1f} s (once per run), wall "
+                  f"{timing['wall_s']:.1f} s, main process waiting for workers {timing['waiting_for_workers_s']:.1f} s")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
     save_bytes_atomic(args.json, (json.dumps(result, indent=2) + "\n").encode())
 
 
-def main() -> None:
-    args = parse_args()
+def main(argv=None) -> None:
+    args = parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="glmix-bench-"))
     try:
         if args.data is not None:  # the user's data set: its first --images images
@@ -219,6 +259,8 @@ def main() -> None:
         rows = time_stages_alone(args, dataset, model, settings, work, match)
         pipeline_rows, runs = time_pipelines(args, dataset, model, settings, work)
         report(args, model_name, rows + pipeline_rows, runs)
+        if args.smoke:
+            check_results(__file__, args.json)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

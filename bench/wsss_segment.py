@@ -5,6 +5,7 @@ Run by hand (never in the test suite):
     .venv/bin/python bench/wsss_segment.py                       # held-out seed 3003, all four label sources
     .venv/bin/python bench/wsss_segment.py --seed 3004 --sources slot_pool,gradcam --out /tmp/wsss_segment_3004
     .venv/bin/python bench/wsss_segment.py --num-train 60 --num-test 30 --epochs 2 --out /tmp/ws --no-save  # a look
+    .venv/bin/python bench/wsss_segment.py --smoke --out /tmp/ws_smoke     # end to end in seconds (the test suite)
 
 Every step is the real command line (``python -m glmix_viz ...``), so the numbers are what a user gets:
 
@@ -38,6 +39,7 @@ same ``OUT`` resumes (each command resumes; finished steps cost seconds).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
@@ -53,6 +55,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
+
 GT = "gt"
 
 
@@ -61,19 +65,29 @@ def _env(threads: int) -> Dict[str, str]:
                 OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
 
 
+IN_PROCESS = False
+"""``--smoke``: run each command in this process (one torch import instead of one per step); same code, same flags."""
+
+
 def _run(args: List[str], log: Path, threads: int) -> float:
     """Run ``python -m glmix_viz ARGS`` (this checkout), its output appended to ``log``; the seconds it took."""
     start = time.perf_counter()
     with open(log, "a") as handle:
         handle.write(f"\n$ glmix-viz {' '.join(args)}\n")
         handle.flush()
-        result = subprocess.run([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle,
-                                env=_env(threads))
+        if IN_PROCESS:
+            from glmix_viz.cli import main as cli_main
+
+            with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+                returncode = cli_main(args)
+        else:
+            returncode = subprocess.run([sys.executable, "-m", "glmix_viz", *args], stdout=handle, stderr=handle,
+                                        env=_env(threads)).returncode
     seconds = time.perf_counter() - start
     target = next((args[i + 1] for i, arg in enumerate(args[:-1]) if arg in ("--out", "--pred")), "")
-    print(f"{seconds:7.1f} s  glmix-viz {args[0]} {target} (exit {result.returncode})", flush=True)
-    if result.returncode != 0:
-        raise SystemExit(f"glmix-viz {args[0]} failed (exit {result.returncode}); see {log}")
+    print(f"{seconds:7.1f} s  glmix-viz {args[0]} {target} (exit {returncode})", flush=True)
+    if returncode != 0:
+        raise SystemExit(f"glmix-viz {args[0]} failed (exit {returncode}); see {log}")
     return seconds
 
 
@@ -95,9 +109,16 @@ def role(source: str) -> str:
     return "CAM family (pytorch-grad-cam)" if method.gradients else "baseline"
 
 
-def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
+SMOKE = {"num_train": 4, "num_test": 2, "image_size": 64, "input_size": 64, "epochs": 1, "batch_size": 2,
+         "sources": "slot_pool,gt", "compare": None, "test_scales": "1.0", "crf": False, "decoder_channels": 16,
+         "warmup_steps": 1, "no_save": True}
+"""``--smoke``: the whole benchmark end to end in seconds (tiny images, one epoch, one method and the bound)."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (no side effects: the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("/tmp/wsss_segment"))
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default /tmp/wsss_segment)")
     parser.add_argument("--data", type=Path, default=None, metavar="PATH",
                         help="run on this data set (any --data format with masks and splits train and test) instead "
                              "of a generated shapes set")
@@ -108,6 +129,7 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--compare", default=None, help="A,B: the paired difference A - B (default: the first two)")
     parser.add_argument("--num-train", type=int, default=800)
     parser.add_argument("--num-test", type=int, default=100)
+    parser.add_argument("--image-size", type=int, default=128, help="make-shapes --image-size")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--input-size", type=int, default=128, help="training crop (the images are 128 px)")
@@ -127,7 +149,23 @@ def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--labels-only", action="store_true", help="stop after step 2 (the pseudo-masks)")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/NAME.json / .png")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run every glmix-viz step in this process (one interpreter start instead of one per step: "
+                             "the same commands; use it to collect a run whose steps are already done)")
+    parser.add_argument("--smoke", action="store_true",
+                        help="seconds, not minutes: 4 + 2 images of 64 px, one epoch, slot_pool and gt, no CRF, "
+                             "commands run in this process; writes only OUT/wsss_segment.json and checks its fields")
+    return parser
+
+
+def parse_args(argv: List[str] | None = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.smoke:
+        for key, value in SMOKE.items():
+            setattr(args, key, value)
+    if args.out is None:
+        args.out = smoke_folder(__file__) if args.smoke else Path("/tmp/wsss_segment")
     from glmix_viz.pseudo.registry import METHODS
 
     args.sources = [name.strip() for name in args.sources.split(",") if name.strip()]
@@ -191,9 +229,18 @@ def segmenters(args: argparse.Namespace, out: Path, data: Path, log: Path, timin
             log, args.threads)
         _run(["evaluate", "--data", str(data), "--split", "test", "--pred", str(pred), "--no-progress"], log,
              args.threads)
-        history = json.loads((run / "history.json").read_text())
-        results[source] = dict(_scores(pred), history=history)
+        results[source] = dict(_scores(pred), history=run_history(run))
     return results
+
+
+def run_history(run: Path) -> List[Dict[str, Any]]:
+    """The per-epoch log of a finished segment-train run, read by the runtime's own reader (``log.jsonl``)."""
+    from glmix_viz.runtime.resume import read_state
+
+    state = read_state(run)
+    if state is None or not state[1].history:
+        raise SystemExit(f"{run}: no resume state or epoch log; did segment-train finish?")
+    return state[1].history
 
 
 def per_image_confusions(data: Path, folder: Path) -> np.ndarray:
@@ -254,7 +301,9 @@ def curves_figure(results: Dict[str, Any], path: Path, title: str) -> None:
 
 
 def main(argv: List[str] | None = None) -> int:
+    global IN_PROCESS
     args = parse_args(argv)
+    IN_PROCESS = args.smoke or args.in_process
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
@@ -263,6 +312,7 @@ def main(argv: List[str] | None = None) -> int:
     started = time.perf_counter()
     if args.data is None and not (data / "ImageSets" / "Segmentation" / "test.txt").is_file():
         timings["make_shapes"] = _run(["make-shapes", "--out", str(data), "--num-train", str(args.num_train),
+                                       "--image-size", str(args.image_size),
                                        "--num-val", "1", "--num-test", str(args.num_test), "--seed", str(args.seed),
                                        "--overwrite"], log, args.threads)
     labels = label_sources(args, out, data, log, timings)
@@ -275,7 +325,8 @@ def main(argv: List[str] | None = None) -> int:
     if args.compare:
         first, second = args.compare
         comparison = dict(paired_comparison(data, out / f"pred_{first}", out / f"pred_{second}"), a=first, b=second)
-    report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started)
+    report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started,
+                     command_line(__file__, argv))
     text = json.dumps(report, indent=1) + "\n"
     (out / "wsss_segment.json").write_text(text)
     title = (f"make-shapes seed {args.seed}: {args.num_train} training images, {args.epochs} epochs, "
@@ -287,6 +338,8 @@ def main(argv: List[str] | None = None) -> int:
         if args.curves:
             curves_figure(trained, ROOT / "bench" / "results" / f"{args.name}_curves.png", title)
     print(table(report))
+    if args.smoke:
+        check_results(__file__, out / "wsss_segment.json")
     return 0
 
 
@@ -310,13 +363,14 @@ def _targets(labels: Dict[str, Any], trained: Dict[str, Any], comparison: Dict[s
 
 
 def _report(args: argparse.Namespace, labels: Dict[str, Any], trained: Dict[str, Any],
-            comparison: Dict[str, Any] | None, timings: Dict[str, float], wall: float) -> Dict[str, Any]:
+            comparison: Dict[str, Any] | None, timings: Dict[str, float], wall: float, command: str
+            ) -> Dict[str, Any]:
     import torch
 
     return {
         "benchmark": "wsss_segment",
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python bench/wsss_segment.py " + " ".join(sys.argv[1:]),
+        "command": command,
         "settings": {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()},
         "selection": "every segmenter keeps its last epoch; the test split's ground truth only draws the curves",
         "roles": {source: role(source) for source in args.sources},

@@ -80,6 +80,7 @@ from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
 from glmix_viz.scoring.classification import mean_average_precision  # noqa: E402
 from glmix_viz.train import load_split, predict_scores  # noqa: E402
 from glmix_viz.viz import colorize_labels, grouping_overlay, hstack_panels, overlay, vstack_panels  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 IMAGE_SIZE = 128
 THRESHOLDS: Tuple[float, ...] = tuple(round(0.20 + 0.05 * step, 2) for step in range(15))  # 0.20 .. 0.90
@@ -403,7 +404,17 @@ def summarize(report: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
-def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+def table(report: Dict[str, Any]) -> str:
+    """The docs generator's table: :func:`markdown_tables`."""
+    return markdown_tables(report)
+
+
+SMOKE = {"num_images": 2, "num_tune": 2, "methods": "cam,slot_pool", "figure_images": 1, "threads": 1,
+         "device": "cpu"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--num-images", type=int, default=None, help="evaluation split size (default 300; quick 80)")
     parser.add_argument("--num-tune", type=int, default=None, help="tuning split size (default 150; quick 40)")
@@ -413,7 +424,8 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
                         "--quick: all but the slow ones)")
     parser.add_argument("--quick", action="store_true", help="reduced setting: smaller splits, no slow methods unless "
                         "named; writes wsss_shapes_quick.json / .png")
-    parser.add_argument("--out", default="bench/results", help="folder of wsss_shapes.json / .png")
+    parser.add_argument("--out", default=None, help="folder of wsss_shapes.json / .png (default bench/results; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--work", default=None, help="data sets and predictions (default: a temporary folder)")
     parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -421,7 +433,18 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--figure-images", type=int, default=3)
     parser.add_argument("--name", default=None, help="file stem of the results in --out (default wsss_shapes, or "
                         "wsss_shapes_quick with --quick)")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 2 + 2 images, cam and slot_pool, one "
+                        "thread; checks the JSON (give --out and --work temporary folders)")
+    return parser
+
+
+def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
+    parser = build_parser()
     args = parser.parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+    if args.out is None:
+        args.out = str(smoke_folder(__file__)) if args.smoke else "bench/results"
     args.num_images = args.num_images or (80 if args.quick else 300)
     args.num_tune = args.num_tune or (40 if args.quick else 150)
     if args.methods:
@@ -486,7 +509,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     report = {
         "benchmark": args.stem,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "command": command_line(__file__, argv),
         "model": {"checkpoint": str(Path(checkpoint).relative_to(Path.cwd()) if Path(checkpoint).is_relative_to(
             Path.cwd()) else checkpoint), "blocks": glmix_block_names(model),
             "class_names": measured.pop("class_names")},
@@ -513,6 +536,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(markdown_tables(report))
     print(f"\nwrote {out / args.stem}.json and .png ({report['figure']['bytes'] / 1e3:.0f} KB) "
           f"in {timings['total'] / 60:.1f} min")
+    if args.smoke:
+        check_results(__file__, out / f"{args.stem}.json")
     return 0
 
 

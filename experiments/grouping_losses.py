@@ -26,6 +26,8 @@ from typing import Any, Dict, Tuple
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
+
 MODEL_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 9,
               "mixing_modes": ["glmix", "glmix", "glmix.mha_nchw", "glmix"]}
 
@@ -45,9 +47,29 @@ def parse_setting(text: str) -> Tuple[str, Dict[str, Any]]:
     return name, overrides
 
 
-def main() -> int:
+def table(results: Dict[str, Any]) -> str:
+    """One row per setting: held-out mAP, best block and its margin over the best control (the docs' table)."""
+    lines = ["| setting | init | held-out mAP | best block | ARI | vs best control (95 % CI) | worst block vs its "
+             "untrained |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, entry in results["settings"].items():
+        report = entry["heldout"]
+        grouping = report["grouping"]
+        margin, worst = grouping["margin"], grouping["worst_vs_untrained"]
+        lines.append(f"| {name} | {entry['init'] or 'scratch'} | {report['map']:.3f} | {grouping['best_block']} | "
+                     f"{grouping['best']['trained']:.3f} | {margin['mean']:+.3f} ({margin['ci95'][0]:+.3f}, "
+                     f"{margin['ci95'][1]:+.3f}) | {worst['mean']:+.3f} |")
+    return "\n".join(lines)
+
+
+SMOKE = {"num_train": 4, "num_val": 2, "num_eval": 4, "epochs": 1, "batch_size": 2, "threads": 1, "workers": 0,
+         "setting": ["smoke:recon_weight=1,potts_weight=1"]}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The sweep's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", required=True)
+    parser.add_argument("--work", default=None, help="runs and WORK/results.json (required; --smoke: a temporary "
+                        "folder)")
     parser.add_argument("--setting", action="append", default=[], help="NAME[:key=value,...] (repeatable)")
     parser.add_argument("--init", default=None, help="fine-tune from this checkpoint (default: from scratch)")
     parser.add_argument("--epochs", type=int, default=8)
@@ -60,7 +82,20 @@ def main() -> int:
     parser.add_argument("--num-eval", type=int, default=300)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--device", default=None)
-    args = parser.parse_args()
+    parser.add_argument("--num-val", type=int, default=200, help="validation images of the training set")
+    parser.add_argument("--workers", type=int, default=1, help="data-loading processes")
+    parser.add_argument("--smoke", action="store_true", help="seconds: 4 training and 4 held-out images, one "
+                        "epoch, one setting; checks WORK/results.json")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+        args.work = args.work or str(smoke_folder(__file__))
+    if args.work is None:
+        build_parser().error("--work is required")
 
     from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.heldout import heldout_evaluation, strip_per_image
@@ -69,24 +104,28 @@ def main() -> int:
 
     work = Path(args.work)
     data, heldout = work / "shapes", work / "heldout"
-    for root, settings in ((data, dict(num_train=args.num_train, num_val=200, seed=args.data_seed)),
+    for root, settings in ((data, dict(num_train=args.num_train, num_val=args.num_val, seed=args.data_seed)),
                            (heldout, dict(num_train=0, num_val=args.num_eval, seed=args.eval_seed))):
         if not (root / "shapes_meta.json").is_file():
             make_shapes(root, ShapesConfig(image_size=128), overwrite=True, progress=False, **settings)
     results_path = work / "results.json"
     results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    if "settings" not in results:  # files written before the command was recorded: settings at the top level
+        results = {"settings": results}
+    results["command"] = command_line(__file__, argv)
     for text in args.setting:
         name, overrides = parse_setting(text)
         config = TrainConfig.from_flat(**{**dict(
             data=str(data), out=str(work / name), model="glnet_tiny", init=args.init,
             model_args={} if args.init else MODEL_ARGS, slot_scale_init=None if args.init else 10.0,
             epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, warmup_epochs=args.warmup_epochs,
-            input_size=128, augment="flips", threads=args.threads, device=args.device, workers=1, progress=True),
+            input_size=128, augment="flips", threads=args.threads, device=args.device, workers=args.workers,
+            progress=not args.smoke),
             **overrides})
         summary = train(config)
         model = load_model(work / name / "last.safetensors", device=args.device)
         report = strip_per_image(heldout_evaluation(model, str(heldout), "val"))
-        results[name] = {"overrides": overrides, "init": args.init, "train": summary, "heldout": report}
+        results["settings"][name] = {"overrides": overrides, "init": args.init, "train": summary, "heldout": report}
         results_path.write_text(json.dumps(results, indent=1) + "\n")
         grouping = report["grouping"]
         print(f"{name}: mAP {report['map']:.3f}; best {grouping['best_block']} {grouping['best']['trained']:.3f}, "
@@ -95,6 +134,8 @@ def main() -> int:
         for block, values in grouping["blocks"].items():
             print(f"   {block:20s} {values['trained']:.3f} untrained {values['untrained']:.3f} "
                   f"grid {values['grid']:.3f}", flush=True)
+    if args.smoke:
+        check_results(__file__, results_path)
     return 0
 
 

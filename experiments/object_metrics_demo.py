@@ -6,8 +6,8 @@ k-means clusters of the slot features (clusters = classes + background, Hungaria
 the slot count beside every number (``glmix_viz.grouping``, ``glmix_viz.heldout.object_report_from_scores``).
 Controls: the untrained copy (seed 0), the slot-initialisation grid (mBO only: it has no slot features), and, when
 ``--bce`` names its checkpoint, the BCE-only control of ``experiments/train_demo.py``. Paired differences over the
-images with 95 % percentile-bootstrap intervals; the semantic mIoU's interval resamples images with the clustering
-held fixed.
+images with 95 % bootstrap intervals (``glmix_viz.scoring.stats``); the semantic mIoU's interval resamples images
+with the clustering held fixed.
 
     python experiments/object_metrics_demo.py --work runs/demo [--limit 400] [--bce runs/demo/bce/last.safetensors]
 
@@ -27,7 +27,12 @@ from typing import Any, Dict, List
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from train_demo import HELDOUT, IMAGE_SIZE  # noqa: E402  (experiments/ is on the path when this file runs)
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # experiments/: its sibling train_demo
+
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
+from train_demo import HELDOUT, IMAGE_SIZE  # noqa: E402
+
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES  # noqa: E402
 
 
 def score_set(models: Dict[str, Any], root: Path, limit: int, resamples: int, device: str) -> Dict[str, Any]:
@@ -89,16 +94,41 @@ def markdown(results: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main() -> int:
+def table(results: Dict[str, Any]) -> str:
+    """The docs generator's table: :func:`markdown`."""
+    return markdown(results)
+
+
+SMOKE = {"limit": 2, "resamples": 50, "threads": 1, "device": "cpu"}
+SMOKE_IMAGES = 3  # images of each held-out set under --smoke (in --work, never the real sets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The experiment's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", required=True, help="folder holding (or receiving) the held-out sets")
+    parser.add_argument("--work", default=None, help="folder holding (or receiving) the held-out sets (required; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--limit", type=int, default=0, help="first N images of each set (0: all 400)")
     parser.add_argument("--bce", default=None, metavar="CHECKPOINT", help="the BCE-only control, when available")
-    parser.add_argument("--out", default=str(REPO / "experiments" / "results" / "object_metrics_demo.json"))
-    parser.add_argument("--resamples", type=int, default=2000)
+    parser.add_argument("--out", default=None, help="default experiments/results/object_metrics_demo.json "
+                        "(--smoke: WORK/object_metrics_demo.json)")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="seconds: held-out sets of 3 images (seeds as usual), "
+                        "2 scored, 50 resamples; checks the JSON (give --work and --out temporary paths)")
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.smoke:
+        vars(args).update(SMOKE)
+        args.work = args.work or str(smoke_folder(__file__))
+        args.out = args.out or str(Path(args.work) / "object_metrics_demo.json")
+    if args.work is None:
+        build_parser().error("--work is required")
+    args.out = args.out or str(REPO / "experiments" / "results" / "object_metrics_demo.json")
 
     import torch
 
@@ -113,10 +143,12 @@ def main() -> int:
     models = {"demo": demo, "untrained": untrained_copy(demo, 0)}
     if args.bce:
         models["bce"] = load_model(args.bce, device=args.device)
-    results: Dict[str, Any] = {"sets": {}, "limit": args.limit, "resamples": args.resamples, "device": args.device,
+    results: Dict[str, Any] = {"command": command_line(__file__, argv), "sets": {}, "limit": args.limit, "resamples": args.resamples, "device": args.device,
                                "threads": args.threads, "bce": args.bce, "heldout": HELDOUT,
                                "image_size": IMAGE_SIZE}
     for name, settings in HELDOUT.items():
+        if args.smoke:
+            settings = dict(settings, num_val=SMOKE_IMAGES)
         if not (work / name / "shapes_meta.json").is_file():
             make_shapes(work / name, ShapesConfig(image_size=IMAGE_SIZE), overwrite=True, progress=False, **settings)
         results["sets"][name] = score_set(models, work / name, args.limit, args.resamples, args.device)
@@ -127,6 +159,8 @@ def main() -> int:
     out.with_suffix(".json.tmp").replace(out)
     out.with_suffix(".md").write_text(markdown(results) + "\n")
     print(markdown(results), f"\n{results['seconds']:.0f} s", flush=True)
+    if args.smoke:
+        check_results(__file__, out)
     return 0
 
 

@@ -31,6 +31,8 @@ from typing import Dict, List, Optional
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
+
 MODEL_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 9,
               "mixing_modes": ["glmix", "glmix", "glmix.mha_nchw", "glmix"]}
 IMAGE_SIZE = 128
@@ -44,20 +46,26 @@ GROUPING_FLAGS = ["--recon-weight", "10", "--potts-weight", "1", "--potts-sigma-
 RUNS = {"grouping": GROUPING_FLAGS, "bce": []}
 
 
-def train_argv(work: Path, run: str, device: str, threads: int) -> List[str]:
+SMOKE_SIZES = {"shapes": dict(num_train=4, num_val=2), "heldout_a": dict(num_val=3), "heldout_b": dict(num_val=3)}
+"""``--smoke``: the data sets' sizes (same seeds); one epoch of batch 2, no loader processes."""
+
+
+def train_argv(work: Path, run: str, device: str, threads: int, smoke: bool = False) -> List[str]:
     """The exact ``glmix-viz train`` arguments of one run (``run``: "grouping" or "bce")."""
+    epochs, batch, workers = ("1", "2", "0") if smoke else (str(EPOCHS), "32", "1")
     return ["train", "--data", str(work / "shapes"), "--out", str(work / run), "--model", "glnet_tiny",
             "--model-args", json.dumps(MODEL_ARGS), "--slot-scale-init", "10",
-            "--epochs", str(EPOCHS), "--batch-size", "32", "--lr", "1.5e-3", "--warmup-epochs", "0.5",
+            "--epochs", epochs, "--batch-size", batch, "--lr", "1.5e-3", "--warmup-epochs", "0.5",
             "--input-size", "128", "--augment", "flips", *RUNS[run],
-            "--seed", "0", "--device", device, "--threads", str(threads), "--workers", "1", "--no-progress"]
+            "--seed", "0", "--device", device, "--threads", str(threads), "--workers", workers, "--no-progress"]
 
 
-def make_data(work: Path) -> None:
-    """Write the training set and the held-out sets that are missing."""
+def make_data(work: Path, smoke: bool = False) -> None:
+    """Write the training set and the held-out sets that are missing (``smoke``: a few images each)."""
     from glmix_viz.data.shapes import ShapesConfig, make_shapes
 
     for name, settings in (("shapes", DATA), *HELDOUT.items()):
+        settings = dict(settings, **SMOKE_SIZES[name]) if smoke else settings
         if not (work / name / "shapes_meta.json").is_file():
             make_shapes(work / name, ShapesConfig(image_size=IMAGE_SIZE), overwrite=True, progress=False, **settings)
 
@@ -110,9 +118,22 @@ def evaluate(work: Path, runs: List[str], device: str, previous: Optional[str]) 
     return results
 
 
-def main() -> int:
+def table(results: Dict) -> str:
+    """Per held-out set and run: the targets, measured (the docs' table)."""
+    lines = ["| held-out set | run | target | met | measured |", "| --- | --- | --- | --- | --- |"]
+    for name, entry in results["sets"].items():
+        for run, targets in entry["targets"].items():
+            for target, value in targets.items():
+                lines.append(f"| {name} | {run} | {target} | {'yes' if value['met'] else 'no'} | {value['measured']} |")
+    lines += ["", "Training commands:", ""] + [f"- {run}: `{command}`" for run, command in results["commands"].items()]
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The experiment's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description="Reproduce and measure the glmix-viz demo model.")
-    parser.add_argument("--work", required=True, help="folder for the data sets, the runs and the results")
+    parser.add_argument("--work", default=None, help="folder for the data sets, the runs and the results (required; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--runs", default="grouping,bce", help="comma-separated runs to train: grouping, bce")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
@@ -122,7 +143,21 @@ def main() -> int:
                         help="also evaluate this checkpoint as 'previous' (e.g. a copy of the demo model it replaces)")
     parser.add_argument("--install", action="store_true",
                         help="copy the grouping model and the results into glmix_viz/assets/demo/")
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="seconds: a few images per set, one epoch, both runs, "
+                        "--evaluate; never --install; checks WORK/demo_results.json (give --work a temporary folder)")
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.smoke:
+        if args.install or args.previous:
+            parser.error("--smoke never installs and takes no --previous")
+        args.evaluate, args.threads, args.device = True, 1, "cpu"
+        args.work = args.work or str(smoke_folder(__file__))
+    if args.work is None:
+        parser.error("--work is required")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
     runs = [r for r in args.runs.split(",") if r]
@@ -132,24 +167,26 @@ def main() -> int:
 
     from glmix_viz.cli import main as cli_main
 
-    make_data(work)
-    commands = {run: train_argv(work, run, args.device, args.threads) for run in runs}
-    for run, argv in commands.items():
-        print("glmix-viz " + " ".join(shlex.quote(a) for a in argv), flush=True)
+    make_data(work, args.smoke)
+    commands = {run: train_argv(work, run, args.device, args.threads, args.smoke) for run in runs}
+    for run, run_argv in commands.items():
+        print("glmix-viz " + " ".join(shlex.quote(a) for a in run_argv), flush=True)
         if not args.skip_train:
             started = time.time()
-            code = cli_main(argv)
+            code = cli_main(run_argv)
             if code:
                 return code
             print(f"{run}: {(time.time() - started) / 60:.1f} min", flush=True)
     if args.evaluate:
         results = evaluate(work, runs, args.device, args.previous)
-        results.update(commands={run: "glmix-viz " + " ".join(shlex.quote(a) for a in train_argv(
+        results.update(command=command_line(__file__, argv), commands={run: "glmix-viz " + " ".join(shlex.quote(a) for a in train_argv(
             Path("DIR"), run, "cpu", 1)) for run in runs}, data=DATA, heldout=HELDOUT, device=args.device)
         (work / "demo_results.json").write_text(json.dumps(results, indent=1) + "\n")
         for name, entry in results["sets"].items():
             for run, targets in entry["targets"].items():
                 print(name, run, json.dumps(targets), flush=True)
+        if args.smoke:
+            check_results(__file__, work / "demo_results.json")
     if args.install:
         target = REPO / "glmix_viz" / "assets" / "demo"
         checkpoint = work / "grouping" / "last.safetensors"

@@ -24,6 +24,7 @@ COMMANDS = {
     "segment-train": "segment_train",
     "segment": "segment",
     "atlas": "atlas",
+    "faithfulness": "faithfulness",
 }
 
 

@@ -431,7 +431,7 @@ def worst_images_figure(rows: Sequence[Mapping[str, Any]], *, palette: np.ndarra
         palette: ``(256, 3)`` uint8 class colours.
         class_names: the names of the class labels (to name the colours present in the legend).
         max_side: longer side of each panel, in pixels.
-        background, ignore: the data set's background id (None: none) and ignore value, for the error maps.
+        background, ignore: the data set's background class (or None) and ignore value, for the error maps.
 
     Returns:
         ``(H, W, 3)`` uint8 RGB: the rows, then the error legend and the legend of the classes shown.

@@ -83,8 +83,9 @@ def slot_grid_labels(height: int, width: int, grid: int) -> np.ndarray:
 class GroupingSample:
     """An image with its instance mask. ``image`` (H, W, 3) uint8 RGB; ``instances`` (H, W) uint8, 0 background.
 
-    ``classes`` (H, W) uint8 is the class map (255 ignore) where the set has one; the class-level overlap and the
-    data-set-level semantic mIoU need it. ``background`` is its background class id (the data set's; None: none).
+    ``classes`` (H, W) uint8 is the class map (255 ignore) where the set has one (``SegmentationClass``); the
+    class-level overlap and the data-set-level semantic mIoU need it. ``background`` is the class map's background
+    class (the data set's; None when it has none); in the instance masks the background is always 0.
     """
 
     id: str
@@ -285,15 +286,15 @@ class _BlockAccumulator:
         merges = merge_slots(vectors, self.sizes, used)
         hard = upsample_labels(hard, sample.instances.shape)  # once, not once per score
         grid = upsample_labels(grid, sample.instances.shape)
-        targets = {"instance": sample.instances, "class": sample.classes}
+        targets = {"instance": (sample.instances, 0), "class": (sample.classes, sample.background)}
         for level in self.levels:
-            none = 0 if level == "instance" else sample.background  # instance masks: 0 is no object
-            target_ids, region_ids, counts = overlap_table(hard, targets[level])
-            self.mbo[level].append(table_mbo(target_ids, counts, background=none))
-            self.grid[level].append(mean_best_overlap(grid, targets[level], background=none))
+            target, background = targets[level]
+            target_ids, region_ids, counts = overlap_table(hard, target, ignore=IGNORE_INDEX)
+            self.mbo[level].append(table_mbo(target_ids, counts, background=background))
+            self.grid[level].append(mean_best_overlap(grid, target, background=background, ignore=IGNORE_INDEX))
             for k, groups in merges.items():
-                self.merged[level][k].append(table_mbo(target_ids, merge_columns(region_ids, counts, groups),
-                                                       background=none))
+                merged = merge_columns(region_ids, counts, groups)
+                self.merged[level][k].append(table_mbo(target_ids, merged, background=background))
         self.regions.append(int(used.sum()))
         for k, groups in merges.items():
             self.merged_regions[k].append(len(np.unique(groups[used])))
@@ -380,8 +381,11 @@ def per_image_object_scores(
                                        grid, num_classes)
         index += len(batch)
     blocks = {name: accumulators[name].result(*shapes[name], num_classes) for name in names}
+    backgrounds = {s.background for s in samples}
+    if len(backgrounds) > 1:
+        raise DataError(f"the samples name different background classes: {sorted(map(str, backgrounds))}")
     return ObjectScores(ids=[s.id for s in samples], blocks=blocks, num_classes=int(num_classes),
-                        background=samples[0].background)
+                        background=backgrounds.pop())
 
 
 def object_scores_summary(scores: ObjectScores, *, clusters: Optional[int] = None, seed: int = 0) -> Dict[str, Any]:

@@ -16,11 +16,25 @@ GOLDEN_DIR = Path(os.environ.get("GLMIX_GOLDEN", Path(__file__).resolve().parent
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
+def in_ci(environ=os.environ) -> bool:
+    """Running under continuous integration: ``CI`` set to true (GitHub Actions, GitLab and most others set it)."""
+    return environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_golden(directory: Path, *, ci: bool) -> Path:
+    """``directory`` when it holds the golden reference. Otherwise skip, saying why; but in CI fail: there a missing
+    reference is a broken checkout, and ten skipped tests would pass for green."""
+    if (directory / "golden_meta.json").is_file():
+        return directory
+    message = f"golden reference not found at {directory} (the shared/ folder beside the project root, or GLMIX_GOLDEN)"
+    if ci:
+        pytest.fail(f"{message}; CI is set, so the golden tests fail instead of skipping", pytrace=False)
+    pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def golden_dir() -> Path:
-    if not (GOLDEN_DIR / "golden_meta.json").is_file():
-        pytest.skip(f"golden reference not found at {GOLDEN_DIR} (the shared/ folder beside the project root)")
-    return GOLDEN_DIR
+    return require_golden(GOLDEN_DIR, ci=in_ci())
 
 
 @pytest.fixture(scope="session")

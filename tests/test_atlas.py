@@ -14,9 +14,10 @@ import numpy as np
 import pytest
 import torch
 
-from glmix_viz.atlas import AtlasSettings, build_atlas, collect_regions, contingency_scores, purity, run_atlas
+from glmix_viz.atlas import AtlasSettings, build_atlas, collect_regions, run_atlas
 from glmix_viz.atlas.collect import block_rows
 from glmix_viz.probe import GroupingRecord
+from glmix_viz.scoring.grouping import contingency_scores, purity
 
 BLOCKS = ("stages.1.blocks.0",)
 

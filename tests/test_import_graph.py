@@ -168,3 +168,55 @@ def test_the_loaders_sit_below_the_opener() -> None:
     assert "glmix_viz.segment.model" not in graph["glmix_viz.models.loading"]
     for module in ("glmix_viz.models.loading", "glmix_viz.segment.model", "glmix_viz.models.info"):
         assert "glmix_viz.open" not in graph[module]
+
+
+SCORING_LIBRARIES = {"numpy", "scipy", "sklearn", "torch"}
+
+
+def _third_party(path: Path) -> Set[str]:
+    """Top-level names of the modules a file imports that are neither the package's nor the standard library's."""
+    import sys
+
+    found: Set[str] = set()
+    for node in _imports(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            continue
+        names = [alias.name for alias in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+        for name in names:
+            top = name.split(".")[0]
+            if top and top != PACKAGE and top not in sys.stdlib_module_names and top != "__future__":
+                found.add(top)
+    return found
+
+
+def test_scoring_is_a_floor_that_imports_nothing_above_it() -> None:
+    """glmix_viz.scoring reaches only its own modules and glmix_viz.errors, and only numpy/scipy/sklearn/torch."""
+    graph = import_graph()
+    files = module_files()
+    scoring = {module for module in graph if module == "glmix_viz.scoring" or module.startswith("glmix_viz.scoring.")}
+    assert {"glmix_viz.scoring.segmentation", "glmix_viz.scoring.grouping", "glmix_viz.scoring.classification",
+            "glmix_viz.scoring.errors", "glmix_viz.scoring.stats"} <= scoring
+    for module in sorted(scoring):
+        above = graph[module] - scoring - {"glmix_viz.errors"}
+        assert not above, f"{module} imports {sorted(above)}, above the scoring floor"
+        libraries = _third_party(files[module])
+        assert libraries <= SCORING_LIBRARIES, f"{module} imports {sorted(libraries - SCORING_LIBRARIES)}"
+
+
+def test_the_reader_of_third_party_imports_sees_a_forbidden_one(tmp_path: Path) -> None:
+    path = tmp_path / "m.py"
+    path.write_text("import os\nimport numpy as np\nfrom scipy import stats\ndef f():\n    import streamlit\n")
+    assert _third_party(path) == {"numpy", "scipy", "streamlit"}
+
+
+def test_scoring_is_the_only_home_of_a_bootstrap_and_an_error_coding() -> None:
+    """One bootstrap (scipy.stats.bootstrap, called in scoring/stats.py only) and one error coding (ERROR_KINDS,
+    defined in scoring/errors.py only): no module outside scoring/ draws resamples or defines error codes."""
+    files = module_files()
+    for module, path in files.items():
+        text = path.read_text(encoding="utf-8")
+        if module != "glmix_viz.scoring.stats":
+            assert "bootstrap(" not in text.replace("image_bootstrap(", "").replace("def bootstrap", ""), module
+            assert "poisson(" not in text, module
+        if module != "glmix_viz.scoring.errors":
+            assert "ERROR_KINDS: " not in text and "ERROR_KINDS =" not in text and "def error_map" not in text, module

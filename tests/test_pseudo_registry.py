@@ -25,7 +25,8 @@ from glmix_viz.pseudo.settings import ScoreSettings
 ROOT = Path(__file__).resolve().parents[1]
 # The registration order (the package face loads methods.py, then gradcam.py) and the default method, as literals.
 ORDER = ["cam", "slic_cam", "slot_pool", "slot_vote", "slot_walk", "gradcam", "gradcam_pp", "xgradcam", "hirescam",
-         "layercam", "eigencam", "scorecam", "slot_gradcam"]  # the combination registers after the CAM family
+         "layercam", "eigencam", "scorecam", "slot_gradcam",  # the combination registers after the CAM family
+         "slot_ablate"]  # then the intervention method (pseudo/ablate.py)
 DEFAULT = "slot_pool"  # the best measured non-baseline method (miou_crf 70.4 on the demo benchmark)
 REFERENCE = "cam"  # the first baseline: what benchmarks compare against
 
@@ -98,7 +99,7 @@ def test_registration_is_checked():
 def test_the_order_and_the_one_default_method():
     assert list(pseudo.METHODS) == ORDER
     assert default_method() == DEFAULT and ScoreSettings().method == DEFAULT  # one meaning of "default method"
-    assert reference_baseline() == REFERENCE and baseline_methods() == [REFERENCE, "slic_cam", *ORDER[5:-1]]
+    assert reference_baseline() == REFERENCE and baseline_methods() == [REFERENCE, "slic_cam", *ORDER[5:-2]]
     method = pseudo.METHODS[DEFAULT]
     assert not method.baseline and method.measured == {"miou": 63.3, "miou_crf": 70.4}
     assert all(m.baseline or m.measured is None or m.measured["miou_crf"] <= method.measured["miou_crf"]

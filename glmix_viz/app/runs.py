@@ -269,6 +269,11 @@ def error_legend() -> np.ndarray:
     return label_legend(ERROR_COLORS, list(ERROR_KINDS), cols=3, column_width=150)
 
 
+def _ids(dataset: Split) -> Dict[str, Any]:
+    """The data set's background class and ignore value, for the error maps."""
+    return {"background": dataset.background, "ignore": dataset.ignore}
+
+
 def image_view(run: Run, dataset: Split, row: Mapping[str, Any], names: List[str]) -> None:
     """Image, ground truth, the run's mask and the error map; the image's per-class scores; open in the explorer."""
     try:
@@ -277,8 +282,7 @@ def image_view(run: Run, dataset: Split, row: Mapping[str, Any], names: List[str
     except GlmixVizError as error:
         st.error(one_line(error))
         return
-    panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE, background=dataset.background,
-                          ignore=dataset.ignore)
+    panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE, **_ids(dataset))
     st.image(panels, caption=[f"{title} · {row['id']}" for title in ERROR_PANEL_TITLES])
     st.image(error_legend(), caption="error map")
     st.dataframe(image_class_table(row, names), hide_index=True,
@@ -348,7 +352,7 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
         try:
             gt, pred = load_pair(dataset, shown.path, chosen)
             panels = error_panels(dataset.image(chosen), gt, pred, voc_palette(256), max_side=PANEL_SIDE,
-                                  background=dataset.background, ignore=dataset.ignore)
+                                  **_ids(dataset))
         except GlmixVizError as error:
             st.error(one_line(error))
             continue

@@ -4,13 +4,12 @@ Every image's regions (one per slot that holds pixels in the block's hard groupi
 features into chunk files on disk (:mod:`~glmix_viz.atlas.collect`, :mod:`~glmix_viz.atlas.job`: batched,
 resumable, shardable, bounded memory), clustered into concepts by scikit-learn's ``MiniBatchKMeans`` streamed over
 the chunks (:mod:`~glmix_viz.atlas.concepts`), and described: size, purity against the classes where masks exist,
-typical regions, a 2-D map and a figure (:mod:`~glmix_viz.atlas.build`, :mod:`~glmix_viz.atlas.pictures`).
+typical regions, a 2-D map and a figure (:mod:`~glmix_viz.atlas.build`, :mod:`~glmix_viz.atlas.pictures`); the
+scores and their intervals are :mod:`glmix_viz.scoring`'s.
 :mod:`~glmix_viz.atlas.read` opens a finished atlas for the explorer and the notebooks.
 """
 
 from glmix_viz.atlas.build import ATLAS_FORMAT, build_atlas
-from glmix_viz.atlas.concepts import contingency_scores, purity
 from glmix_viz.atlas.job import AtlasSettings, collect_regions, run_atlas
 
-__all__ = ["ATLAS_FORMAT", "AtlasSettings", "build_atlas", "collect_regions", "contingency_scores", "purity",
-           "run_atlas"]
+__all__ = ["ATLAS_FORMAT", "AtlasSettings", "build_atlas", "collect_regions", "run_atlas"]

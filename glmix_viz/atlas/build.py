@@ -3,7 +3,9 @@
 Writes, in the atlas folder, for the ``J``-th block: ``block-J.npz`` (``centroids`` (K, C); ``map_xy`` (P, 2) the PCA
 coordinates of a uniform sample of regions with their ``map_concept``, ``map_label``, ``map_image``, ``map_slot``;
 ``pca_mean`` / ``pca_components`` to place other slots on the map; ``purity_draws`` (R,) the bootstrap purities,
-``object_purity_draws`` (R,) those of the object regions alone),
+``object_purity_draws`` (R,) those of the object regions alone; ``region_image``, ``region_concept``,
+``region_label`` of every labelled region, for paired comparisons of two atlases of the same images with
+:func:`glmix_viz.scoring.grouping.purity_difference`),
 ``crops/J/cKK_R.png`` (the ``R``-th most typical region of concept ``KK``) and ``atlas-J.png`` (the figure); then
 ``atlas.json`` (schema in :func:`build_atlas`).
 """
@@ -20,9 +22,10 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_header, chunk_paths, read_chunk
-from glmix_viz.atlas.concepts import (ConceptStats, contingency_scores, describe_concepts, fit_concepts, purity,
-                                     purity_draws)
+from glmix_viz.atlas.concepts import ConceptStats, describe_concepts, fit_concepts
 from glmix_viz.errors import DataError, one_line
+from glmix_viz.scoring.grouping import contingency_scores, image_tables, object_purity, object_table, purity_statistic
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES, Interval, image_bootstrap
 from sklearn.decomposition import PCA
 from glmix_viz.atlas.pictures import atlas_figure, region_crop
 from glmix_viz.files import save_bytes_atomic, save_png_atomic
@@ -35,11 +38,36 @@ __all__ = ["ATLAS_FORMAT", "build_atlas"]
 ATLAS_FORMAT = "glmix-viz-atlas/1"
 
 
-def _interval(draws: np.ndarray) -> List[Optional[float]]:
-    draws = draws[~np.isnan(draws)]
-    if draws.size == 0:
-        return [None, None]
-    return [float(v) for v in np.quantile(draws, [0.025, 0.975])]
+def _interval(interval: Interval) -> List[Optional[float]]:
+    return [None, None] if np.isnan(interval.low) else [interval.low, interval.high]
+
+
+def background_class(plan: Dict[str, Any]) -> Optional[int]:
+    """The background class of an atlas's data set: the plan's ``background`` where it records one, else the class
+    named ``background`` wherever it stands, else none."""
+    if "background" in plan:
+        return plan["background"]
+    names = list(plan.get("class_names") or [])
+    return names.index("background") if "background" in names else None
+
+
+def _purity_intervals(stats: ConceptStats, num_images: int, background: Optional[int], resamples: int,
+                      seed: int) -> Dict[str, Interval]:
+    """Bootstrap intervals over images (:func:`glmix_viz.scoring.stats.image_bootstrap`) of the purity and of the
+    object purity (the background class left out)."""
+    concepts, classes = stats.table.shape
+    empty = Interval(float("nan"), float("nan"), "none", np.zeros(0))
+    if not classes or stats.table.sum() == 0:
+        return {"purity": empty, "object_purity": empty}
+    tables = image_tables(stats.labelled["image"], stats.labelled["concept"], stats.labelled["label"],
+                          images=num_images, concepts=concepts, classes=classes)
+    boot = dict(resamples=resamples, seed=seed)
+    found = {"purity": image_bootstrap(num_images, purity_statistic(tables, concepts, classes), **boot)}
+    found["object_purity"] = empty
+    if object_table(stats.table, background).sum() > 0:
+        found["object_purity"] = image_bootstrap(
+            num_images, purity_statistic(tables, concepts, classes, background=background, objects=True), **boot)
+    return found
 
 
 def _map(stats: ConceptStats, seed: int) -> Dict[str, np.ndarray]:
@@ -85,7 +113,7 @@ def _crops(out_dir: Path, j: int, stats: ConceptStats, paths: List[str], chunk_s
 
 
 def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]], examples, ids: List[str],
-                 draws: np.ndarray, objects: List[int]) -> Dict[str, Any]:
+                 intervals: Dict[str, Interval], background: Optional[int]) -> Dict[str, Any]:
     concepts = []
     for k, size in enumerate(stats.sizes.tolist()):
         entry: Dict[str, Any] = {"index": k, "size": size, "share": size / max(1, int(stats.sizes.sum()))}
@@ -101,10 +129,11 @@ def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]
                            "concepts": concepts}
     if stats.table.shape[1] and stats.table.sum() > 0:
         out.update(contingency_scores(stats.table))
-        out["purity_ci95"] = _interval(draws)
-        out["object_purity"] = purity(stats.table[:, objects])  # the data set's background left out
-        out["object_purity_ci95"] = _interval(purity_draws(stats.draws[:, :, objects]))
-        out["object_majority_baseline"] = contingency_scores(stats.table[:, objects])["majority_baseline"]
+        out["purity_ci95"] = _interval(intervals["purity"])
+        out["background"] = None if background is None else class_names[background]
+        out["object_purity"] = object_purity(stats.table, background)
+        out["object_purity_ci95"] = _interval(intervals["object_purity"])
+        out["object_majority_baseline"] = contingency_scores(object_table(stats.table, background))["majority_baseline"]
         out["class_counts"] = {class_names[c]: int(n) for c, n in enumerate(stats.table.sum(axis=0)) if n}
     return out
 
@@ -138,7 +167,7 @@ def _read_plan(out_dir: Path):
 
 
 def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 0, examples: int = 8,
-                resamples: int = 1000, map_points: int = 3000, passes: int = 3,
+                resamples: int = DEFAULT_RESAMPLES, map_points: int = 3000, passes: int = 3,
                 progress: bool = True) -> Dict[str, Any]:
     """Cluster the collected regions of every block into ``clusters`` concepts and write the atlas.
 
@@ -150,7 +179,8 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
         ``class_index``, ``class_counts``, ``labelled``; ``examples``: ``id``, ``image``, ``slot``, ``distance``,
         ``confidence``, ``crop``), and with labels ``purity``, ``purity_ci95``, ``majority_baseline``, ``nmi``,
         ``object_purity`` / ``object_purity_ci95`` / ``object_majority_baseline`` (the same over the regions whose
-        class is not the data set's background, ``plan["background"]``),
+        class is not the background: :func:`background_class`, named in ``background``; without one, the same as
+        the purity), the intervals bootstrapped over the images (:mod:`glmix_viz.scoring.stats`),
         ``class_counts``.
     """
     out_dir = Path(out_dir)
@@ -160,23 +190,23 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
     images = json.loads((out_dir / "images.json").read_text())
     headers = [chunk_header(path) for path in chunks]
     class_names = plan.get("class_names")
-    background = plan.get("background", 0) if class_names else None  # atlases made before it was recorded: 0
-    objects = [c for c in range(len(class_names or [])) if c != background]
+    background = background_class(plan)
     blocks = []
     for j, name in enumerate(tqdm(plan["blocks"], desc="concepts", unit="block", disable=not progress,
                                   file=sys.stderr)):
         kmeans = fit_concepts(chunks, j, clusters, seed=seed, passes=passes)
-        stats = describe_concepts(chunks, j, kmeans, len(class_names or []), examples=examples, resamples=resamples,
+        stats = describe_concepts(chunks, j, kmeans, len(class_names or []), examples=examples,
                                   map_points=map_points, seed=seed)
-        draws = purity_draws(stats.draws) if stats.table.shape[1] else np.zeros(0)
+        intervals = _purity_intervals(stats, len(images["ids"]), background, resamples, seed)
         buffer = io.BytesIO()
-        object_draws = purity_draws(stats.draws[:, :, objects]) if stats.table.shape[1] > 1 else np.zeros(0)
-        np.savez(buffer, centroids=kmeans.cluster_centers_.astype(np.float32), purity_draws=draws,
-                 object_purity_draws=object_draws,
+        np.savez(buffer, centroids=kmeans.cluster_centers_.astype(np.float32),
+                 purity_draws=intervals["purity"].distribution,
+                 object_purity_draws=intervals["object_purity"].distribution,
+                 **{f"region_{name}": values for name, values in stats.labelled.items()},
                  **_map(stats, seed))
         save_bytes_atomic(out_dir / f"block-{j}.npz", buffer.getvalue())
         example_rows = _crops(out_dir, j, stats, images["paths"], plan["chunk_size"])
-        entry = _block_entry(name, stats, class_names, example_rows, images["ids"], draws, objects)
+        entry = _block_entry(name, stats, class_names, example_rows, images["ids"], intervals, background)
         entry.update(index=j, data=f"block-{j}.npz")
         entry["figure"] = _figure(out_dir, j, entry)
         blocks.append(entry)

@@ -4,18 +4,11 @@
   passes in a fixed order (so memory holds one batch of rows, whatever the number of images; same files and seed,
   same centroids).
 * :func:`describe_concepts` - a second pass: every region's concept (nearest centroid), each concept's size and class
-  counts, its most typical regions (closest to the centroid), a uniform sample of regions for the 2-D map, and a
-  Poisson bootstrap over images of the purity.
-* :func:`purity` / :func:`contingency_scores` - purity and normalised mutual information of a concept x class table.
+  counts, its most typical regions (closest to the centroid), a uniform sample of regions for the 2-D map, and the
+  (image, concept, class) of every labelled region, from which the atlas bootstraps the purity over images.
 
-Purity (of a table ``n[k, c]`` of regions of concept ``k`` whose majority class is ``c``): ``sum_k max_c n[k, c] /
-sum n``, the share of regions whose class is their concept's most common one. It grows with the number of concepts
-(one concept per region is pure), so it is reported with the majority baseline (one concept: the share of the most
-common class) and with NMI, which does not reward splitting for free.
-
-The bootstrap gives every image ``i`` a weight ``Poisson(1)`` per resample, drawn from a generator seeded by
-``(seed, i)``: streaming, and the same weights for two atlases of the same images (paired differences). It is
-conditional on the fitted centroids.
+The scores (purity, object purity, NMI) and their bootstrap are :mod:`glmix_viz.scoring.grouping`'s and
+:mod:`glmix_viz.scoring.stats`'; the interval is conditional on the fitted centroids.
 """
 
 from __future__ import annotations
@@ -30,10 +23,8 @@ import numpy as np
 from glmix_viz.atlas.collect import read_chunk
 from glmix_viz.errors import DataError
 from sklearn.cluster import MiniBatchKMeans
-from scipy.stats import entropy
-from sklearn.metrics import mutual_info_score
 
-__all__ = ["ConceptStats", "contingency_scores", "describe_concepts", "fit_concepts", "purity", "purity_draws"]
+__all__ = ["ConceptStats", "describe_concepts", "fit_concepts"]
 
 
 def _row_batches(chunks: Sequence[Path], block: int, rows: int) -> Iterator[np.ndarray]:
@@ -78,33 +69,6 @@ def fit_concepts(chunks: Sequence[Path], block: int, clusters: int, *, seed: int
     return kmeans
 
 
-def purity(table: np.ndarray) -> float:
-    """``sum_k max_c n[k, c] / sum n`` of a concept x class count table (NaN when it is empty)."""
-    table = np.asarray(table, dtype=np.float64)
-    total = table.sum()
-    return float(table.max(axis=-1).sum() / total) if total > 0 else float("nan")
-
-
-def purity_draws(tables: np.ndarray) -> np.ndarray:
-    """Purity of each of ``(R, K, C)`` tables."""
-    tables = np.asarray(tables, dtype=np.float64)
-    totals = tables.sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return tables.max(axis=2).sum(axis=1) / totals
-
-
-def contingency_scores(table: np.ndarray) -> Dict[str, float]:
-    """Purity, majority baseline (one concept) and NMI (arithmetic mean of the entropies) of a count table."""
-    table = np.asarray(table, dtype=np.float64)
-    total = table.sum()
-    if total <= 0:
-        return {"purity": float("nan"), "majority_baseline": float("nan"), "nmi": float("nan")}
-    info = mutual_info_score(None, None, contingency=table)
-    mean_entropy = (entropy(table.sum(axis=1)) + entropy(table.sum(axis=0))) / 2
-    return {"purity": purity(table), "majority_baseline": float(table.sum(axis=0).max() / total),
-            "nmi": float(info / mean_entropy) if mean_entropy > 0 else 0.0}
-
-
 @dataclass
 class ConceptStats:
     """What the second pass learns about one block's concepts.
@@ -112,7 +76,7 @@ class ConceptStats:
     Attributes:
         sizes: ``(K,)`` regions per concept.
         table: ``(K, C)`` regions per concept and majority class (``C = 0`` without labels).
-        draws: ``(R, K, C)`` bootstrap tables (Poisson weights per image).
+        labelled: ``image``, ``concept``, ``label`` of every labelled region (for the bootstrap over images).
         typical: per concept, up to ``examples`` ``(distance, image, slot, confidence)`` closest to the centroid.
         sample: the regions of the 2-D map: ``features``, ``concept``, ``label``, ``image``, ``slot``.
         images: images with at least one region of the block.
@@ -120,15 +84,10 @@ class ConceptStats:
 
     sizes: np.ndarray
     table: np.ndarray
-    draws: np.ndarray
     typical: List[List[tuple]]
+    labelled: Dict[str, np.ndarray] = field(default_factory=dict)
     sample: Dict[str, np.ndarray] = field(default_factory=dict)
     images: int = 0
-
-
-def _poisson_weights(image_index: np.ndarray, resamples: int, seed: int) -> np.ndarray:
-    """``(R, images)`` Poisson(1) weights, each image's column from a generator seeded by ``(seed, index)``."""
-    return np.stack([np.random.default_rng([seed, int(i)]).poisson(1.0, resamples) for i in image_index], axis=1)
 
 
 def _keep_typical(typical: List[List[tuple]], concept: np.ndarray, distance: np.ndarray, rows: Dict[str, np.ndarray],
@@ -147,13 +106,14 @@ def _sample_rows(chunk_no: int, count: int, seed: int) -> np.ndarray:
 
 
 def describe_concepts(chunks: Sequence[Path], block: int, kmeans, num_classes: int, *, examples: int = 8,
-                      resamples: int = 1000, map_points: int = 3000, seed: int = 0) -> ConceptStats:
+                      map_points: int = 3000, seed: int = 0) -> ConceptStats:
     """Second pass over one block's chunk files: concept of every region, sizes, class table, typical regions,
-    bootstrap tables, map sample (see :class:`ConceptStats`)."""
+    labelled regions, map sample (see :class:`ConceptStats`)."""
     clusters = kmeans.n_clusters
     classes = max(num_classes, 0)
     stats = ConceptStats(sizes=np.zeros(clusters, np.int64), table=np.zeros((clusters, classes), np.int64),
-                         draws=np.zeros((resamples, clusters, classes)), typical=[[] for _ in range(clusters)])
+                         typical=[[] for _ in range(clusters)])
+    labelled_rows: Dict[str, List[np.ndarray]] = {"image": [], "concept": [], "label": []}
     sample: Dict[str, List[np.ndarray]] = {}
     keys: List[np.ndarray] = []
     for chunk_no, path in enumerate(chunks):
@@ -164,16 +124,13 @@ def describe_concepts(chunks: Sequence[Path], block: int, kmeans, num_classes: i
         concept = distances.argmin(axis=1)
         own = distances[np.arange(len(concept)), concept]
         stats.sizes += np.bincount(concept, minlength=clusters)
-        images, position = np.unique(rows["image"], return_inverse=True)
-        stats.images += len(images)
+        stats.images += len(np.unique(rows["image"]))
         _keep_typical(stats.typical, concept, own, rows, examples)
         labelled = (rows["label"] >= 0) & (rows["label"] < classes)
         if classes and labelled.any():
-            per_image = np.zeros((len(images), clusters, classes))
-            np.add.at(per_image, (position[labelled], concept[labelled], rows["label"][labelled]), 1)
-            stats.table += per_image.sum(axis=0).astype(np.int64)
-            weights = _poisson_weights(images, resamples, seed)
-            stats.draws += np.tensordot(weights, per_image, axes=(1, 0))
+            np.add.at(stats.table, (concept[labelled], rows["label"][labelled]), 1)
+            for name, values in (("image", rows["image"]), ("concept", concept), ("label", rows["label"])):
+                labelled_rows[name].append(np.asarray(values)[labelled].astype(np.int32))
         keys.append(_sample_rows(chunk_no, len(concept), seed))
         for name, values in (("features", rows["features"]), ("concept", concept), ("label", rows["label"]),
                              ("image", rows["image"]), ("slot", rows["slot"])):
@@ -182,6 +139,8 @@ def describe_concepts(chunks: Sequence[Path], block: int, kmeans, num_classes: i
             _shrink(sample, keys, map_points)
     _shrink(sample, keys, map_points)
     stats.sample = {name: values[0] for name, values in sample.items()}
+    stats.labelled = {name: np.concatenate(values) if values else np.zeros(0, np.int32)
+                      for name, values in labelled_rows.items()}
     return stats
 
 

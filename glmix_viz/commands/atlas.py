@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, List, Tuple, Union
 
 from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset
 from glmix_viz.errors import GlmixVizError
+from glmix_viz.scoring.stats import DEFAULT_RESAMPLES
 
 if TYPE_CHECKING:
     from glmix_viz.data.base import Split
@@ -41,8 +42,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-size", type=int, default=256,
                         help="images per chunk file: the unit of resume and of memory (default 256)")
     parser.add_argument("--examples", type=int, default=8, help="typical regions per concept (default 8)")
-    parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples of the purity (default 1000)")
+    parser.add_argument("--resamples", type=int, default=DEFAULT_RESAMPLES,
+                        help=f"bootstrap resamples of the purity over images (default {DEFAULT_RESAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="seed of k-means, the map sample and the bootstrap")
+    parser.add_argument("--importance", action="store_true",
+                        help="also concept importance: remove each concept's slots from every image and measure each "
+                             "class's probability change (needs labels: --voc-root / --coco-root)")
     parser.add_argument("--shard", default=None, metavar="K/N|auto", help="collect only shard K of N of the chunks")
     parser.add_argument("--overwrite", action="store_true", help="drop the regions collected before")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
@@ -92,4 +97,14 @@ def run(args: argparse.Namespace) -> int:
             if "purity" in block else ""
         print(f"{block['name']}: {len(block['concepts'])} concepts over {block['regions']} regions{purity}; "
               f"figure {args.out / block['figure']}")
+    if args.importance and result["atlas"]:
+        if args.images is not None:
+            raise GlmixVizError("--importance needs image labels: use --voc-root or --coco-root, not --images")
+        from glmix_viz.atlas.importance import concept_importance
+
+        importance = concept_importance(args.out, model, source, resamples=args.resamples, seed=args.seed,
+                                        progress=args.progress)
+        for failure in importance["failures"]:
+            print(f"importance failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
+        print(f"concept importance written to {args.out / 'atlas.json'}")
     return 1 if counts["failed"] else 0

@@ -1,8 +1,8 @@
 """From slots to segmentation labels: class score maps, background rule, dense CRF, batch pipeline, mIoU metrics.
 
 This package face is the one place that loads the built-in pseudo-mask methods: it imports the registry (a leaf),
-then :mod:`~glmix_viz.pseudo.methods` (``cam``, ``slic_cam``, the slot methods) and :mod:`~glmix_viz.pseudo.gradcam`
-(the pytorch-grad-cam baselines), in that order. Python runs this file before any submodule, so :data:`METHODS` is
+then :mod:`~glmix_viz.pseudo.methods` (``cam``, ``slic_cam``, the slot methods), :mod:`~glmix_viz.pseudo.gradcam`
+(the pytorch-grad-cam baselines) and :mod:`~glmix_viz.pseudo.ablate` (``slot_ablate``), in that order. Python runs this file before any submodule, so :data:`METHODS` is
 complete and in that order whichever module of the package a caller imports first.
 
 * :class:`ScoreSettings` - what the score maps depend on (:mod:`glmix_viz.pseudo.settings`);
@@ -26,9 +26,11 @@ from glmix_viz.pseudo.registry import (
 )
 
 # isort: off
-# Registration, in this order (it is the order of METHODS): the built-in methods, then the pytorch-grad-cam baselines.
+# Registration, in this order (it is the order of METHODS): the built-in methods, the pytorch-grad-cam baselines,
+# then slot_ablate (slot interventions).
 from glmix_viz.pseudo import methods as _builtin_methods  # noqa: F401
 from glmix_viz.pseudo import gradcam as _gradcam_methods  # noqa: F401
+from glmix_viz.pseudo import ablate as _ablate_methods  # noqa: F401
 # isort: on
 
 from glmix_viz.pseudo.masks import PseudoMask, pseudo_mask

@@ -14,7 +14,8 @@ Every function takes label maps of one size (resize a block's map to the mask's 
 * :func:`semantic_miou`: DINOSAUR's data-set-level semantic mIoU (scikit-learn k-means over slot features, clusters
   matched to classes by ``scipy.optimize.linear_sum_assignment``, unmatched clusters background);
 * :func:`purity`, :func:`object_purity`, :func:`purity_draws`, :func:`contingency_scores`: purity and NMI of a
-  concept x class table; the object purity leaves the background class out.
+  concept x class table; the object purity leaves the background class out; :func:`image_tables`,
+  :func:`purity_statistic` and :func:`purity_difference` bootstrap them over images.
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ __all__ = [
     "object_table",
     "object_purity",
     "contingency_scores",
+    "image_tables",
+    "purity_statistic",
+    "purity_difference",
 ]
 
 
@@ -381,3 +385,53 @@ def contingency_scores(table: np.ndarray) -> Dict[str, float]:
     mean_entropy = (entropy(table.sum(axis=1)) + entropy(table.sum(axis=0))) / 2
     return {"purity": purity(table), "majority_baseline": float(table.sum(axis=0).max() / total),
             "nmi": float(info / mean_entropy) if mean_entropy > 0 else 0.0}
+
+
+def image_tables(image: np.ndarray, concept: np.ndarray, label: np.ndarray, *, images: int, concepts: int,
+                 classes: int):
+    """Per-image concept x class tables of labelled regions, as a sparse ``(images, concepts * classes)`` matrix
+    (scipy CSR): row ``i`` counts image ``i``'s regions of concept ``k`` and class ``c`` in column ``k * classes + c``.
+    Regions whose label is outside ``0 .. classes - 1`` (unlabelled) are left out."""
+    from scipy.sparse import csr_matrix
+
+    image, concept, label = (np.asarray(v, dtype=np.int64).reshape(-1) for v in (image, concept, label))
+    keep = (label >= 0) & (label < classes)
+    return csr_matrix((np.ones(int(keep.sum())), (image[keep], concept[keep] * classes + label[keep])),
+                      shape=(images, concepts * classes))
+
+
+def purity_statistic(tables, concepts: int, classes: int, *, background: Optional[int] = None,
+                     objects: bool = False):
+    """The statistic of :func:`glmix_viz.scoring.stats.image_bootstrap` for the purity of :func:`image_tables`:
+    ``(..., images)`` weights -> ``(...)`` purities of the weighted sums of the images' tables (with ``objects``,
+    the object purity: the ``background`` column left out)."""
+    def statistic(weights: np.ndarray) -> np.ndarray:
+        weights = np.asarray(weights, dtype=np.float64)
+        flat = weights.reshape(-1, weights.shape[-1])
+        summed = np.asarray((tables.T @ flat.T).T).reshape(weights.shape[:-1] + (concepts, classes))
+        return purity_draws(object_table(summed, background) if objects else summed)
+
+    return statistic
+
+
+def purity_difference(tables_a, tables_b, concepts: int, classes: int, *, background: Optional[int] = None,
+                      objects: bool = False, **options) -> Dict[str, object]:
+    """Purity of A minus purity of B (two atlases of the same images, e.g. a model and its untrained copy) with a
+    paired bootstrap over the images (:mod:`glmix_viz.scoring.stats`).
+
+    Returns:
+        ``{"mean": difference on all images, "ci95": [low, high], "images": N}``.
+    """
+    from glmix_viz.scoring.stats import image_bootstrap
+
+    if tables_a.shape != tables_b.shape:
+        raise ValueError(f"the two atlases' tables differ in shape: {tables_a.shape} and {tables_b.shape}")
+    first = purity_statistic(tables_a, concepts, classes, background=background, objects=objects)
+    second = purity_statistic(tables_b, concepts, classes, background=background, objects=objects)
+
+    def statistic(weights: np.ndarray) -> np.ndarray:
+        return first(weights) - second(weights)
+
+    count = tables_a.shape[0]
+    interval = image_bootstrap(count, statistic, **options)
+    return {"mean": float(statistic(np.ones(count))), "ci95": [interval.low, interval.high], "images": int(count)}

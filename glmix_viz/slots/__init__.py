@@ -5,6 +5,8 @@
 * :mod:`glmix_viz.slots.usage` - dispatch entropy, slots used and effective slots of one block (:func:`slot_usage`).
 * :mod:`glmix_viz.slots.resize` - nearest resizing of label maps and bilinear resizing of score maps.
 * :mod:`glmix_viz.slots.medoids` - representative slots of a block (k-medoids on their maps).
+* :mod:`glmix_viz.slots.interventions` - remove slots of one block and run the rest of the network
+  (:func:`intervene`); the change of every class probability when each slot is removed (:func:`slot_effects`).
 * :mod:`glmix_viz.slots.compare` - two models on one image: blocks paired by stage, agreement (ARI), slots matched
   by overlap, the change in class predictions (:func:`compare_groupings`).
 
@@ -16,17 +18,29 @@ from glmix_viz.slots.medoids import representative_slots
 from glmix_viz.slots.resize import slot_labels, upsample_labels, upsample_maps
 from glmix_viz.slots.usage import SlotUsage, slot_usage
 from glmix_viz.slots.compare import GroupingComparison, compare_explorations, compare_groupings  # noqa: E402
+from glmix_viz.slots.interventions import (  # noqa: E402
+    InterventionError,
+    InterventionResult,
+    intervene,
+    slot_effect_map,
+    slot_effects,
+)
 
 __all__ = [
     "Exploration",
+    "InterventionError",
+    "InterventionResult",
     "GroupingComparison",
     "compare_explorations",
     "compare_groupings",
     "Prediction",
     "SlotUsage",
     "explore_image",
+    "intervene",
     "representative_slots",
     "slot_areas",
+    "slot_effect_map",
+    "slot_effects",
     "slot_labels",
     "slot_usage",
     "top_predictions",

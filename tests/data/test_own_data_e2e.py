@@ -107,7 +107,7 @@ def test_atlas_segment_train_and_segment_run_on_the_segmentation_folder(sets, tm
         assert set(values.tolist()) <= set(range(len(PERMUTED)))
 
 
-def test_labelled_folder_trains_pseudo_labels_and_evaluate_refuses(sets, tmp_path, capsys):
+def test_labelled_folder_trains_pseudo_labels_maps_concepts_and_evaluate_refuses(sets, tmp_path, capsys):
     tagged = str(sets["tagged"])
     assert main(["train", "--data", tagged, "--split", "train", "--val-split", "val", "--out", str(tmp_path / "run"),
                  "--model", "glnet_tiny", "--epochs", "1", "--batch-size", "4", "--input-size", "64", "--workers", "0",
@@ -119,6 +119,10 @@ def test_labelled_folder_trains_pseudo_labels_and_evaluate_refuses(sets, tmp_pat
     ids = open_split(tagged, "val").ids
     for image_id in ids:
         assert set(np.unique(load_label_png(tmp_path / "pseudo" / f"{image_id}.png")).tolist()) <= {0, 1, 2, 3, 4}
+    assert main(["atlas", "--data", tagged, "--split", "val", "--block", "-1", "--clusters", "2", "--out",
+                 str(tmp_path / "atlas"), "--input-size", "64", "--examples", "1", "--resamples", "10", *COMMON]) == 0
+    atlas = json.loads((tmp_path / "atlas" / "atlas.json").read_text())
+    assert atlas["class_names"] is None and "purity" not in atlas["blocks"][0]   # no masks: no purity
     capsys.readouterr()
     assert main(["evaluate", "--data", tagged, "--split", "val", "--pred", str(tmp_path / "pseudo"),
                  "--no-progress"]) == 2

@@ -124,6 +124,22 @@ def _summary(atlas: Atlas, block: str) -> str:
     return text
 
 
+def importance_text(atlas: Atlas, block: str, concept: int) -> str:
+    """"Removing concept 3 costs triangle -41.0 points [-45.0, -37.0] ..." (the classes it moves most, in probability
+    points), or a hint when the atlas has no importance yet."""
+    entry = atlas.block(block)["concepts"][concept]
+    importance = entry.get("importance")
+    if not importance:
+        return ("No concept importance in this atlas yet: `glmix-viz atlas ... --importance` removes each concept's "
+                "slots and measures what the classes lose.")
+    ranked = sorted(importance.items(), key=lambda item: item[1]["mean"])[:3]
+    parts = [f"{name} {100 * e['mean']:+.1f} points [{100 * e['ci95'][0]:+.1f}, {100 * e['ci95'][1]:+.1f}] "
+             f"({e['images']} images, {e['with_concept']} with the concept)" for name, e in ranked]
+    return (f"Removing concept {concept} costs " + "; ".join(parts) + ". Mean change of the class probability over "
+            "the images with the class when the concept's slots are removed (0 where the image lacks it), 95 % "
+            "bootstrap interval.")
+
+
 def draw(page: Page) -> None:
     """The Atlas view of the page's model, image and block."""
     atlas = choose_atlas()
@@ -140,6 +156,7 @@ def draw(page: Page) -> None:
     st.caption(f"**{block}**: {_summary(atlas, block)} · atlas {atlas.folder}")
     st.subheader("Concepts")
     concept = _gallery(atlas, block)
+    st.caption(importance_text(atlas, block, concept))
     st.subheader(f"Typical regions of {atlas.concept_title(block, concept)}")
     _examples(page, atlas, block, concept)
     st.subheader("This image's slots")

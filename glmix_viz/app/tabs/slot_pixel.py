@@ -1,5 +1,6 @@
-"""The Slot & pixel tab: one slot of the chosen block (where it is, how much it holds, which classes it carries, where
-its pixels go next), and one pixel's distribution over slots in every block."""
+"""The Slot & pixel tab: one slot of the chosen block (where it is, how much it holds, which classes it carries, what
+the decision loses when it is removed, where its pixels go next), and one pixel's distribution over slots in every
+block."""
 
 from __future__ import annotations
 
@@ -7,13 +8,17 @@ from typing import Tuple
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from glmix_viz.app import links
+from glmix_viz.app.data import HASH_FUNCS, LoadedImage, LoadedModel
 from glmix_viz.app.page import Page, View
+from glmix_viz.errors import GlmixVizError
 from glmix_viz.figures import pixel_picker_figure, slot_distribution_figure
 from glmix_viz.pictures import block_title
 from glmix_viz.slots.explore import map_cell, pixel_distributions, slot_areas, slot_class_evidence, slot_flow
+from glmix_viz.slots.interventions import intervene, slot_effect_map, slot_effects
 from glmix_viz.viz import heatmap_overlay, masked_slot_view, slot_palette, value_ranges
 
 
@@ -63,8 +68,9 @@ def slot_numbers(page: Page, slot: int) -> None:
     exploration = page.exploration
     logits = exploration.block_logits(page.block)
     hard, soft = slot_areas(logits)
-    st.metric("Pixels won (arg-max)", f"{hard[slot]:.1%}")
-    st.metric("Dispatch mass", f"{soft[slot]:.1%}", help="mean over pixels of the slot's dispatch weight")
+    st.metric("Pixels won (arg-max), % of pixels", f"{hard[slot]:.1%}")
+    st.metric("Dispatch mass, % of the block's mass", f"{soft[slot]:.1%}",
+              help="mean over pixels of the slot's dispatch weight")
     if exploration.cam is None:
         return
     evidence = slot_class_evidence(exploration.cam, logits)[slot]
@@ -72,10 +78,101 @@ def slot_numbers(page: Page, slot: int) -> None:
     table = pd.DataFrame({"class": [exploration.class_names[index] for index in top],
                           "evidence": [float(evidence[index]) for index in top]})
     st.dataframe(table, hide_index=True, width="stretch", column_config={
-        "evidence": st.column_config.ProgressColumn("CAM evidence", format="%.3f", min_value=0.0,
+        "evidence": st.column_config.ProgressColumn("CAM evidence (CAM units)", format="%.3f", min_value=0.0,
                                                     max_value=float(max(evidence.max(), 1e-6)))})
     st.caption("Top classes of the slot: each class's activation map averaged over the slot's pixels "
-               "(clustering weights).")
+               "(clustering weights). CAM units: the head's class weights dotted with the final features (a logit "
+               "contribution per position, not a probability); correlational, see the removal effects below.")
+
+
+@st.cache_data(max_entries=32, show_spinner="Removing each slot in turn...", hash_funcs=HASH_FUNCS)
+def block_effects(model: LoadedModel, image: LoadedImage, input_size: Tuple[int, int], block: str) -> np.ndarray:
+    """``(S, C)`` change of every class probability when each slot of ``block`` is removed (exact, batched)."""
+    return slot_effects(model.model, image.image, block, input_size=input_size)
+
+
+@st.cache_data(max_entries=32, show_spinner="Removing the chosen slots...", hash_funcs=HASH_FUNCS)
+def removal(model: LoadedModel, image: LoadedImage, input_size: Tuple[int, int], block: str,
+            slots: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
+    """Class probabilities ``(before, after)`` removing ``slots`` of ``block``."""
+    result = intervene(model.model, image.image, block, remove=list(slots), input_size=input_size)
+    return result.before, result.after
+
+
+def effect_figure(change_points: np.ndarray, names: list, slot: int) -> go.Figure:
+    """Bars of the change of each class's probability (points) when the slot is removed; the largest 12 shown."""
+    order = np.argsort(-np.abs(change_points), kind="stable")[:12]
+    values = [float(change_points[i]) for i in order]
+    figure = go.Figure(go.Bar(
+        x=[names[i] for i in order], y=values, marker_color=["#c0392b" if v < 0 else "#2e86c1" for v in values],
+        hovertemplate="%{x}: %{y:+.2f} probability points<extra></extra>"))
+    figure.update_layout(title=f"Change of each class's probability when slot {slot} is removed",
+                         yaxis_title="change (probability points)", height=300, margin=dict(l=10, r=10, t=40, b=10))
+    return figure
+
+
+def slot_removal(page: Page, slot: int) -> None:
+    """What the decision loses when slots of the block are removed: bars for the chosen slot, before/after for a
+    chosen set, and the per-class map of each pixel's arg-max slot's effect."""
+    exploration = page.exploration
+    if exploration.logits.size == 0:
+        st.info("This model has no classifier: there is no decision to remove slots from.")
+        return
+    try:
+        effects = block_effects(page.model, page.image, tuple(exploration.input_size), page.block)
+    except GlmixVizError as error:
+        st.error(str(error))
+        return
+    names = list(exploration.class_names)
+    st.plotly_chart(effect_figure(100.0 * effects[slot], names, slot), width="stretch", key="slot_effect_chart")
+    st.caption(f"Slot {slot} removed from {page.block}: it takes no part in slot attention and dispatches nothing; "
+               "each pixel's dispatch weights over the other slots are renormalised, and the rest of the network "
+               "runs (docs/interventions.md). Bars: probability after minus before, in probability points (0-100 "
+               "scale); red = the class loses.")
+    if st.toggle("Class probabilities before / after removing chosen slots", key=page.key("slot_removal_toggle")):
+        before_after(page, slot, effects.shape[0])
+    effect_map(page, effects)
+
+
+def before_after(page: Page, slot: int, num_slots: int) -> None:
+    """A table of the class probabilities before and after removing the chosen slots together."""
+    exploration, names = page.exploration, list(page.exploration.class_names)
+    chosen = st.multiselect("Slots to remove", list(range(num_slots)), default=[slot], key=f"{slot_key(page)}::removed")
+    if not chosen:
+        return
+    try:
+        before, after = removal(page.model, page.image, tuple(exploration.input_size), page.block,
+                                tuple(sorted(int(s) for s in chosen)))
+    except GlmixVizError as error:
+        st.error(str(error))
+        return
+    order = np.argsort(-before, kind="stable")[:10]
+    st.dataframe(pd.DataFrame({
+        "class": [names[i] for i in order],
+        "before (%)": [100 * float(before[i]) for i in order],
+        "after (%)": [100 * float(after[i]) for i in order],
+        "change (points)": [100 * float(after[i] - before[i]) for i in order],
+    }), hide_index=True, width="stretch", column_config={
+        "before (%)": st.column_config.NumberColumn(format="%.1f"),
+        "after (%)": st.column_config.NumberColumn(format="%.1f"),
+        "change (points)": st.column_config.NumberColumn(format="%+.2f")})
+    st.caption(f"Probabilities in percent before and after removing slot(s) {sorted(chosen)} of {page.block} "
+               "together; change in probability points.")
+
+
+def effect_map(page: Page, effects: np.ndarray) -> None:
+    """Every pixel coloured by the change of one class's probability when its arg-max slot is removed."""
+    exploration, names = page.exploration, list(page.exploration.class_names)
+    top = int(np.argmax(exploration.probabilities))
+    target = st.selectbox("Class whose slots to show", list(range(len(names))), index=top,
+                          format_func=lambda i: names[i], key=page.key("slot_effect_class"))
+    points = 100.0 * slot_effect_map(effects, exploration.block_logits(page.block), target)
+    bound = float(max(100.0 * np.abs(effects[:, target]).max(), 1e-3))
+    st.image(heatmap_overlay(exploration.image, points, alpha=0.6, colormap="RdBu", value_range=(-bound, bound)),
+             width="stretch",
+             caption=f"Which slots carry {names[target]}: every pixel coloured by the change of {names[target]}'s "
+                     f"probability when its arg-max slot is removed. Legend (RdBu): red {-bound:+.2f} points (the "
+                     f"class loses) - white 0 - blue {bound:+.2f} points (the class gains).")
 
 
 def slot_flow_chart(page: Page, slot: int) -> None:
@@ -148,6 +245,8 @@ def draw(page: Page) -> None:
         slot_pictures(page, slot)
     with col_numbers:
         slot_numbers(page, slot)
+    st.markdown("**What the decision loses without this slot**")
+    slot_removal(page, slot)
     slot_flow_chart(page, slot)
     st.divider()
     st.subheader("One pixel")

@@ -1,0 +1,152 @@
+"""Write the results section of docs/interventions.md from the results JSON files (never by hand).
+
+    python scripts/interventions_docs.py      # reads bench/results/interventions.json, wsss_shapes_ablate.json
+
+Also computes the paired mIoU difference of slot_ablate against the other methods with a bootstrap interval over
+images, when the benchmark's prediction folders are still there (``--work`` of ``bench/wsss_shapes.py``), and writes
+it to ``bench/results/wsss_shapes_ablate_paired.json`` (with its ``command``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from glmix_viz.errors import GlmixVizError  # noqa: E402
+START, END = "<!-- results:start (scripts/interventions_docs.py) -->", "<!-- results:end -->"
+
+
+def _ci(pair: List[float], scale: float = 1.0, fmt: str = "+.3f") -> str:
+    return f"[{format(pair[0] * scale, fmt)}, {format(pair[1] * scale, fmt)}]"
+
+
+def paired_masks(wsss: Dict[str, Any], reference: str = "slot_ablate") -> Dict[str, Any]:
+    """Paired mIoU differences (other - reference) over the evaluation images from the prediction folders."""
+    import numpy as np
+
+    from glmix_viz.data.voc import VOCDataset, load_label_png
+    from glmix_viz.scoring.stats import paired_miou_difference
+
+    first = Path(next(iter(wsss["pseudo_masks"].values()))["predictions"])
+    dataset = VOCDataset(first.parents[1] / "eval", "val")  # <work>/predictions/<method> beside <work>/eval
+    classes = len(dataset.class_names)
+    out: Dict[str, Any] = {}
+    for suffix in ("", "_crf"):
+        confusions = {}
+        for method, entry in wsss["pseudo_masks"].items():
+            folder = Path(entry["predictions" + suffix])
+            rows = []
+            for image_id in dataset.ids:
+                gt = dataset.load_mask(image_id).astype(np.int64)
+                pred = np.asarray(load_label_png(folder / f"{image_id}.png")).astype(np.int64)
+                pred[pred == 255] = 0
+                valid = gt != 255
+                rows.append(np.bincount(gt[valid] * classes + pred[valid], minlength=classes**2)
+                            .reshape(classes, classes))
+            confusions[method] = np.stack(rows)
+        for method in confusions:
+            if method != reference:
+                diff = paired_miou_difference(confusions[method], confusions[reference])
+                out[f"{method}{suffix}"] = {k: (v * 100 if k == "mean" else [x * 100 for x in v] if k == "ci95" else v)
+                                            for k, v in diff.items()}
+    return out
+
+
+def render(interv: Dict[str, Any], wsss: Dict[str, Any], paired: Dict[str, Any]) -> str:
+    lines: List[str] = [START, ""]
+    agreement = interv["agreement"]
+    times = agreement["time_per_call_ms_contended"]
+    lines += [f"Generated from `bench/results/interventions.json` (`{interv['command']}`) and "
+              f"`bench/results/wsss_shapes_ablate.json` (`{wsss['command']}`). Demo model; timings contended "
+              "(a 2-core machine shared by about eight jobs).", ""]
+    lines += ["### approx vs exact (held-out seed %d, %d images)" % (interv["eval_seeds"][0], agreement["images"]), "",
+              f"Median per-image Spearman over slots (exact vs approx effect of each present class, mean over "
+              f"classes and blocks): **{agreement['median_spearman']:.3f}** (goal >= 0.8). Time per block call: exact "
+              f"{times['exact_mean_over_blocks']:.0f} ms, approx {times['approx_mean_over_blocks']:.0f} ms, one plain "
+              f"forward {times['forward']:.0f} ms (ratio exact / forward "
+              f"{times['exact_mean_over_blocks'] / times['forward']:.1f}).", "",
+              "| block | median Spearman | largest single-slot drop, probability points (95 % CI) | largest drop, "
+              "logit (95 % CI) | exact ms | approx ms |", "|---|---|---|---|---|---|"]
+    for name, b in agreement["blocks"].items():
+        lines.append(f"| {name} | {b['median_spearman']:.3f} | {100 * b['largest_drop_probability']:.2f} "
+                     f"{_ci(b['largest_drop_probability_ci95'], 100, '.2f')} | {b['largest_drop_logit']:.3f} "
+                     f"{_ci(b['largest_drop_logit_ci95'], 1, '.3f')} | {b['exact_ms']:.0f} | {b['approx_ms']:.0f} |")
+    lines += ["", f"The decision depends most on **{agreement['most_depended_on_block_logit']}** (logit) / "
+              f"**{agreement['most_depended_on_block_probability']}** (probability); the explorer opens on "
+              f"**{interv['explorer_block']}** (its best-grouping block): "
+              f"{'the same block' if agreement['explorer_block_matches'] else 'not the same block'}.", ""]
+    tuning = interv["tuning"]
+    first = interv["faithfulness"][str(interv["eval_seeds"][0])]
+    lines += [f"### Faithfulness (RISE deletion / insertion, {first['images']} images per held-out seed)", "",
+              f"Slot method chosen on seed {tuning['seed']} ({tuning['images']} images) by deletion AUC: "
+              + ", ".join(f"{m} {v:.3f}" for m, v in tuning["deletion_auc"].items())
+              + f" -> **{tuning['chosen']}**.", "",
+              "| seed | method | deletion AUC (lower better) | insertion AUC (higher better) | deletion: method - "
+              f"{tuning['chosen']} (95 % CI) | insertion: method - {tuning['chosen']} (95 % CI) |",
+              "|---|---|---|---|---|---|"]
+    for seed, report in interv["faithfulness"].items():
+        total = report["total"]
+        for method, entry in total["methods"].items():
+            paired_entry = total["paired_vs_first"].get(method)
+            d = f"{paired_entry['deletion_auc']['mean']:+.3f} {_ci(paired_entry['deletion_auc']['ci95'])}" \
+                if paired_entry else "reference"
+            i = f"{paired_entry['insertion_auc']['mean']:+.3f} {_ci(paired_entry['insertion_auc']['ci95'])}" \
+                if paired_entry else "reference"
+            deletion = f"{entry['deletion_auc']:.3f} {_ci(entry['deletion_auc_ci95'], 1, '.3f')}"
+            insertion = f"{entry['insertion_auc']:.3f} {_ci(entry['insertion_auc_ci95'], 1, '.3f')}"
+            lines.append(f"| {seed} | {method} | {deletion} | {insertion} | {d} | {i} |")
+        if report["failures"]:
+            lines.append(f"| {seed} | failures | {len(report['failures'])} images skipped | | | |")
+    lines += ["", "### slot_ablate as a pseudo-mask method (bench/wsss_shapes.py)", "",
+              f"Tuning seed {wsss['data']['tuning']['seed']} ({wsss['data']['tuning']['images']} images), evaluation "
+              f"seed {wsss['data']['evaluation']['seed']} ({wsss['data']['evaluation']['images']} images); each method "
+              "tuned on the tuning split only.", "",
+              "| method | settings | mIoU | mIoU + CRF | slot_ablate - method, no CRF (95 % CI) | with CRF (95 % CI) |",
+              "|---|---|---|---|---|---|"]
+    for method, entry in wsss["pseudo_masks"].items():
+        settings = f"t={entry['threshold']}, {json.dumps(entry.get('options') or {})}"
+        plain, crf = paired.get(method), paired.get(f"{method}_crf")
+        fmt = lambda p: f"{-p['mean']:+.1f} [{-p['ci95'][1]:+.1f}, {-p['ci95'][0]:+.1f}]" if p else "-"  # noqa: E731
+        lines.append(f"| {method} | {settings} | {entry['miou']:.1f} | {entry['miou_crf']:.1f} | {fmt(plain)} | "
+                     f"{fmt(crf)} |")
+    lines += ["", END]
+    return "\n".join(lines)
+
+
+def main(argv: List[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--interventions", default=str(ROOT / "bench/results/interventions.json"))
+    parser.add_argument("--wsss", default=str(ROOT / "bench/results/wsss_shapes_ablate.json"))
+    parser.add_argument("--doc", default=str(ROOT / "docs/interventions.md"))
+    args = parser.parse_args(argv)
+    interv = json.loads(Path(args.interventions).read_text())
+    wsss = json.loads(Path(args.wsss).read_text())
+    paired_path = Path(args.wsss).with_name(Path(args.wsss).stem + "_paired.json")
+    try:
+        paired = paired_masks(wsss)
+        paired_path.write_text(json.dumps({"command": "python scripts/interventions_docs.py", "note":
+                                           "mIoU points, other - slot_ablate, paired bootstrap over images",
+                                           "paired": paired}, indent=1) + "\n")
+    except (OSError, KeyError, ValueError, GlmixVizError) as error:
+        print(f"paired mIoU differences not recomputed ({error}); using {paired_path} if present", file=sys.stderr)
+        paired = json.loads(paired_path.read_text())["paired"] if paired_path.is_file() else {}
+    doc = Path(args.doc)
+    text = doc.read_text()
+    section = render(interv, wsss, paired)
+    if START in text:
+        text = text[: text.index(START)] + section + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip() + "\n\n## Results\n\n" + section + "\n"
+    doc.write_text(text)
+    print(f"written {doc}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

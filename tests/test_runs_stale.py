@@ -1,0 +1,41 @@
+"""A run's evaluation is reported stale exactly when a summary of the run is newer than its ``eval.json`` (the run went
+on after it was scored), whichever of several shard summaries that is."""
+
+from __future__ import annotations
+
+import json
+import os
+
+from glmix_viz.runs import read_run
+
+
+def _write(path, data, mtime):
+    path.write_text(json.dumps(data))
+    os.utime(path, (mtime, mtime))
+
+
+def _summary(shard=None):
+    return {"status": "ok", "counts": {"total": 2, "done": 2, "failed": 0, "skipped": 0},
+            "dataset": {"split": "val", "shard": shard}}
+
+
+def test_evaluated_after_the_run_is_fresh_and_before_it_is_stale(tmp_path):
+    _write(tmp_path / "summary.json", _summary(), 1_000_000)
+    _write(tmp_path / "eval.json", {"miou": 0.5, "per_image": []}, 1_000_100)
+    assert not read_run(tmp_path).evaluation_is_stale()
+    os.utime(tmp_path / "summary.json", (1_000_200, 1_000_200))  # the run wrote again after the evaluation
+    assert read_run(tmp_path).evaluation_is_stale()
+
+
+def test_one_shard_newer_than_the_evaluation_makes_it_stale(tmp_path):
+    _write(tmp_path / "summary.shard-1-of-2.json", _summary("1/2"), 1_000_000)
+    _write(tmp_path / "eval.json", {"miou": 0.5, "per_image": []}, 1_000_100)
+    _write(tmp_path / "summary.shard-2-of-2.json", _summary("2/2"), 1_000_200)
+    assert read_run(tmp_path).evaluation_is_stale()
+    os.utime(tmp_path / "eval.json", (1_000_300, 1_000_300))
+    assert not read_run(tmp_path).evaluation_is_stale()
+
+
+def test_a_run_without_evaluation_is_not_stale(tmp_path):
+    _write(tmp_path / "summary.json", _summary(), 1_000_000)
+    assert not read_run(tmp_path).evaluation_is_stale()
