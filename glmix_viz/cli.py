@@ -25,6 +25,7 @@ COMMANDS = {
     "segment": "segment",
     "atlas": "atlas",
     "faithfulness": "faithfulness",
+    "grouping-scores": "grouping_scores",
 }
 
 

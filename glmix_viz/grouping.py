@@ -241,6 +241,7 @@ class BlockObjectScores:
         features: (M, C) float32 features (``slots_in``) of the slots that own pixels, image after image.
         overlaps: (M, num_classes) their pixel overlaps with the classes (empty without class maps).
         slot_image: (M,) the image of every slot.
+        slot_index: (M,) the index of every slot in its block (its identity when slots are learned, not pooled).
     """
 
     num_slots: int
@@ -253,6 +254,7 @@ class BlockObjectScores:
     features: np.ndarray
     overlaps: np.ndarray
     slot_image: np.ndarray
+    slot_index: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -278,6 +280,7 @@ class _BlockAccumulator:
         self.features: List[np.ndarray] = []
         self.overlaps: List[np.ndarray] = []
         self.slot_image: List[np.ndarray] = []
+        self.slot_index: List[np.ndarray] = []
 
     def add(self, index: int, sample: GroupingSample, hard: np.ndarray, vectors: np.ndarray, features: np.ndarray,
             grid: np.ndarray, num_classes: int) -> None:
@@ -300,6 +303,7 @@ class _BlockAccumulator:
             self.merged_regions[k].append(len(np.unique(groups[used])))
         self.features.append(features[used].astype(np.float32))
         self.slot_image.append(np.full(int(used.sum()), index, np.int64))
+        self.slot_index.append(np.flatnonzero(used).astype(np.int64))
         if sample.classes is not None:
             self.overlaps.append(slot_class_overlaps(hard, sample.classes, num_slots, num_classes)[used])
 
@@ -312,7 +316,8 @@ class _BlockAccumulator:
             merged_regions={k: np.asarray(v) for k, v in self.merged_regions.items()},
             features=np.concatenate(self.features) if self.features else np.zeros((0, 0), np.float32),
             overlaps=np.concatenate(self.overlaps) if self.overlaps else np.zeros((0, num_classes), np.int64),
-            slot_image=np.concatenate(self.slot_image) if self.slot_image else np.zeros(0, np.int64))
+            slot_image=np.concatenate(self.slot_image) if self.slot_image else np.zeros(0, np.int64),
+            slot_index=np.concatenate(self.slot_index) if self.slot_index else np.zeros(0, np.int64))
 
 
 def _block_batches(model: nn.Module, samples: Sequence[GroupingSample], input_size: int, batch_size: int,

@@ -7,11 +7,17 @@ import subprocess
 import sys
 from pathlib import Path
 
+import importlib.util
+
 import pytest
 
-from conftest import in_ci, require_golden
-
 ROOT = Path(__file__).resolve().parents[1]
+
+# tests/conftest.py by its path: a plain `import conftest` may find tests/e2e/conftest.py first in a whole-suite run
+_spec = importlib.util.spec_from_file_location("_tests_conftest", Path(__file__).with_name("conftest.py"))
+_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_conftest)
+in_ci, require_golden = _conftest.in_ci, _conftest.require_golden
 
 
 def test_ci_is_read_from_the_environment():

@@ -52,6 +52,7 @@ def add_common_arguments(
                         help="weight of the slot MIL loss (per-slot classification, max over slots); 0: off")
     parser.add_argument("--slot-mil-blocks", default="", help="comma-separated GLMix block paths for the MIL loss")
     add_grouping_arguments(parser)
+    add_prototype_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--no-amp", action="store_true", help="no bf16 autocast on CUDA")
@@ -84,6 +85,21 @@ def add_grouping_arguments(parser: argparse.ArgumentParser) -> None:
                        help="weight of the colour reconstruction through the slots (cluster, then dispatch)")
 
 
+def add_prototype_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of the cross-view prototype consistency of the slots (off by default; glmix_viz.train.prototypes)."""
+    group = parser.add_argument_group("slot prototypes (cross-view consistency, SlotCon-like; off by default)")
+    group.add_argument("--proto-weight", type=float, default=0.0,
+                       help="weight of the cross-view prototype consistency of the slots (a second, colour-changed "
+                            "and flipped view per batch: one more forward pass); 0: off")
+    group.add_argument("--proto-count", type=int, default=8, help="learned prototypes per GLMix block (default 8)")
+    group.add_argument("--proto-temperature", type=float, default=0.1,
+                       help="temperature of the slot-to-prototype softmax on cosines (default 0.1)")
+    group.add_argument("--proto-entropy-weight", type=float, default=1.0,
+                       help="weight of the prototype-usage entropy, maximised (default 1)")
+    group.add_argument("--proto-blocks", default="",
+                       help="comma-separated GLMix block paths of the prototype loss (default: every GLMix block)")
+
+
 def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
     """Flat TrainConfig settings (:meth:`~glmix_viz.train.config.TrainConfig.from_flat`) from the parsed options."""
     try:
@@ -101,7 +117,10 @@ def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b],
         grouping_blocks=[b for b in args.grouping_blocks.split(",") if b], potts_weight=args.potts_weight,
         potts_sigma_rgb=args.potts_sigma_rgb, potts_sigma_xy=args.potts_sigma_xy, entropy_weight=args.entropy_weight,
-        usage_entropy_weight=args.usage_entropy_weight, recon_weight=args.recon_weight, seed=args.seed,
+        usage_entropy_weight=args.usage_entropy_weight, recon_weight=args.recon_weight,
+        proto_weight=args.proto_weight, proto_count=args.proto_count, proto_temperature=args.proto_temperature,
+        proto_entropy_weight=args.proto_entropy_weight, proto_blocks=[b for b in args.proto_blocks.split(",") if b],
+        seed=args.seed,
         device=args.device,
         amp=not args.no_amp, workers=args.workers, cache_gb=args.cache_gb, threads=args.threads,
         max_minutes=args.max_minutes, stop_after_epoch=args.stop_after_epoch, resume=not args.no_resume,

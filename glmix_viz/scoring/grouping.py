@@ -43,6 +43,7 @@ __all__ = [
     "semantic_miou",
     "purity",
     "purity_draws",
+    "cluster_class_regions",
     "object_table",
     "object_purity",
     "contingency_scores",
@@ -266,6 +267,7 @@ class SemanticScores:
         cluster_class: (clusters,) the class of every cluster (the background for clusters left unmatched).
         slot_class: (slots,) the class every slot is given.
         confusion: (num_classes, num_classes) pixel counts, rows ground truth, columns prediction.
+        labels: (slots,) the k-means cluster of every slot (the concepts of :func:`cluster_class_regions`).
     """
 
     miou: float
@@ -275,6 +277,7 @@ class SemanticScores:
     cluster_class: np.ndarray
     slot_class: np.ndarray
     confusion: np.ndarray
+    labels: Optional[np.ndarray] = None
 
     def per_image_confusion(self, overlaps: np.ndarray, slot_image: np.ndarray, num_images: int) -> np.ndarray:
         """(num_images, C, C) the confusion matrix of every image (for bootstrap intervals over images)."""
@@ -332,7 +335,7 @@ def semantic_miou(features: np.ndarray, overlaps: np.ndarray, *, clusters: int, 
         with np.errstate(invalid="ignore", divide="ignore"):
             iou = np.where(union > 0, np.diag(confusion) / np.where(union > 0, union, 1), np.nan)
     return SemanticScores(miou=float(np.nanmean(iou)), iou=iou, clusters=int(clusters), slots=len(features),
-                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion)
+                          cluster_class=cluster_class, slot_class=slot_class, confusion=confusion, labels=labels)
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -357,6 +360,36 @@ def purity_draws(tables: np.ndarray) -> np.ndarray:
     totals = tables.sum(axis=(-2, -1))
     with np.errstate(invalid="ignore", divide="ignore"):
         return tables.max(axis=-1).sum(axis=-1) / totals
+
+
+def cluster_class_regions(labels: np.ndarray, overlaps: np.ndarray, clusters: int,
+                          slot_image: Optional[np.ndarray] = None, num_images: Optional[int] = None) -> np.ndarray:
+    """Regions (slots) per cluster and majority class: the concept x class table of the atlas's purity, for the
+    clusters of :func:`semantic_miou` (``SemanticScores.labels``).
+
+    Every slot counts once, under its cluster and the class that covers most of its pixels (slots without labelled
+    pixels are left out).
+
+    Args:
+        labels: (M,) cluster of every slot.
+        overlaps: (M, C) pixel counts of every slot's region with every class (:func:`slot_class_overlaps`).
+        clusters: number of clusters.
+        slot_image, num_images: with them, one table per image (for bootstrap intervals over images).
+
+    Returns:
+        (clusters, C) counts, or (num_images, clusters, C) per image.
+    """
+    labels = np.asarray(labels, np.int64)
+    overlaps = np.asarray(overlaps)
+    keep = overlaps.sum(axis=1) > 0
+    majority = overlaps.argmax(axis=1)
+    if slot_image is None:
+        table = np.zeros((clusters, overlaps.shape[1]), np.int64)
+        np.add.at(table, (labels[keep], majority[keep]), 1)
+        return table
+    table = np.zeros((int(num_images), clusters, overlaps.shape[1]), np.int64)
+    np.add.at(table, (np.asarray(slot_image)[keep], labels[keep], majority[keep]), 1)
+    return table
 
 
 def object_table(table: np.ndarray, background: Optional[int]) -> np.ndarray:

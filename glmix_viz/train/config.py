@@ -21,7 +21,8 @@ CONFIG_FILE = "train_config.json"
 AUGMENT_MODES = ("shapes", "flips", "standard", "none")
 # loss term -> its name on the progress bar and in log.jsonl (the BCE term is "train_loss")
 TERM_LOG_NAMES = {"slot_mil": "slot_mil_loss", "potts": "potts_loss", "entropy": "entropy",
-                  "usage_entropy": "usage_entropy", "recon": "recon_loss"}
+                  "usage_entropy": "usage_entropy", "recon": "recon_loss", "proto": "proto_loss",
+                  "proto_consistency": "proto_consistency", "proto_usage": "proto_usage"}
 # run-time settings that do not change what is learned: left out of the checkpoints' record
 _RUNTIME_KEYS = RUNTIME_FIELDS + ("resume", "threads", "cache_gb", "stop_after_epoch", "max_minutes")
 GROUPING_RECORD_NAMES = {"blocks": "grouping_blocks", "potts_weight": "potts_weight",
@@ -98,6 +99,11 @@ class TrainConfig(RuntimeConfig):
         slot_mil_blocks: GLMix block paths for the slot MIL loss (empty: the GLMix blocks of the deepest stage that
             has any).
         grouping: the grouping losses (:class:`GroupingConfig`; flat names in records: :meth:`from_flat`).
+        proto_weight: weight of the cross-view prototype consistency of the slots (0: off;
+            :mod:`glmix_viz.train.prototypes`); it costs a second forward pass per batch.
+        proto_count: prototypes per block; proto_temperature: the slot-to-prototype softmax temperature;
+        proto_entropy_weight: weight of the prototype-usage entropy (subtracted; keeps every prototype in use);
+        proto_blocks: GLMix block paths of the prototype loss (empty: every GLMix block).
         seed: seed of weights, sampling and augmentation.
         amp: bf16 autocast on CUDA.
         cache_gb: keep a split in memory as uint8 when it takes at most this many GB.
@@ -131,6 +137,11 @@ class TrainConfig(RuntimeConfig):
     slot_mil_blocks: List[str] = field(default_factory=list)
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     seed: int = 0
+    proto_weight: float = 0.0
+    proto_count: int = 8
+    proto_temperature: float = 0.1
+    proto_entropy_weight: float = 1.0
+    proto_blocks: List[str] = field(default_factory=list)
     amp: bool = True
     cache_gb: float = 4.0
     max_minutes: float = 0.0

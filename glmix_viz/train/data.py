@@ -117,6 +117,14 @@ def normalize_batch(images: torch.Tensor) -> torch.Tensor:
     return (images.float() / 255.0 - mean) / std
 
 
+def renormalize_batch(colours: torch.Tensor) -> torch.Tensor:
+    """Colours in [0, 1] (B, 3, H, W) -> normalised with the ImageNet mean and std (:func:`normalize_batch` of
+    colours already divided by 255)."""
+    mean = torch.tensor(IMAGENET_MEAN, device=colours.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=colours.device).view(1, 3, 1, 1)
+    return (colours.float() - mean) / std
+
+
 def denormalize_batch(inputs: torch.Tensor) -> torch.Tensor:
     """Normalised float (B, 3, H, W) -> colours in [0, 1] (the inverse of :func:`normalize_batch`, clamped)."""
     mean = torch.tensor(IMAGENET_MEAN, device=inputs.device).view(1, 3, 1, 1)

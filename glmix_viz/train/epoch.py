@@ -4,31 +4,50 @@ and the running mean of every term on the progress bar."""
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
 
 from glmix_viz.train.config import TERM_LOG_NAMES
-from glmix_viz.train.data import augment_batch, denormalize_batch, maybe_tqdm, normalize_batch
+from glmix_viz.train.data import augment_batch, denormalize_batch, maybe_tqdm, normalize_batch, renormalize_batch
 from glmix_viz.train.losses import slot_mil_loss
+from glmix_viz.train.prototypes import colour_flip_view
 from glmix_viz.runtime.resume import Progress
 from glmix_viz.train.setup import Run
 
 __all__ = ["train_step", "train_one_epoch"]
 
 
-def train_step(run: Run, inputs: torch.Tensor, labels: torch.Tensor) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+def _prototype_terms(run: Run, inputs: torch.Tensor, generator: torch.Generator) -> Dict[str, torch.Tensor]:
+    """The cross-view prototype terms: the first view's records are in the probe; a second, colour-changed and
+    flipped view is run here without gradients (the target; its BCE and grouping terms are not used)."""
+    blocks = run.proto.blocks
+    first = {name: (run.probe[name].dispatch, run.probe[name].slots_in) for name in blocks}
+    view, flip_x, flip_y = colour_flip_view(denormalize_batch(inputs), generator)
+    run.probe.clear()
+    with torch.no_grad():  # the second view is the target (stop-gradient): a forward pass only
+        run.train_model(renormalize_batch(view))
+    second = {name: (run.probe[name].dispatch, run.probe[name].slots_in) for name in blocks}
+    return run.proto(first, second, flip_x, flip_y)
+
+
+def train_step(run: Run, inputs: torch.Tensor, labels: torch.Tensor,
+               generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
     """Forward and backward of one batch and the optimiser step (the learning rate is set by the caller).
 
     Args:
         run: the run.
         inputs: (B, 3, S, S) normalised, augmented images on the run's device.
         labels: (B, K) multi-hot labels.
+        generator: CPU generator of the prototype loss's second view (default: a fixed seed).
 
     Returns:
-        (BCE loss, the auxiliary terms by name: "slot_mil", "potts", "entropy", "usage_entropy", "recon"), detached.
+        (BCE loss, the auxiliary terms by name: "slot_mil", "potts", "entropy", "usage_entropy", "recon", "proto",
+        "proto_consistency", "proto_usage"), detached.
     """
+    if generator is None:
+        generator = torch.Generator().manual_seed(0)
     terms: Dict[str, torch.Tensor] = {}
     with torch.autocast(run.process.device.type, dtype=torch.bfloat16, enabled=run.use_amp):
         if run.probe is not None:
@@ -38,13 +57,17 @@ def train_step(run: Run, inputs: torch.Tensor, labels: torch.Tensor) -> Tuple[to
                     terms = run.grouping.terms(run.probe, denormalize_batch(inputs))
                 if run.train_aux is not None:
                     terms["slot_mil"] = slot_mil_loss(run.train_aux, run.probe, labels)
+                if run.proto is not None:
+                    terms.update(_prototype_terms(run, inputs, generator))
                 run.probe.clear()
         else:
             logits = run.train_model(inputs)
     loss = F.binary_cross_entropy_with_logits(logits.float(), labels)
-    total = loss + run.grouping.total({k: v for k, v in terms.items() if k != "slot_mil"})
+    total = loss + run.grouping.total({k: v for k, v in terms.items() if k in run.grouping.weight_names})
     if "slot_mil" in terms:
         total = total + run.config.slot_mil_weight * terms["slot_mil"]
+    if "proto" in terms:
+        total = total + run.config.proto_weight * terms["proto"]
     run.optimizer.zero_grad(set_to_none=True)
     total.backward()
     if run.config.grad_clip > 0:
@@ -72,7 +95,7 @@ def train_one_epoch(run: Run, progress: Progress, epoch: int) -> Dict[str, Any]:
         lr = run.schedule.set(progress.step)
         device = run.process.device
         inputs = augment_batch(normalize_batch(images.to(device, non_blocking=True)), generator, config.augment)
-        loss, terms = train_step(run, inputs, labels.to(device, non_blocking=True))
+        loss, terms = train_step(run, inputs, labels.to(device, non_blocking=True), generator)
         progress.step += 1
         seen += images.shape[0]
         loss_sum += float(loss) * images.shape[0]

@@ -33,7 +33,7 @@ def train(config: TrainConfig) -> Dict[str, Any]:
     if done is not None:  # nothing to do in this piece: skip loading the data
         return done
     run = build_run(config, process)
-    progress = resume(config, run.model, run.optimizer, run.aux, is_main)
+    progress = resume(config, run.model, run.optimizer, run.aux, is_main, run.proto)
     if is_main:
         (run.out / CONFIG_FILE).write_text(json.dumps(dict(run.record, input_size=run.size), indent=2) + "\n")
     started = time.perf_counter()

@@ -170,6 +170,9 @@ class GroupingLosses:
                    entropy_weight=config.entropy_weight, usage_weight=config.usage_entropy_weight,
                    recon_weight=config.recon_weight)
 
+    weight_names = ("potts", "entropy", "usage_entropy", "recon")
+    """The terms :meth:`total` weighs (other objectives' terms may share a dict with them)."""
+
     @property
     def active(self) -> bool:
         """True when any term has a non-zero weight."""

@@ -34,7 +34,8 @@ def build_model(config: TrainConfig, num_classes: int) -> Tuple[nn.Module, Dict[
 
     From scratch: ``timm.create_model(config.model, num_classes=..., **overrides)``. With ``config.init``: the weights
     of that checkpoint (official ``.pth`` or glmix-viz ``.safetensors``), its classifier replaced by a fresh
-    ``num_classes`` head.
+    ``num_classes`` head. A run that asks for learned slots (``"slot_init": "param"``) may start from a checkpoint with
+    pooled slots: its learned slots start from their random initialisation.
     """
     overrides = model_overrides(config)
     drop_path = config.drop_path if config.drop_path is not None else VARIANTS[config.model].drop_path
@@ -48,6 +49,9 @@ def build_model(config: TrainConfig, num_classes: int) -> Tuple[nn.Module, Dict[
         model = timm.create_model(variant, num_classes=num_classes, drop_path_rate=drop_path, **tupleize(overrides))
         state = {k: v for k, v in load_state_dict(config.init).items() if not k.startswith(("head.", "tklb_aux_head."))}
         missing, unexpected = model.load_state_dict(state, strict=False)
+        # a checkpoint with pooled slots may start a run with learned slots ("slot_init": "param"): those start fresh
+        if overrides.get("slot_init") == "param":
+            missing = [key for key in missing if not key.endswith(".init_slots")]
         if unexpected or any(not key.startswith(("head.", "tklb_aux_head.")) for key in missing):
             raise CheckpointError(
                 f"{config.init}: does not fit {variant} (missing {missing[:3]}, unexpected {unexpected[:3]})")

@@ -39,7 +39,7 @@ def finished_piece(config: TrainConfig, is_main: bool) -> Optional[Dict[str, Any
 
 
 def resume(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer, aux: Optional[nn.Module],
-           is_main: bool) -> Progress:
+           is_main: bool, proto: Optional[nn.Module] = None) -> Progress:
     """Load the model, optimiser (and MIL heads) of ``out/last_*`` when resuming; else start the log afresh.
 
     Raises:
@@ -57,7 +57,7 @@ def resume(config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimiz
     except RuntimeError as error:
         raise CheckpointError(f"{out / LAST_WEIGHTS}: cannot resume this run ({str(error).splitlines()[0][:160]}); "
                               "use another --out or --no-resume") from None
-    load_state(state, out, optimizer, {"aux": aux})
+    load_state(state, out, optimizer, {"aux": aux, "proto": proto})
     if is_main:
         print(f"resuming {out} at epoch {progress.epoch + 1}/{config.epochs}", flush=True)
     return progress

@@ -20,6 +20,7 @@ from glmix_viz.runtime.optim import StepSchedule, cosine_schedule, create_adamw,
 from glmix_viz.train.config import TrainConfig, config_record
 from glmix_viz.train.data import LoadedSplit, load_split
 from glmix_viz.train.losses import GroupingLosses, SlotMILHeads
+from glmix_viz.train.prototypes import SlotPrototypes
 from glmix_viz.train.model import build_model, default_slot_mil_blocks, model_overrides, tupleize
 
 __all__ = ["Run", "SLOT_PARAMETERS", "build_param_groups", "build_run"]
@@ -38,6 +39,8 @@ class Run:
         model: the network (unwrapped); train_model: the module to call (DDP around ``model`` when distributed).
         overrides: constructor overrides recorded in the checkpoints; record: the configuration they record.
         aux, train_aux: the slot MIL heads (and their DDP wrapper), or None.
+        proto: the slot prototypes of the cross-view consistency loss, or None (not wrapped: used on one process;
+            under DDP their gradients are not averaged).
         grouping: the grouping losses; probe: a probe keeping the autograd graph of the blocks the losses read, or
             None when no loss reads a block.
         optimizer, schedule, sampler, steps_per_epoch, total_steps, warmup_steps, use_amp: the optimisation.
@@ -65,6 +68,7 @@ class Run:
     total_steps: int
     warmup_steps: int
     use_amp: bool
+    proto: Optional[SlotPrototypes] = None
 
     @property
     def show(self) -> bool:
@@ -95,7 +99,7 @@ def _input_size(config: TrainConfig) -> int:
 
 
 def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device: torch.device):
-    """(slot MIL heads or None, grouping losses); fills in the blocks each one defaults to.
+    """(slot MIL heads or None, grouping losses, slot prototypes or None); fills in the blocks each one defaults to.
 
     Raises:
         GlmixVizError: a grouping block that is not a GLMix block of the model.
@@ -115,7 +119,16 @@ def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device:
     grouping = GroupingLosses.from_config(config.grouping, default_blocks=known)
     if grouping.active:
         config.grouping.blocks = list(grouping.blocks)
-    return aux, grouping
+    proto = None
+    if config.proto_weight > 0:
+        unknown = [name for name in config.proto_blocks if name not in known]
+        if unknown:
+            raise GlmixVizError(f"--proto-blocks: {', '.join(unknown)} not a GLMix block of {config.model} "
+                                f"(its GLMix blocks: {', '.join(known)})")
+        config.proto_blocks = list(config.proto_blocks) or list(known)
+        proto = SlotPrototypes(model, config.proto_blocks, config.proto_count, config.proto_temperature,
+                               config.proto_entropy_weight).to(device)
+    return aux, grouping, proto
 
 
 def build_run(config: TrainConfig, process: Process) -> Run:
@@ -137,15 +150,17 @@ def build_run(config: TrainConfig, process: Process) -> Run:
     torch.manual_seed(config.seed)
     model, overrides = build_model(config, len(class_names))
     model.to(process.device)
-    aux, grouping = _objectives(config, model, len(class_names), process.device)
-    optimizer = create_adamw(build_param_groups([model] + ([aux] if aux is not None else []), config.weight_decay,
+    aux, grouping, proto = _objectives(config, model, len(class_names), process.device)
+    extra = [module for module in (aux, proto) if module is not None]
+    optimizer = create_adamw(build_param_groups([model] + extra, config.weight_decay,
                                                 config.slot_scale_wd, config.weight_decay_recipe), lr=config.lr)
     steps_per_epoch = len(train_set) // (config.batch_size * process.world)
     if steps_per_epoch == 0:
         raise DataError(f"{config.data}: {len(train_set)} training images are fewer than one batch "
                         f"({config.batch_size} x {process.world} processes)")
     probe_blocks = list(dict.fromkeys((config.slot_mil_blocks if aux is not None else [])
-                                      + (list(grouping.blocks) if grouping.active else [])))
+                                      + (list(grouping.blocks) if grouping.active else [])
+                                      + (list(config.proto_blocks) if proto is not None else [])))
     sampler = torch.utils.data.DistributedSampler(range(len(train_set)), num_replicas=process.world,
                                                   rank=process.rank, shuffle=True, seed=config.seed, drop_last=True)
     total_steps = steps_per_epoch * config.epochs
@@ -157,5 +172,5 @@ def build_run(config: TrainConfig, process: Process) -> Run:
         probe=GroupingProbe(model, blocks=probe_blocks, detach=False) if probe_blocks else None,
         optimizer=optimizer, schedule=cosine_schedule(optimizer, total_steps, warmup_steps, config.min_lr),
         sampler=sampler, steps_per_epoch=steps_per_epoch, total_steps=total_steps, warmup_steps=warmup_steps,
-        use_amp=config.amp and process.device.type == "cuda",
+        use_amp=config.amp and process.device.type == "cuda", proto=proto,
     )

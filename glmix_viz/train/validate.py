@@ -56,7 +56,7 @@ def validate_and_save(run: Run, progress: Progress, entry: Dict[str, Any]) -> No
     if current > progress.best:
         progress.best = current
         save_checkpoint(run.model, out / BEST_WEIGHTS, **save)
-    save_progress(out, run.optimizer, progress, {"aux": run.aux})
+    save_progress(out, run.optimizer, progress, {"aux": run.aux, "proto": run.proto})
     message = f"epoch {entry['epoch']}/{config.epochs} loss {entry['train_loss']:.4f}"
     message += "".join(f" {name} {entry[name]:.4f}" for name in TERM_LOG_NAMES.values() if name in entry)
     if "val_map" in entry:

@@ -1,0 +1,335 @@
+"""Slots that mean the same thing across images (issue 29): training recipes against the demo recipe, scored on
+held-out make-shapes seeds never used for tuning.
+
+Recipes (each a ``glmix-viz finetune`` of the shipped demo model with the demo's per-image objectives, colour
+reconstruction x 10 and bilateral Potts x 1, on every GLMix block; the same data, schedule and budget for all):
+
+* ``baseline``: the demo recipe alone;
+* ``paramslot``: (a) learned slot initialisations shared by every image (``"slot_init": "param"``; they start fresh);
+* ``proto``: (b) cross-view prototype consistency of the slots (``--proto-weight``; glmix_viz.train.prototypes);
+* ``mil``: (c) slot-level multiple-instance classification from the image labels on every GLMix block
+  (``--slot-mil-weight``);
+* ``combo``: the combination (``--combo`` names the recipes it joins).
+
+Every recipe, the shipped model and the untrained control are scored on each held-out set by
+``glmix_viz.grouping_scores.run_grouping_scores`` (mBO, merged mBO, semantic mIoU at K and 2K, object purity, all
+with intervals and the paired difference to the untrained copy) and ``glmix_viz.heldout.heldout_evaluation`` (mAP,
+foreground ARI with both controls); each recipe is paired with the baseline
+(``glmix_viz.grouping_scores.compare_runs``, ``glmix_viz.heldout.compare_models``).
+
+    python experiments/semantic_slots.py --work /tmp/sem --results experiments/results/semantic_slots.json \
+        [--recipes baseline,paramslot,proto,mil] [--epochs 2 --stop-after 1] [--skip-train]
+
+``--smoke``: a few tiny images, one step per recipe, seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+DEMO = REPO / "glmix_viz" / "assets" / "demo" / "glnet_tiny_shapes.safetensors"
+BLOCKS = ["stages.0.blocks.0", "stages.1.blocks.0", "stages.1.blocks.1", "stages.2.blocks.0", "stages.2.blocks.2",
+          "stages.3.blocks.0"]
+RECIPES: Dict[str, List[str]] = {
+    "baseline": [],
+    "paramslot": ["--model-args", json.dumps({"slot_init": "param"})],
+    "proto": ["--proto-weight", "1"],
+    "mil": ["--slot-mil-weight", "0.5", "--slot-mil-blocks", ",".join(BLOCKS)],
+}
+FULL = dict(train=dict(num_train=3000, num_val=300, seed=0), heldout={"heldout_4101": 4101, "heldout_4102": 4102},
+            heldout_images=150, size=128, epochs=2, batch=32)
+SMOKE = dict(train=dict(num_train=8, num_val=4, seed=0), heldout={"heldout_4101": 4101}, heldout_images=4, size=48,
+             epochs=1, batch=4)
+
+
+def finetune_argv(work: Path, recipe: List[str], out: Path, setup: Dict[str, Any], stop_after: int) -> List[str]:
+    """The ``glmix-viz finetune`` arguments of one recipe (the demo recipe's per-image losses on every block)."""
+    argv = ["finetune", "--voc-root", str(work / "shapes"), "--split", "train", "--init", str(DEMO),
+            "--out", str(out), "--epochs", str(setup["epochs"]), "--batch-size", str(setup["batch"]),
+            "--lr", "3e-4", "--warmup-epochs", "0.2", "--input-size", str(setup["size"]), "--augment", "flips",
+            "--recon-weight", "10", "--potts-weight", "1", "--potts-sigma-rgb", "0.12", "--seed", "0",
+            "--device", "cpu", "--threads", "1", "--workers", "0", "--no-progress"]
+    if stop_after:
+        argv += ["--stop-after-epoch", str(stop_after)]
+    return argv + recipe
+
+
+def recipe_flags(name: str, combo: List[str]) -> List[str]:
+    """The flags of a recipe; ``combo`` joins the named ones (model args merged)."""
+    if name != "combo":
+        return RECIPES[name]
+    flags: List[str] = []
+    model_args: Dict[str, Any] = {}
+    for part in combo:
+        extra = list(RECIPES[part])
+        if "--model-args" in extra:
+            i = extra.index("--model-args")
+            model_args.update(json.loads(extra[i + 1]))
+            del extra[i:i + 2]
+        flags += extra
+    return flags + (["--model-args", json.dumps(model_args)] if model_args else [])
+
+
+def make_data(work: Path, setup: Dict[str, Any]) -> None:
+    from glmix_viz.data.shapes import ShapesConfig, make_shapes
+
+    sets = {"shapes": setup["train"], **{name: dict(num_train=0, num_val=setup["heldout_images"], seed=seed)
+                                         for name, seed in setup["heldout"].items()}}
+    for name, settings in sets.items():
+        if not (work / name / "shapes_meta.json").is_file():
+            make_shapes(work / name, ShapesConfig(image_size=setup["size"]), overwrite=True, progress=False,
+                        **settings)
+
+
+def _block_table(scores: Dict[str, Any]) -> Dict[str, Any]:
+    keep = ("mbo_instance", "mbo_class", "mbo_merged", "semantic_miou", "semantic_miou_2x", "object_purity",
+            "object_purity_2x")
+    return {name: {k: entry[k] for k in keep if k in entry} | {f"{k}_ci95": entry[f"{k}_ci95"] for k in keep
+                                                                if f"{k}_ci95" in entry}
+            for name, entry in scores["blocks"].items()}
+
+
+def evaluate(work: Path, checkpoints: Dict[str, Path], setup: Dict[str, Any], resamples: int,
+             smoke: bool) -> Dict[str, Any]:
+    """Every checkpoint on every held-out set: grouping-scores (with the untrained control) and the held-out bench."""
+    from glmix_viz.grouping_scores import GroupingScoreSettings, compare_runs, run_grouping_scores
+    from glmix_viz.heldout import compare_models, heldout_evaluation
+    from glmix_viz.models.loading import load_model
+
+    settings = GroupingScoreSettings(control="untrained", resamples=resamples, clusters=2 if smoke else None,
+                                     batch_size=16, chunk_size=100)
+    out: Dict[str, Any] = {}
+    for set_name in setup["heldout"]:
+        root = work / set_name
+        entry: Dict[str, Any] = {"models": {}, "vs_baseline": {}}
+        reports = {}
+        for name, path in checkpoints.items():
+            if not Path(path).is_file():
+                print(f"{set_name} {name}: no checkpoint at {path}; left out", flush=True)
+                continue
+            started = time.time()
+            model = load_model(path, device="cpu")
+            scores = run_grouping_scores(root, "val", model, work / "scores" / set_name / name, settings,
+                                         checkpoint=str(path), progress=False)
+            cache = work / "heldout" / set_name / f"{name}.json"  # the bench's report, kept for re-runs
+            stamp = f"{Path(path).stat().st_mtime_ns}:{resamples}"
+            cached = json.loads(cache.read_text()) if cache.is_file() else {}
+            if cached.get("stamp") == stamp:
+                reports[name] = cached["report"]
+            else:
+                reports[name] = heldout_evaluation(model, str(root), "val", objects=False, resamples=resamples)
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                cache.write_text(json.dumps({"stamp": stamp, "report": reports[name]}, default=float))
+            grouping = reports[name]["grouping"]
+            entry["models"][name] = {
+                "map": reports[name]["map"],
+                "ari": {b: {k: v[k] for k in ("trained", "untrained", "grid")} | {"vs_untrained": v["vs_untrained"]}
+                        for b, v in grouping["blocks"].items()},
+                "ari_margin_best_control": grouping["margin"], "best_block": grouping["best_block"],
+                "best_control": grouping["best_control"],
+                "scores": _block_table(scores), "untrained": _block_table(scores["control"]),
+                "vs_untrained": scores["vs_control"], "seconds": round(time.time() - started, 1)}
+            print(f"{set_name} {name}: mAP {reports[name]['map']:.3f}, first-block purity "
+                  f"{scores['blocks'][BLOCKS[0]]['object_purity']:.3f} (untrained "
+                  f"{scores['control']['blocks'][BLOCKS[0]]['object_purity']:.3f}), best semantic mIoU "
+                  f"{max(b['semantic_miou'] for b in scores['blocks'].values()):.3f}", flush=True)
+        if "baseline" in reports:
+            for name in reports:
+                if name != "baseline":
+                    paired = compare_models(reports[name], reports["baseline"], resamples=resamples)
+                    entry["vs_baseline"][name] = {
+                        "map": paired["map"], "ari": paired["blocks"],
+                        "scores": compare_runs(work / "scores" / set_name / name,
+                                               work / "scores" / set_name / "baseline", resamples=resamples)}
+        out[set_name] = entry
+    return out
+
+
+def goals(evaluation: Dict[str, Any]) -> Dict[str, Any]:
+    """The issue's goals per model and held-out set (semantic mIoU >= 0.50 in some block; first-block object purity
+    >= untrained + 0.15; first-block instance mBO >= 0.70; mAP >= 0.98; best block ARI >= both controls + 0.15)."""
+    out: Dict[str, Any] = {}
+    for set_name, entry in evaluation.items():
+        for name, model in entry["models"].items():
+            first = model["scores"][BLOCKS[0]]
+            best_semantic = max(b["semantic_miou"] for b in model["scores"].values())
+            purity_gain = model["vs_untrained"][BLOCKS[0]]["object_purity"]
+            out.setdefault(name, {})[set_name] = {
+                "best_semantic_miou": {"value": best_semantic, "met": best_semantic >= 0.50},
+                "first_block_purity_vs_untrained": {"value": purity_gain["mean"], "ci95": purity_gain["ci95"],
+                                                    "met": purity_gain["mean"] >= 0.15},
+                "first_block_mbo_instance": {"value": first["mbo_instance"], "met": first["mbo_instance"] >= 0.70},
+                "map": {"value": model["map"], "met": model["map"] >= 0.98},
+                "ari_margin_best_control": {"value": model["ari_margin_best_control"]["mean"],
+                                            "met": model["ari_margin_best_control"]["mean"] >= 0.15},
+            }
+    return out
+
+
+BEGIN, END = "<!-- semantic_slots:begin (generated by experiments/semantic_slots.py --render) -->", \
+    "<!-- semantic_slots:end -->"
+
+
+def _ci(entry: Dict[str, Any]) -> str:
+    low, high = entry["ci95"]
+    return f"{entry['mean']:+.3f} ({low:+.3f}, {high:+.3f})"
+
+
+def render(results: Dict[str, Any]) -> str:
+    """Markdown tables of a results file: per held-out set, every model's headline numbers, then the paired
+    differences to the untrained copy and to the baseline."""
+    lines: List[str] = []
+    for set_name, entry in results["heldout"].items():
+        lines += [f"**{set_name}** ({results['setup']['heldout_images']} images). Per model: mAP; best block by "
+                  "semantic mIoU (K = classes with background) and its value; first block (stages.0.blocks.0): "
+                  "instance mBO, semantic mIoU, object purity, and its purity minus the untrained copy's (95 % CI); "
+                  "best-block ARI minus the best control.", "",
+                  "| model | mAP | best semantic mIoU (block) | first block mBO^i | first block sem. mIoU | first block "
+                  "object purity (untrained) | purity - untrained | ARI margin |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+        for name, model in entry["models"].items():
+            scores = model["scores"]
+            best = max(scores, key=lambda b: scores[b]["semantic_miou"])
+            first = scores[BLOCKS[0]]
+            lines.append(
+                f"| {name} | {model['map']:.3f} | {scores[best]['semantic_miou']:.3f} ({best}) | "
+                f"{first['mbo_instance']:.3f} | {first['semantic_miou']:.3f} | {first['object_purity']:.3f} "
+                f"({model['untrained'][BLOCKS[0]]['object_purity']:.3f}) | "
+                f"{_ci(model['vs_untrained'][BLOCKS[0]]['object_purity'])} | "
+                f"{_ci(model['ari_margin_best_control'])} |")
+        lines += ["", "Semantic mIoU per block (K = classes with background; 2K in brackets):", "",
+                  "| model | " + " | ".join(BLOCKS) + " |", "| --- |" + " --- |" * len(BLOCKS)]
+        for name, model in entry["models"].items():
+            lines.append(f"| {name} | " + " | ".join(
+                f"{model['scores'][b]['semantic_miou']:.3f} ({model['scores'][b]['semantic_miou_2x']:.3f})"
+                for b in BLOCKS) + " |")
+        untrained = next(iter(entry["models"].values()))["untrained"]
+        lines.append("| untrained copy | " + " | ".join(
+            f"{untrained[b]['semantic_miou']:.3f} ({untrained[b]['semantic_miou_2x']:.3f})" for b in BLOCKS) + " |")
+        if entry["vs_baseline"]:
+            lines += ["", "Paired differences to the baseline recipe (95 % CI; first block unless named):", "",
+                      "| recipe | mAP | first-block mBO^i | first-block purity | best-block semantic mIoU "
+                      "(block) | first-block ARI |", "| --- | --- | --- | --- | --- | --- |"]
+            for name, paired in entry["vs_baseline"].items():
+                scores = entry["models"][name]["scores"]
+                best = max(scores, key=lambda b: scores[b]["semantic_miou"])
+                lines.append(
+                    f"| {name} | {paired['map']['difference']:+.3f} ({paired['map']['ci95'][0]:+.3f}, "
+                    f"{paired['map']['ci95'][1]:+.3f}) | {_ci(paired['scores'][BLOCKS[0]]['mbo_instance'])} | "
+                    f"{_ci(paired['scores'][BLOCKS[0]]['object_purity'])} | "
+                    f"{_ci(paired['scores'][best]['semantic_miou'])} ({best}) | {_ci(paired['ari'][BLOCKS[0]])} |")
+        lines.append("")
+    lines += ["Goals of the issue (met / measured, per held-out set):", "", "| model | set | best sem. mIoU >= 0.50 | "
+              "purity >= untrained + 0.15 | mBO^i >= 0.70 | mAP >= 0.98 | ARI margin >= 0.15 |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    for name, by_set in results["goals"].items():
+        for set_name, goal in by_set.items():
+            cells = [f"{'yes' if g['met'] else 'no'} ({g['value']:.3f})" for g in goal.values()]
+            lines.append(f"| {name} | {set_name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+table = render  # the docs generator (scripts/make_docs.py) renders a results file with the script's table(data)
+
+
+def write_docs(results: Dict[str, Any], path: Path) -> None:
+    """Put :func:`render`'s tables between the markers of ``path`` (created with the markers when missing)."""
+    text = path.read_text() if path.is_file() else f"{BEGIN}\n{END}\n"
+    if BEGIN not in text or END not in text:
+        text += f"\n{BEGIN}\n{END}\n"
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    path.write_text(f"{head}{BEGIN}\n{render(results)}{END}{tail}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", default=None, help="folder for data, runs and scores (--smoke: a temporary one)")
+    parser.add_argument("--results", "--out", dest="results", default=None,
+                        help="results JSON (default experiments/results/semantic_slots.json; --smoke: in --work)")
+    parser.add_argument("--recipes", default="baseline,paramslot,proto,mil",
+                        help="comma-separated recipes to train and score (baseline, paramslot, proto, mil, combo)")
+    parser.add_argument("--combo", default="paramslot,proto", help="the recipes the 'combo' recipe joins")
+    parser.add_argument("--epochs", type=int, default=None, help="the schedule's epochs (default 2)")
+    parser.add_argument("--stop-after", type=int, default=0, help="stop every run after this epoch (0: all)")
+    parser.add_argument("--skip-train", action="store_true", help="score the runs already in --work")
+    parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--smoke", action="store_true", help="tiny data, one step per recipe (seconds)")
+    parser.add_argument("--docs", default=None, help="also write the tables into this Markdown file")
+    parser.add_argument("--render", action="store_true", help="only rewrite --docs from the --results file")
+    return parser
+
+
+def main() -> int:
+    parser = build_parser()
+    args = parser.parse_args()
+    from scripts.make_docs import check_results, command_line, smoke_folder
+
+    if args.smoke:
+        args.work = args.work or str(smoke_folder(__file__))
+        args.results = args.results or str(Path(args.work) / "semantic_slots.json")
+    args.results = args.results or str(REPO / "experiments" / "results" / "semantic_slots.json")
+    if args.render:
+        write_docs(json.loads(Path(args.results).read_text()), Path(args.docs or REPO / "docs" / "semantic_slots.md"))
+        return 0
+    setup = dict(SMOKE if args.smoke else FULL)
+    if args.epochs:
+        setup["epochs"] = args.epochs
+    if not args.work:
+        parser.error("--work is needed (data, runs and scores go there)")
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    recipes = [r for r in args.recipes.split(",") if r] if not args.smoke else ["baseline", "proto"]
+    combo = [r for r in args.combo.split(",") if r]
+    unknown = [r for r in recipes + combo if r not in RECIPES and r != "combo"]
+    if unknown:
+        parser.error(f"unknown recipes {unknown}; known: {', '.join(RECIPES)}, combo")
+    from glmix_viz.cli import main as cli_main
+
+    make_data(work, setup)
+    commands, minutes = {}, {}
+    for name in recipes:
+        argv = finetune_argv(work, recipe_flags(name, combo), work / "runs" / name, setup, args.stop_after)
+        commands[name] = "glmix-viz " + " ".join(shlex.quote(a) for a in argv)
+        if not args.skip_train:
+            print(commands[name], flush=True)
+            started = time.time()
+            if cli_main(argv):
+                return 1
+            minutes[name] = (time.time() - started) / 60
+    checkpoints = {"shipped": DEMO, **{name: work / "runs" / name / "last.safetensors" for name in recipes}}
+    evaluation = evaluate(work, checkpoints, setup, 20 if args.smoke else args.resamples, args.smoke)
+    training = {}
+    for name in recipes:
+        log = work / "runs" / name / "log.jsonl"
+        if log.is_file():
+            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            training[name] = [{k: v for k, v in row.items() if k != "val_ap"} for row in rows]
+    results = {
+        "command": command_line(__file__),
+        "setup": setup, "recipes": {name: commands[name] for name in recipes}, "combo": combo,
+        "training_log": training, "train_minutes_contended": minutes, "heldout": evaluation,
+        "goals": goals(evaluation), "timings": "contended (8 agents on 2 CPU cores)",
+    }
+    path = Path(args.results)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    print(f"results: {path}")
+    if args.docs:
+        write_docs(json.loads(path.read_text()), Path(args.docs))
+    if args.smoke:
+        check_results(__file__, path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
