@@ -53,8 +53,13 @@ class FinishTask:
     refined: Optional[np.ndarray] = None
 
 
-def warm_up() -> bool:
-    """Sent once per worker at the start: the worker is up and has imported this module."""
+def warm_up(load_torch: bool = False) -> bool:
+    """Sent once per worker at the start: the worker is up and has imported this module; with ``load_torch`` (PAR)
+    torch is imported and put on one thread here, at start-up, not inside the first image's refinement time."""
+    if load_torch:
+        import torch  # noqa: F401
+
+        _one_torch_thread()
     return True
 
 

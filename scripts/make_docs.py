@@ -345,6 +345,13 @@ register(TableSpec(
     "Explorer latency", ("bench/results/app_latency*.json",), "bench/app_latency.py",
     ("side", "runs", "threads", "rows.0.model", "rows.0.steps", "rows.0.total", "rows.0.target")))
 register(TableSpec(
+    "Explorer memory over large-model links", ("bench/results/app_memory*.json",), "bench/app_memory.py",
+    ("machine", "variants", "slack_mib", "configurations.*.baseline_rss_mib", "configurations.*.final_rss_mib",
+     "configurations.*.growth_mib", "configurations.*.largest_model_mib", "configurations.*.steps",
+     "configurations.*.within_baseline_plus_largest"),
+    intro="Server RSS after opening four large-model links in turn, with the explorer's default model cache and "
+          "without a bound (docs/explorer.md)."))
+register(TableSpec(
     "Command-line start-up", ("bench/results/cli_help*.json",), "bench/cli_help.py",
     ("runs", "reference", "machine.load_1min", "median_s", "ratio_to_reference", "goal_ratio", "goal_met")))
 def _scoring_bootstrap(data: Dict[str, Any]) -> str:

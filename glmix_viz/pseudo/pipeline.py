@@ -283,7 +283,8 @@ def run_pseudo_label(
     pending = max_pending if max_pending is not None else 4 * max(workers, 1) + batch_size
     try:
         with threads_set_to(job["torch_threads"]), CRFPool(summary, workers=workers if plan.todo else 0,
-                                                           max_pending=pending, executor=executor) as pool:
+                                                           max_pending=pending, executor=executor,
+                                                           load_torch=isinstance(worker_crf, PARParams)) as pool:
             for chunk in _chunks(plan.todo, batch_size):
                 loaded = load_images(dataset, chunk, summary, match)
                 with summary.timed("network_s"):

@@ -40,19 +40,21 @@ from glmix_viz.finish import warm_up as _warm_up
 __all__ = ["CRFPool", "FinishTask", "RefinePool", "finish_image", "pool_context", "torch_threads"]
 
 
-def pool_context() -> Any:
+def pool_context(load_torch: bool = False) -> Any:
     """The multiprocessing context of the worker pools: ``forkserver`` preloading the worker job's module (and the main
     script, so that the forked workers do not import it again) where the platform has it, else ``spawn``."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["__main__", "glmix_viz.finish"])
+        context.set_forkserver_preload(["__main__", "glmix_viz.finish", *(["torch"] if load_torch else [])])
         return context
     return multiprocessing.get_context("spawn")
 
 
-def new_pool(workers: int) -> futures.ProcessPoolExecutor:
-    """A process pool of ``workers`` refinement workers (:func:`pool_context`, one torch thread each)."""
-    return futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(), initializer=_init_worker)
+def new_pool(workers: int, load_torch: bool = False) -> futures.ProcessPoolExecutor:
+    """A process pool of ``workers`` refinement workers (:func:`pool_context`, one torch thread each); ``load_torch``
+    (PAR): the forkserver, when this call starts it, imports torch once for all workers."""
+    return futures.ProcessPoolExecutor(max_workers=workers, mp_context=pool_context(load_torch),
+                                       initializer=_init_worker)
 
 
 @contextlib.contextmanager
@@ -79,14 +81,16 @@ class CRFPool:
         max_pending: most jobs handed out and not yet finished (``submit`` waits below it).
         executor: a process pool to use instead of starting one (kept open afterwards, e.g. warm workers reused
             across runs); ``workers`` warm-up jobs are still sent to it.
+        load_torch: the workers import torch at start-up (PAR), not in the first image's refinement time.
     """
 
     def __init__(self, summary: Any, *, workers: int, max_pending: int,
-                 executor: Optional[futures.Executor] = None) -> None:
+                 executor: Optional[futures.Executor] = None, load_torch: bool = False) -> None:
         self.summary = summary
         self.workers = workers
         self.max_pending = max(1, max_pending)
         self.owns_executor = executor is None
+        self.load_torch = load_torch
         self.executor = executor
         self.pending: Dict[futures.Future, str] = {}  # future -> image id
         self._starter: Optional[threading.Thread] = None
@@ -94,7 +98,7 @@ class CRFPool:
 
     def __enter__(self) -> "CRFPool":
         if self.executor is None and self.workers > 0:
-            self.executor = new_pool(self.workers)
+            self.executor = new_pool(self.workers, self.load_torch)
         if self.executor is not None:  # started on a thread: the network's first steps go on meanwhile
             self._starter = threading.Thread(target=self._start_workers, name="start-refine-workers", daemon=True)
             self._starter.start()
@@ -104,7 +108,7 @@ class CRFPool:
         """Send one warm-up job per worker (starting the processes; with a forkserver, the first start waits for its
         one import of this module); note when all are up in ``worker_startup_s``."""
         try:
-            warm_ups = [self.executor.submit(_warm_up) for _ in range(self.workers)]
+            warm_ups = [self.executor.submit(_warm_up, self.load_torch) for _ in range(self.workers)]
 
             def note_started(_: futures.Future) -> None:
                 if all(future.done() for future in warm_ups):

@@ -27,6 +27,7 @@ from glmix_viz.pseudo.refine import REFINEMENTS, PARParams, RefineParams, method
 from glmix_viz.slots.explore import Exploration, top_predictions
 from glmix_viz.viz import heatmap_overlay, label_legend, map_colorbar, overlay, scale_caption, value_ranges
 
+TOP_K = 5
 BACKGROUND_RANGES = {"threshold": (0.0, 1.0), "power": (0.5, 16.0)}
 CRF_SLIDERS = (  # (field of CRFParams, label, low, high), in three columns
     ("gaussian_sxy", "Smoothness sxy", 1.0, 20.0), ("gaussian_compat", "Smoothness weight", 0.0, 20.0),
@@ -45,15 +46,18 @@ def class_label(exploration: Exploration, index: int) -> str:
 
 
 def predictions_table(exploration: Exploration) -> None:
-    """Top-5 predictions with class names and probabilities."""
-    predictions = top_predictions(exploration.probabilities, exploration.class_names, k=5)
+    """The top five predictions (or every class of a model with fewer) with class names and probabilities."""
+    predictions = top_predictions(exploration.probabilities, exploration.class_names,
+                                  k=min(TOP_K, len(exploration.class_names)))
     table = pd.DataFrame({"rank": range(1, len(predictions) + 1), "class": [p.name for p in predictions],
                           "index": [p.index for p in predictions], "probability": [p.probability for p in predictions]})
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "probability": st.column_config.ProgressColumn("probability", format="%.3f", min_value=0.0, max_value=1.0)})
     kind = ("multi-label: a sigmoid per class, each image can hold several" if exploration.multi_label
             else "softmax over its classes")
-    st.caption(f"Top-5 predictions of the classifier ({kind}).")
+    fewer = f" (all {len(predictions)}: the model has {len(predictions)} classes)" \
+        if len(exploration.class_names) < TOP_K else ""
+    st.caption(f"Top-{len(predictions)} predictions of the classifier{fewer} ({kind}); probability 0-1.")
 
 
 def choose_classes(page: Page) -> Tuple[Tuple[int, ...], int, bool]:
@@ -97,7 +101,8 @@ def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descri
                                       value_range=(low, high))
             column.image(picture, width="stretch",
                          caption=f"{method}: {descriptions[method]} (jet: blue {low:.3g}, red {high:.3g}).")
-    st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet"),
+    st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet",
+                          quantity="class score (max-normalised, 0-1)"),
              caption=f"Score maps: {scale_caption(display.color_scale)}.")
 
 
@@ -157,6 +162,9 @@ def choose_mask_request(page: Page, classes: Tuple[int, ...], flip: bool) -> dat
     methods = list(data.method_names())
     col_method, col_background = st.columns([1, 2])
     first = page.link.method if page.link.method in methods else default_method()
+    if page.link.method is not None and page.link.method not in methods:
+        links.refuse("method", page.link.method, f"is not a score-map method ({', '.join(methods)})",
+                     f"opened {first} instead")
     method = col_method.selectbox("Method", methods, index=methods.index(first), key="pseudo_method")
     links.note(method=method)
     with col_background:
