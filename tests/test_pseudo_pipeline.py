@@ -175,7 +175,7 @@ def test_a_classifier_that_does_not_fit_is_refused(shapes_root, tmp_path):
         "model has a 1000-class ImageNet head; pseudo-label needs a multi-label head for the data set's 4 classes: "
         "fine-tune it first (glmix-viz finetune ...)"
     )
-    with pytest.raises(CheckpointError, match="3-class head but the data set has 4"):
+    with pytest.raises(CheckpointError, match="3-class head without class names but the data set has 4"):
         _run(dataset, tmp_path / "out", timm.create_model("glnet_tiny", num_classes=3))
     assert not (tmp_path / "out").exists()
 
