@@ -149,7 +149,8 @@ def evaluate(work: Path, checkpoints: Dict[str, Path], setup: Dict[str, Any], re
                     entry["vs_baseline"][name] = {
                         "map": paired["map"], "ari": paired["blocks"],
                         "scores": compare_runs(work / "scores" / set_name / name,
-                                               work / "scores" / set_name / "baseline", resamples=resamples)}
+                                               work / "scores" / set_name / "baseline", resamples=resamples,
+                                               clustered=False)}
         out[set_name] = entry
     return out
 
@@ -216,17 +217,16 @@ def render(results: Dict[str, Any]) -> str:
         lines.append("| untrained copy | " + " | ".join(
             f"{untrained[b]['semantic_miou']:.3f} ({untrained[b]['semantic_miou_2x']:.3f})" for b in BLOCKS) + " |")
         if entry["vs_baseline"]:
-            lines += ["", "Paired differences to the baseline recipe (95 % CI; first block unless named):", "",
-                      "| recipe | mAP | first-block mBO^i | first-block purity | best-block semantic mIoU "
-                      "(block) | first-block ARI |", "| --- | --- | --- | --- | --- | --- |"]
+            lines += ["", "Paired differences to the baseline recipe (95 % CI over the images; the data-set-level "
+                      "scores are compared above, each against its own untrained copy):", "",
+                      "| recipe | mAP | first-block mBO^i | worst block's mBO^i change (block) | first-block ARI |",
+                      "| --- | --- | --- | --- | --- |"]
             for name, paired in entry["vs_baseline"].items():
-                scores = entry["models"][name]["scores"]
-                best = max(scores, key=lambda b: scores[b]["semantic_miou"])
+                worst = min(paired["scores"], key=lambda b: paired["scores"][b]["mbo_instance"]["mean"])
                 lines.append(
                     f"| {name} | {paired['map']['difference']:+.3f} ({paired['map']['ci95'][0]:+.3f}, "
                     f"{paired['map']['ci95'][1]:+.3f}) | {_ci(paired['scores'][BLOCKS[0]]['mbo_instance'])} | "
-                    f"{_ci(paired['scores'][BLOCKS[0]]['object_purity'])} | "
-                    f"{_ci(paired['scores'][best]['semantic_miou'])} ({best}) | {_ci(paired['ari'][BLOCKS[0]])} |")
+                    f"{_ci(paired['scores'][worst]['mbo_instance'])} ({worst}) | {_ci(paired['ari'][BLOCKS[0]])} |")
         lines.append("")
     lines += ["Goals of the issue (met / measured, per held-out set):", "", "| model | set | best sem. mIoU >= 0.50 | "
               "purity >= untrained + 0.15 | mBO^i >= 0.70 | mAP >= 0.98 | ARI margin >= 0.15 |",
