@@ -263,6 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--stop-after", type=int, default=0, help="stop every run after this epoch (0: all)")
     parser.add_argument("--skip-train", action="store_true", help="score the runs already in --work")
     parser.add_argument("--resamples", type=int, default=1000)
+    parser.add_argument("--sets", default=None,
+                        help="comma-separated held-out sets to score (default: all, heldout_4101,heldout_4102)")
     parser.add_argument("--smoke", action="store_true", help="tiny data, one step per recipe (seconds)")
     parser.add_argument("--docs", default=None, help="also write the tables into this Markdown file")
     parser.add_argument("--render", action="store_true", help="only rewrite --docs from the --results file")
@@ -282,6 +284,12 @@ def main() -> int:
         write_docs(json.loads(Path(args.results).read_text()), Path(args.docs or REPO / "docs" / "semantic_slots.md"))
         return 0
     setup = dict(SMOKE if args.smoke else FULL)
+    if args.sets:
+        wanted = [name for name in args.sets.split(",") if name]
+        unknown = [name for name in wanted if name not in setup["heldout"]]
+        if unknown:
+            parser.error(f"unknown held-out sets {unknown}; known: {', '.join(setup['heldout'])}")
+        setup["heldout"] = {name: seed for name, seed in setup["heldout"].items() if name in wanted}
     if args.epochs:
         setup["epochs"] = args.epochs
     if not args.work:
