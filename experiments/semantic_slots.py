@@ -92,7 +92,7 @@ def make_data(work: Path, setup: Dict[str, Any]) -> None:
 
 def _block_table(scores: Dict[str, Any]) -> Dict[str, Any]:
     keep = ("mbo_instance", "mbo_class", "mbo_merged", "semantic_miou", "semantic_miou_2x", "object_purity",
-            "object_purity_2x")
+            "object_purity_2x", "slot_identity_purity", "regions", "slots")
     return {name: {k: entry[k] for k in keep if k in entry} | {f"{k}_ci95": entry[f"{k}_ci95"] for k in keep
                                                                 if f"{k}_ci95" in entry}
             for name, entry in scores["blocks"].items()}
@@ -214,8 +214,18 @@ def render(results: Dict[str, Any]) -> str:
                 f"{model['scores'][b]['semantic_miou']:.3f} ({model['scores'][b]['semantic_miou_2x']:.3f})"
                 for b in BLOCKS) + " |")
         untrained = next(iter(entry["models"].values()))["untrained"]
-        lines.append("| untrained copy | " + " | ".join(
+        lines.append("| untrained copy (pooled slots) | " + " | ".join(
             f"{untrained[b]['semantic_miou']:.3f} ({untrained[b]['semantic_miou_2x']:.3f})" for b in BLOCKS) + " |")
+        lines += ["", "Slots that own pixels per image (of 9), first and last block; the last block's object purity of "
+                  "the k-means clusters and of the slot index as the concept (slot-identity purity):", "",
+                  "| model | slots used, first block | slots used, last block | last block k-means purity | "
+                  "last block slot-identity purity |", "| --- | --- | --- | --- | --- |"]
+        for name, model in entry["models"].items():
+            first, last = model["scores"][BLOCKS[0]], model["scores"][BLOCKS[-1]]
+            identity = last.get("slot_identity_purity")
+            lines.append(f"| {name} | {first['regions']:.1f} | {last['regions']:.1f} | {last['object_purity']:.3f} | "
+                         + (f"{identity:.3f} ({last['slot_identity_purity_ci95'][0]:.3f}, "
+                            f"{last['slot_identity_purity_ci95'][1]:.3f})" if identity is not None else "-") + " |")
         if entry["vs_baseline"]:
             lines += ["", "Paired differences to the baseline recipe (95 % CI over the images; the data-set-level "
                       "scores are compared above, each against its own untrained copy):", "",
