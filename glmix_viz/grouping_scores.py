@@ -260,6 +260,8 @@ def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, images:
         out[f"mbo_{level}"] = paired_difference(a[f"mbo_{level}"], b[f"mbo_{level}"], **boot)
     level = "instance" if instances else "class"
     out["mbo_merged"] = paired_difference(a[f"mbo_merged_{level}"], b[f"mbo_merged_{level}"], **boot)
+    if mine["clustered"] is None or theirs["clustered"] is None:
+        return out
     for k, suffix in ((clusters, ""), (2 * clusters, "_2x")):
         x, y = mine["clustered"][k], theirs["clustered"][k]
         out[f"semantic_miou{suffix}"] = paired_miou_difference(x["confusion"], y["confusion"], **boot)
@@ -365,6 +367,9 @@ def run_grouping_scores(data: PathLike, split: str, model: nn.Module, out_dir: P
                     outputs=[(folder, ".npz") for folder in folders.values()])
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
+    reuse = _finished(out_dir, record, settings, clusters) if not plan.todo and not overwrite else None
+    if reuse is not None:  # every chunk scored and summarised with these settings: nothing to redo
+        return reuse
     control = untrained_copy(model, settings.control_seed) if settings.control else None
     if control is not None and glmix_block_names(control) != names:
         raise GlmixVizError(f"{checkpoint or 'the model'}: its untrained copy has other GLMix blocks "
@@ -396,10 +401,26 @@ def run_grouping_scores(data: PathLike, split: str, model: nn.Module, out_dir: P
                 summary.done()
     results = _summarise(out_dir, list(chunk_ids), names, infos, tags, settings, clusters, merge_k, num_classes,
                          background, instances, list(voc.class_names), record)
+    results["plan"] = record
     results["summary"] = summary.data["counts"]
     results["failures"] = summary.data["failures"]
     save_bytes_atomic(out_dir / RESULTS_FILE, (json.dumps(results, indent=1) + "\n").encode())
     return results
+
+
+def _finished(out_dir: Path, record: Dict[str, Any], settings: GroupingScoreSettings,
+              clusters: int) -> Optional[Dict[str, Any]]:
+    """The results file of an earlier run of this plan with these settings, or None."""
+    path = out_dir / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = (results.get("plan") == record and results.get("clusters") == clusters
+            and results.get("resamples") == settings.resamples and results.get("seed") == settings.seed)
+    return results if same else None
 
 
 def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[str, Any], tags: List[str],
@@ -446,9 +467,11 @@ def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[s
     return results
 
 
-def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, seed: int = 0) -> Dict[str, Any]:
+def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, seed: int = 0,
+                 clustered: bool = True) -> Dict[str, Any]:
     """Paired differences (first - second) of two ``grouping-scores`` folders made on the same images with the same
-    clusters (e.g. two training recipes): per block, every score of :func:`run_grouping_scores`'s ``vs_control``.
+    clusters (e.g. two training recipes): per block, every score of :func:`run_grouping_scores`'s ``vs_control``
+    (``clustered=False``: the mBO scores only, without redoing the k-means).
 
     Raises:
         GlmixVizError: the folders were not scored on the same images or with the same clusters.
@@ -474,6 +497,6 @@ def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, se
             arrays = _gather(folder / CHUNKS / "model", chunks, sizes, j)
             scored.append({"arrays": arrays, "clustered": {
                 k: _clustered(arrays, k, images, background, seed)
-                for k in (clusters, 2 * clusters)}})
+                for k in (clusters, 2 * clusters)} if clustered else None})
         out[name] = _paired(scored[0], scored[1], clusters, images, background, instances, boot)
     return out
