@@ -60,7 +60,7 @@ from glmix_viz.files import save_bytes_atomic  # noqa: E402
 from glmix_viz.labels import label_to_pil  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
-from glmix_viz.pseudo.refine import REFINEMENTS, PARParams, check_device, refine  # noqa: E402
+from glmix_viz.refine import REFINEMENTS, PARParams, check_device, refine  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402

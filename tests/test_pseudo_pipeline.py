@@ -235,7 +235,7 @@ def test_a_batch_that_fails_is_redone_image_by_image(shapes_root, model, tmp_pat
 
 
 def test_par_runs_in_worker_processes_like_in_the_main_process_and_stage_shares_add_up(shapes_root, model, tmp_path):
-    from glmix_viz.pseudo.refine import PARParams, par_refine
+    from glmix_viz.refine import PARParams, par_refine
 
     dataset = VOCDataset(shapes_root, "val")
     params = PARParams(iterations=3)
@@ -266,7 +266,7 @@ def test_the_main_process_path_batches_par_by_size_and_equals_image_by_image():
     from types import SimpleNamespace
 
     from glmix_viz.pseudo.pipeline import refine_in_main
-    from glmix_viz.pseudo.refine import PARParams, par_refine
+    from glmix_viz.refine import PARParams, par_refine
 
     class Timer:
         def timed(self, name):

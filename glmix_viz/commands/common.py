@@ -100,7 +100,7 @@ def _dilations(text: str) -> Tuple[int, ...]:
 
 def add_refine_arguments(parser: argparse.ArgumentParser, *, default: str = "crf", crf_flags: bool = True) -> None:
     """``--refine {crf,par,none}``, ``--crf`` / ``--no-crf`` (aliases of ``--refine crf`` / ``none``) and the PAR
-    settings (``--par-*``, defaults and their sources: :mod:`glmix_viz.pseudo.refine`)."""
+    settings (``--par-*``, defaults and their sources: :mod:`glmix_viz.refine`)."""
     from glmix_viz.commands.library_values import VALUES  # the library's values, without importing torch
 
     par = argparse.Namespace(**VALUES["refine"]["par_defaults"])
@@ -140,9 +140,9 @@ def refine_name(args: argparse.Namespace) -> str:
 
 
 def par_params(args: argparse.Namespace, device: Optional[str] = None):
-    """The :class:`~glmix_viz.pseudo.refine.PARParams` of the ``--par-*`` flags (a one-line ``ValueError`` when out of
+    """The :class:`~glmix_viz.refine.PARParams` of the ``--par-*`` flags (a one-line ``ValueError`` when out of
     range; a CUDA ``device`` where none exists is refused too)."""
-    from glmix_viz.pseudo.refine import PARParams, check_device
+    from glmix_viz.refine import PARParams, check_device
 
     params = PARParams(dilations=args.par_dilations, iterations=args.par_iterations,
                        kernel_width=args.par_kernel_width, position_weight=args.par_position_weight,

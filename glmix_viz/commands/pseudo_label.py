@@ -157,7 +157,7 @@ def refine_device(device):
 
 def crf_params(args: argparse.Namespace):
     """The refinement's parameters of the flags: :class:`~glmix_viz.crf.CRFParams` (``--refine crf``, the default),
-    :class:`~glmix_viz.pseudo.refine.PARParams` (``--refine par``), or None (``--refine none`` / ``--no-crf``)."""
+    :class:`~glmix_viz.refine.PARParams` (``--refine par``), or None (``--refine none`` / ``--no-crf``)."""
     name = refine_name(args)
     if name == "none":
         return None
@@ -173,7 +173,7 @@ def crf_params(args: argparse.Namespace):
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.data.base import object_names
     from glmix_viz.pseudo.pipeline import run_pseudo_label
-    from glmix_viz.pseudo.refine import check_device
+    from glmix_viz.refine import check_device
     from glmix_viz.runtime.distributed import launcher_device, resolve_shard
 
     try:  # settings errors are user errors: one line, no traceback

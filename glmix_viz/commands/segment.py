@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
         refine = refine_name(args)
         if args.device is not None and str(args.device).startswith("cuda"):
-            from glmix_viz.pseudo.refine import check_device
+            from glmix_viz.refine import check_device
 
             check_device(args.device)  # CUDA asked for where none exists: one line, before any image
         refinement = {"none": None, "crf": CRFParams()}.get(refine) if refine != "par" else par_params(args)

@@ -9,7 +9,7 @@
    :func:`~glmix_viz.pseudo.scores.compute_scores_batch`); when a batch fails, image by image, so that one bad
    image is reported and skipped;
 3. refine and write (:mod:`glmix_viz.pseudo.workers`): a pool of worker processes runs the refinement
-   (:mod:`glmix_viz.pseudo.refine`: dense CRF or PAR) and writes the outputs while the network runs ahead; PAR on a
+   (:mod:`glmix_viz.refine`: dense CRF or PAR) and writes the outputs while the network runs ahead; PAR on a
    CUDA device instead runs here, batched on the GPU right after the network, and the workers only write;
 4. summary (:class:`glmix_viz.runtime.jobs.RunSummary`): counts, failures with reasons, settings, model, timing, and
    ``stage_share``: each stage's share of the summed stage seconds (load, network, refine, write; worker seconds
@@ -44,7 +44,7 @@ import torch
 from glmix_viz.crf import CRFParams
 from glmix_viz.data.base import Split, object_names
 from glmix_viz.data.classes import ClassMatch, match_classes
-from glmix_viz.pseudo.refine import PARParams, RefineParams, check_device, method_of, par_refine_batch
+from glmix_viz.refine import PARParams, RefineParams, check_device, method_of, par_refine_batch
 from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
@@ -234,7 +234,7 @@ def run_pseudo_label(
         settings: the score settings (:class:`~glmix_viz.pseudo.settings.ScoreSettings`: method, options, scales,
             flip, background rule, blocks, input size, device); ``None``: its defaults (the default method).
         crf: the refinement's settings: :class:`~glmix_viz.crf.CRFParams` (dense CRF, the default),
-            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR; with a CUDA ``device`` it runs batched on the GPU in
+            :class:`~glmix_viz.refine.PARParams` (PAR; with a CUDA ``device`` it runs batched on the GPU in
             the main process), or ``None`` for the arg-max of the scores.
         refinement: the same, under the name that says what it is (given, it replaces ``crf``).
         workers: refinement / writer processes; 0 runs them in the main process (no overlap; for debugging).

@@ -111,7 +111,7 @@ def predict_labels(
         image: ``(H, W, 3)`` uint8 RGB.
         scales, flip, device: as in :func:`predict_probs`.
         crf: :class:`~glmix_viz.crf.CRFParams` (dense CRF) or
-            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR, on the CPU) to refine with, or None.
+            :class:`~glmix_viz.refine.PARParams` (PAR, on the CPU) to refine with, or None.
 
     Returns:
         ``(H, W)`` uint8 class indices (255 only where the CRF confidence rule leaves a pixel uncertain).
@@ -123,7 +123,7 @@ def predict_labels(
 def _labels(image: np.ndarray, probs: np.ndarray, crf: Any) -> np.ndarray:
     if crf is None:
         return probs.argmax(axis=0).astype(np.uint8)
-    from glmix_viz.pseudo.refine import refined_labels  # dense CRF or PAR, by the parameters' type
+    from glmix_viz.refine import refined_labels  # dense CRF or PAR, by the parameters' type
 
     return refined_labels(image, probs, crf)
 
@@ -147,7 +147,7 @@ class SegmentSettings:
     Attributes:
         scales, flip: test-time views (:func:`predict_probs`).
         crf: :class:`~glmix_viz.crf.CRFParams` (dense CRF) or
-            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR, on the CPU) to refine with, or None.
+            :class:`~glmix_viz.refine.PARParams` (PAR, on the CPU) to refine with, or None.
         output_format: ``"voc"`` (``OUT/<id>.png``) or ``"voc-test"`` (the evaluation server's layout).
         device: where the network runs.
         batch_size: images per network step (images of equal size are batched together).
