@@ -49,6 +49,7 @@ MODULES: Dict[str, Dict[str, List[str]]] = {
             "tests/test_app_links.py::test_a_subclass_adds_fields_without_code",
             "tests/test_app_links.py::test_files_resolve_only_inside_the_app_folders",
             "tests/test_app_links.py::test_the_upload_store_names_files_by_digest",
+            "tests/test_app_links_refusals.py",
         ],
     },
     "runs": {
