@@ -43,6 +43,7 @@ from glmix_viz.scoring.stats import mean_interval  # noqa: E402
 from glmix_viz.images import to_tensor  # noqa: E402
 from glmix_viz.probe import glmix_block_names  # noqa: E402
 from glmix_viz.slots import slot_effects  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 
 def _shapes(work: Path, seed: int, count: int, size: int) -> VOCDataset:
@@ -124,9 +125,80 @@ def agreement_and_blocks(model: torch.nn.Module, dataset: VOCDataset, count: int
     return out
 
 
-def main(argv: List[str] | None = None) -> int:
+def _ci(pair: List[float], scale: float = 1.0, fmt: str = "+.3f") -> str:
+    return f"[{format(pair[0] * scale, fmt)}, {format(pair[1] * scale, fmt)}]"
+
+
+def table(interv: Dict[str, Any]) -> str:
+    """The Markdown tables of a results dict (the docs generator's too)."""
+    lines: List[str] = []
+    agreement = interv["agreement"]
+    times = agreement["time_per_call_ms_contended"]
+    lines += ["Demo model; timings contended (a 2-core machine shared by about eight jobs).", ""]
+    lines += ["### approx vs exact (held-out seed %d, %d images)" % (interv["eval_seeds"][0], agreement["images"]), "",
+              f"Median per-image Spearman over slots (exact vs approx effect of each present class, mean over "
+              f"classes and blocks): **{agreement['median_spearman']:.3f}** (goal >= 0.8). Time per block call: exact "
+              f"{times['exact_mean_over_blocks']:.0f} ms, approx {times['approx_mean_over_blocks']:.0f} ms, one plain "
+              f"forward {times['forward']:.0f} ms (ratio exact / forward "
+              f"{times['exact_mean_over_blocks'] / times['forward']:.1f}).", "",
+              "| block | median Spearman | largest single-slot drop, probability points (95 % CI) | largest drop, "
+              "logit (95 % CI) | exact ms | approx ms |", "|---|---|---|---|---|---|"]
+    for name, b in agreement["blocks"].items():
+        lines.append(f"| {name} | {b['median_spearman']:.3f} | {100 * b['largest_drop_probability']:.2f} "
+                     f"{_ci(b['largest_drop_probability_ci95'], 100, '.2f')} | {b['largest_drop_logit']:.3f} "
+                     f"{_ci(b['largest_drop_logit_ci95'], 1, '.3f')} | {b['exact_ms']:.0f} | {b['approx_ms']:.0f} |")
+    lines += ["", f"The decision depends most on **{agreement['most_depended_on_block_logit']}** (logit) / "
+              f"**{agreement['most_depended_on_block_probability']}** (probability); the explorer opens on "
+              f"**{interv['explorer_block']}** (its best-grouping block): "
+              f"{'the same block' if agreement['explorer_block_matches'] else 'not the same block'}.", ""]
+    tuning = interv["tuning"]
+    first = interv["faithfulness"][str(interv["eval_seeds"][0])]
+    lines += [f"### Faithfulness (RISE deletion / insertion, {first['images']} images per held-out seed)", "",
+              f"Slot method chosen on seed {tuning['seed']} ({tuning['images']} images) by deletion AUC: "
+              + ", ".join(f"{m} {v:.3f}" for m, v in tuning["deletion_auc"].items())
+              + f" -> **{tuning['chosen']}**.", "",
+              "| seed | method | deletion AUC (lower better) | insertion AUC (higher better) | deletion: method - "
+              f"{tuning['chosen']} (95 % CI) | insertion: method - {tuning['chosen']} (95 % CI) |",
+              "|---|---|---|---|---|---|"]
+    for seed, report in interv["faithfulness"].items():
+        total = report["total"]
+        for method, entry in total["methods"].items():
+            paired_entry = total["paired_vs_first"].get(method)
+            d = f"{paired_entry['deletion_auc']['mean']:+.3f} {_ci(paired_entry['deletion_auc']['ci95'])}" \
+                if paired_entry else "reference"
+            i = f"{paired_entry['insertion_auc']['mean']:+.3f} {_ci(paired_entry['insertion_auc']['ci95'])}" \
+                if paired_entry else "reference"
+            deletion = f"{entry['deletion_auc']:.3f} {_ci(entry['deletion_auc_ci95'], 1, '.3f')}"
+            insertion = f"{entry['insertion_auc']:.3f} {_ci(entry['insertion_auc_ci95'], 1, '.3f')}"
+            lines.append(f"| {seed} | {method} | {deletion} | {insertion} | {d} | {i} |")
+        if report["failures"]:
+            lines.append(f"| {seed} | failures | {len(report['failures'])} images skipped | | | |")
+    lines += [""] + [verdict(seed, report["total"], tuning["chosen"]) for seed, report in interv["faithfulness"].items()]
+    return "\n".join(lines)
+
+
+def verdict(seed: str, total: Dict[str, Any], best: str) -> str:
+    """One sentence per seed: is the slot method more faithful (deletion) than Grad-CAM and random, interval-wise."""
+    words = []
+    for other in ("gradcam", "random"):
+        paired = total["paired_vs_first"].get(other)
+        if not paired:
+            continue
+        low, high = paired["deletion_auc"]["ci95"]
+        if low > 0:
+            words.append(f"more faithful than {other} (deletion AUC lower, interval excludes 0)")
+        elif high < 0:
+            words.append(f"less faithful than {other} (deletion AUC higher, interval excludes 0)")
+        else:
+            words.append(f"not distinguishable from {other} (interval includes 0)")
+    return f"* Seed {seed}: {best} is " + "; ".join(words) + "."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="bench/results/interventions.json", help="results JSON")
+    parser.add_argument("--out", default=None, help="results JSON (default bench/results/interventions.json; "
+                        "--smoke: a temporary folder)")
     parser.add_argument("--work", default=None, help="data sets and per-image files (default: a temporary folder)")
     parser.add_argument("--checkpoint", default=None, help="model (default: the bundled demo model)")
     parser.add_argument("--tune-seed", type=int, default=4100)
@@ -139,13 +211,20 @@ def main(argv: List[str] | None = None) -> int:
     parser.add_argument("--resamples", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--smoke", action="store_true", help="2 tiny images per seed, 4 steps: seconds")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: List[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     size = 128
     if args.smoke:
         args.tune_images = args.images = args.agree_images = 2
         args.steps, args.resamples, args.slot_methods, size = 4, 50, "slot_pool", 64
         args.eval_seeds = args.eval_seeds.split(",")[0]
+    if args.out is None:
+        args.out = str(smoke_folder(__file__) / "interventions.json" if args.smoke else
+                       Path(__file__).resolve().parents[1] / "bench/results/interventions.json")
     started = time.perf_counter()
     checkpoint = args.checkpoint or str(glmix_viz.demo_checkpoint())
     model = glmix_viz.load_model(checkpoint).eval()
@@ -154,7 +233,7 @@ def main(argv: List[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     seeds = [int(s) for s in args.eval_seeds.split(",")]
     result: Dict[str, Any] = {
-        "command": " ".join(["python", "bench/interventions.py"] + sys.argv[1:]),
+        "command": command_line(__file__, argv),
         "checkpoint": Path(checkpoint).name, "tune_seed": args.tune_seed, "eval_seeds": seeds,
         "timing_note": "contended: a 2-core machine shared by about eight jobs; ratios measured side by side",
         "smoke": args.smoke,
@@ -196,7 +275,10 @@ def main(argv: List[str] | None = None) -> int:
     result["wall_s"] = round(time.perf_counter() - started, 1)
     out = Path(args.out)
     save_bytes_atomic(out, (json.dumps(result, indent=1) + "\n").encode())
+    print(table(result))
     print(f"written {out}", file=sys.stderr)
+    if args.smoke:
+        check_results(__file__, out)
     if temporary is not None:
         temporary.cleanup()
     return 0

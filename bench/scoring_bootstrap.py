@@ -14,7 +14,7 @@ Writes ``bench/results/scoring_bootstrap.json``.
 Usage::
 
     python bench/scoring_bootstrap.py
-    python bench/scoring_bootstrap.py --smoke --out /tmp/scoring_bootstrap.json   # tiny sizes, seconds
+    python bench/scoring_bootstrap.py --smoke     # tiny sizes, seconds; writes into a temporary folder
 """
 
 from __future__ import annotations
@@ -33,8 +33,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from scripts.make_docs import check_results, smoke_folder  # noqa: E402
 from glmix_viz.scoring.grouping import image_tables, purity_statistic  # noqa: E402
+from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 from glmix_viz.scoring.stats import (  # noqa: E402
     DEFAULT_RESAMPLES,
     class_counts,
@@ -115,6 +115,28 @@ def cost(split_images: int, atlas_images: int, resamples: int, seed: int) -> Dic
             "bca_over_percentile": {k: round(v["BCa"] / max(v["percentile"], 1e-9), 3) for k, v in seconds.items()}}
 
 
+def table(result: Dict[str, Any]) -> str:
+    """Coverage and cost of the bootstrap (the docs' table)."""
+    lines = [f"{result['default_resamples']} resamples; contended machine (load {result['machine']['load_1min']:.1f}):"
+             " read the cost as ratios.", "",
+             "| data sets | images | statistic | BCa covers | percentile covers | BCa width | percentile width |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for run in result["coverage"]:
+        for name, by_method in run["coverage"].items():
+            widths = run["mean_width"][name]
+            lines.append(f"| {run['trials']} | {run['images']} | {name.replace('_', ' ')} | {by_method['BCa']:.3f} | "
+                         f"{by_method['percentile']:.3f} | {widths['BCa']:.4f} | {widths['percentile']:.4f} |")
+    lines.append("")
+    lines.append(f"Monte-Carlo standard error of a coverage: {result['coverage'][0]['coverage_standard_error']:.3f}.")
+    cost_run = result["cost"]
+    lines += ["", "| interval | images | BCa s | percentile s | BCa / percentile |", "| --- | --- | --- | --- | --- |"]
+    for name, seconds in cost_run["seconds"].items():
+        images = cost_run["split_images"] if name == "compare_split" else cost_run["atlas_images"]
+        lines.append(f"| {name.replace('_', ' ')} | {images} | {seconds['BCa']:.2f} | {seconds['percentile']:.2f} | "
+                     f"{cost_run['bca_over_percentile'][name]:.2f} |")
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The benchmark's arguments (the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -123,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="images per simulated data set, one coverage run per size (default 30,120)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"results JSON (default {DEFAULT_OUT}; --smoke: a temporary folder)")
+                        help=f"results JSON (default {DEFAULT_OUT.relative_to(ROOT)}; --smoke: a temporary folder)")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes: a check that it runs, in seconds")
     return parser
 
@@ -131,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: List[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.out is None:
-        args.out = smoke_folder(__file__) / DEFAULT_OUT.name if args.smoke else DEFAULT_OUT
+        args.out = smoke_folder(__file__) / "scoring_bootstrap.json" if args.smoke else DEFAULT_OUT
     if args.smoke:
         found = {"coverage": [coverage(4, 8, 100, args.seed)], "cost": cost(20, 50, 100, args.seed)}
     else:
@@ -139,7 +161,7 @@ def main(argv: List[str] | None = None) -> int:
         found = {"coverage": [coverage(args.trials, size, DEFAULT_RESAMPLES, args.seed) for size in sizes],
                  "cost": cost(1449, 10000, DEFAULT_RESAMPLES, args.seed)}
     result = {
-        "command": " ".join(["python", "bench/scoring_bootstrap.py", *(argv if argv is not None else sys.argv[1:])]),
+        "command": command_line(__file__, argv),
         "smoke": args.smoke,
         "contended": True,  # a shared machine: compare the ratios (measured side by side), not the seconds
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "load_1min": os.getloadavg()[0]},
@@ -150,7 +172,7 @@ def main(argv: List[str] | None = None) -> int:
     tmp = args.out.with_name(f".{args.out.name}.tmp")
     tmp.write_text(json.dumps(result, indent=2) + "\n")
     tmp.replace(args.out)
-    print(json.dumps({k: result[k] for k in ("coverage", "cost")}, indent=1))
+    print(table(result))
     print(f"written to {args.out}")
     if args.smoke:
         check_results(__file__, args.out)

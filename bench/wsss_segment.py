@@ -144,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="no per-epoch validation on the test split (no learning-curve figure)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads of every step")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--labels-only", action="store_true", help="stop after step 2 (the pseudo-masks)")
+    parser.add_argument("--labels-only", action="store_true",
+                        help="stop after step 2 (the pseudo-masks); the results hold the label sources alone")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/NAME.json / .png")
     parser.add_argument("--in-process", action="store_true",
                         help="run every glmix-viz step in this process (one interpreter start instead of one per step: "
@@ -311,13 +312,9 @@ def main(argv: List[str] | None = None) -> int:
                                        "--num-val", "1", "--num-test", str(args.num_test), "--seed", str(args.seed),
                                        "--overwrite"], log, args.threads)
     labels = label_sources(args, out, data, log, timings)
-    if args.labels_only:
-        print(json.dumps({method: {key: round(value["miou"], 1) for key, value in entry.items()}
-                          for method, entry in labels.items()}))
-        return 0
-    trained = segmenters(args, out, data, log, timings)
+    trained = {} if args.labels_only else segmenters(args, out, data, log, timings)
     comparison = None
-    if args.compare:
+    if args.compare and not args.labels_only:
         first, second = args.compare
         comparison = dict(paired_comparison(data, out / f"pred_{first}", out / f"pred_{second}"), a=first, b=second)
     report = _report(args, labels, trained, comparison, timings, time.perf_counter() - started,
@@ -326,11 +323,12 @@ def main(argv: List[str] | None = None) -> int:
     (out / "wsss_segment.json").write_text(text)
     title = (f"make-shapes seed {args.seed}: {args.num_train} training images, {args.epochs} epochs, "
              f"{args.num_test} test images")
-    if args.curves:
+    curves = args.curves and bool(trained)
+    if curves:
         curves_figure(trained, out / "wsss_segment_curves.png", title)
     if not args.no_save:
         (ROOT / "bench" / "results" / f"{args.name}.json").write_text(text)
-        if args.curves:
+        if curves:
             curves_figure(trained, ROOT / "bench" / "results" / f"{args.name}_curves.png", title)
     print(table(report))
     if args.smoke:
@@ -385,6 +383,11 @@ def table(report: Dict[str, Any]) -> str:
     labels, trained = report["label_sources"], report["segmenters"]
     lines = ["| label source | seeds (no CRF) | masks (CRF) | training masks (CRF) | segmenter | segmenter - masks |",
              "| --- | --- | --- | --- | --- | --- |"]
+    if not trained:  # --labels-only: the label sources alone
+        for source, entry in labels.items():
+            lines.append(f"| `{source}` ({report['roles'][source]}) | {entry['seeds']['miou']:.1f} | "
+                         f"{entry['masks']['miou']:.1f} | {entry['masks_train']['miou']:.1f} | not trained "
+                         "(--labels-only) | - |")
     for source, entry in trained.items():
         name = f"`{source}` ({report['roles'][source]})"
         if source in labels:
@@ -393,8 +396,9 @@ def table(report: Dict[str, Any]) -> str:
                          f"{entry['miou'] - masks:+.1f} |")
         else:
             lines.append(f"| {name} | - | - | - | **{entry['miou']:.1f}** | - |")
-    classes = list(next(iter(trained.values()))["iou"])
-    lines += ["", "| segmenter per class | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
+    classes = list(next(iter(trained.values()))["iou"]) if trained else []
+    if trained:
+        lines += ["", "| segmenter per class | " + " | ".join(classes) + " |", "| --- |" + " --- |" * len(classes)]
     for source, entry in trained.items():
         lines.append(f"| {source} | " + " | ".join("-" if entry["iou"][name] is None else f"{entry['iou'][name]:.1f}"
                                                    for name in classes) + " |")

@@ -143,7 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="also evaluate this checkpoint as 'previous' (e.g. a copy of the demo model it replaces)")
     parser.add_argument("--install", action="store_true",
                         help="copy the grouping model and the results into glmix_viz/assets/demo/")
-    parser.add_argument("--smoke", action="store_true", help="seconds: a few images per set, one epoch, both runs, "
+    parser.add_argument("--smoke", action="store_true", help="seconds: a few images per set, one epoch, the grouping run, "
                         "--evaluate; never --install; checks WORK/demo_results.json (give --work a temporary folder)")
     return parser
 
@@ -155,6 +155,7 @@ def main(argv=None) -> int:
         if args.install or args.previous:
             parser.error("--smoke never installs and takes no --previous")
         args.evaluate, args.threads, args.device = True, 1, "cpu"
+        args.runs = "grouping"  # the BCE control is the same recipe without the loss flags: one run is enough here
         args.work = args.work or str(smoke_folder(__file__))
     if args.work is None:
         parser.error("--work is required")

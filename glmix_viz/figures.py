@@ -68,11 +68,12 @@ _SOFT_MAP_HOVER = ("slot %{customdata[0]}<br>x=%{customdata[1]}, y=%{customdata[
                    "<extra></extra>")
 
 
-def _colorbar_of(scale: str) -> dict:
-    """Plotly colour bar settings that name the colour scale (and, for ``"own"``, what its ends mean)."""
+def _colorbar_of(scale: str, quantity: str = "weight") -> dict:
+    """Plotly colour bar settings that name what the colours measure and the colour scale (and, for ``"own"``, what
+    its ends mean)."""
     if scale == "shared":
-        return dict(title=dict(text="shared scale<br>(all maps)", side="right"))
-    return dict(title=dict(text="own scale<br>per map", side="right"), tickvals=[0.0, 1.0],
+        return dict(title=dict(text=f"{quantity}<br>shared scale<br>(all maps)", side="right"))
+    return dict(title=dict(text=f"{quantity}<br>own scale<br>per map", side="right"), tickvals=[0.0, 1.0],
                 ticktext=["map's min", "map's max"])
 
 
@@ -89,6 +90,8 @@ def soft_maps_figure(
     colorscale: str = "Viridis",
     tile_size: int = 64,
     scale: str = "shared",
+    quantity: str = "weight",
+    value_range: tuple[float, float] | None = None,
 ) -> go.Figure:
     """An interactive grid of per-slot maps on one shared colour scale (default) or each on its own.
 
@@ -105,6 +108,8 @@ def soft_maps_figure(
         scale: ``"shared"`` - ``z`` holds the raw values and the colours span their common min..max (maps are
             comparable); ``"own"`` - ``z`` holds each map scaled from its own min (0) to its own max (1), the colour
             bar reads "each map's min / max" (see :func:`glmix_viz.viz.value_ranges`).
+        quantity: what the values are, with their unit (the colour bar's first line), e.g. "dispatch weight (0-1)".
+        value_range: the shared scale's ``(low, high)`` when it is shared with other figures (default: these maps').
 
     Returns:
         A ``plotly.graph_objects.Figure`` with one ``Heatmap`` trace whose ``customdata[row, col]`` is
@@ -118,6 +123,8 @@ def soft_maps_figure(
     rows = int(math.ceil(num_maps / cols))
     mosaic_height, mosaic_width = rows * (map_height + 1) - 1, cols * (map_width + 1) - 1
     ranges = value_ranges(maps, scale)
+    if scale == "shared" and value_range is not None:
+        ranges = [tuple(value_range)] * num_maps
     shown = maps if scale == "shared" else np.stack([scale_to_unit(m, r) for m, r in zip(maps, ranges)])
     z = np.full((mosaic_height, mosaic_width), np.nan)
     customdata = np.full((mosaic_height, mosaic_width, 4), -1.0)
@@ -138,7 +145,7 @@ def soft_maps_figure(
         zmax=zmax,
         hoverongaps=False,
         hovertemplate=_SOFT_MAP_HOVER,
-        colorbar=_colorbar_of(scale),
+        colorbar=_colorbar_of(scale, quantity),
     )
     figure = go.Figure(heatmap)
     cell_pixels = tile_size / max(map_height, map_width)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from glmix_viz.errors import DataError
 
-__all__ = ["IGNORE_INDEX", "label_to_pil", "load_label_png", "palette_bytes", "voc_palette"]
+__all__ = ["IGNORE_INDEX", "channels_to_labels", "label_to_pil", "load_label_png", "palette_bytes", "voc_palette"]
 
 IGNORE_INDEX: int = 255
 """Label value that marks pixels to ignore (object borders in VOC masks, uncertain pixels in pseudo-masks)."""
@@ -130,3 +130,26 @@ def _labels_from_colours(rgb: np.ndarray, path: Path) -> np.ndarray:
         )
     labels = np.array([lookup[int(code)] for code in unique_codes], dtype=np.uint8)
     return labels[inverse.reshape(pixel_codes.shape)]
+
+
+def channels_to_labels(channels: np.ndarray, class_indices: np.ndarray, *, fallback_to_channels: bool = False
+                       ) -> np.ndarray:
+    """Channel indices (255 = unsure) to label ids, as uint8 for a palette PNG.
+
+    Args:
+        channels: ``(H, W)`` uint8 channel indices into ``class_indices``; 255 where unsure.
+        class_indices: ``(K + 1,)`` label id of every channel (0 background, model class ``c`` -> ``c + 1``).
+        fallback_to_channels: when some label id does not fit a palette PNG (> 254, e.g. a 1000-class head), return
+            the channel indices instead of raising.
+
+    Returns:
+        ``(H, W)`` uint8 label ids, 255 kept where unsure.
+    """
+    class_indices = np.asarray(class_indices)
+    if class_indices.size and int(class_indices.max()) >= IGNORE_INDEX:
+        if fallback_to_channels:
+            return np.asarray(channels, dtype=np.uint8)
+        raise ValueError(f"label id {int(class_indices.max())} does not fit a palette PNG (ids 0..254; 255 = unsure)")
+    lookup = np.full(256, IGNORE_INDEX, dtype=np.uint8)
+    lookup[: len(class_indices)] = class_indices.astype(np.uint8)
+    return lookup[np.asarray(channels, dtype=np.uint8)]

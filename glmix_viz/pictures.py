@@ -130,10 +130,12 @@ def _framed(picture: np.ndarray, color: Sequence[int], width: int = 3) -> np.nda
     return framed
 
 
-def authors_figure(exploration: Exploration, block: str, scale: str = "shared") -> Tuple[np.ndarray, List[int]]:
+def authors_figure(exploration: Exploration, block: str, scale: str = "shared",
+                   value_range: Optional[Tuple[float, float]] = None) -> Tuple[np.ndarray, List[int]]:
     """The authors' figure for one block: input | grid of dispatch maps | the 4 k-medoids slots shown through the image.
 
-    The grid is drawn on ``scale`` (one colour scale for all maps, or each its own) with its labelled colour bar.
+    The grid is drawn on ``scale`` (one colour scale for all maps, or each its own) with its labelled colour bar;
+    ``value_range``: the shared scale's range when it is shared with other figures (e.g. every block shown).
 
     Returns:
         ``(picture, representative slots)``.
@@ -142,8 +144,11 @@ def authors_figure(exploration: Exploration, block: str, scale: str = "shared") 
     representatives = representative_slots(maps, k=len(REPRESENTATIVE_FRAME_COLORS))
     frames = {slot: REPRESENTATIVE_FRAME_COLORS[index] for index, slot in enumerate(representatives)}
     rows = math.ceil(maps.shape[0] / math.ceil(math.sqrt(maps.shape[0])))
-    grid = soft_map_grid(maps, scale=scale, frame_colors=frames, cell=max(32, THUMBNAIL_SIDE // rows - 4))
-    grid = vstack_panels([grid, map_colorbar(maps, scale, width=max(96, min(256, grid.shape[1] - 8)))], pad=0)
+    shared = value_range if scale == "shared" else None
+    grid = soft_map_grid(maps, scale=scale, value_range=shared, frame_colors=frames,
+                         cell=max(32, THUMBNAIL_SIDE // rows - 4))
+    grid = vstack_panels([grid, map_colorbar(maps, scale, width=max(96, min(256, grid.shape[1] - 8)),
+                                             quantity="dispatch weight", value_range=shared)], pad=0)
     quarter = thumbnail(exploration.image, THUMBNAIL_SIDE // 2)
     views = [_framed(masked_slot_view(quarter, maps[slot]), frames[slot]) for slot in representatives]
     rows = [hstack_panels(views[start : start + 2], titles=[f"slot {s}" for s in representatives[start : start + 2]],

@@ -265,17 +265,21 @@ def colorbar(
 
 
 def map_colorbar(
-    maps: Sequence[np.ndarray] | np.ndarray, scale: str = "shared", *, colormap: str = "viridis", width: int = 256
+    maps: Sequence[np.ndarray] | np.ndarray, scale: str = "shared", *, colormap: str = "viridis", width: int = 256,
+    quantity: str = "", value_range: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """The labelled colour bar of maps drawn together on ``scale`` (see :func:`value_ranges`).
 
-    Shared: the common range at the ends and "shared colour scale" above; own: "each map's min / max" at the ends and
-    "own colour scale per map" above.
+    Shared: the common range at the ends (``value_range`` when the maps share it with others drawn elsewhere) and
+    "shared colour scale" above; own: "each map's min / max" at the ends and "own colour scale per map" above.
+    ``quantity`` (what the colours measure, with its unit) starts the title.
     """
+    named = f"{quantity}: " if quantity else ""
     if _check_scale(scale) == "shared":
-        (value_range, *_) = value_ranges(maps, "shared") or [(0.0, 1.0)]
-        return colorbar(value_range, colormap=colormap, width=width, title="shared colour scale (all maps)")
-    return colorbar(None, colormap=colormap, width=width, title="own colour scale per map",
+        if value_range is None:
+            (value_range, *_) = value_ranges(maps, "shared") or [(0.0, 1.0)]
+        return colorbar(value_range, colormap=colormap, width=width, title=f"{named}shared colour scale (all maps)")
+    return colorbar(None, colormap=colormap, width=width, title=f"{named}own colour scale per map",
                     labels=("each map's min", "each map's max"))
 
 

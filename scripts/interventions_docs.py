@@ -59,50 +59,11 @@ def paired_masks(wsss: Dict[str, Any], reference: str = "slot_ablate") -> Dict[s
 
 
 def render(interv: Dict[str, Any], wsss: Dict[str, Any], paired: Dict[str, Any]) -> str:
-    lines: List[str] = [START, ""]
-    agreement = interv["agreement"]
-    times = agreement["time_per_call_ms_contended"]
-    lines += [f"Generated from `bench/results/interventions.json` (`{interv['command']}`) and "
-              f"`bench/results/wsss_shapes_ablate.json` (`{wsss['command']}`). Demo model; timings contended "
-              "(a 2-core machine shared by about eight jobs).", ""]
-    lines += ["### approx vs exact (held-out seed %d, %d images)" % (interv["eval_seeds"][0], agreement["images"]), "",
-              f"Median per-image Spearman over slots (exact vs approx effect of each present class, mean over "
-              f"classes and blocks): **{agreement['median_spearman']:.3f}** (goal >= 0.8). Time per block call: exact "
-              f"{times['exact_mean_over_blocks']:.0f} ms, approx {times['approx_mean_over_blocks']:.0f} ms, one plain "
-              f"forward {times['forward']:.0f} ms (ratio exact / forward "
-              f"{times['exact_mean_over_blocks'] / times['forward']:.1f}).", "",
-              "| block | median Spearman | largest single-slot drop, probability points (95 % CI) | largest drop, "
-              "logit (95 % CI) | exact ms | approx ms |", "|---|---|---|---|---|---|"]
-    for name, b in agreement["blocks"].items():
-        lines.append(f"| {name} | {b['median_spearman']:.3f} | {100 * b['largest_drop_probability']:.2f} "
-                     f"{_ci(b['largest_drop_probability_ci95'], 100, '.2f')} | {b['largest_drop_logit']:.3f} "
-                     f"{_ci(b['largest_drop_logit_ci95'], 1, '.3f')} | {b['exact_ms']:.0f} | {b['approx_ms']:.0f} |")
-    lines += ["", f"The decision depends most on **{agreement['most_depended_on_block_logit']}** (logit) / "
-              f"**{agreement['most_depended_on_block_probability']}** (probability); the explorer opens on "
-              f"**{interv['explorer_block']}** (its best-grouping block): "
-              f"{'the same block' if agreement['explorer_block_matches'] else 'not the same block'}.", ""]
-    tuning = interv["tuning"]
-    first = interv["faithfulness"][str(interv["eval_seeds"][0])]
-    lines += [f"### Faithfulness (RISE deletion / insertion, {first['images']} images per held-out seed)", "",
-              f"Slot method chosen on seed {tuning['seed']} ({tuning['images']} images) by deletion AUC: "
-              + ", ".join(f"{m} {v:.3f}" for m, v in tuning["deletion_auc"].items())
-              + f" -> **{tuning['chosen']}**.", "",
-              "| seed | method | deletion AUC (lower better) | insertion AUC (higher better) | deletion: method - "
-              f"{tuning['chosen']} (95 % CI) | insertion: method - {tuning['chosen']} (95 % CI) |",
-              "|---|---|---|---|---|---|"]
-    for seed, report in interv["faithfulness"].items():
-        total = report["total"]
-        for method, entry in total["methods"].items():
-            paired_entry = total["paired_vs_first"].get(method)
-            d = f"{paired_entry['deletion_auc']['mean']:+.3f} {_ci(paired_entry['deletion_auc']['ci95'])}" \
-                if paired_entry else "reference"
-            i = f"{paired_entry['insertion_auc']['mean']:+.3f} {_ci(paired_entry['insertion_auc']['ci95'])}" \
-                if paired_entry else "reference"
-            deletion = f"{entry['deletion_auc']:.3f} {_ci(entry['deletion_auc_ci95'], 1, '.3f')}"
-            insertion = f"{entry['insertion_auc']:.3f} {_ci(entry['insertion_auc_ci95'], 1, '.3f')}"
-            lines.append(f"| {seed} | {method} | {deletion} | {insertion} | {d} | {i} |")
-        if report["failures"]:
-            lines.append(f"| {seed} | failures | {len(report['failures'])} images skipped | | | |")
+    sys.path.insert(0, str(ROOT / "bench"))
+    from interventions import table
+
+    lines: List[str] = [START, "", f"Generated from `bench/results/interventions.json` (`{interv['command']}`) and "
+                        f"`bench/results/wsss_shapes_ablate.json` (`{wsss['command']}`).", "", table(interv)]
     lines += ["", "### slot_ablate as a pseudo-mask method (bench/wsss_shapes.py)", "",
               f"Tuning seed {wsss['data']['tuning']['seed']} ({wsss['data']['tuning']['images']} images), evaluation "
               f"seed {wsss['data']['evaluation']['seed']} ({wsss['data']['evaluation']['images']} images); each method "
@@ -115,6 +76,11 @@ def render(interv: Dict[str, Any], wsss: Dict[str, Any], paired: Dict[str, Any])
         fmt = lambda p: f"{-p['mean']:+.1f} [{-p['ci95'][1]:+.1f}, {-p['ci95'][0]:+.1f}]" if p else "-"  # noqa: E731
         lines.append(f"| {method} | {settings} | {entry['miou']:.1f} | {entry['miou_crf']:.1f} | {fmt(plain)} | "
                      f"{fmt(crf)} |")
+    if "slot_ablate" in wsss["pseudo_masks"] and "slot_pool" in wsss["pseudo_masks"]:
+        ablate, pool = wsss["pseudo_masks"]["slot_ablate"], wsss["pseudo_masks"]["slot_pool"]
+        above = ablate["miou_crf"] > pool["miou_crf"]
+        lines += ["", f"slot_ablate is {'above' if above else 'below'} slot_pool after the CRF "
+                      f"(goal: above){'' if above else '; see Findings'}."]
     lines += ["", END]
     return "\n".join(lines)
 
@@ -127,7 +93,7 @@ def main(argv: List[str] | None = None) -> int:
     args = parser.parse_args(argv)
     interv = json.loads(Path(args.interventions).read_text())
     wsss = json.loads(Path(args.wsss).read_text())
-    paired_path = Path(args.wsss).with_name(Path(args.wsss).stem + "_paired.json")
+    paired_path = ROOT / "docs" / "interventions_paired.json"  # not a bench result: made by this script
     try:
         paired = paired_masks(wsss)
         paired_path.write_text(json.dumps({"command": "python scripts/interventions_docs.py", "note":

@@ -165,8 +165,8 @@ def register(spec: TableSpec) -> TableSpec:
 
 def _missing(data: Any, path: str) -> List[str]:
     head, _, rest = path.partition(".")
-    if head == "*":
-        if not isinstance(data, dict) or not data:
+    if head == "*":  # every key of a mapping (an empty one has nothing to miss)
+        if not isinstance(data, dict):
             return [path]
         return [f"{key}.{miss}" for key, value in data.items() for miss in (_missing(value, rest) if rest else [])]
     if isinstance(data, list) and head.isdigit():
@@ -334,14 +334,54 @@ register(TableSpec(
 register(TableSpec(
     "Backbone profile", ("bench/results/profile_*.json",), "bench/profile_block.py", ("title", "tables.labels")))
 register(TableSpec(
-    "Pseudo-label pipeline", ("bench/results/pseudo_label*.json",), "bench/pseudo_label.py",
-    ("images", "size", "model", "method", "rows.0.setting", "rows.0.s_per_image")))
+    "Pseudo-label pipeline and refinements (dense CRF, PAR, none) at VOC size", ("bench/results/pseudo_label*.json",),
+    "bench/pseudo_label.py",
+    ("command", "images", "size", "model", "method", "device", "cpu_count", "load_average_start", "load_average_end",
+     "pipeline.*.refine", "pipeline.*.workers", "pipeline.*.images_per_s", "pipeline.*.s_per_image.network",
+     "pipeline.*.s_per_image.refine", "pipeline.*.s_per_image.write", "pipeline.*.stage_share",
+     "stages_alone.network_s_per_image", "stages_alone.refine.*.wall_s_per_image",
+     "stages_alone.refine.*.cpu_s_per_image", "refine_parallel", "miou.pooled", "miou.per_seed", "goals")))
 register(TableSpec(
     "Explorer latency", ("bench/results/app_latency*.json",), "bench/app_latency.py",
     ("side", "runs", "threads", "rows.0.model", "rows.0.steps", "rows.0.total", "rows.0.target")))
 register(TableSpec(
+    "Explorer memory over large-model links", ("bench/results/app_memory*.json",), "bench/app_memory.py",
+    ("machine", "variants", "slack_mib", "configurations.*.baseline_rss_mib", "configurations.*.final_rss_mib",
+     "configurations.*.growth_mib", "configurations.*.largest_model_mib", "configurations.*.steps",
+     "configurations.*.within_baseline_plus_largest"),
+    intro="Server RSS after opening four large-model links in turn, with the explorer's default model cache and "
+          "without a bound (docs/explorer.md)."))
+register(TableSpec(
     "Command-line start-up", ("bench/results/cli_help*.json",), "bench/cli_help.py",
     ("runs", "reference", "machine.load_1min", "median_s", "ratio_to_reference", "goal_ratio", "goal_met")))
+def _scoring_bootstrap(data: Dict[str, Any]) -> str:
+    """bench/scoring_bootstrap.py has no table(): coverage and cost of BCa beside the percentile interval."""
+    lines = [f"Default resamples {data['default_resamples']}; coverage of the 95 % interval over data sets drawn from "
+             "known distributions (standard error of a coverage in brackets).", "",
+             "| images | trials | statistic | BCa coverage | percentile coverage | BCa mean width | percentile mean width |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
+    for row in data["coverage"]:
+        for statistic, covered in row["coverage"].items():
+            width = row["mean_width"][statistic]
+            lines.append(f"| {row['images']} | {row['trials']} | {statistic} | {covered['BCa']:.3f} "
+                         f"(±{row['coverage_standard_error']:.3f}) | {covered['percentile']:.3f} | "
+                         f"{width['BCa']:.4f} | {width['percentile']:.4f} |")
+    cost = data["cost"]
+    lines += ["", f"Cost ({cost['resamples']} resamples; {cost['split_images']}-image split, "
+                  f"{cost['atlas_images']}-image atlas; load {data['machine']['load_1min']:.1f}, contended):", "",
+              "| interval | BCa s | percentile s | BCa / percentile |", "| --- | --- | --- | --- |"]
+    for name, seconds in cost["seconds"].items():
+        lines.append(f"| {name} | {seconds['BCa']:.2f} | {seconds['percentile']:.2f} | "
+                     f"{cost['bca_over_percentile'][name]:.2f} |")
+    return "\n".join(lines)
+
+
+register(TableSpec(
+    "One bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
+    ("default_resamples", "coverage.0.coverage", "coverage.0.mean_width", "coverage.0.coverage_standard_error",
+     "coverage.0.images", "coverage.0.trials", "cost.seconds", "cost.bca_over_percentile", "cost.resamples",
+     "cost.split_images", "cost.atlas_images", "machine.load_1min"),
+    render=_scoring_bootstrap))
 register(TableSpec(
     "Slot atlas: demo model against its untrained copy", ("experiments/results/atlas_shapes*.json",),
     "experiments/atlas_shapes.py",
@@ -365,6 +405,19 @@ register(TableSpec(
     "experiments/semantic_slots.py", ("setup.heldout_images", "heldout", "goals"),
     intro="Fine-tunes of the demo model at one budget, scored on held-out make-shapes seeds 4101 and 4102 by "
           "grouping-scores and the held-out bench; see docs/semantic_slots.md."))
+register(TableSpec(
+    "The one bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
+    ("default_resamples", "machine.load_1min", "coverage.0.trials", "coverage.0.images", "coverage.0.coverage",
+     "coverage.0.mean_width", "coverage.0.coverage_standard_error", "cost.seconds", "cost.split_images",
+     "cost.atlas_images", "cost.bca_over_percentile"),
+    intro="glmix_viz.scoring.stats (scipy.stats.bootstrap): how often its 95 % interval holds the true value on "
+          "simulated data sets, and its cost (docs/scoring.md)."))
+register(TableSpec(
+    "Slot interventions: approx vs exact, the block the decision depends on, faithfulness",
+    ("bench/results/interventions*.json",), "bench/interventions.py",
+    ("explorer_block", "eval_seeds", "agreement.images", "agreement.median_spearman", "agreement.blocks",
+     "agreement.time_per_call_ms_contended", "agreement.most_depended_on_block_logit", "tuning.chosen",
+     "tuning.deletion_auc", "faithfulness")))
 
 if __name__ == "__main__":
     sys.exit(main())

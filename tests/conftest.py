@@ -14,6 +14,7 @@ import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
 GOLDEN_DIR = Path(os.environ.get("GLMIX_GOLDEN", Path(__file__).resolve().parents[2] / "shared" / "golden"))
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
+os.environ.setdefault("GLMIX_APP_DEBUG", "1")  # the explorer lets unexpected exceptions reach the tests (app.main.guarded)
 
 
 def in_ci(environ=os.environ) -> bool:

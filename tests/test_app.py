@@ -171,19 +171,32 @@ def test_several_uploads_and_a_large_image_is_downscaled_with_a_notice() -> None
     assert _grouping_captions(at)
 
 
-def test_wrong_checkpoint_shows_an_error_and_the_app_recovers(tmp_path: Path) -> None:
+def test_wrong_checkpoint_shows_an_error_and_the_page_keeps_its_model(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GLMIX_CHECKPOINTS", str(tmp_path))
     at = _app().run()
+    shown = at.caption[0].value
     at.selectbox(key="model_source").set_value("Checkpoint file").run()
     at.text_input(key="checkpoint_path").input(str(tmp_path / "missing.pth")).run()
     _no_exception(at)
-    assert _errors(at) == [f"Could not load the model: {tmp_path / 'missing.pth'}: no such checkpoint file"]
+    assert _errors(at) == [f"Could not load the model: {tmp_path / 'missing.pth'}: no such checkpoint file. "
+                           "Still showing demo model glnet_tiny_shapes.safetensors."]
+    assert at.caption[0].value == shown and _grouping_captions(at)  # the page and its model stay
 
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"this is not a checkpoint")
     at.text_input(key="checkpoint_path").input(str(garbage)).run()
     _no_exception(at)
     assert len(_errors(at)) == 1 and "garbage.pth" in _errors(at)[0] and "not a readable" in _errors(at)[0]
-    assert not _grouping_captions(at)
+    assert at.caption[0].value == shown and _grouping_captions(at)
+    assert at.query_params["model"] == "demo"  # the link names what is shown
+
+    outside = []  # outside the app's folders: the same words whether the file exists or not (no probing)
+    for path in ("/etc/passwd", "/etc/no-such-file.pth", str(tmp_path / ".." / "x.pth")):
+        at.text_input(key="checkpoint_path").input(path).run()
+        _no_exception(at)
+        outside.append(_errors(at)[0].replace(Path(path).name, "NAME"))
+    assert len(set(outside)) == 1 and "only inside its folders (checkpoints, demo, uploads)" in outside[0]
 
     at.selectbox(key="model_source").set_value("Demo model").run()
     _no_exception(at)
@@ -292,7 +305,9 @@ def test_colour_scale_toggle_is_shared_by_default_and_says_which_it_is(forward_c
     assert any(caption.startswith("Score maps: each map on its own colour scale") for caption in _captions(at))
 
 
-def test_a_segmenter_checkpoint_shows_its_prediction_beside_the_demo_pseudo_mask(tmp_path: Path) -> None:
+def test_a_segmenter_checkpoint_shows_its_prediction_beside_the_demo_pseudo_mask(tmp_path: Path,
+                                                                                  monkeypatch: pytest.MonkeyPatch
+                                                                                  ) -> None:
     """A `segment-train` checkpoint: the groupings of its encoder, and its mask next to the demo model's pseudo-mask."""
     import torch
 
@@ -305,6 +320,7 @@ def test_a_segmenter_checkpoint_shows_its_prediction_beside_the_demo_pseudo_mask
         "backbone": {"variant": "glnet_tiny", "model_args": {}}, "decoder": "upernet",
         "decoder_args": {"decoder_channels": 32}, "num_classes": 5,
         "class_names": ["background", "circle", "square", "triangle", "cross"], "input_size": 64})
+    monkeypatch.setenv("GLMIX_CHECKPOINTS", str(tmp_path))  # typed paths open inside the app's folders only
     at = _app().run()
     at.selectbox(key="model_source").set_value("Checkpoint file").run()
     at.text_input(key="checkpoint_path").input(str(path)).run()

@@ -52,31 +52,49 @@ def _view_script(folder: str, block: str) -> None:
     view.draw(page)
 
 
-def test_atlas_view_shows_concepts_regions_slots_and_map(small_atlas: Path) -> None:
+def test_atlas_view_shows_concepts_regions_slots_and_map(small_atlas: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GLMIX_ATLAS", str(small_atlas))
     at = AppTest.from_function(_view_script, args=(str(small_atlas), BLOCK), default_timeout=120).run()
     assert not at.exception, [e.value for e in at.exception]
     assert [s.value for s in at.subheader][:1] == ["Concepts"]
     concept = at.selectbox(key=f"atlas_concept::{BLOCK}")
     assert [option.split(":")[0] for option in concept.options] == ["concept 0", "concept 1"]
     table = at.dataframe[0].value
-    assert list(table.columns) == ["slot", "share of pixels", "concept", "distance to its centre"]
+    assert list(table.columns) == ["slot", "share of pixels", "concept", "distance to its centre (unit-feature L2)"]
     assert table["concept"].str.startswith("concept ").all()
     assert at.radio(key="atlas_color_by").options == ["concept", "class"]
     assert len(at.button) == 2  # "Open" under each of the concept's two typical regions
 
 
-def test_atlas_view_without_an_atlas_says_how_to_make_one(tmp_path: Path) -> None:
+def test_atlas_view_without_an_atlas_says_how_to_make_one(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GLMIX_RUNS", str(tmp_path))  # a folder of the app, without an atlas
     at = AppTest.from_function(_view_script, args=(str(tmp_path), BLOCK), default_timeout=120).run()
     assert not at.exception
     assert any("no atlas.json" in e.value for e in at.error)
     assert any("glmix-viz atlas" in i.value for i in at.info)
 
 
-def test_explorer_opens_a_typical_region_at_its_block_with_its_slot(small_atlas: Path) -> None:
+def test_atlas_folders_outside_the_app_folders_are_refused_alike(small_atlas: Path, tmp_path: Path,
+                                                                  monkeypatch) -> None:
+    """A visitor learns nothing of the server's folders: outside the app's folders an existing folder, a missing one
+    and a path with '..' get the same words; inside, a relative path is taken from the app's folder."""
+    monkeypatch.setenv("GLMIX_RUNS", str(small_atlas.parent))
+    answers = []
+    for typed in ("/etc", "/no/such/folder", "../../../etc", f"{small_atlas}/../../.."):
+        at = AppTest.from_function(_view_script, args=(typed, BLOCK), default_timeout=120).run()
+        assert not at.exception
+        answers.append([e.value.replace(typed[:80], "TYPED") for e in at.error])
+    assert all(answer == answers[0] for answer in answers) and len(answers[0]) == 1
+    assert "only inside its folders" in answers[0][0] and "/etc" not in at.text_input(key="atlas_folder").placeholder
+    inside = AppTest.from_function(_view_script, args=(small_atlas.name, BLOCK), default_timeout=120).run()
+    assert not inside.exception and not inside.error and "Concepts" in [s.value for s in inside.subheader]
+
+
+def test_explorer_opens_a_typical_region_at_its_block_with_its_slot(small_atlas: Path, monkeypatch) -> None:
     app = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
+    monkeypatch.setenv("GLMIX_ATLAS", str(small_atlas))
     at = AppTest.from_file(app, default_timeout=180)
-    at.session_state["atlas_folder"] = str(small_atlas)
-    at.session_state["view"] = "Atlas"
+    at.query_params["page"] = "atlas"  # the atlas is a page of its own
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert "Concepts" in [s.value for s in at.subheader]

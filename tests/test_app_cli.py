@@ -88,3 +88,33 @@ def test_runs_folder_goes_to_the_app_and_a_missing_one_is_one_line(tmp_path: Pat
     assert runs_root() is None
     assert main(["app", "--runs", str(tmp_path / "nowhere")]) == 2
     assert capsys.readouterr().err.strip() == f"glmix-viz app: error: --runs {tmp_path / 'nowhere'}: no such folder"
+
+
+def test_the_limits_have_their_defaults_in_help_and_reach_the_app(monkeypatch: pytest.MonkeyPatch) -> None:
+    from glmix_viz.app import options
+
+    help_text = " ".join(build_parser().parse_args(["app"]) and _app_help().split())
+    for option, default in (("--upload-cap-mb", "512"), ("--random-variants", "glnet_tiny,glnet_stl"),
+                            ("--models-cached", "3"), ("--model-cache-mb", "160")):
+        assert option in help_text and f"else {default})" in help_text, option
+    args = build_parser().parse_args(["app", "--upload-cap-mb", "2", "--random-variants", "glnet_tiny",
+                                      "--models-cached", "1", "--model-cache-mb", "50"])
+    app_args = _streamlit_params(streamlit_argv(args))["args"]
+    assert app_args == ("--upload-cap-mb", "2.0", "--random-variants", "glnet_tiny", "--models-cached", "1",
+                        "--model-cache-mb", "50.0")
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT), *app_args])
+    assert options.upload_cap_bytes() == 2 * 2**20 and options.limit("models_cached") == 1
+    assert options.random_variants(["glnet_stl", "glnet_tiny", "glnet_16g"]) == ["glnet_tiny"]
+    monkeypatch.setattr("sys.argv", [str(MAIN_SCRIPT)])
+    for variable in ("GLMIX_UPLOAD_CAP_MB", "GLMIX_RANDOM_VARIANTS", "GLMIX_MODELS_CACHED", "GLMIX_MODEL_CACHE_MB"):
+        monkeypatch.delenv(variable, raising=False)
+    assert options.upload_cap_bytes() == 512 * 2**20 and options.limit("model_cache_mb") == 160
+    assert options.random_variants(["glnet_16g", "glnet_stl", "glnet_tiny"]) == ["glnet_stl", "glnet_tiny"]
+    monkeypatch.setenv("GLMIX_MODELS_CACHED", "-4")  # unusable: the default, said in the server's log
+    assert options.limit("models_cached") == 3
+
+
+def _app_help() -> str:
+    parser = build_parser()
+    action = next(action for action in parser._subparsers._group_actions if action.dest)  # noqa: SLF001
+    return action.choices["app"].format_help()

@@ -52,7 +52,8 @@ def test_compare_opens_on_the_untrained_copy_and_the_demo_against_itself_agrees_
     assert metric.value == "1.00"
 
 
-def test_compare_says_when_the_checkpoint_cannot_be_loaded(tmp_path):
+def test_compare_says_when_the_checkpoint_cannot_be_loaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLMIX_CHECKPOINTS", str(tmp_path))  # typed paths open inside the app's folders only
     at = _compare(AppTest.from_file(APP, default_timeout=120).run())
     next(element for element in at.selectbox if element.label == "Compare with").set_value("Checkpoint file")
     at.run()
@@ -62,3 +63,15 @@ def test_compare_says_when_the_checkpoint_cannot_be_loaded(tmp_path):
     _no_exception(at)
     assert any("missing.safetensors" in element.value and "no such checkpoint" in element.value
                for element in at.error)
+
+
+def test_compare_opens_typed_paths_only_inside_the_app_folders(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLMIX_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    at = _compare(AppTest.from_file(APP, default_timeout=120).run())
+    next(element for element in at.selectbox if element.label == "Compare with").set_value("Checkpoint file")
+    at.run()
+    at.text_input(key="compare_path").set_value("/etc/passwd")
+    at.run()
+    assert not at.exception
+    errors = [element.value for element in at.error]
+    assert len(errors) == 1 and "only inside its folders" in errors[0] and "root:" not in errors[0]

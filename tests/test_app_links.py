@@ -220,3 +220,141 @@ main()
     _no_exception(at)
     assert "glnet_tiny (random weights)" in at.caption[0].value
     assert at.query_params["tab"] == "blocks" and at.query_params["block"] == "stages.1.blocks.0"
+
+
+# ----------------------------------------------------------------------------------------------------------------------
+# Issue 26: every parameter checked, one warning each, no exception text, pages, copy link
+# ----------------------------------------------------------------------------------------------------------------------
+
+
+def test_dot_dot_inside_a_folder_is_refused_even_when_it_would_land_inside(tmp_path: Path) -> None:
+    """``sub/../b.pth`` names a file that exists inside the folder; a link still never walks with ``..``."""
+    root = tmp_path / "checkpoints"
+    (root / "sub").mkdir(parents=True)
+    (root / "b.pth").write_bytes(b"x")
+    roots = {"checkpoints": root}
+    assert resolve_file("checkpoints:b.pth", roots) == (root / "b.pth").resolve()
+    for ref in ("checkpoints:sub/../b.pth", "checkpoints:sub/./../b.pth", "checkpoints:./b.pth",
+                "checkpoints:sub//../b.pth"):
+        with pytest.raises(LinkError, match="plain relative path"):
+            resolve_file(ref, roots)
+
+
+@pytest.mark.parametrize("query, parameter, instead", [
+    ({"block": "stages.9.blocks.9"}, "block", "opened stages.0.blocks.0 instead"),
+    ({"block": "stages.1.blocks.0", "tab": "slot", "slot": "99"}, "slot", "instead"),
+    ({"tab": "slot", "pixel": "999,3"}, "pixel", "opened its centre instead"),
+    ({"tab": "predictions", "method": "nosuchmethod"}, "method", "instead"),
+    ({"resolution": "100"}, "resolution", "opened the nearest one instead"),
+    ({"model": "random:glnet_16g"}, "model", "opened the demo model instead"),
+    ({"model": "checkpoints:x.pth"}, "model", "opened the demo model instead"),
+    ({"image": "upload:../../x"}, "image", "opened the first gallery image instead"),
+    ({"image": "gallery:nothing"}, "image", "opened the first gallery image instead"),
+    ({"tab": "nosuchtab"}, "tab", "opened Groupings instead"),
+    ({"page": "admin"}, "page", "opened the explorer instead"),
+    ({"slot": "x1"}, "slot", "ignored"),
+])
+def test_each_invalid_parameter_gets_one_warning_naming_it_its_value_and_what_opened(query: dict, parameter: str,
+                                                                                   instead: str) -> None:
+    at = _app(**query).run()
+    _no_exception(at)
+    warnings = [w.value for w in at.warning if w.value.startswith("link")]
+    assert len(warnings) == 1, warnings
+    assert warnings[0].startswith(f"link: {parameter}=`{query[parameter]}`") and instead in warnings[0], warnings[0]
+    assert "Error" not in warnings[0] and "Traceback" not in warnings[0] and not at.error
+    assert "\n" not in warnings[0]
+    at.run()  # a rerun does not say it again, nor twice
+    assert [w.value for w in at.warning if w.value.startswith("link")] == warnings
+
+
+def test_a_valid_link_warns_nothing_and_the_copy_link_button_holds_its_address() -> None:
+    link = {"model": "demo", "image": "gallery:shapes 2 (circle, triangle)", "block": "stages.1.blocks.0",
+            "tab": "slot", "slot": "1", "pixel": "10,20"}
+    at = _app(**link).run()
+    _no_exception(at)
+    assert not at.warning
+    copied = [code.value for code in at.code]
+    assert len(copied) == 1 and copied[0].startswith("?")
+    from urllib.parse import parse_qsl
+
+    assert dict(parse_qsl(copied[0][1:]))["block"] == "stages.1.blocks.0"
+    assert {key: value for key, value in parse_qsl(copied[0][1:]) if key in link} == link
+
+
+def test_share_url_puts_the_query_after_the_pages_address() -> None:
+    from glmix_viz.app.links import share_url
+
+    url = share_url({"model": "demo", "image": "gallery:shapes 1 (cross, square)", "pixel": "3,4"},
+                    base="http://host:8501/atlas?old=1")
+    assert url == "http://host:8501/atlas?model=demo&image=gallery:shapes%201%20%28cross,%20square%29&pixel=3,4"
+    from urllib.parse import parse_qsl, urlsplit
+
+    assert dict(parse_qsl(urlsplit(url).query))["image"] == "gallery:shapes 1 (cross, square)"
+    assert share_url({"tab": "slot"}, base="http://host:8501") == "http://host:8501/?tab=slot"
+
+
+@pytest.mark.parametrize("query, title", [({}, "GLMix explorer"), ({"page": "runs"}, "Runs"),
+                                          ({"page": "atlas"}, "GLMix explorer"), ({"tab": "atlas"}, "GLMix explorer")])
+def test_the_run_browser_and_the_atlas_are_pages(query: dict, title: str) -> None:
+    at = _app(**query).run()
+    _no_exception(at)
+    assert at.title[0].value == title
+    headers = [h.value for h in at.header]
+    assert ("Slot atlas" in headers) == (query.get("page") == "atlas" or query.get("tab") == "atlas")
+    if query.get("page") == "runs":
+        assert any("--runs DIR" in info.value for info in at.info)  # no runs folder: how to give one
+    assert at.query_params.get("page") == query.get("page", "atlas" if query else None)
+
+
+def test_an_unexpected_failure_is_one_line_on_the_page_and_a_traceback_in_the_log(monkeypatch, capsys) -> None:
+    from glmix_viz.app.tabs import groupings
+
+    def broken(page) -> None:
+        raise ValueError("secret internal detail /srv/x")
+
+    monkeypatch.delenv("GLMIX_APP_DEBUG", raising=False)
+    from glmix_viz.app import views
+
+    monkeypatch.setattr(views, "VIEWS", (groupings.VIEW.__class__("Groupings", "groupings", broken),) + views.VIEWS[1:])
+    monkeypatch.setattr("glmix_viz.app.main.VIEWS", views.VIEWS)
+    at = _app().run()
+    assert not at.exception
+    assert [e.value for e in at.error] == ["This part of the page could not be drawn (an internal error, written to "
+                                           "the server's log)."]
+    assert "secret internal detail" not in str([element.value for element in at.main if hasattr(element, "value")])
+    assert "secret internal detail" in capsys.readouterr().err
+
+
+def test_a_failed_upload_keeps_the_image_and_the_page_says_why_in_one_line_and_stores_nothing(_isolated: Path
+                                                                                             ) -> None:
+    at = _app(image="gallery:shapes 2 (circle, triangle)", tab="blocks").run()
+    shown = at.caption[0].value
+    at.radio(key="image_source").set_value("Upload").run()
+    _no_exception(at)
+    assert at.caption[0].value == shown  # nothing uploaded yet: the page keeps its image
+    at.file_uploader(key="image_upload").set_value(("broken.png", b"\x89PNG\r\n\x1a\n not really", "image/png")).run()
+    _no_exception(at)
+    assert len(at.error) == 1 and at.error[0].value.startswith("broken.png") and "\n" not in at.error[0].value
+    assert at.caption[0].value == shown and at.query_params["image"] == "gallery:shapes 2 (circle, triangle)"
+    assert at.query_params["tab"] == "blocks" and at.image  # the same page, still drawn
+    uploads = _isolated / "uploads"
+    assert not uploads.exists() or not [p for p in uploads.iterdir() if store.DIGEST.fullmatch(p.name)]
+
+    at.file_uploader(key="image_upload").set_value(("good.png", _png(4), "image/png")).run()
+    _no_exception(at)
+    assert "good.png" in at.caption[0].value and not at.error
+    assert [p.name for p in uploads.iterdir() if store.DIGEST.fullmatch(p.name)] == [store.digest_of(_png(4))]
+
+
+def test_a_failed_checkpoint_upload_keeps_the_model_and_is_not_stored(_isolated: Path) -> None:
+    at = _app().run()
+    shown = at.caption[0].value
+    at.selectbox(key="model_source").set_value("Upload checkpoint").run()
+    at.file_uploader(key="checkpoint_upload").set_value(("model.safetensors", b"garbage" * 10,
+                                                         "application/octet-stream")).run()
+    _no_exception(at)
+    assert len(at.error) == 1 and "model.safetensors" in at.error[0].value and "Still showing demo model" in \
+        at.error[0].value
+    assert at.caption[0].value == shown and at.query_params["model"] == "demo"
+    uploads = _isolated / "uploads"
+    assert not [p for p in uploads.iterdir() if store.DIGEST.fullmatch(p.name)]

@@ -16,8 +16,9 @@ APP = str(Path(__file__).resolve().parents[1] / "app" / "main.py")
 
 def _runs_app(monkeypatch: pytest.MonkeyPatch, root: Path, run: Path) -> AppTest:
     monkeypatch.setenv("GLMIX_RUNS", str(root))
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.radio(key="page").set_value("Runs").run()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["page"] = "runs"  # the run browser is a page of its own (st.navigation); a link opens it
+    at.run()
     at.selectbox(key="run").set_value(str(run)).run()
     _no_exception(at)
     return at
@@ -47,7 +48,7 @@ def test_the_run_browser_lists_runs_and_shows_scores_and_the_worst_image_first(r
     assert _image_choice(at, run_tree["slot_pool"]).options == [row["id"] for row in worst_images(scores)]
     worst = worst_images(scores)[0]["id"]
     assert _captions(at) == [f"{title} · {worst}" for title in ("image", "ground truth", "prediction", "errors")] + [
-        "error map"]
+        "classes of the ground truth and the prediction (their colours in both panels)", "error map"]
     assert not _texts(at, "warning") and not _texts(at, "error") and not _texts(at, "info")
     assert "slot_pool" in at.caption[0].value or "glnet_tiny" in at.caption[0].value
     button = next(button for button in at.button if button.label == "Open in the grouping tabs")
@@ -68,7 +69,7 @@ def test_a_run_whose_model_file_is_gone_says_so_in_one_line_and_still_shows_its_
     at = _runs_app(monkeypatch, run_tree["runs"], run_tree["gone"])
     warnings = _texts(at, "warning")
     assert len(warnings) == 1 and "gone.safetensors: the run's model file is not there any more" in warnings[0]
-    assert len(_captions(at)) == 5 and not _texts(at, "error")
+    assert len(_captions(at)) == 6 and not _texts(at, "error")
     button = next(button for button in at.button if button.label == "Open in the grouping tabs")
     assert button.disabled
 
@@ -80,7 +81,7 @@ def test_a_run_with_a_missing_shard_opens_with_what_is_there(run_tree, monkeypat
                for text in _texts(at, "info"))
     assert at.metric[3].value == f"{written} of 6"
     assert any("scored here on the" in caption.value for caption in at.caption)
-    assert len(_image_choice(at, run_tree["sharded"]).options) == written and len(_captions(at)) == 5
+    assert len(_image_choice(at, run_tree["sharded"]).options) == written and len(_captions(at)) == 6
 
 
 def test_two_runs_side_by_side(run_tree, monkeypatch):
@@ -99,7 +100,8 @@ def test_two_runs_side_by_side(run_tree, monkeypatch):
     biggest = max(a["per_image"], key=lambda row: abs(
         next(r["miou"] for r in b["per_image"] if r["id"] == row["id"]) - row["miou"]))["id"]
     assert at.selectbox(key="compare_image_id").value == biggest
-    assert _captions(at) == [f"{run}: {title}" for run in "AB" for title in ("ground truth", "prediction", "errors")]
+    assert _captions(at) == [f"{run}: {title}" for run in "AB" for title in ("ground truth", "prediction", "errors")] + [
+        "classes of the ground truth and both predictions (their colours in every panel)"]
 
 
 def test_open_in_the_grouping_tabs_uses_the_runs_model_image_and_settings_and_its_link_reopens_it(run_tree,
@@ -135,5 +137,42 @@ def test_a_link_to_a_run_that_is_not_listed_is_one_line(run_tree, monkeypatch, t
     at = AppTest.from_file(APP, default_timeout=120)
     at.query_params.update({"run": "../data", "image_id": "val_000001"})
     at.run()
-    assert not at.exception
-    assert [element.value for element in at.error] == [f"link: no run '../data' in {run_tree['runs'].resolve()}"]
+    assert not at.exception and not at.error
+    assert [element.value for element in at.warning] == [
+        "link: run=`../data` is no run below the runs folder; opened the explorer on its own model and image instead"]
+    assert str(run_tree["runs"]) not in at.warning[0].value  # the server's folders are not shown to visitors
+    assert "demo model" in at.caption[0].value
+
+
+def test_the_class_legend_lists_the_labels_of_both_panels_in_their_colours():
+    import numpy as np
+
+    from glmix_viz.app.runs import class_legend
+    from glmix_viz.labels import voc_palette
+    from glmix_viz.viz import colorize_labels
+
+    names = ["background", "circle", "square", "triangle"]
+    gt = np.array([[0, 1], [255, 1]], np.uint8)
+    pred = np.array([[0, 3], [3, 1]], np.uint8)
+    legend, words = class_legend(names, voc_palette(256), gt, pred)
+    assert words == ["background", "circle", "triangle", "ignored / unsure"]  # square is in neither panel
+    panel_colours = {tuple(c) for labels in (gt, pred) for c in colorize_labels(labels, voc_palette(256)).reshape(-1, 3)}
+    legend_colours = {tuple(c) for c in legend.reshape(-1, 3)}
+    assert panel_colours <= legend_colours  # every colour of the panels has its swatch
+    assert tuple(voc_palette(256)[2]) not in legend_colours
+
+
+def test_a_run_browser_link_with_an_unknown_run_or_image_says_which_and_what_opened(run_tree, monkeypatch):
+    monkeypatch.setenv("GLMIX_RUNS", str(run_tree["runs"]))
+    for query, expected in (
+        ({"page": "runs", "run": "nosuch"}, "link: run=`nosuch` is no run below the runs folder; opened cam instead"),
+        ({"page": "runs", "run": "cam", "image_id": "val_999"},
+         "link: image_id=`val_999` is not among the images listed for this run; opened "),
+    ):
+        at = AppTest.from_file(APP, default_timeout=120)
+        at.query_params.update(query)
+        at.run()
+        _no_exception(at)
+        warnings = [w.value for w in at.warning if w.value.startswith("link")]
+        assert len(warnings) == 1 and warnings[0].startswith(expected), warnings
+        assert at.title[0].value == "Runs" and not at.error

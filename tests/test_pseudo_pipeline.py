@@ -88,7 +88,7 @@ def test_outputs_are_palette_pngs_of_the_exact_image_size(shapes_root, model, tm
         refined = stored["crf"]  # float16: the label's channel holds the maximum (rounding is monotone)
         assert np.array_equal(np.take_along_axis(refined, channels[None].astype(np.int64), 0)[0], refined.max(0))
     timing = summary["timing"]
-    assert timing["images_per_s"] > 0 and timing["network_s"] > 0 and timing["crf_s"] > 0
+    assert timing["images_per_s"] > 0 and timing["network_s"] > 0 and timing["refine_s"] > 0
 
 
 def test_corrupt_image_and_missing_annotation_are_reported_and_skipped(dataset_copy, model, tmp_path):
@@ -232,3 +232,57 @@ def test_a_batch_that_fails_is_redone_image_by_image(shapes_root, model, tmp_pat
     summary = _run(dataset, tmp_path / "out", model, crf=None, batch_size=3)
     assert summary["counts"]["done"] == 5 and summary["counts"]["failed"] == 1
     assert summary["failures"] == [{"id": dataset.ids[1], "reason": "score maps failed: RuntimeError: out of memory (simulated)"}]
+
+
+def test_par_runs_in_worker_processes_like_in_the_main_process_and_stage_shares_add_up(shapes_root, model, tmp_path):
+    from glmix_viz.pseudo.refine import PARParams, par_refine
+
+    dataset = VOCDataset(shapes_root, "val")
+    params = PARParams(iterations=3)
+    inline = _run(dataset, tmp_path / "inline", model, refinement=params, workers=0, save_scores=True)
+    pooled = _run(dataset, tmp_path / "pooled", model, refinement=params, workers=2)
+    assert inline["counts"]["done"] == pooled["counts"]["done"] == 6
+    assert inline["settings"]["refine"] == "par" and inline["settings"]["crf"]["dilations"] == [1, 2, 4, 8, 12, 24]
+    for image_id in dataset.ids:
+        assert np.array_equal(load_label_png(tmp_path / "inline" / f"{image_id}.png"),
+                              load_label_png(tmp_path / "pooled" / f"{image_id}.png"))
+    stored = np.load(tmp_path / "inline" / "scores" / f"{dataset.ids[0]}.npz")
+    expected = par_refine(dataset.load_image(dataset.ids[0]), stored["scores"].astype(np.float32), params)
+    assert np.allclose(stored["crf"].astype(np.float32), expected, atol=2e-3)  # float16 storage
+    shares = pooled["stage_share"]
+    assert set(shares) == {"load", "network", "refine", "write"}
+    assert abs(sum(shares.values()) - 1) < 0.01 and shares["refine"] > 0 and shares["network"] > 0
+
+
+def test_a_bad_refinement_is_refused_before_any_image(shapes_root, model, tmp_path):
+    dataset = VOCDataset(shapes_root, "val")
+    with pytest.raises(ValueError, match="CRFParams, PARParams or None"):
+        _run(dataset, tmp_path / "out", model, refinement={"iterations": 3})
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").glob("*.png"))
+
+
+def test_the_main_process_path_batches_par_by_size_and_equals_image_by_image():
+    """The CUDA path's batching (run here on the CPU): images of two sizes, each refined as par_refine would."""
+    from types import SimpleNamespace
+
+    from glmix_viz.pseudo.pipeline import refine_in_main
+    from glmix_viz.pseudo.refine import PARParams, par_refine
+
+    class Timer:
+        def timed(self, name):
+            import contextlib
+
+            assert name == "refine_s"
+            return contextlib.nullcontext()
+
+    rng = np.random.default_rng(0)
+    kept = []
+    for index, (height, width) in enumerate([(20, 30), (24, 16), (20, 30)]):
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        maps = SimpleNamespace(scores=rng.random((3, height, width)).astype(np.float32))
+        kept.append((f"i{index}", image, maps))
+    params = PARParams(iterations=3)
+    refined = refine_in_main(kept, params, "cpu", Timer())
+    for (_, image, maps), out in zip(kept, refined):
+        assert out.shape == maps.scores.shape
+        assert np.allclose(out, par_refine(image, maps.scores, params), atol=1e-5)

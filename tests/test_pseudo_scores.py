@@ -26,7 +26,7 @@ from glmix_viz.pseudo.settings import ScoreSettings
 THRESHOLDS = {
     "cam": 0.65, "slic_cam": 0.80, "slot_pool": 0.75, "slot_vote": 0.70, "slot_walk": 0.75,
     "gradcam": 0.55, "gradcam_pp": 0.50, "xgradcam": 0.55, "hirescam": 0.55, "layercam": 0.55, "eigencam": 0.35,
-    "scorecam": 0.50, "slot_gradcam": 0.75, "slot_ablate": 0.50,
+    "scorecam": 0.50, "slot_gradcam": 0.75, "slot_ablate": 0.70,
 }
 
 

@@ -57,7 +57,7 @@ EXPECTED = np.array([[3, 3, 3, 7, 7, 7]] * 4)  # the arg-max of the scores above
 
 def test_finish_image_writes_the_arg_max_labels_and_the_scores(tmp_path):
     result = finish_image(_task(tmp_path, save_scores=True))
-    assert result["id"] == "a" and result["ok"] and result["crf_s"] >= 0 and result["write_s"] >= 0
+    assert result["id"] == "a" and result["ok"] and result["refine_s"] >= 0 and result["write_s"] >= 0
     assert np.array_equal(load_label_png(tmp_path / "a.png"), EXPECTED)
     stored = np.load(tmp_path / "scores" / "a.npz")
     assert stored["scores"].dtype == np.float16 and stored["class_indices"].tolist() == [0, 3, 7]
@@ -169,3 +169,58 @@ def test_a_broken_pool_stops_the_run(tmp_path):
             pool.submit(_task(tmp_path, "a"))
             pool.harvest(1)
     assert summary.failures == []
+
+
+def test_pool_workers_run_torch_on_one_thread_each(tmp_path):
+    from glmix_viz.pseudo.refine import PARParams
+    from glmix_viz.pseudo.workers import new_pool
+
+    with new_pool(1) as pool:  # one worker: both jobs run in the same process
+        assert pool.submit(finish_image, _task(tmp_path, crf=PARParams(iterations=1))).result()["ok"]
+        assert pool.submit(_threads, 0).result() == 1
+
+
+def _threads(_: int) -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_a_task_carrying_refined_maps_is_only_written(tmp_path):
+    from glmix_viz.pseudo.refine import PARParams
+
+    refined = np.zeros((3, 4, 6), np.float32)
+    refined[2] = 0.6  # label 7 everywhere, though the scores say 3 on the left
+    refined[0] = 0.4
+    task = _task(tmp_path, crf=PARParams(confidence=0.5))
+    task = FinishTask(*[getattr(task, name) for name in ("image_id", "image", "scores", "class_indices", "crf", "png",
+                                                         "npz", "save_scores")], refined)
+    assert finish_image(task)["ok"]
+    assert (load_label_png(tmp_path / "a.png") == 7).all()
+
+
+def test_a_worker_job_puts_torch_on_one_thread_for_par_and_the_main_process_keeps_its_threads(tmp_path):
+    import torch
+
+    from glmix_viz.pseudo.refine import PARParams
+    from glmix_viz.pseudo.workers import torch_threads
+
+    with torch_threads(2):
+        assert finish_image(_task(tmp_path, "a", crf=PARParams(iterations=1)), single_thread=False)["ok"]
+        assert torch.get_num_threads() == 2
+        assert finish_image(_task(tmp_path, "b", crf=PARParams(iterations=1)))["ok"]
+        assert torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("refinement", ["none", "crf", "par"])
+def test_the_worker_job_writes_the_labels_of_pseudo_mask(tmp_path, refinement):
+    from glmix_viz.pseudo.masks import pseudo_mask
+    from glmix_viz.pseudo.refine import default_params
+
+    params = default_params(refinement) if refinement != "crf" else CRFParams(iterations=3, confidence=0.6)
+    task = _task(tmp_path, crf=params, save_scores=True)
+    assert finish_image(task)["ok"]
+    expected = pseudo_mask(task.image, task, params)
+    assert np.array_equal(load_label_png(task.png), expected.labels())
+    if expected.refined is not None:
+        assert np.allclose(np.load(task.npz)["crf"].astype(np.float32), expected.refined, atol=1e-3)

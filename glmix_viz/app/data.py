@@ -2,7 +2,8 @@
 
 Streamlit reruns the whole script on every interaction; everything slow lives here behind a cache:
 
-* models: ``st.cache_resource`` keyed by where they come from (path + file stamp, upload hash, variant) and the device;
+* models: one bounded least-recently-used cache for every session (:data:`glmix_viz.app.modelcache.MODELS`), keyed by
+  where they come from (path + file stamp, upload hash, variant) and the device;
 * decoded images: keyed by the hash of the file's bytes;
 * network results (:func:`glmix_viz.slots.explore.explore_image`, class maps, dense CRF): keyed by the
   :class:`LoadedModel` and :class:`LoadedImage` themselves (:data:`HASH_FUNCS` hashes each by its ``key``) and the
@@ -33,7 +34,8 @@ import torch
 import torch.nn as nn
 
 import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz.app import store
+from glmix_viz.app import options, store
+from glmix_viz.app.modelcache import MODELS
 from glmix_viz import CheckpointError, ImageLoadError
 from glmix_viz.app.threads import interactive_threads
 from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, render_shapes_image
@@ -134,11 +136,25 @@ def _log(message: str) -> None:
     print(f"glmix-viz app: {message}", file=sys.stderr, flush=True)
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading the model...")
+def configure_models() -> None:
+    """Bound the model cache by the app's options (``--models-cached``, ``--model-cache-mb``), on every run."""
+    MODELS.configure(int(options.limit("models_cached")), int(options.limit("model_cache_mb") * 2**20))
+
+
+def _cached(key: Tuple[Any, ...], spinner: str, load: Any) -> Opened:
+    """A model of :data:`MODELS`, loaded (with a spinner) when it is not held."""
+    def loading() -> Opened:
+        with st.spinner(spinner):
+            return load()
+    return MODELS.get(key, loading)
+
+
 def _load_checkpoint(path: str, stamp: str, variant: Optional[str], device: str, name: str) -> Opened:
-    opened = _load_safely(path, variant, device, name)
-    _log(f"loaded model {name} on {device}")
-    return opened
+    def load() -> Opened:
+        opened = _load_safely(path, variant, device, name)
+        _log(f"loaded model {name} on {device}")
+        return opened
+    return _cached(("file", path, stamp, variant, device, name), "Loading the model...", load)
 
 
 def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: str, *, label: str,
@@ -161,18 +177,26 @@ def checkpoint_model(path: str | os.PathLike, variant: Optional[str], device: st
     return _describe(opened, f"file:{resolved}:{stamp}:{variant}:{device}", label, trained=True, ref=ref)
 
 
-def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str, folder: Path) -> LoadedModel:
-    """A model from an uploaded checkpoint, kept in the upload store ``folder`` (:mod:`glmix_viz.app.store`) under
-    its digest, so that a link can name it; read without executing code.
+def uploaded_model(name: str, data: bytes, variant: Optional[str], device: str, folder: Path,
+                   cap: int = store.DEFAULT_CAP_BYTES) -> LoadedModel:
+    """A model from an uploaded checkpoint, kept in the upload store ``folder`` (:mod:`glmix_viz.app.store`, at most
+    ``cap`` bytes) under its digest, so that a link can name it; read without executing code. A file that does not
+    load is taken out of the store again.
 
     Raises:
         CheckpointError: unsupported suffix, unreadable file, or weights that fit no variant.
+        UploadError: larger than the store.
     """
     suffix = Path(name).suffix.lower()
     if suffix not in CHECKPOINT_SUFFIXES:
         raise CheckpointError(f"{name}: unsupported checkpoint type {suffix or '(none)'}; "
                               f"expected one of {', '.join(CHECKPOINT_SUFFIXES)}")
-    return stored_model(store.put(folder, name, data), variant, device, name=name)
+    stored = store.put(folder, name, data, cap=cap)
+    try:
+        return stored_model(stored, variant, device, name=name)
+    except CheckpointError:
+        store.remove(folder, stored.digest)
+        raise
 
 
 def stored_model(stored: store.Stored, variant: Optional[str], device: str, *, name: Optional[str] = None
@@ -183,11 +207,12 @@ def stored_model(stored: store.Stored, variant: Optional[str], device: str, *, n
                             ref=f"upload:{stored.digest}")
 
 
-@st.cache_resource(max_entries=3, show_spinner="Building the model...")
 def _random_model(variant: str, num_classes: int, label_names: Optional[Tuple[str, ...]], device: str) -> Opened:
-    opened = resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)
-    _log(f"built model {variant} (random weights) on {device}")
-    return opened
+    def load() -> Opened:
+        opened = resolve_model(model_name=variant, num_classes=num_classes, class_names=label_names, device=device)
+        _log(f"built model {variant} (random weights) on {device}")
+        return opened
+    return _cached(("random", variant, num_classes, label_names, device), "Building the model...", load)
 
 
 def random_model(variant: str, device: str) -> LoadedModel:
@@ -229,6 +254,11 @@ def checkpoint_files(folder: str | os.PathLike) -> List[Path]:
 def variants() -> List[str]:
     """Registered GLNet variant names."""
     return list(VARIANTS)
+
+
+def random_variants() -> List[str]:
+    """The variants random weights may be built for (``--random-variants``; default the small ones)."""
+    return options.random_variants(variants())
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -324,10 +354,11 @@ HASH_FUNCS = {
 """How the result caches key a model, an image and score settings: by what they stand for, never by hand."""
 
 
-@st.cache_resource(max_entries=2, show_spinner="Building the untrained copy...", hash_funcs=HASH_FUNCS)
 def _untrained_copy(loaded: LoadedModel) -> Opened:
-    model = untrained_copy(loaded.model, seed=0)
-    return Opened(model, None, describe_model(model))
+    def load() -> Opened:
+        model = untrained_copy(loaded.model, seed=0)
+        return Opened(model, None, describe_model(model))
+    return _cached(("untrained", loaded.key), "Building the untrained copy...", load)
 
 
 def untrained_copy_model(loaded: LoadedModel) -> LoadedModel:

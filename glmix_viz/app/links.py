@@ -13,6 +13,9 @@
 * :func:`opened`, :func:`note`, :func:`publish` - the session's side: the link the page was opened with (read once),
   what the page shows now (the page and its views note it as they draw), and the query string kept up to date;
   :func:`reopen` opens another view in the same session as if its link had been opened.
+* :func:`refuse` - what the page says about a value it could not use: one line per parameter, naming the parameter,
+  its value (as literal text, never markup) and what opened instead (:func:`problems`, shown once at the top).
+* :func:`share_url` - the address a "Copy link" button gives (:func:`glmix_viz.app.main.copy_link`).
 
 References to files: a model is ``demo``, ``random:<variant>``, ``checkpoints:<file>`` or ``upload:<sha1>``; an
 image is ``gallery:<name>`` or ``upload:<sha1>`` (uploads are kept in the upload store under their content digest,
@@ -27,6 +30,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
+from urllib.parse import quote, urlencode, urlsplit
 
 import streamlit as st
 
@@ -36,11 +40,18 @@ SAFE_TEXT = re.compile(r"[A-Za-z0-9 _.,()+\-/:]{1,300}")
 NUMBER = re.compile(r"[0-9]{1,7}")
 PAIR = re.compile(r"([0-9]{1,7}),([0-9]{1,7})")
 SAFE_PART = re.compile(r"[A-Za-z0-9 _.,()+\-]{1,120}")
-OPENED, PROBLEMS, CURRENT = "link::opened", "link::problems", "link::current"
+OPENED, PROBLEMS, CURRENT, ROUTED = "link::opened", "link::problems", "link::current", "link::routed"
+PAGES = ("runs", "atlas")
+"""Values of ``page=``: the pages besides the explorer (which a link names by leaving ``page`` out)."""
 
 
 class LinkError(GlmixVizError):
-    """A link's value that cannot be used (one line saying which and why)."""
+    """A link's value that cannot be used (one line saying which and why); ``parameter``: the link's parameter it
+    is about, when known."""
+
+    def __init__(self, message: str, parameter: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
 
 
 @dataclass(frozen=True)
@@ -56,7 +67,8 @@ class ViewState:
         tab: the open tab (a view's slug, :data:`glmix_viz.app.views.VIEWS`).
         method: the pseudo-mask's method.
         resolution: the network input's longer side.
-        page: ``runs`` for the run browser (:mod:`glmix_viz.app.runs`); the explorer otherwise.
+        page: ``runs`` for the run browser (:mod:`glmix_viz.app.runs`), ``atlas`` for the atlas page; the explorer
+            otherwise.
         run: a run folder, by its path relative to ``--runs`` (one the run browser lists).
         image_id: an image of that run's split (in the run browser, or opened from it in the explorer's tabs).
     """
@@ -101,22 +113,31 @@ def parse_value(name: str, kind: Any, text: str) -> Any:
     """
     if kind is int:
         if not NUMBER.fullmatch(text):
-            raise LinkError(f"link: {name}={text[:40]!r} is not a whole number")
+            raise LinkError(f"link: {name}={literal(text)} is not a whole number; ignored")
         return int(text)
     if typing.get_origin(kind) is tuple:
         match = PAIR.fullmatch(text)
         if not match:
-            raise LinkError(f"link: {name}={text[:40]!r} is not a pair of whole numbers 'y,x'")
+            raise LinkError(f"link: {name}={literal(text)} is not a pair of whole numbers 'y,x'; ignored")
         return int(match.group(1)), int(match.group(2))
     if not SAFE_TEXT.fullmatch(text):
-        raise LinkError(f"link: {name} has characters a link never holds (or is empty or too long); ignored")
+        raise LinkError(f"link: {name}={literal(text)} has characters a link never holds (or is empty or too long); "
+                        "ignored")
     return text
+
+
+def literal(value: Any, limit: int = 60) -> str:
+    """A link's value as the page shows it: one line of at most ``limit`` characters in a code span, so that nothing
+    in it is read as markup (backticks and control characters become ``?``)."""
+    text = "".join(ch if ch.isprintable() and ch != "`" else "?" for ch in str(value))
+    return f"`{text[:limit]}{'...' if len(text) > limit else ''}`"
 
 
 def read_query(query: Mapping[str, Any], cls: type = ViewState) -> Tuple[Any, List[str]]:
     """A :class:`ViewState` (or a subclass) from query parameters, and one line per value left out.
 
-    Unknown parameters are ignored; a parameter given several times counts by its last value.
+    Unknown parameters are ignored; a parameter given several times counts by its last value; ``page`` is one of
+    :data:`PAGES`.
     """
     values, problems = {}, []
     for name, kind in _kinds(cls).items():
@@ -129,6 +150,9 @@ def read_query(query: Mapping[str, Any], cls: type = ViewState) -> Tuple[Any, Li
             values[name] = parse_value(name, kind, str(raw))
         except LinkError as error:
             problems.append(str(error))
+    if values.get("page") is not None and values["page"] not in PAGES:
+        problems.append(f"link: page={literal(values.pop('page'))} is no page of this app (runs, atlas); "
+                        "opened the explorer instead")
     return cls(**values), problems
 
 
@@ -141,17 +165,16 @@ def resolve_file(ref: str, roots: Mapping[str, Path]) -> Path:
     """
     root_name, separator, relative = ref.partition(":")
     if not separator or root_name not in roots:
-        raise LinkError(f"link: {ref[:60]!r} names no folder this app was started with "
-                        f"({', '.join(sorted(roots)) or 'none'})")
+        raise LinkError(f"names no folder this app was started with ({', '.join(sorted(roots)) or 'none'})")
     parts = relative.split("/")  # not normalised: "a//b", "./a" and "a/../b" are refused, not tidied up
     if any(part in ("..", ".") or not SAFE_PART.fullmatch(part) for part in parts):
-        raise LinkError(f"link: {ref[:60]!r} is not a plain relative path inside {root_name}")
+        raise LinkError(f"is not a plain relative path inside the folder {root_name} (no '..', '.', '//')")
     root = Path(roots[root_name]).resolve()
     path = root.joinpath(*parts).resolve()
     if not path.is_relative_to(root):
-        raise LinkError(f"link: {ref[:60]!r} leads outside {root_name}")
+        raise LinkError(f"leads outside the folder {root_name}")
     if not path.is_file():
-        raise LinkError(f"link: {ref[:60]!r}: no such file in {root_name}")
+        raise LinkError(f"is no file in the folder {root_name}")
     return path
 
 
@@ -165,21 +188,37 @@ def opened() -> ViewState:
     if OPENED not in st.session_state:
         state, problems = read_query(st.query_params.to_dict())
         st.session_state[OPENED] = state
-        st.session_state[PROBLEMS] = problems
+        st.session_state[PROBLEMS] = {problem.partition("=")[0]: problem for problem in problems}
         st.session_state[CURRENT] = state
     return st.session_state[OPENED]
 
 
-def complain(problem: str) -> None:
-    """Add one line to what the page says about its link."""
-    problems = st.session_state.setdefault(PROBLEMS, [])
-    if problem not in problems:
-        problems.append(problem)
+def complain(problem: str, parameter: Optional[str] = None) -> None:
+    """Add one line to what the page says about its link; one line per ``parameter`` (the first said stays)."""
+    problems = st.session_state.setdefault(PROBLEMS, {})
+    problems.setdefault(parameter or problem, problem)
+
+
+def refuse(name: str, value: Any, why: str, instead: str) -> None:
+    """Say once that the link's ``name=value`` could not be used, why, and what the page opened instead:
+    ``link: block=`x` is not a GLMix block of this model; opened stages.0.blocks.0 instead``."""
+    complain(f"link: {name}={literal(value)} {why}; {instead}", parameter=f"link: {name}")
 
 
 def problems() -> List[str]:
-    """What could not be reopened from the link, one line each."""
-    return list(st.session_state.get(PROBLEMS, []))
+    """What could not be reopened from the link, one line each (at most one per parameter)."""
+    return list(st.session_state.get(PROBLEMS, {}).values())
+
+
+def share_url(query: Mapping[str, str], base: Optional[str] = None) -> str:
+    """The address that reopens ``query``: ``base`` (the page's address as the browser has it, without its query;
+    default ``st.context.url``, absent outside a browser) followed by the query string."""
+    base = (base if base is not None else (getattr(st.context, "url", None) or "")).split("?")[0]
+    parts = urlsplit(base)
+    if parts.netloc and not parts.path:  # "http://host:8501" -> "http://host:8501/"
+        base += "/"
+    text = urlencode(dict(query), quote_via=lambda value, *_: quote(value, safe=",:"))
+    return f"{base}?{text}" if text else base or "?"
 
 
 def for_subject(model_ref: str, image_ref: str) -> ViewState:
@@ -218,7 +257,12 @@ def reopen(state: ViewState) -> None:
     """Open another view in this session as if its link had been opened (a run browser's "open this image in the
     grouping tabs"): the query string becomes ``state`` and the next run puts its model, image, tab ... into the
     widgets. Does not return (reruns the page)."""
-    st.query_params.from_dict(state.to_query())
-    for key in (OPENED, PROBLEMS, CURRENT):
-        st.session_state.pop(key, None)
+    forget(state)
     st.rerun()
+
+
+def forget(state: ViewState) -> None:
+    """Make ``state`` the link of the session's next run (the query string, read again; its page chosen again)."""
+    st.query_params.from_dict(state.to_query())
+    for key in (OPENED, PROBLEMS, CURRENT, ROUTED):
+        st.session_state.pop(key, None)

@@ -38,7 +38,6 @@ from glmix_viz.scoring.errors import ERROR_KINDS
 from glmix_viz.runs import EVAL_FILE, Run, find_runs, open_recorded_dataset, open_run_dataset, read_run
 from glmix_viz.viz import ERROR_COLORS, label_legend
 
-PAGES = ("Explorer", "Runs")
 RESOLUTIONS_NOTE = "the run's input size"
 THUMBNAIL_SIDE = 64
 PANEL_SIDE = 256
@@ -177,8 +176,12 @@ def choose_run(root: str, key: str, label: str, like: Optional[Run] = None, firs
     if like is not None:
         folders = [path for path in folders if path != str(like.path) and _same_split(load_run(path, root), like)]
     if not folders:
+        if first is not None:
+            links.refuse("run", first, "is no run below the runs folder", "opened the run browser without a run")
         return None
     names = [relative_name(path, root) for path in folders]
+    if first is not None and first not in names:
+        links.refuse("run", first, "is no run below the runs folder", f"opened {names[0]} instead")
     index = names.index(first) if first in names else 0
     return st.selectbox(label, folders, index=index, key=key, format_func=lambda path: relative_name(path, root))
 
@@ -246,7 +249,10 @@ def images_view(run: Run, scores: Mapping[str, Any], dataset: Any) -> Optional[s
     key = image_key(run)
     if picked and picked[0] < len(ids):
         st.session_state[key] = ids[picked[0]]
-    linked = links.opened().image_id
+    state = links.opened()
+    linked = state.image_id if state.run in (None, run.name) else None
+    if linked is not None and linked not in ids:
+        links.refuse("image_id", linked, "is not among the images listed for this run", f"opened {ids[0]} instead")
     return st.selectbox("Image", ids, key=key, index=ids.index(linked) if linked in ids else 0,
                         help="or click a row of the table")
 
@@ -258,6 +264,17 @@ def image_key(run: Run) -> str:
 
 def error_legend() -> np.ndarray:
     return label_legend(ERROR_COLORS, list(ERROR_KINDS), cols=3, column_width=150)
+
+
+def class_legend(names: List[str], palette: np.ndarray, *maps: np.ndarray, ignore: Optional[int] = 255
+                 ) -> Tuple[np.ndarray, List[str]]:
+    """One legend of the ground truth and prediction panels: every label found in ``maps``, in the colours the panels
+    are drawn with (``palette``), the data set's ``ignore`` value as "ignored / unsure"; returns it and the names it
+    lists."""
+    found = sorted({int(value) for labels in maps for value in np.unique(labels)})
+    shown = [value for value in found if value < len(names) or value == ignore]
+    words = [names[value] if value < len(names) and value != ignore else "ignored / unsure" for value in shown]
+    return label_legend(palette[shown], words, cols=min(4, max(1, len(shown))), column_width=150), words
 
 
 def _ids(dataset: Any) -> Dict[str, Any]:
@@ -273,8 +290,11 @@ def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str])
     except GlmixVizError as error:
         st.error(one_line(error))
         return
-    panels = error_panels(image, gt, pred, voc_palette(256), max_side=PANEL_SIDE, **_ids(dataset))
+    palette = voc_palette(256)
+    panels = error_panels(image, gt, pred, palette, max_side=PANEL_SIDE, **_ids(dataset))
     st.image(panels, caption=[f"{title} · {row['id']}" for title in ERROR_PANEL_TITLES])
+    legend, _ = class_legend(names, palette, gt, pred, ignore=_ids(dataset)["ignore"])
+    st.image(legend, caption="classes of the ground truth and the prediction (their colours in both panels)")
     st.image(error_legend(), caption="error map")
     st.dataframe(image_class_table(row, names), hide_index=True,
                  column_config={"IoU %": st.column_config.NumberColumn(format="%.1f")})
@@ -339,16 +359,21 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
         st.info(problem or "No image scored in both runs.")
         return
     chosen = st.selectbox("Image to see in both runs", list(table["id"]), key="compare_image_id")
+    palette, seen = voc_palette(256), []
     for label, shown in (("A", run), ("B", other)):
         try:
             gt, pred = load_pair(dataset, shown.path, chosen)
-            panels = error_panels(dataset.load_image(chosen), gt, pred, voc_palette(256), max_side=PANEL_SIDE,
+            panels = error_panels(dataset.load_image(chosen), gt, pred, palette, max_side=PANEL_SIDE,
                                   **_ids(dataset))
         except GlmixVizError as error:
             st.error(one_line(error))
             continue
+        seen += [gt, pred]
         st.image(panels[1:], caption=[f"{label}: {title}" for title in ERROR_PANEL_TITLES[1:]])
         open_button(shown, chosen, f"compare-{label}")
+    if seen:
+        legend, _ = class_legend(list(scores["class_names"]), palette, *seen, ignore=_ids(dataset)["ignore"])
+        st.image(legend, caption="classes of the ground truth and both predictions (their colours in every panel)")
 
 
 def runs_page(root: str) -> None:
@@ -394,27 +419,11 @@ def runs_root() -> Optional[str]:
     return str(Path(folder).expanduser().resolve()) if folder else None
 
 
-def show_runs_page() -> bool:
-    """The sidebar's page switch (only with a runs folder); draws the run browser and returns True when chosen."""
-    root = runs_root()
-    if root is None:
-        return False
-    state = links.opened()
-    if st.session_state.get("page::link") is not state:  # a new link (or reopen): its page is chosen once
-        st.session_state["page::link"] = state
-        st.session_state["page"] = "Runs" if state.page == "runs" else "Explorer"
-    if st.sidebar.radio("Page", PAGES, key="page", horizontal=True) != "Runs":
-        links.note(page=None)
-        return False
-    runs_page(root)
-    return True
-
-
 def opened_run(root: str, name: str) -> Run:
     """The run folder a link names, only if the run browser lists it (a name is never used as a path on its own)."""
     by_name = {relative_name(path, root): path for path in run_folders(root)}
     if name not in by_name:
-        raise links.LinkError(f"link: no run {name!r} in {root}")
+        raise links.LinkError("is no run below the runs folder", "run")
     return load_run(by_name[name], root)
 
 
@@ -428,15 +437,17 @@ def run_subject(device: str) -> Optional[Tuple[data.LoadedModel, data.LoadedImag
     try:
         run = opened_run(root, state.run)
         if run.model_file_problem():
-            raise links.LinkError(run.model_file_problem())
+            raise links.LinkError(run.model_file_problem(), "run")
         dataset, problem = run_dataset(run)
         if dataset is None:
-            raise links.LinkError(problem)
+            raise links.LinkError(problem, "run")
         loaded = _run_model(run, device)
         image = _run_image(run, dataset, state.image_id)
     except GlmixVizError as error:
-        st.error(one_line(error))
-        st.stop()
+        name = getattr(error, "parameter", None) or "run"
+        links.refuse(name, state.run if name == "run" else state.image_id, one_line(error, with_type=False),
+                     "opened the explorer on its own model and image instead")
+        return None
     settings = ScoreSettings.from_dict(run.score_settings) if run.score_settings else None
     _apply_settings_once(run, state.image_id, settings)
     links.note(run=run.name, image_id=state.image_id)
@@ -453,7 +464,7 @@ def _run_model(run: Run, device: str) -> data.LoadedModel:
 def _run_image(run: Run, dataset: Any, image_id: str) -> data.LoadedImage:
     """The run's image, named after its id and run, with the image-level labels the run was given."""
     if image_id not in set(dataset.ids):
-        raise links.LinkError(f"link: no image {image_id!r} in the split of run {run.name}")
+        raise links.LinkError(f"is no image of the split of run {run.name}", "image_id")
     path = dataset.image_path(image_id)
     image = data.decode_upload(path.name, path.read_bytes())
     labels = np.flatnonzero(dataset.image_labels(image_id))

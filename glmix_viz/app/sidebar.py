@@ -1,5 +1,10 @@
 """The explorer's sidebar: where the model and the image come from, the input resolution and the display settings;
-and how a link's model and image are put back into its widgets (:func:`link_widgets`)."""
+and how a link's model and image are put back into its widgets (:func:`link_widgets`).
+
+A model or an image that cannot be opened (a bad upload, a wrong path) is said in one line in the sidebar and the
+page keeps showing the model and image it showed (:data:`LAST_MODEL`, :data:`LAST_IMAGE`: their link references,
+reopened through the caches). Nothing undecodable is kept in the upload store; paths typed into the sidebar are
+opened only inside the app's folders (:func:`glmix_viz.app.options.folders`)."""
 
 from __future__ import annotations
 
@@ -9,13 +14,21 @@ from typing import Any, Dict, List, Optional
 import streamlit as st
 
 from glmix_viz.app import data, links, store
-from glmix_viz.app.options import app_options, folders, option_folder, upload_folder
+from glmix_viz.app.options import (
+    app_options,
+    folders,
+    inside_folders,
+    option_folder,
+    upload_cap_bytes,
+    upload_folder,
+)
 from glmix_viz.app.page import COLOR_SCALES, SOFT_MAP_KINDS, Display
 from glmix_viz.errors import GlmixVizError, one_line
 
 RESOLUTIONS = [64, 96, 128, 160, 192, 224, 256, 288, 320, 384, 448, 512, 640]
 MODEL_SOURCES = ["Demo model", "Checkpoint file", "Checkpoint folder", "Upload checkpoint", "Random weights"]
 LINKED_CHECKPOINT, LINKED_IMAGES = "link::checkpoint", "link::images"
+LAST_MODEL, LAST_IMAGE = "shown::model", "shown::image"  # the link references of what the page showed last
 
 
 def checkpoint_folder() -> str | None:
@@ -40,21 +53,49 @@ def _variant_choice() -> str | None:
     return None if choice.startswith("infer") else choice
 
 
+def _typed_checkpoint(variant: Optional[str], device: str) -> data.LoadedModel:
+    """The checkpoint file typed into the sidebar, opened only inside the app's folders."""
+    roots = ", ".join(sorted(folders()))
+    path = st.text_input("Checkpoint path (.safetensors or .pth)", key="checkpoint_path",
+                         placeholder="checkpoints/glnet_stl.pth",
+                         help=f"a file inside the app's folders ({roots}); start the app with --checkpoints DIR "
+                              "to add one").strip()
+    if not path:
+        _stop(f"Enter the path of a checkpoint file inside the app's folders ({roots}).")
+    return checkpoint_in_folders(path, variant, device)
+
+
+def checkpoint_in_folders(path: str, variant: Optional[str], device: str) -> data.LoadedModel:
+    """A checkpoint file a visitor typed, opened only inside the app's folders (the same words for any path outside
+    them, whether it exists or not).
+
+    Raises:
+        CheckpointError: outside the folders, no such file, or not a readable checkpoint.
+    """
+    roots = ", ".join(sorted(folders()))
+    inside = inside_folders(path)
+    if inside is None:  # said the same whether or not the file exists: nothing is learnt about other folders
+        raise data.CheckpointError(f"{Path(path).name}: the app opens checkpoint files only inside its folders "
+                                   f"({roots}); start it with --checkpoints DIR")
+    ref = path_ref(inside)
+    if not ref:
+        raise data.CheckpointError(f"{path}: no such checkpoint file")
+    return data.checkpoint_model(links.resolve_file(ref, folders()), variant, device, label=inside.name, ref=ref)
+
+
 def _model_from(source: str, device: str) -> data.LoadedModel:
     """The model of one source (widgets for its path, file or variant); raises when it cannot be loaded."""
     if source == "Demo model":
         return data.demo_model(device)
     if source == "Random weights":
-        variants = data.variants()
-        variant = st.selectbox("Variant", variants, index=variants.index("glnet_stl"), key="random_variant")
+        variants = data.random_variants()
+        variant = st.selectbox("Variant", variants, index=variants.index("glnet_stl") if "glnet_stl" in variants else 0,
+                               key="random_variant", help="the variants this app builds (glmix-viz app "
+                                                          "--random-variants)")
         return data.random_model(variant, device)
     variant = _variant_choice()
     if source == "Checkpoint file":
-        path = st.text_input("Checkpoint path (.safetensors or .pth)", key="checkpoint_path",
-                             placeholder="/path/to/glnet_stl.pth").strip()
-        if not path:
-            _stop("Enter the path of a checkpoint file.")
-        return data.checkpoint_model(path, variant, device, label=Path(path).name, ref=path_ref(Path(path)))
+        return _typed_checkpoint(variant, device)
     if source == "Checkpoint folder":
         folder = checkpoint_folder()
         files = data.checkpoint_files(folder)
@@ -65,7 +106,8 @@ def _model_from(source: str, device: str) -> data.LoadedModel:
     upload = st.file_uploader("Checkpoint (.safetensors, .pth)", key="checkpoint_upload",
                               help="Read without executing code; kept on the server under its digest for links.")
     if upload is not None:
-        return data.uploaded_model(upload.name, upload.getvalue(), variant, device, upload_folder())
+        return data.uploaded_model(upload.name, upload.getvalue(), variant, device, upload_folder(),
+                                   cap=upload_cap_bytes())
     linked = st.session_state.get(LINKED_CHECKPOINT)
     stored = store.get(upload_folder(), linked) if linked else None
     if stored is None:
@@ -74,26 +116,60 @@ def _model_from(source: str, device: str) -> data.LoadedModel:
 
 
 def choose_model(device: str) -> data.LoadedModel:
-    """Sidebar: where the model comes from. Stops the page with a one-line error when it cannot be loaded."""
+    """Sidebar: where the model comes from. One that cannot be loaded is said in one line, and the page keeps the
+    model it showed (stops when it showed none)."""
     sources = [source for source in MODEL_SOURCES if source != "Checkpoint folder" or checkpoint_folder()]
     source = st.selectbox("Source", sources, key="model_source")
     try:
-        return _model_from(source, device)
+        loaded = _model_from(source, device)
     except Exception as error:  # noqa: BLE001  (any failure to load is reported in one line; the page keeps working)
-        message = one_line(error)
-    st.error(f"Could not load the model: {message}")
-    st.stop()
-    raise AssertionError("unreachable")
+        message = one_line(error, with_type=False)
+    else:
+        st.session_state[LAST_MODEL] = loaded.ref
+        return loaded
+    previous = _reopen_model(st.session_state.get(LAST_MODEL), device)
+    if previous is None:
+        st.error(f"Could not load the model: {message}")
+        st.stop()
+    st.error(f"Could not load the model: {message}. Still showing {previous.label}.")
+    return previous
+
+
+def _reopen_model(ref: Optional[str], device: str) -> Optional[data.LoadedModel]:
+    """The model a link reference names (the one the page showed before), through the caches; None if it cannot."""
+    if not ref:
+        return None
+    try:
+        kind, _, rest = ref.partition(":")
+        if ref == "demo":
+            return data.demo_model(device)
+        if kind == "random":
+            return data.random_model(rest, device) if rest in data.random_variants() else None
+        if kind == "upload":
+            stored = store.get(upload_folder(), rest)
+            return None if stored is None else data.stored_model(stored, None, device)
+        path = links.resolve_file(ref, folders())
+        return data.checkpoint_model(path, None, device, label=path.name, ref=ref)
+    except GlmixVizError:
+        return None
 
 
 def _linked_image(ref: str) -> data.LoadedImage:
     """An image a link named: an upload of the store, or a file inside the app's folders (checked again)."""
     kind, _, rest = ref.partition(":")
+    if kind == "gallery":
+        if rest not in data.gallery():
+            raise links.LinkError("is no image of the gallery")
+        return data.gallery()[rest]
     if kind == "upload":
-        stored = store.get(upload_folder(), rest)
-        if stored is None:
-            raise links.LinkError(f"link: the uploaded image {rest[:12]}... is not on this server any more")
-        return data.decode_upload(stored.name, stored.path.read_bytes(), ref=ref)
+        if not store.DIGEST.fullmatch(rest):
+            raise links.LinkError("is not an upload's name (upload: and 40 hexadecimal digits)")
+        found = store.read(upload_folder(), rest)
+        if found is None:
+            raise links.LinkError("is not on this server any more (the upload store keeps the most recently used "
+                                  "uploads); upload the image again")
+        stored, content = found
+        return data.decode_upload(stored.name, content, ref=ref)
     path = links.resolve_file(ref, folders())
     return data.decode_upload(path.name, path.read_bytes(), ref=ref)
 
@@ -108,14 +184,29 @@ def _uploaded_images() -> List[data.LoadedImage]:
         try:
             loaded.append(_linked_image(ref))
         except GlmixVizError as error:
-            st.error(one_line(error))
+            st.error(f"{ref[:60]}: {one_line(error, with_type=False)}")
     for upload in uploads or []:
-        try:
-            stored = store.put(upload_folder(), upload.name, upload.getvalue())
-            loaded.append(data.decode_upload(upload.name, upload.getvalue(), ref=f"upload:{stored.digest}"))
+        content = upload.getvalue()
+        try:  # decoded first: nothing undecodable is stored
+            data.decode_upload(upload.name, content)
+            stored = store.put(upload_folder(), upload.name, content, cap=upload_cap_bytes())
+            loaded.append(data.decode_upload(upload.name, content, ref=f"upload:{stored.digest}"))
         except GlmixVizError as error:
-            st.error(one_line(error))
+            st.error(one_line(error, with_type=False))
     return list({image.ref or image.key: image for image in loaded}.values())
+
+
+def _kept_image(why: str) -> Optional[data.LoadedImage]:
+    """The image the page showed before (when nothing else is usable now), with a line saying why it stays."""
+    ref = st.session_state.get(LAST_IMAGE)
+    if not ref:
+        return None
+    try:
+        image = _linked_image(ref)
+    except GlmixVizError:
+        return None
+    st.caption(f"{why} Until then the page keeps showing {image.name}.")
+    return image
 
 
 def choose_image() -> data.LoadedImage:
@@ -123,16 +214,21 @@ def choose_image() -> data.LoadedImage:
     source = st.radio("Image source", ["Gallery", "Upload"], horizontal=True, key="image_source")
     if source == "Gallery":
         images = data.gallery()
-        return images[st.selectbox("Example image", list(images), key="gallery_image")]
-    loaded = _uploaded_images()
-    if not loaded:
-        _stop("Upload one or several images, or pick one from the gallery.")
-    if len(loaded) == 1:
-        return loaded[0]
-    names = [image.name for image in loaded]
-    chosen = st.selectbox("Uploaded image", range(len(loaded)), format_func=lambda index: names[index],
-                          key="uploaded_choice")
-    return loaded[min(chosen, len(loaded) - 1)]
+        chosen_image = images[st.selectbox("Example image", list(images), key="gallery_image")]
+    else:
+        loaded = _uploaded_images()
+        if not loaded:
+            kept = _kept_image("Upload one or several images, or pick one from the gallery.")
+            if kept is None:
+                _stop("Upload one or several images, or pick one from the gallery.")
+            return kept
+        names = [image.name for image in loaded]
+        chosen = 0 if len(loaded) == 1 else st.selectbox(
+            "Uploaded image", range(len(loaded)), format_func=lambda index: names[index], key="uploaded_choice")
+        chosen_image = loaded[min(chosen, len(loaded) - 1)]
+    if chosen_image.ref:
+        st.session_state[LAST_IMAGE] = chosen_image.ref
+    return chosen_image
 
 
 def choose_resolution(loaded: data.LoadedModel, linked: Optional[int] = None) -> int:
@@ -181,13 +277,16 @@ def model_widgets(ref: str) -> Dict[str, Any]:
     if ref == "demo":
         return {"model_source": "Demo model"}
     if kind == "random":
-        if rest not in data.variants():
-            raise links.LinkError(f"link: model {ref[:60]!r}: no such variant")
+        if rest not in data.random_variants():
+            raise links.LinkError(f"is not a variant this app builds ({', '.join(data.random_variants())}; "
+                                  "glmix-viz app --random-variants)")
         return {"model_source": "Random weights", "random_variant": rest}
     if kind == "upload":
+        if not store.DIGEST.fullmatch(rest):
+            raise links.LinkError("is not an upload's name (upload: and 40 hexadecimal digits)")
         if store.get(upload_folder(), rest) is None:
-            raise links.LinkError(f"link: the uploaded checkpoint {rest[:12]}... is not on this server any more; "
-                                  "upload it again")
+            raise links.LinkError("is not on this server any more (the upload store keeps the most recently used "
+                                  "uploads); upload the checkpoint again")
         return {"model_source": "Upload checkpoint", LINKED_CHECKPOINT: rest}
     path = links.resolve_file(ref, folders())
     listed = {file.resolve(): file for file in data.checkpoint_files(checkpoint_folder() or "")}
@@ -205,7 +304,7 @@ def image_widgets(ref: str) -> Dict[str, Any]:
     kind, _, rest = ref.partition(":")
     if kind == "gallery":
         if rest not in data.gallery():
-            raise links.LinkError(f"link: no gallery image {rest[:60]!r}")
+            raise links.LinkError("is no image of the gallery")
         return {"image_source": "Gallery", "gallery_image": rest}
     _linked_image(ref)  # there and readable, or a LinkError / ImageLoadError saying why
     return {"image_source": "Upload", LINKED_IMAGES: [ref]}
@@ -214,10 +313,11 @@ def image_widgets(ref: str) -> Dict[str, Any]:
 def link_widgets(state: links.ViewState) -> Dict[str, Any]:
     """Widget values that reopen the model and image of a link; what cannot be reopened is said in one line each."""
     values: Dict[str, Any] = {}
-    for ref, widgets in ((state.model, model_widgets), (state.image, image_widgets)):
+    for name, ref, widgets, instead in (("model", state.model, model_widgets, "opened the demo model instead"),
+                                        ("image", state.image, image_widgets, "opened the first gallery image instead")):
         if ref:
             try:
                 values.update(widgets(ref))
-            except (GlmixVizError, ValueError) as error:
-                links.complain(one_line(error))
+            except GlmixVizError as error:
+                links.refuse(name, ref, one_line(error, with_type=False), instead)
     return values

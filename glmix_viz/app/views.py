@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Tuple
 
 from glmix_viz.app.page import View
-from glmix_viz.app.tabs import across_blocks, atlas, compare, downloads, groupings, predictions, slot_pixel
+from glmix_viz.app.tabs import across_blocks, compare, downloads, groupings, predictions, slot_pixel
 
 VIEWS: Tuple[View, ...] = (
     groupings.VIEW,
@@ -18,8 +18,8 @@ VIEWS: Tuple[View, ...] = (
     predictions.VIEW,
     downloads.VIEW,
     compare.VIEW,
-    atlas.VIEW,
 )
+"""The explorer's tabs. The atlas is a page of its own (:func:`glmix_viz.app.main.atlas_page`)."""
 
 
 def view_by_slug(slug: str) -> View | None:

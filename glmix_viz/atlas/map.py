@@ -63,5 +63,6 @@ def atlas_map_figure(atlas: Atlas, block: str, color_by: str = "concept", *,
                                     hovertemplate="slot %{text} of this image<extra></extra>"))
     figure.update_layout(height=height, margin={"l": 10, "r": 10, "t": 30, "b": 10},
                          title=f"{block}: slot features, PCA (coloured by {color_by})",
-                         xaxis_title="PC 1", yaxis_title="PC 2", legend={"itemsizing": "constant"})
+                         xaxis_title="PC 1 of unit-length slot features (no unit)",
+                         yaxis_title="PC 2 (no unit)", legend={"itemsizing": "constant"})
     return figure

@@ -36,6 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: GLMIX_UPLOADS, else a private folder in the system's temporary folder)")
     parser.add_argument("--device", default=None,
                         help="the device chosen first in the sidebar: cpu, cuda, ... (default: cuda when available)")
+    limits = parser.add_argument_group("what a visitor may cost (each also an environment variable)")
+    limits.add_argument("--upload-cap-mb", type=float, default=None,
+                        help="the upload store's size in MiB; the least recently used uploads are evicted beyond it "
+                             "(default: GLMIX_UPLOAD_CAP_MB, else 512)")
+    limits.add_argument("--random-variants", default=None,
+                        help="comma-separated GLNet variants that 'Random weights' and links may build, or 'all' "
+                             "(default: GLMIX_RANDOM_VARIANTS, else glnet_tiny,glnet_stl)")
+    limits.add_argument("--models-cached", type=int, default=None,
+                        help="models held in memory at once, least recently used dropped first (default: "
+                             "GLMIX_MODELS_CACHED, else 3)")
+    limits.add_argument("--model-cache-mb", type=float, default=None,
+                        help="MiB of model weights held in memory at once; the model just opened is always kept "
+                             "(default: GLMIX_MODEL_CACHE_MB, else 160)")
     parser.add_argument("streamlit_options", nargs="*", metavar="-- STREAMLIT_OPTION",
                         help="after --: options for `streamlit run`, e.g. -- --server.port 8502 --server.headless true")
 
@@ -65,12 +78,19 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
         app_options += ["--uploads", str(args.uploads.expanduser().resolve())]
     if args.device:
         app_options += ["--device", args.device]
+    for name in ("upload_cap_mb", "random_variants", "models_cached", "model_cache_mb"):
+        value = getattr(args, name, None)
+        if value is not None:
+            app_options += [f"--{name.replace('_', '-')}", str(value)]
     return ["run", str(MAIN_SCRIPT), *settings, *args.streamlit_options, "--", *app_options]
 
 
 def run(args: argparse.Namespace) -> int:
     if args.checkpoints is not None and not args.checkpoints.expanduser().is_dir():
         raise GlmixVizError(f"--checkpoints {args.checkpoints}: no such folder")
+    for name in ("upload_cap_mb", "models_cached", "model_cache_mb"):
+        if getattr(args, name, None) is not None and getattr(args, name) <= 0:
+            raise GlmixVizError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be positive")
     if args.runs is not None and not args.runs.expanduser().is_dir():
         raise GlmixVizError(f"--runs {args.runs}: no such folder")
     if getattr(args, "atlas", None) is not None and not (args.atlas.expanduser() / "atlas.json").is_file():

@@ -67,3 +67,63 @@ def positive_scales(text: str) -> Tuple[float, ...]:
     if not values or any(value <= 0 for value in values):
         raise argparse.ArgumentTypeError(f"scales must be positive, got {text!r}")
     return values
+
+
+def _dilations(text: str) -> Tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"dilations look like 1,2,4,8, got {text!r}") from None
+
+
+def add_refine_arguments(parser: argparse.ArgumentParser, *, default: str = "crf", crf_flags: bool = True) -> None:
+    """``--refine {crf,par,none}``, ``--crf`` / ``--no-crf`` (aliases of ``--refine crf`` / ``none``) and the PAR
+    settings (``--par-*``, defaults and their sources: :mod:`glmix_viz.pseudo.refine`)."""
+    from glmix_viz.commands.library_values import VALUES  # the library's values, without importing torch
+
+    par = argparse.Namespace(**VALUES["refine"]["par_defaults"])
+    parser.add_argument("--refine", choices=VALUES["refine"]["refinements"], default=None,
+                        help=f"refinement of the class maps: crf (dense CRF, pydensecrf, CPU), par (pixel-adaptive "
+                        f"refinement of ToCo/AFA, torch, CPU or CUDA), none (arg-max) (default: {default})")
+    if crf_flags:
+        parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=None,
+                            help="alias: --crf is --refine crf, --no-crf is --refine none")
+    group = parser.add_argument_group("PAR (--refine par; defaults: ToCo/AFA's published values)")
+    group.add_argument("--par-dilations", type=_dilations, default=par.dilations, metavar="D1,D2,...",
+                       help="neighbourhood dilations, 8 neighbours each (default: %s)"
+                       % ",".join(str(d) for d in par.dilations))
+    group.add_argument("--par-iterations", type=int, default=par.iterations,
+                       help="propagation steps (default: %(default)s)")
+    group.add_argument("--par-kernel-width", type=float, default=par.kernel_width,
+                       help="w1: width of the colour and position kernels, in neighbourhood std (default: %(default)s)")
+    group.add_argument("--par-position-weight", type=float, default=par.position_weight,
+                       help="w2: weight of the position kernel (default: %(default)s)")
+    group.add_argument("--par-scale", type=float, default=par.scale,
+                       help="working scale of PAR, 0 < s <= 1 (default: %(default)s, ToCo's down_scale=2)")
+    group.add_argument("--par-confidence", type=float, default=par.confidence,
+                       help="mark pixels whose refined probability is below this 255 (default: off)")
+    parser.set_defaults(refine_default=default)
+
+
+def refine_name(args: argparse.Namespace) -> str:
+    """The refinement the flags ask for (``--refine``, else the ``--crf`` alias, else the command's default)."""
+    crf_flag = getattr(args, "crf", None)
+    if args.refine is not None and crf_flag is not None and args.refine != ("crf" if crf_flag else "none"):
+        raise ValueError(f"--{'' if crf_flag else 'no-'}crf contradicts --refine {args.refine}")
+    if args.refine is not None:
+        return args.refine
+    if crf_flag is not None:
+        return "crf" if crf_flag else "none"
+    return args.refine_default
+
+
+def par_params(args: argparse.Namespace, device: Optional[str] = None):
+    """The :class:`~glmix_viz.pseudo.refine.PARParams` of the ``--par-*`` flags (a one-line ``ValueError`` when out of
+    range; a CUDA ``device`` where none exists is refused too)."""
+    from glmix_viz.pseudo.refine import PARParams, check_device
+
+    params = PARParams(dilations=args.par_dilations, iterations=args.par_iterations,
+                       kernel_width=args.par_kernel_width, position_weight=args.par_position_weight,
+                       scale=args.par_scale, confidence=args.par_confidence, device=device)
+    check_device(device)
+    return params

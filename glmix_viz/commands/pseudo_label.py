@@ -9,7 +9,15 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, List, Tuple, Union
 
-from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset, positive_scales
+from glmix_viz.commands.common import (
+    add_dataset_arguments,
+    add_refine_arguments,
+    load_model_from_args,
+    open_dataset,
+    par_params,
+    positive_scales,
+    refine_name,
+)
 from glmix_viz.commands.library_values import VALUES
 from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
@@ -24,7 +32,8 @@ DEFAULT_POWER_ALPHA = VALUES["pseudo_label"]["default_power_alpha"]
 def default_method() -> str:
     return VALUES["pseudo_label"]["default_method"]
 
-HELP = "pseudo-label a VOC-layout split: class score maps, dense CRF, VOC palette PNGs (resumable, shardable)"
+HELP = ("pseudo-label a VOC-layout split: class score maps, a refinement (dense CRF or PAR), VOC palette PNGs "
+        "(resumable, shardable)")
 
 
 
@@ -101,9 +110,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="threshold or alpha (defaults: threshold per method "
                         + ", ".join(f"{name} {method.bg_threshold}" for name, method in METHODS.items())
                         + f"; power {DEFAULT_POWER_ALPHA})")
-    parser.add_argument("--crf", action=argparse.BooleanOptionalAction, default=True,
-                        help="refine with a dense CRF (default: on)")
-    crf = parser.add_argument_group("dense CRF (defaults: the usual CAM-WSSS settings)")
+    add_refine_arguments(parser, default="crf")
+    crf = parser.add_argument_group("dense CRF (--refine crf; defaults: the usual CAM-WSSS settings)")
     for flag, value, meaning in (
         ("--crf-gaussian-sxy", defaults.gaussian_sxy, "spatial std (pixels) of the smoothness kernel"),
         ("--crf-gaussian-compat", defaults.gaussian_compat, "weight of the smoothness kernel"),
@@ -117,7 +125,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     crf.add_argument("--crf-confidence", type=float, default=defaults.confidence,
                      help="mark pixels whose refined probability is below this 255 (default: off)")
     parser.add_argument("--workers", type=int, default=max(1, (os.cpu_count() or 2) - 1),
-                        help="CRF / writer processes (0: in the main process; default: CPU cores - 1)")
+                        help="refinement / writer processes, one torch thread each (0: in the main process; "
+                        "default: CPU cores - 1); PAR on CUDA runs batched in the main process")
     parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
     parser.add_argument("--shard", default=None, metavar="K/N|auto",
@@ -138,10 +147,23 @@ def score_settings(args: argparse.Namespace):
     )
 
 
+def refine_device(device):
+    """Where PAR runs: the network's ``--device`` (default: CUDA when available, else the CPU)."""
+    if device is not None:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else None
+
+
 def crf_params(args: argparse.Namespace):
-    """The :class:`~glmix_viz.crf.CRFParams` of the flags, or None with ``--no-crf``."""
-    if not args.crf:
+    """The refinement's parameters of the flags: :class:`~glmix_viz.crf.CRFParams` (``--refine crf``, the default),
+    :class:`~glmix_viz.pseudo.refine.PARParams` (``--refine par``), or None (``--refine none`` / ``--no-crf``)."""
+    name = refine_name(args)
+    if name == "none":
         return None
+    if name == "par":
+        return par_params(args, refine_device(args.device))
     return CRFParams(
         gaussian_sxy=args.crf_gaussian_sxy, gaussian_compat=args.crf_gaussian_compat,
         bilateral_sxy=args.crf_bilateral_sxy, bilateral_srgb=args.crf_bilateral_srgb,
@@ -151,11 +173,14 @@ def crf_params(args: argparse.Namespace):
 
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.pseudo.pipeline import run_pseudo_label
+    from glmix_viz.pseudo.refine import check_device
     from glmix_viz.runtime.distributed import launcher_device, resolve_shard
 
     try:  # settings errors are user errors: one line, no traceback
         args.device = launcher_device(args.device, args.shard)
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
+        if args.device is not None and str(args.device).startswith("cuda"):
+            check_device(args.device)  # CUDA asked for where none exists: one line, before any image
         settings = score_settings(args)
         crf = crf_params(args)
     except ValueError as error:
@@ -169,8 +194,11 @@ def run(args: argparse.Namespace) -> int:
     counts, timing = summary["counts"], summary["timing"]
     print(
         f"{counts['done']} done, {counts['skipped']} skipped (already done), {counts['failed']} failed of "
-        f"{counts['total']}; {timing['images_per_s']} images/s (network {timing['network_s']} s, CRF "
-        f"{timing['crf_s']} s, I/O {timing['io_s']} s); summary: {summary['summary_path']}"
+        f"{counts['total']}; {timing['images_per_s']} images/s (network {timing['network_s']} s, "
+        f"{summary['settings']['refine']} {timing['refine_s']} s, I/O {timing['io_s']} s); shares "
+        + ", ".join(f"{name} {share:.0%}" for name, share in summary.get("stage_share", {}).items()
+                    if share is not None)
+        + f"; summary: {summary['summary_path']}"
     )
     for failure in summary["failures"]:
         print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)

@@ -6,7 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from glmix_viz.commands.common import add_dataset_arguments, open_dataset, positive_scales
+from glmix_viz.commands.common import (
+    add_dataset_arguments,
+    add_refine_arguments,
+    open_dataset,
+    par_params,
+    positive_scales,
+    refine_name,
+)
 from glmix_viz.commands.library_values import VALUES
 from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError
@@ -25,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="voc: OUT/<id>.png; voc-test: OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png")
     parser.add_argument("--scales", type=positive_scales, default=(1.0,), help="comma-separated input scales (default 1.0)")
     parser.add_argument("--flip", action="store_true", help="also average the horizontally flipped image")
-    parser.add_argument("--crf", action="store_true", help="refine with the dense CRF (pseudo-label's defaults)")
+    add_refine_arguments(parser, default="none")  # --refine crf|par|none, --crf alias, --par-* (dense CRF: defaults)
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     parser.add_argument("--batch-size", type=int, default=4, help="images per network step")
     parser.add_argument("--overwrite", action="store_true", help="redo images whose outputs exist")
@@ -45,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
         args.shard = resolve_shard(args.shard)  # "auto": this process's part, from torchrun or a SLURM array
         if args.batch_size < 1:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
+        refine = refine_name(args)
+        if args.device is not None and str(args.device).startswith("cuda"):
+            from glmix_viz.pseudo.refine import check_device
+
+            check_device(args.device)  # CUDA asked for where none exists: one line, before any image
+        refinement = {"none": None, "crf": CRFParams()}.get(refine) if refine != "par" else par_params(args)
     except ValueError as error:
         raise GlmixVizError(str(error)) from None
     dataset = open_dataset(args)
@@ -57,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"warning: segmenter classes {names} differ from the data set's {list(dataset.class_names)}",
               file=sys.stderr)
     summary = run_segment(dataset, args.out, segmenter, scales=args.scales, flip=args.flip,
-                          crf=CRFParams() if args.crf else None, output_format=args.output_format,
+                          crf=refinement, output_format=args.output_format,
                           overwrite=args.overwrite, shard=args.shard, device=args.device, batch_size=args.batch_size,
                           progress=args.progress)
     counts = summary["counts"]

@@ -7,16 +7,20 @@
 2. load and score (here): a few images at a time on the main process (views of equal size batched by
    :func:`~glmix_viz.pseudo.scores.compute_scores_batch`); when a batch fails, image by image, so that one bad
    image is reported and skipped;
-3. finish (:mod:`glmix_viz.pseudo.workers`): a pool of worker processes runs the dense CRF and writes the outputs
-   while the network runs ahead;
-4. summary (:class:`glmix_viz.runtime.jobs.RunSummary`): counts, failures with reasons, settings, model, timing.
+3. refine and write (:mod:`glmix_viz.pseudo.workers`): a pool of worker processes runs the refinement
+   (:mod:`glmix_viz.pseudo.refine`: dense CRF or PAR) and writes the outputs while the network runs ahead; PAR on a
+   CUDA device instead runs here, batched on the GPU right after the network, and the workers only write;
+4. summary (:class:`glmix_viz.runtime.jobs.RunSummary`): counts, failures with reasons, settings, model, timing, and
+   ``stage_share``: each stage's share of the summed stage seconds (load, network, refine, write; worker seconds
+   summed over workers).
 
 Outputs, in ``out_dir``:
 
-* ``<id>.png``: palette ("P" mode) PNG with the VOC colours, the image's exact size; 255 where the CRF's confidence
-  rule left a pixel uncertain.
-* ``scores/<id>.npz`` (``save_scores``): ``scores`` (K + 1, H, W) float16, the soft scores before the CRF (background
-  first), ``class_indices`` (K + 1,) their label ids, and ``crf`` (K + 1, H, W) float16 after the CRF when it ran.
+* ``<id>.png``: palette ("P" mode) PNG with the VOC colours, the image's exact size; 255 where the refinement's
+  confidence rule left a pixel uncertain.
+* ``scores/<id>.npz`` (``save_scores``): ``scores`` (K + 1, H, W) float16, the soft scores before the refinement
+  (background first), ``class_indices`` (K + 1,) their label ids, and ``crf`` (K + 1, H, W) float16 after the
+  refinement (dense CRF or PAR; the key keeps its first name) when one ran.
 * ``summary.json`` (or ``summary.shard-K-of-N.json`` for a shard, so that shards sharing a folder never overwrite
   each other's summary): counts, failures with reasons, settings, model, timing.
 
@@ -28,6 +32,7 @@ image-level labels, is reported by id and reason and skipped; the run goes on.
 from __future__ import annotations
 
 import concurrent.futures as futures
+import dataclasses
 import os
 import sys
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple, Union
@@ -36,6 +41,7 @@ import numpy as np
 import torch
 
 from glmix_viz.crf import CRFParams
+from glmix_viz.pseudo.refine import PARParams, RefineParams, check_device, method_of, par_refine_batch
 from glmix_viz.errors import CheckpointError, GlmixVizError, one_line
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
@@ -55,7 +61,9 @@ __all__ = [
     "score_images",
 ]
 
-TIMERS = ("network_s", "load_s", "crf_s", "write_s", "waiting_for_workers_s", "worker_startup_s")
+TIMERS = ("network_s", "load_s", "refine_s", "write_s", "waiting_for_workers_s", "worker_startup_s")
+STAGES = ("load_s", "network_s", "refine_s", "write_s")
+"""The stages whose shares the summary reports (``stage_share``)."""
 """The job's timers in the summary (worker times summed over workers); ``io_s`` is ``load_s + write_s``."""
 Loaded = Tuple[str, np.ndarray, np.ndarray]  # (id, (H, W, 3) uint8 image, (num_classes,) image-level labels)
 
@@ -151,14 +159,46 @@ def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[
     }
 
 
-def _job_settings(model: Any, settings: Any, crf: Optional[CRFParams], workers: int, torch_threads: Optional[int],
+def _job_settings(model: Any, settings: Any, crf: RefineParams, workers: int, torch_threads: Optional[int],
                   **flags: Any) -> Dict[str, Any]:
     """The job's own settings; ``torch_threads`` defaults on the CPU to the cores minus ``workers`` (at least 1)."""
     device = str(next(model.parameters()).device if settings.device is None else torch.device(settings.device))
     if torch_threads is None and device == "cpu" and workers > 0:
         torch_threads = max(1, (os.cpu_count() or 1) - workers)
-    return {"crf": None if crf is None else crf.to_dict(), "batch_size": flags.pop("batch_size"), "workers": workers,
+    return {"refine": method_of(crf), "crf": None if crf is None else crf.to_dict(),
+            "batch_size": flags.pop("batch_size"), "workers": workers,
             "device": device, "torch_threads": torch_threads, **flags}
+
+
+def stage_shares(timing: Dict[str, float]) -> Dict[str, Optional[float]]:
+    """Each stage's share (0..1) of the summed stage seconds (:data:`STAGES`), rounded to 3 places."""
+    total = sum(float(timing.get(name, 0.0)) for name in STAGES)
+    return {name[:-2]: (round(float(timing.get(name, 0.0)) / total, 3) if total > 0 else None) for name in STAGES}
+
+
+def refine_in_main(kept: Sequence[Tuple[str, np.ndarray, Any]], crf: PARParams, device: str,
+                   summary: Any) -> List[Optional[np.ndarray]]:
+    """PAR on ``device``, batched over the images of equal size (and channel count), in the main process: the
+    pipeline's path for a CUDA device (the workers then only write). ``kept``: ``(id, image, ScoreMaps)``. A batch
+    that fails gives ``None`` for its images (the workers refine them on the CPU)."""
+    refined: List[Optional[np.ndarray]] = [None] * len(kept)
+    by_size: Dict[Tuple[int, ...], List[int]] = {}
+    for index, (_, image, result) in enumerate(kept):
+        by_size.setdefault((*image.shape, result.scores.shape[0]), []).append(index)
+    with summary.timed("refine_s"):
+        for indices in by_size.values():
+            try:
+                images = torch.from_numpy(np.stack([kept[i][1] for i in indices])).to(device)
+                images = images.permute(0, 3, 1, 2).float()
+                maps = torch.from_numpy(np.stack([np.asarray(kept[i][2].scores, np.float32) for i in indices]))
+                out = par_refine_batch(images, maps.to(device), crf).cpu().numpy()
+            except Exception as error:  # noqa: BLE001 - the workers refine these one by one instead
+                print(f"warning: PAR on {device} failed for a batch ({one_line(error)}); refining on the CPU",
+                      file=sys.stderr)
+                continue
+            for position, index in enumerate(indices):
+                refined[index] = out[position]
+    return refined
 
 
 def run_pseudo_label(
@@ -167,7 +207,8 @@ def run_pseudo_label(
     model: Any,
     settings: Optional[ScoreSettings] = None,
     *,
-    crf: Optional[CRFParams] = CRFParams(),
+    crf: RefineParams = CRFParams(),
+    refinement: Any = "crf",
     workers: int = 1,
     overwrite: bool = False,
     shard: Optional[Union[str, Tuple[int, int]]] = None,
@@ -179,7 +220,8 @@ def run_pseudo_label(
     ids: Optional[Sequence[str]] = None,
     executor: Optional[futures.Executor] = None,
 ) -> Dict[str, Any]:
-    """Pseudo-label a split: score maps, optional dense CRF, VOC palette PNGs; resumable, sharded, summarised.
+    """Pseudo-label a split: score maps, a refinement (dense CRF, PAR or none), VOC palette PNGs; resumable, sharded,
+    summarised.
 
     Args:
         dataset: a :class:`~glmix_viz.data.voc.VOCDataset` (``ids``, ``load_image``, ``image_labels``,
@@ -188,8 +230,11 @@ def run_pseudo_label(
         model: a GLNet whose head has ``dataset.num_classes - 1`` classes.
         settings: the score settings (:class:`~glmix_viz.pseudo.settings.ScoreSettings`: method, options, scales,
             flip, background rule, blocks, input size, device); ``None``: its defaults (the default method).
-        crf: CRF settings, or ``None`` for the arg-max of the scores.
-        workers: CRF / writer processes; 0 runs them in the main process (no overlap; for debugging).
+        crf: the refinement's settings: :class:`~glmix_viz.crf.CRFParams` (dense CRF, the default),
+            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR; with a CUDA ``device`` it runs batched on the GPU in
+            the main process), or ``None`` for the arg-max of the scores.
+        refinement: the same, under the name that says what it is (given, it replaces ``crf``).
+        workers: refinement / writer processes; 0 runs them in the main process (no overlap; for debugging).
         overwrite: redo images whose outputs exist.
         shard: ``"K/N"``: only the ids of that shard (:func:`glmix_viz.data.voc.shard_ids`).
         save_scores: also write ``scores/<id>.npz``.
@@ -217,6 +262,11 @@ def run_pseudo_label(
         raise ValueError(f"workers must be >= 0, got {workers}")
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if not isinstance(refinement, str):
+        crf = refinement
+    method_of(crf)  # a bad parameter object: refused before any image
+    par_device = check_device(crf.device) if isinstance(crf, PARParams) else "cpu"
+    worker_crf = dataclasses.replace(crf, device=None) if par_device != "cpu" else crf  # workers refine on the CPU
     class_names = list(dataset.class_names)
     warnings = check_classifier(model, len(class_names) - 1, class_names[1:])
     for warning in warnings:
@@ -231,20 +281,27 @@ def run_pseudo_label(
     pending = max_pending if max_pending is not None else 4 * max(workers, 1) + batch_size
     try:
         with threads_set_to(job["torch_threads"]), CRFPool(summary, workers=workers if plan.todo else 0,
-                                                           max_pending=pending, executor=executor) as pool:
+                                                           max_pending=pending, executor=executor,
+                                                           load_torch=isinstance(worker_crf, PARParams)) as pool:
             for chunk in _chunks(plan.todo, batch_size):
                 loaded = load_images(dataset, chunk, summary)
                 with summary.timed("network_s"):
                     outcomes = score_images(model, loaded, settings, batch_size * (2 if settings.flip else 1))
+                kept = []
                 for (image_id, image, _), (result, error) in zip(loaded, outcomes):
                     if result is None:
                         summary.fail(image_id, f"score maps failed: {one_line(error)}")
-                        continue
+                    else:
+                        kept.append((image_id, image, result))
+                refined = (refine_in_main(kept, crf, par_device, summary) if par_device != "cpu"
+                           else [None] * len(kept))
+                for (image_id, image, result), maps in zip(kept, refined):
                     png_path, npz_path = output_paths(plan.out_dir, image_id)
-                    pool.submit(FinishTask(image_id, image, result.scores, result.class_indices, crf, png_path,
-                                           npz_path, save_scores))
+                    pool.submit(FinishTask(image_id, image, result.scores, result.class_indices, worker_crf, png_path,
+                                           npz_path, save_scores, maps))
             pool.harvest(1)  # the last images' jobs
         summary.finish()
+        summary.data["stage_share"] = stage_shares(summary.timing)
     except BaseException as error:
         summary.finish(error)
         raise

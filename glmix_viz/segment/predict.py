@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmix_viz.crf import CRFParams, crf_labels
+from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.files import save_png_atomic
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
@@ -109,7 +109,8 @@ def predict_labels(
         segmenter: the smp model (:func:`glmix_viz.segment.model.load_segmenter`).
         image: ``(H, W, 3)`` uint8 RGB.
         scales, flip, device: as in :func:`predict_probs`.
-        crf: :class:`~glmix_viz.crf.CRFParams` to refine with, or None.
+        crf: :class:`~glmix_viz.crf.CRFParams` (dense CRF) or
+            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR, on the CPU) to refine with, or None.
 
     Returns:
         ``(H, W)`` uint8 class indices (255 only where the CRF confidence rule leaves a pixel uncertain).
@@ -121,7 +122,9 @@ def predict_labels(
 def _labels(image: np.ndarray, probs: np.ndarray, crf: Any) -> np.ndarray:
     if crf is None:
         return probs.argmax(axis=0).astype(np.uint8)
-    return crf_labels(image, probs, crf)
+    from glmix_viz.pseudo.refine import refined_labels  # dense CRF or PAR, by the parameters' type
+
+    return refined_labels(image, probs, crf)
 
 
 def output_folder(out_dir: Union[str, os.PathLike], output_format: str = "voc") -> Path:
@@ -142,7 +145,8 @@ class SegmentSettings:
 
     Attributes:
         scales, flip: test-time views (:func:`predict_probs`).
-        crf: :class:`~glmix_viz.crf.CRFParams` to refine with, or None.
+        crf: :class:`~glmix_viz.crf.CRFParams` (dense CRF) or
+            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR, on the CPU) to refine with, or None.
         output_format: ``"voc"`` (``OUT/<id>.png``) or ``"voc-test"`` (the evaluation server's layout).
         device: where the network runs.
         batch_size: images per network step (images of equal size are batched together).
@@ -150,7 +154,7 @@ class SegmentSettings:
 
     scales: Tuple[float, ...] = (1.0,)
     flip: bool = False
-    crf: Optional[CRFParams] = None
+    crf: Any = None  # CRFParams, PARParams or None
     output_format: str = "voc"
     device: str = "cpu"
     batch_size: int = 4
@@ -208,7 +212,7 @@ def run_segment(
     *,
     scales: Sequence[float] = (1.0,),
     flip: bool = False,
-    crf: Optional[CRFParams] = None,
+    crf: Any = None,
     output_format: str = "voc",
     overwrite: bool = False,
     shard: Optional[str] = None,

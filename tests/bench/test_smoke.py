@@ -42,14 +42,18 @@ def _run(script: str, folder: Path) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    """Every script's ``--smoke`` run (two processes at a time), its temporary folder, and what changed in the repo."""
+def smoke_runs(request, tmp_path_factory):
+    """The ``--smoke`` run of every selected script (two processes at a time; ``-k NAME`` runs only those), its
+    temporary folder, and what changed in the repo."""
+    selected = [item.callspec.params["script"] for item in request.session.items
+                if getattr(item, "callspec", None) is not None and "script" in item.callspec.params]
+    scripts = [script for script in SCRIPTS if script in selected]
     base = tmp_path_factory.mktemp("smoke")
     before = _changed()
-    folders = {script: base / script.replace("/", "_") for script in SCRIPTS}
+    folders = {script: base / script.replace("/", "_") for script in scripts}
     with ThreadPoolExecutor(max_workers=2) as pool:
-        results = dict(zip(SCRIPTS, pool.map(lambda script: _run(script, folders[script]), SCRIPTS)))
-    return {script: (results[script], folders[script]) for script in SCRIPTS}, before, _changed()
+        results = dict(zip(scripts, pool.map(lambda script: _run(script, folders[script]), scripts)))
+    return {script: (results[script], folders[script]) for script in scripts}, before, _changed()
 
 
 @pytest.mark.parametrize("script", SCRIPTS)

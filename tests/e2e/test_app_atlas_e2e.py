@@ -47,7 +47,7 @@ def atlas_server(tmp_path_factory) -> Iterator[str]:
 
 def test_atlas_tab_shows_the_concepts(atlas_server: str, page: Any, tmp_path: Path) -> None:
     page.goto(atlas_server)
-    page.get_by_role("tab", name="Atlas").click(timeout=120_000)
+    page.get_by_role("link", name="Atlas").click(timeout=120_000)  # a page of the sidebar's navigation
     page.get_by_text("Concepts", exact=True).wait_for(timeout=120_000)
     assert page.get_by_text(re.compile(r"^concept 0: \d+ regions")).count() >= 1
     page.screenshot(path=str(tmp_path / "atlas_tab.png"), full_page=True)

@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from glmix_viz.app import links, store
-from glmix_viz.app.options import option_folder, upload_folder
+from glmix_viz.app.options import folders, inside_folders, option_folder, upload_cap_bytes, upload_folder
 from glmix_viz.app.page import Page, View
 from glmix_viz.atlas.map import COLOR_BY, atlas_map_figure
 from glmix_viz.atlas.read import Atlas, ExampleRegion, open_atlas
@@ -38,13 +38,21 @@ def _open(folder: str, stamp: float) -> Atlas:
 
 
 def choose_atlas() -> Optional[Atlas]:
-    """The atlas folder (``--atlas`` first, else typed); the opened atlas, or None (an error in one line)."""
+    """The atlas folder (``--atlas`` first, else typed: only inside the app's folders); the opened atlas, or None (an
+    error in one line)."""
     st.session_state.setdefault(FOLDER, option_folder("atlas") or "")
-    folder = st.text_input("Atlas folder", key=FOLDER, placeholder="runs/atlas (made by glmix-viz atlas)")
+    roots = ", ".join(name for name in sorted(folders()) if name != "uploads")
+    folder = st.text_input("Atlas folder", key=FOLDER, placeholder=f"a folder inside: {roots}",
+                           help=f"a folder made by glmix-viz atlas, inside the app's folders ({roots}); relative "
+                                "paths are taken from each of them")
     if not folder.strip():
         return None
+    path = inside_folders(folder)
+    if path is None:  # the same words whether or not it exists: nothing is learnt about other folders
+        st.error(f"{folder.strip()[:80]}: the app opens atlas folders only inside its folders ({roots}); start it "
+                 "with --atlas DIR or --runs DIR")
+        return None
     try:
-        path = Path(folder.strip()).expanduser()
         stamp = os.path.getmtime(path / "atlas.json") if (path / "atlas.json").is_file() else 0.0
         return _open(str(path), stamp)
     except GlmixVizError as error:
@@ -57,15 +65,14 @@ def open_region(page: Page, region: ExampleRegion, block: str) -> None:
     (:func:`glmix_viz.app.links.reopen`), and, since widgets keep their state within a session, the block slider, the
     slot chooser and the tab are set here too."""
     try:
-        stored = store.put(upload_folder(), Path(region.image_path).name, Path(region.image_path).read_bytes())
-    except OSError as error:
+        stored = store.put(upload_folder(), Path(region.image_path).name, Path(region.image_path).read_bytes(),
+                           cap=upload_cap_bytes())
+    except (OSError, GlmixVizError) as error:
         st.session_state[ERROR] = f"{region.image_path}: cannot read the image ({one_line(error, with_type=False)})"
         return
     state = links.ViewState(model=page.model.ref or None, image=f"upload:{stored.digest}", block=block,
                             slot=region.slot, tab="slot", resolution=page.resolution)
-    st.query_params.from_dict(state.to_query())
-    for key in (links.OPENED, links.PROBLEMS, links.CURRENT):
-        st.session_state.pop(key, None)
+    links.forget(state)  # the next run opens the explorer on this link (glmix_viz.app.main.route)
     st.session_state[f"block::{page.model.key}"] = block
     st.session_state[f"slot::{page.model.key}::{block}"] = region.slot
 
@@ -80,9 +87,11 @@ def _this_image(atlas: Atlas, block: str, page: Page) -> Optional[np.ndarray]:
         return None
     hard, _ = slot_areas(record.logits[0].float().numpy())
     rows = [{"slot": s, "share of pixels": f"{hard[s]:.1%}", "concept": atlas.concept_title(block, int(concept[s])),
-             "distance to its centre": round(float(distance[s]), 3)} for s in np.argsort(-hard, kind="stable")
+             "distance to its centre (unit-feature L2)": round(float(distance[s]), 3)} for s in np.argsort(-hard, kind="stable")
             if hard[s] > 0]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.caption("Distance: Euclidean distance between the slot's feature scaled to unit length and its concept's "
+               "centre (no unit: 0 at the centre, at most 2).")
     features = getattr(record, atlas.feature)[0].float().cpu().numpy()
     return atlas.project(block, features)
 
@@ -165,7 +174,8 @@ def draw(page: Page) -> None:
                         key="atlas_color_by")
     st.plotly_chart(atlas_map_figure(atlas, block, color_by, marked=marked), width="stretch", key="atlas_map")
     st.caption("Each point is a region of the atlas (a uniform sample), at its slot feature's first two principal "
-               "components; crosses are the slots of the image on screen, numbered by slot.")
+               "components (axes: coordinates along PC 1 and PC 2 of the unit-length slot features, no unit); "
+               "crosses are the slots of the image on screen, numbered by slot.")
 
 
 VIEW = View("Atlas", "atlas", draw)

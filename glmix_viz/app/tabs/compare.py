@@ -8,14 +8,14 @@ are compared class by class when the two models share their classes.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Optional
 
 import pandas as pd
 import streamlit as st
 
 from glmix_viz.app import data
-from glmix_viz.app.options import upload_folder
+from glmix_viz.app.options import upload_cap_bytes, upload_folder
+from glmix_viz.app.sidebar import checkpoint_in_folders
 from glmix_viz.app.page import Page, View
 from glmix_viz.errors import one_line
 from glmix_viz.figures import compared_block_pictures
@@ -38,9 +38,10 @@ def _load_second(page: Page, source: str) -> Optional[data.LoadedModel]:
         return data.demo_model(device)
     if source == "Checkpoint file":
         path = st.text_input("Checkpoint to compare with (.safetensors or .pth)", key="compare_path").strip()
-        return data.checkpoint_model(path, None, device, label=Path(path).name) if path else None
+        return checkpoint_in_folders(path, None, device) if path else None
     upload = st.file_uploader("Checkpoint to compare with", key="compare_upload", help="Read without executing code.")
-    return data.uploaded_model(upload.name, upload.getvalue(), None, device, upload_folder()) if upload else None
+    return data.uploaded_model(upload.name, upload.getvalue(), None, device, upload_folder(),
+                               cap=upload_cap_bytes()) if upload else None
 
 
 def _second_model(page: Page) -> Optional[data.LoadedModel]:

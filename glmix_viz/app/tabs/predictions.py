@@ -1,5 +1,6 @@
 """The Predictions & pseudo-mask tab: the classifier's top classes, one class's score map by every method, and the
-pseudo-mask of chosen settings before and after the dense CRF (a segmenter checkpoint: its own prediction).
+pseudo-mask of chosen settings before and after its refinement, the dense CRF or PAR (a segmenter checkpoint: its own
+prediction).
 
 Its state belongs to the model and image shown: the chosen classes are keyed by both, every method has its own
 background threshold (keyed by method and rule, starting at the method's own), and nothing here is read by another
@@ -22,15 +23,22 @@ from glmix_viz.labels import label_to_pil, voc_palette
 from glmix_viz.pictures import mask_label_ids, png_bytes, pseudo_mask_legend, pseudo_mask_overlay
 from glmix_viz.pseudo import METHODS, ScoreSettings, default_method
 from glmix_viz.crf import CRFParams
+from glmix_viz.pseudo.refine import REFINEMENTS, PARParams, RefineParams, method_of
 from glmix_viz.slots.explore import Exploration, top_predictions
 from glmix_viz.viz import heatmap_overlay, label_legend, map_colorbar, overlay, scale_caption, value_ranges
 
+TOP_K = 5
 BACKGROUND_RANGES = {"threshold": (0.0, 1.0), "power": (0.5, 16.0)}
 CRF_SLIDERS = (  # (field of CRFParams, label, low, high), in three columns
     ("gaussian_sxy", "Smoothness sxy", 1.0, 20.0), ("gaussian_compat", "Smoothness weight", 0.0, 20.0),
     ("bilateral_sxy", "Appearance sxy", 5.0, 200.0), ("bilateral_srgb", "Appearance srgb", 1.0, 50.0),
     ("bilateral_compat", "Appearance weight", 0.0, 30.0), ("iterations", "Iterations", 0, 20),
 )
+PAR_SLIDERS = (  # (field of PARParams, label, low, high), in three columns
+    ("iterations", "Iterations", 0, 30), ("kernel_width", "Kernel width w1", 0.05, 2.0),
+    ("position_weight", "Position weight w2", 0.0, 1.0), ("scale", "Working scale", 0.25, 1.0),
+)
+REFINE_LABELS = {"crf": "dense CRF", "par": "PAR (pixel-adaptive refinement)", "none": "none (arg-max)"}
 
 
 def class_label(exploration: Exploration, index: int) -> str:
@@ -38,15 +46,18 @@ def class_label(exploration: Exploration, index: int) -> str:
 
 
 def predictions_table(exploration: Exploration) -> None:
-    """Top-5 predictions with class names and probabilities."""
-    predictions = top_predictions(exploration.probabilities, exploration.class_names, k=5)
+    """The top five predictions (or every class of a model with fewer) with class names and probabilities."""
+    predictions = top_predictions(exploration.probabilities, exploration.class_names,
+                                  k=min(TOP_K, len(exploration.class_names)))
     table = pd.DataFrame({"rank": range(1, len(predictions) + 1), "class": [p.name for p in predictions],
                           "index": [p.index for p in predictions], "probability": [p.probability for p in predictions]})
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "probability": st.column_config.ProgressColumn("probability", format="%.3f", min_value=0.0, max_value=1.0)})
     kind = ("multi-label: a sigmoid per class, each image can hold several" if exploration.multi_label
             else "softmax over its classes")
-    st.caption(f"Top-5 predictions of the classifier ({kind}).")
+    fewer = f" (all {len(predictions)}: the model has {len(predictions)} classes)" \
+        if len(exploration.class_names) < TOP_K else ""
+    st.caption(f"Top-{len(predictions)} predictions of the classifier{fewer} ({kind}); probability 0-1.")
 
 
 def choose_classes(page: Page) -> Tuple[Tuple[int, ...], int, bool]:
@@ -90,7 +101,8 @@ def score_maps_row(exploration: Exploration, maps: Dict[str, np.ndarray], descri
                                       value_range=(low, high))
             column.image(picture, width="stretch",
                          caption=f"{method}: {descriptions[method]} (jet: blue {low:.3g}, red {high:.3g}).")
-    st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet"),
+    st.image(map_colorbar(list(maps.values()), display.color_scale, colormap="jet",
+                          quantity="class score (max-normalised, 0-1)"),
              caption=f"Score maps: {scale_caption(display.color_scale)}.")
 
 
@@ -119,17 +131,45 @@ def choose_crf() -> CRFParams:
     return CRFParams(**values)
 
 
+def choose_par() -> PARParams:
+    """PAR's parameters (the published defaults first; dilations as a comma list)."""
+    defaults = PARParams()
+    columns = st.columns(3)
+    values = {name: columns[position // 2].slider(label, low, high, getattr(defaults, name), key=f"par_{name}")
+              for position, (name, label, low, high) in enumerate(PAR_SLIDERS)}
+    text = columns[2].text_input("Dilations", ",".join(str(d) for d in defaults.dilations), key="par_dilations")
+    try:
+        return PARParams(dilations=tuple(int(part) for part in text.split(",") if part.strip()), **values)
+    except ValueError as error:
+        columns[2].warning(f"{error}; using the defaults")
+        return PARParams(**values)
+
+
+def choose_refinement() -> RefineParams:
+    """The refinement (the library's default, the dense CRF, first) and its parameters."""
+    name = st.radio("Refinement", REFINEMENTS, horizontal=True, key="pseudo_refine",
+                    format_func=REFINE_LABELS.get,
+                    help="dense CRF: pydensecrf, fully connected; PAR: local colour- and position-aware propagation "
+                         "(ToCo/AFA), torch, fast")
+    if name == "none":
+        return None
+    with st.expander("Dense CRF parameters" if name == "crf" else "PAR parameters"):
+        return choose_crf() if name == "crf" else choose_par()
+
+
 def choose_mask_request(page: Page, classes: Tuple[int, ...], flip: bool) -> data.MaskRequest:
-    """Method (the library's default first), its background, the CRF: the request of the pseudo-mask shown."""
+    """Method (the library's default first), its background, the refinement: the request of the pseudo-mask shown."""
     methods = list(data.method_names())
     col_method, col_background = st.columns([1, 2])
     first = page.link.method if page.link.method in methods else default_method()
+    if page.link.method is not None and page.link.method not in methods:
+        links.refuse("method", page.link.method, f"is not a score-map method ({', '.join(methods)})",
+                     f"opened {first} instead")
     method = col_method.selectbox("Method", methods, index=methods.index(first), key="pseudo_method")
     links.note(method=method)
     with col_background:
         rule, param = choose_background(method)
-    with st.expander("Dense CRF parameters"):
-        crf = choose_crf()
+    crf = choose_refinement()
     score = ScoreSettings(method=method, bg_rule=rule, bg_param=param, flip=flip, input_size=page.resolution)
     if page.run_settings is not None and page.run_settings.method == method:  # the run's blocks, scales, options
         score = dataclasses.replace(page.run_settings, bg_rule=rule, bg_param=param, flip=flip,
@@ -138,15 +178,16 @@ def choose_mask_request(page: Page, classes: Tuple[int, ...], flip: bool) -> dat
 
 
 def mask_pictures(page: Page, request: data.MaskRequest) -> None:
-    """The pseudo-mask before and after the CRF, its legend, and its download."""
+    """The pseudo-mask before and after the refinement, its legend, and its download."""
     mask = data.pseudo_mask(page.model, page.image, request)
     image, alpha = page.exploration.image, max(page.display.opacity, 0.3)
     col_before, col_after, col_legend = st.columns([1, 1, 0.5], gap="medium")
     col_before.image(pseudo_mask_overlay(image, mask.before, mask.class_indices, alpha=alpha), width="stretch",
-                     caption=f"Before the CRF: arg-max of the {request.method} scores and the background score "
+                     caption=f"Before refinement: arg-max of the {request.method} scores and the background score "
                              f"({request.score.bg_rule} {request.score.bg_param:.2f}; background left uncoloured).")
     col_after.image(pseudo_mask_overlay(image, mask.channels, mask.class_indices, alpha=alpha), width="stretch",
-                    caption="After the dense CRF (refined with the image's colours and positions).")
+                    caption=f"After {REFINE_LABELS[method_of(request.crf)]} (refined with the image's colours and "
+                            "positions)." if request.crf is not None else "No refinement: the arg-max, as before.")
     col_legend.image(pseudo_mask_legend(mask.class_indices, page.exploration.class_names),
                      caption="Pseudo-mask labels (VOC palette).")
     col_legend.download_button("This pseudo-mask (palette PNG)",

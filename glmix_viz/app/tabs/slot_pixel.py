@@ -19,7 +19,11 @@ from glmix_viz.figures import pixel_picker_figure, slot_distribution_figure
 from glmix_viz.pictures import block_title
 from glmix_viz.slots.explore import map_cell, pixel_distributions, slot_areas, slot_class_evidence, slot_flow
 from glmix_viz.slots.interventions import intervene, slot_effect_map, slot_effects
-from glmix_viz.viz import heatmap_overlay, masked_slot_view, slot_palette, value_ranges
+from glmix_viz.viz import colorbar, heatmap_overlay, masked_slot_view, slot_palette, value_ranges
+
+DISPATCH_COLORMAP = "viridis"  # the colour map of dispatch weights in every view (the Groupings tab's soft maps)
+EVIDENCE_WORDS = ("CAM units: the classifier head's class weights dotted with the final features (a logit "
+                  "contribution per position, before sigmoid / softmax; not a probability)")
 
 
 def slot_key(page: Page) -> str:
@@ -37,6 +41,9 @@ def choose_slot(page: Page) -> int:
     hard, soft = slot_areas(page.exploration.block_logits(page.block))
     order = [int(slot) for slot in np.argsort(-hard, kind="stable")]
     linked = page.link.slot if page.link.block == page.block and page.link.slot in order else order[0]
+    if page.link.slot is not None and page.link.block == page.block and page.link.slot not in order:
+        links.refuse("slot", page.link.slot, f"is not a slot of {page.block} (0 to {len(order) - 1})",
+                     f"opened slot {linked}, the largest, instead")
     slot = st.columns([1, 1.4])[0].selectbox(
         "Slot", order, index=order.index(linked), key=slot_key(page),
         format_func=lambda s: f"slot {s}: {hard[s]:.1%} of pixels, {soft[s]:.1%} of mass")
@@ -57,10 +64,14 @@ def slot_pictures(page: Page, slot: int) -> None:
                caption=f"The image seen through slot {slot}'s dispatch map (dark where the slot is absent).")
     low, high = value_ranges(dispatch, display.color_scale)[slot]
     scale_words = "shared by all slots of the block" if display.color_scale == "shared" else "this slot's own"
-    right.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3), colormap="jet",
-                                value_range=(low, high)),
-                width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel, on the colour scale "
-                                         f"{scale_words} (jet: blue {low:.3f} to red {high:.3f}).")
+    right.image(heatmap_overlay(exploration.image, dispatch[slot], alpha=max(display.opacity, 0.3),
+                                colormap=DISPATCH_COLORMAP, value_range=(low, high)),
+                width="stretch", caption=f"Slot {slot}'s dispatch weight at every pixel (0-1: its share of the "
+                                         f"pixel, summing to 1 over slots), on the colour scale {scale_words} "
+                                         f"(viridis, as the soft maps: purple {low:.3f} to yellow {high:.3f}).")
+    scale_name = "shared scale" if display.color_scale == "shared" else "own scale"
+    right.image(colorbar((low, high), colormap=DISPATCH_COLORMAP, width=256,
+                         title=f"dispatch weight (0-1), {scale_name}"))
 
 
 def slot_numbers(page: Page, slot: int) -> None:
@@ -79,10 +90,11 @@ def slot_numbers(page: Page, slot: int) -> None:
                           "evidence": [float(evidence[index]) for index in top]})
     st.dataframe(table, hide_index=True, width="stretch", column_config={
         "evidence": st.column_config.ProgressColumn("CAM evidence (CAM units)", format="%.3f", min_value=0.0,
-                                                    max_value=float(max(evidence.max(), 1e-6)))})
-    st.caption("Top classes of the slot: each class's activation map averaged over the slot's pixels "
-               "(clustering weights). CAM units: the head's class weights dotted with the final features (a logit "
-               "contribution per position, not a probability); correlational, see the removal effects below.")
+                                                    max_value=float(max(evidence.max(), 1e-6)),
+                                                    help=EVIDENCE_WORDS)})
+    shown = f"Top {len(top)} classes" + (f" (the model has {len(evidence)})" if len(evidence) < 5 else "")
+    st.caption(f"{shown} of the slot: each class's activation map averaged over the slot's pixels (clustering "
+               f"weights). {EVIDENCE_WORDS}; correlational, see the removal effects below.")
 
 
 @st.cache_data(max_entries=32, show_spinner="Removing each slot in turn...", hash_funcs=HASH_FUNCS)
@@ -205,8 +217,12 @@ def choose_pixel(page: Page) -> Tuple[int, int]:
     exploration = page.exploration
     height, width = exploration.image.shape[:2]
     key_y, key_x = pixel_keys(page)
-    linked = page.link.pixel if page.link.pixel and page.link.pixel < (height, width) else None
-    first_y, first_x = linked if linked and linked[1] < width else (height // 2, width // 2)
+    inside = page.link.pixel is not None and page.link.pixel[0] < height and page.link.pixel[1] < width
+    linked = page.link.pixel if inside else None
+    if page.link.pixel is not None and not inside:
+        links.refuse("pixel", ",".join(map(str, page.link.pixel)), f"is not a pixel y,x of the {width}x{height} image",
+                     "opened its centre instead")
+    first_y, first_x = linked if linked else (height // 2, width // 2)
     st.session_state.setdefault(key_y, first_y)
     st.session_state.setdefault(key_x, first_x)
     col_y, col_x = st.columns(2)
