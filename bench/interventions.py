@@ -36,7 +36,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glmix_viz  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, make_shapes  # noqa: E402
-from glmix_viz.data.voc import VOCDataset  # noqa: E402
+from glmix_viz.data.base import Split  # noqa: E402
+from glmix_viz.data.classes import match_classes  # noqa: E402
+from glmix_viz.data.registry import open_split  # noqa: E402
 from glmix_viz.faithfulness import run_faithfulness  # noqa: E402
 from glmix_viz.files import save_bytes_atomic  # noqa: E402
 from glmix_viz.scoring.stats import mean_interval  # noqa: E402
@@ -46,13 +48,13 @@ from glmix_viz.slots import slot_effects  # noqa: E402
 from scripts.make_docs import check_results, command_line, smoke_folder  # noqa: E402
 
 
-def _shapes(work: Path, seed: int, count: int, size: int) -> VOCDataset:
+def _shapes(work: Path, seed: int, count: int, size: int) -> Split:
     root = work / f"shapes_{seed}_{count}_{size}"
     if not (root / "done").is_file():
         make_shapes(root, ShapesConfig(image_size=size), num_train=0, num_val=count, seed=seed, overwrite=True,
                     progress=False)
         (root / "done").write_text("ok")
-    return VOCDataset(root, "val")
+    return open_split(root, "val")
 
 
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
@@ -63,7 +65,7 @@ def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float(spearmanr(a, b)[0])
 
 
-def agreement_and_blocks(model: torch.nn.Module, dataset: VOCDataset, count: int, resamples: int) -> Dict[str, Any]:
+def agreement_and_blocks(model: torch.nn.Module, dataset: Split, count: int, resamples: int) -> Dict[str, Any]:
     """Steps 1 and 2 on the first ``count`` images."""
     blocks = glmix_block_names(model)
     rho: Dict[str, List[float]] = {b: [] for b in blocks}
@@ -71,11 +73,12 @@ def agreement_and_blocks(model: torch.nn.Module, dataset: VOCDataset, count: int
     largest_logit: Dict[str, List[float]] = {b: [] for b in blocks}
     times = {"exact_s": {b: 0.0 for b in blocks}, "approx_s": {b: 0.0 for b in blocks}, "forward_s": 0.0}
     calls = 0
+    match = match_classes(glmix_viz.class_names(model), dataset, num_model_classes=model.num_classes)  # by name
     for image_id in list(dataset.ids)[:count]:
-        present = np.flatnonzero(dataset.image_labels(image_id) > 0.5)
+        present = np.flatnonzero(match.model_labels(dataset.labels(image_id)) > 0.5)
         if present.size == 0:
             continue
-        inputs = to_tensor(dataset.load_image(image_id))
+        inputs = to_tensor(dataset.image(image_id))
         began = time.perf_counter()
         with torch.inference_mode():
             model(inputs)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as futures
+import dataclasses
 import json
 import os
 import shlex
@@ -51,12 +52,15 @@ sys.path.insert(0, str(ROOT))
 import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.crf import CRFParams  # noqa: E402
 from glmix_viz.data.shapes import ShapesConfig, render_shapes_image  # noqa: E402
-from glmix_viz.data.voc import VOCDataset  # noqa: E402
+from glmix_viz.data.base import Split, object_names  # noqa: E402
+from glmix_viz.data.classes import match_classes  # noqa: E402
+from glmix_viz.data.registry import open_split  # noqa: E402
+from glmix_viz.models.info import class_names  # noqa: E402
 from glmix_viz.files import save_bytes_atomic  # noqa: E402
 from glmix_viz.labels import label_to_pil  # noqa: E402
 from glmix_viz.pseudo.masks import pseudo_mask  # noqa: E402
 from glmix_viz.pseudo.pipeline import run_pseudo_label  # noqa: E402
-from glmix_viz.pseudo.refine import REFINEMENTS, PARParams, check_device, refine  # noqa: E402
+from glmix_viz.refine import REFINEMENTS, PARParams, check_device, refine  # noqa: E402
 from glmix_viz.pseudo.registry import METHODS, reference_baseline  # noqa: E402
 from glmix_viz.pseudo.scores import compute_scores_batch  # noqa: E402
 from glmix_viz.pseudo.settings import ScoreSettings  # noqa: E402
@@ -68,7 +72,7 @@ DEFAULT_OUT = ROOT / "bench" / "results" / "pseudo_label.json"
 SMOKE = {"images": 2, "eval_images": 2, "size": "100x75", "workers": [0]}
 
 
-def make_voc_sized_set(root: Path, count: int, seed: int, width: int, height: int) -> VOCDataset:
+def make_voc_sized_set(root: Path, count: int, seed: int, width: int, height: int) -> Split:
     """``count`` ``width x height`` JPEG shapes images in the VOC layout, masks in ``SegmentationClass``."""
     from PIL import Image
 
@@ -92,7 +96,7 @@ def make_voc_sized_set(root: Path, count: int, seed: int, width: int, height: in
     (root / "classes.txt").write_text("\n".join(config.class_names) + "\n")
     (root / "cls_labels.json").write_text(json.dumps(labels))
     (root / "bench.txt").write_text("\n".join(sorted(labels)) + "\n")
-    return VOCDataset(root, "bench")
+    return open_split(root, "bench")
 
 
 def load_bench_model(args: argparse.Namespace, num_classes: int):
@@ -150,17 +154,21 @@ def _refinement(name: str, device: str) -> Any:
     return {"crf": CRFParams(), "par": PARParams(device=None if device == "cpu" else device), "none": None}[name]
 
 
-def score_all(model, dataset: VOCDataset, settings: ScoreSettings, batch_size: int, flip: bool):
-    """Images, score maps, and the network's wall seconds over the data set (batched as the pipeline does)."""
-    images = [dataset.load_image(image_id) for image_id in dataset.ids]
-    labels = [dataset.image_labels(image_id) for image_id in dataset.ids]
+def score_all(model, dataset: Split, settings: ScoreSettings, batch_size: int, flip: bool):
+    """Images, score maps (their label ids the data set's: classes matched by name), and the network's wall seconds
+    over the data set (batched as the pipeline does)."""
+    match = match_classes(class_names(model), dataset, num_model_classes=model.num_classes)
+    images = [dataset.image(image_id) for image_id in dataset.ids]
+    labels = [match.model_labels(dataset.labels(image_id)) for image_id in dataset.ids]
     compute_scores_batch(model, images[:1], labels[:1], settings)  # warm-up
     start = time.perf_counter()
     maps = []
     for first in range(0, len(images), batch_size):
         maps += compute_scores_batch(model, images[first:first + batch_size], labels[first:first + batch_size],
                                      settings, batch_size=batch_size * (2 if flip else 1))
-    return images, maps, time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    maps = [dataclasses.replace(m, class_indices=match.label_ids[np.asarray(m.class_indices)]) for m in maps]
+    return images, maps, seconds
 
 
 def time_refinements_alone(args, images, maps) -> Dict[str, Dict[str, float]]:
@@ -246,14 +254,15 @@ def evaluate_miou(args, model, settings, work: Path) -> Dict[str, Any]:
     per_seed: Dict[str, Dict[str, float]] = {}
     for seed in args.heldout_seeds:
         dataset = make_voc_sized_set(work / f"heldout-{seed}", args.eval_images, seed, args.width, args.height)
-        background = getattr(dataset, "background", 0)
+        background = dataset.background
         images, maps, _ = score_all(model, dataset, settings, args.batch_size, args.flip)
         seed_conf: Dict[str, List[np.ndarray]] = {name: [] for name in args.refine}
         for image_id, image, result in zip(dataset.ids, images, maps):
-            truth = dataset.load_mask(image_id)
+            truth = dataset.mask(image_id)
             for name in args.refine:
                 labels = pseudo_mask(image, result, _refinement(name, args.device)).labels()
-                conf = confusion_matrix(labels, truth, dataset.num_classes, background=background)
+                conf = confusion_matrix(labels, truth, dataset.num_classes, background=background,
+                                        ignore=dataset.ignore)
                 seed_conf[name].append(conf)
                 confusions[name].append(conf)
         per_seed[str(seed)] = {name: float(miou_of_counts(class_counts(np.stack(seed_conf[name])).sum(axis=0)))
@@ -358,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> Dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="glmix-bench-"))
     try:
         dataset = make_voc_sized_set(work / "data", args.images, args.seed, args.width, args.height)
-        model, model_name = load_bench_model(args, dataset.num_classes - 1)
+        model, model_name = load_bench_model(args, len(object_names(dataset)))
         settings = ScoreSettings(method=args.method, scales=args.scales, flip=args.flip, device=args.device,
                                  input_size=args.input_size or None)
         images, maps, network_wall = score_all(model, dataset, settings, args.batch_size, args.flip)

@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The benchmark's arguments (no side effects: the docs generator re-parses recorded commands with it)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=None, help="work folder (default /tmp/wsss_segment)")
+    parser.add_argument("--data", type=Path, default=None, metavar="PATH",
+                        help="run on this data set (any --data format with masks and splits train and test) instead "
+                             "of a generated shapes set")
     parser.add_argument("--name", default="wsss_segment", help="file stem under bench/results")
     parser.add_argument("--seed", type=int, default=3003)
     parser.add_argument("--sources", default="slot_pool,gradcam,cam,gt",
@@ -183,7 +186,7 @@ def label_sources(args: argparse.Namespace, out: Path, data: Path, log: Path, ti
     """Step 2: pseudo-masks of every method source (train with CRF; test with and without); their scores."""
     from glmix_viz.open import demo_checkpoint
 
-    common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
+    common = ["--data", str(data), "--device", args.device, "--no-progress"]
     demo = str(demo_checkpoint())
     results: Dict[str, Any] = {}
     for method in [name for name in args.sources if name != GT]:
@@ -196,7 +199,7 @@ def label_sources(args: argparse.Namespace, out: Path, data: Path, log: Path, ti
             timings[f"pseudo_label_{key}_{method}"] = _run(
                 ["pseudo-label", *common, "--split", split, "--checkpoint", demo, "--method", method, *flags,
                  "--workers", "0", "--out", str(folder)], log, args.threads)
-            _run(["evaluate", "--voc-root", str(data), "--split", split, "--pred", str(folder), "--no-progress"], log,
+            _run(["evaluate", "--data", str(data), "--split", split, "--pred", str(folder), "--no-progress"], log,
                  args.threads)
             entry[key] = _scores(folder)
         results[method] = entry
@@ -208,7 +211,7 @@ def segmenters(args: argparse.Namespace, out: Path, data: Path, log: Path, timin
     """Steps 3-4: one segmenter per source, trained one after another; each scored on the test split."""
     from glmix_viz.open import demo_checkpoint
 
-    common = ["--voc-root", str(data), "--device", args.device, "--no-progress"]
+    common = ["--data", str(data), "--device", args.device, "--no-progress"]
     train = ["--split", "train", "--val-split", "test" if args.curves else "none", "--init", str(demo_checkpoint()),
              "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--input-size", str(args.input_size),
              "--decoder", args.decoder, "--decoder-channels", str(args.decoder_channels), "--lr", str(args.lr),
@@ -225,7 +228,7 @@ def segmenters(args: argparse.Namespace, out: Path, data: Path, log: Path, timin
             ["segment", *common, "--split", "test", "--flip", "--scales", args.test_scales,
              *(["--crf"] if args.crf else []), "--checkpoint", str(run / "last.safetensors"), "--out", str(pred)],
             log, args.threads)
-        _run(["evaluate", "--voc-root", str(data), "--split", "test", "--pred", str(pred), "--no-progress"], log,
+        _run(["evaluate", "--data", str(data), "--split", "test", "--pred", str(pred), "--no-progress"], log,
              args.threads)
         results[source] = dict(_scores(pred), history=run_history(run))
     return results
@@ -243,12 +246,14 @@ def run_history(run: Path) -> List[Dict[str, Any]]:
 
 def per_image_confusions(data: Path, folder: Path) -> np.ndarray:
     """``(N, K, K)`` confusion matrices of the test split's images (predicted 255 counts as background)."""
-    from glmix_viz.data.voc import VOCDataset, load_label_png
+    from glmix_viz.data.registry import open_split
+    from glmix_viz.labels import load_label_png
     from glmix_viz.scoring.segmentation import confusion_matrix
 
-    dataset = VOCDataset(data, "test")
-    return np.stack([confusion_matrix(load_label_png(folder / f"{image_id}.png"), dataset.load_mask(image_id),
-                                      dataset.num_classes) for image_id in dataset.ids])
+    dataset = open_split(data, "test")
+    return np.stack([confusion_matrix(load_label_png(folder / f"{image_id}.png"), dataset.mask(image_id),
+                                      dataset.num_classes, background=dataset.background, ignore=dataset.ignore)
+                     for image_id in dataset.ids])
 
 
 def paired_comparison(data: Path, folder_a: Path, folder_b: Path, seed: int = 0) -> Dict[str, Any]:
@@ -303,10 +308,10 @@ def main(argv: List[str] | None = None) -> int:
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     log = out / "log.txt"
-    data = out / "shapes"
+    data = args.data or out / "shapes"
     timings: Dict[str, float] = {}
     started = time.perf_counter()
-    if not (data / "ImageSets" / "Segmentation" / "test.txt").is_file():
+    if args.data is None and not (data / "ImageSets" / "Segmentation" / "test.txt").is_file():
         timings["make_shapes"] = _run(["make-shapes", "--out", str(data), "--num-train", str(args.num_train),
                                        "--image-size", str(args.image_size),
                                        "--num-val", "1", "--num-test", str(args.num_test), "--seed", str(args.seed),

@@ -62,7 +62,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import glmix_viz.models  # noqa: E402,F401  (registers the GLNet variants with timm)
 from glmix_viz.data.shapes import ShapesConfig, make_shapes  # noqa: E402
-from glmix_viz.data.voc import VOCDataset, load_label_png, voc_palette  # noqa: E402
+from glmix_viz.data.base import Split as DataSplit, object_names  # noqa: E402
+from glmix_viz.data.registry import open_split  # noqa: E402
+from glmix_viz.labels import load_label_png, voc_palette  # noqa: E402
 from glmix_viz.evaluate import evaluate_predictions  # noqa: E402
 from glmix_viz.slots.explore import explore_image  # noqa: E402
 from glmix_viz.grouping import grouping_report, load_grouping_samples  # noqa: E402
@@ -114,25 +116,25 @@ def method_candidates(block_names: Sequence[str], methods: Optional[Sequence[str
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def make_split(root: Path, seed: int, count: int) -> VOCDataset:
+def make_split(root: Path, seed: int, count: int) -> DataSplit:
     """Write (or reuse) a ``make-shapes`` set of ``count`` validation images at 128 px and open its ``val`` split."""
     meta = root / "shapes_meta.json"
-    if not (meta.is_file() and len(VOCDataset(root, "val").ids) == count):
+    if not (meta.is_file() and len(open_split(root, "val").ids) == count):
         if root.exists():
             shutil.rmtree(root)
         make_shapes(root, ShapesConfig(image_size=IMAGE_SIZE), num_train=0, num_val=count, seed=seed, progress=False)
-    return VOCDataset(root, "val")
+    return open_split(root, "val")
 
 
 class Split:
     """Images, image-level labels and ground-truth masks of a split, in memory (small sets only)."""
 
-    def __init__(self, dataset: VOCDataset) -> None:
+    def __init__(self, dataset: DataSplit) -> None:
         self.dataset = dataset
         self.ids = list(dataset.ids)
-        self.images = [dataset.load_image(image_id) for image_id in self.ids]
-        self.labels = [dataset.image_labels(image_id) for image_id in self.ids]
-        self.masks = [dataset.load_mask(image_id) for image_id in self.ids]
+        self.images = [dataset.image(image_id) for image_id in self.ids]
+        self.labels = [dataset.labels(image_id) for image_id in self.ids]
+        self.masks = [dataset.mask(image_id) for image_id in self.ids]
 
 
 def with_background(maps: ScoreMaps, threshold: float) -> np.ndarray:
@@ -151,7 +153,8 @@ def masks_at(split: Split, maps: Sequence[ScoreMaps], threshold: float, crf: Opt
 
 def split_miou(split: Split, label_maps: Sequence[np.ndarray]) -> float:
     """mIoU in percent of label maps against the split's masks (the metric of ``glmix-viz evaluate``)."""
-    metric = SegmentationMetric(split.dataset.num_classes, list(split.dataset.class_names))
+    metric = SegmentationMetric(split.dataset.num_classes, list(split.dataset.class_names),
+                                background=split.dataset.background, ignore=split.dataset.ignore)
     for predicted, truth in zip(label_maps, split.masks):
         metric.update(predicted, truth)
     return 100.0 * float(metric.compute()["miou"])
@@ -183,7 +186,7 @@ def classification(model: torch.nn.Module, root: Path) -> Dict[str, Any]:
     split = load_split(str(root), "val", IMAGE_SIZE, workers=0)
     scores, targets = predict_scores(model, split, next(model.parameters()).device, batch_size=64)
     mean_ap, per_class = mean_average_precision(scores, targets)
-    names = list(split.voc.class_names)[1:]
+    names = object_names(split.split)
     return {"map": mean_ap, "ap": {name: float(value) for name, value in zip(names, per_class)},
             "images": int(len(scores))}
 
@@ -236,7 +239,7 @@ def tune(model: torch.nn.Module, split: Split, grid: Dict[str, List[Dict[str, An
     return {"methods": methods, "crf": {"candidates": crf_rows, "chosen": best_crf}}
 
 
-def evaluate_methods(model: torch.nn.Module, dataset: VOCDataset, tuning: Dict[str, Any], crf: CRFParams,
+def evaluate_methods(model: torch.nn.Module, dataset: DataSplit, tuning: Dict[str, Any], crf: CRFParams,
                      pred_root: Path, device: Optional[str] = None) -> Dict[str, Any]:
     """Every method on the evaluation split through the pipeline and ``evaluate_predictions``, without / with CRF."""
     results: Dict[str, Any] = {}
@@ -267,9 +270,11 @@ def evaluate_methods(model: torch.nn.Module, dataset: VOCDataset, tuning: Dict[s
     return results
 
 
-def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray) -> np.ndarray:
-    """(H, W, 3) picture: the image with its non-background labels (1..254) painted in the VOC colours."""
-    foreground = (labels > 0) & (labels != 255)
+def label_overlay(image: np.ndarray, labels: np.ndarray, palette: np.ndarray, background: Optional[int] = 0,
+                  ignore: int = 255) -> np.ndarray:
+    """(H, W, 3) picture: the image with its labels other than the background and ``ignore`` painted in the VOC
+    colours."""
+    foreground = (labels != ignore) & (labels != (-1 if background is None else background))
     return overlay(image, colorize_labels(np.where(foreground, labels, 0), palette), alpha=0.8,
                    mask=foreground.astype(np.float32))
 
@@ -282,10 +287,9 @@ def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], c
     from glmix_viz.grouping import GroupingSample
 
     palette = voc_palette(256)
-    instance_folder = split.dataset.root / "SegmentationObject"
     chosen = []
     for index, image_id in enumerate(split.ids):
-        sample = GroupingSample(image_id, split.images[index], load_label_png(instance_folder / f"{image_id}.png"))
+        sample = GroupingSample(image_id, split.images[index], split.dataset.instances(image_id))
         if sample.num_instances >= 2:
             chosen.append(index)
         if len(chosen) == count:
@@ -294,7 +298,8 @@ def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], c
     for index in chosen:
         image, truth, image_id = split.images[index], split.masks[index], split.ids[index]
         exploration = explore_image(model, image, input_size=IMAGE_SIZE)
-        top = [image, label_overlay(image, truth, palette)]
+        ids = dict(background=split.dataset.background, ignore=split.dataset.ignore)
+        top = [image, label_overlay(image, truth, palette, **ids)]
         top_titles = [image_id, "ground truth"]
         for name in exploration.block_names:
             top.append(grouping_overlay(image, exploration.dispatch(name)))
@@ -303,7 +308,7 @@ def make_figure(model: torch.nn.Module, split: Split, results: Dict[str, Any], c
         for method, entry in results.items():
             for suffix, label in (("", method), ("_crf", "+CRF")):
                 predicted = load_label_png(Path(entry["predictions" + suffix]) / f"{image_id}.png")
-                bottom.append(label_overlay(image, predicted, palette))
+                bottom.append(label_overlay(image, predicted, palette, **ids))
                 bottom_titles.append(label)
         rows.append(hstack_panels(top, titles=top_titles, font_size=11, pad=3))
         rows.append(hstack_panels(bottom, titles=bottom_titles, font_size=11, pad=3))
@@ -483,7 +488,7 @@ def run_steps(args: argparse.Namespace, model: torch.nn.Module, work: Path, out:
     lap("figure", clock)
     report["tuning"] = tuning
     report["summary"] = summarize(report)
-    report["class_names"] = list(eval_set.class_names)[1:]
+    report["class_names"] = object_names(eval_set)
     return report
 
 

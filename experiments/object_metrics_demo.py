@@ -37,12 +37,12 @@ from glmix_viz.scoring.stats import DEFAULT_RESAMPLES  # noqa: E402
 
 def score_set(models: Dict[str, Any], root: Path, limit: int, resamples: int, device: str) -> Dict[str, Any]:
     """Every model's object scores on one held-out set, and the reports against the untrained copy and the BCE run."""
-    from glmix_viz.data.voc import VOCDataset
+    from glmix_viz.data.registry import open_split
     from glmix_viz.grouping import load_grouping_samples, per_image_object_scores
     from glmix_viz.heldout import object_report_from_scores
 
     samples = load_grouping_samples(str(root), "val", limit=limit or None)
-    num_classes = VOCDataset(root, "val").num_classes
+    num_classes = open_split(root, "val").num_classes
     scores, seconds = {}, {}
     for name, model in models.items():
         started = time.time()

@@ -41,6 +41,7 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 import numpy as np
 from tqdm import tqdm
 
+from glmix_viz.data.base import Split
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
@@ -64,7 +65,7 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def load_pair(dataset: Any, pred_dir: Union[str, os.PathLike], image_id: str) -> Tuple[np.ndarray, np.ndarray]:
+def load_pair(dataset: Split, pred_dir: Union[str, os.PathLike], image_id: str) -> Tuple[np.ndarray, np.ndarray]:
     """``(ground truth, prediction)`` of one id, both ``(H, W)`` uint8.
 
     Raises:
@@ -73,7 +74,7 @@ def load_pair(dataset: Any, pred_dir: Union[str, os.PathLike], image_id: str) ->
     pred_path = Path(pred_dir) / f"{image_id}.png"
     if not pred_path.is_file():
         raise DataError(f"{pred_path}: no prediction")
-    gt = dataset.load_mask(image_id)
+    gt = dataset.mask(image_id)
     if gt is None:
         raise DataError(f"{dataset.root}: no ground-truth mask for image {image_id!r}")
     pred = load_label_png(pred_path)
@@ -91,7 +92,7 @@ def load_pair(dataset: Any, pred_dir: Union[str, os.PathLike], image_id: str) ->
 
 
 def evaluate_predictions(
-    dataset: Any,
+    dataset: Split,
     pred_dir: Union[str, os.PathLike],
     *,
     pred_ignore: str = "background",
@@ -103,7 +104,7 @@ def evaluate_predictions(
     Every id of the split is looked up in ``pred_dir`` (a folder that several shards wrote into reads as one).
 
     Args:
-        dataset: a :class:`~glmix_viz.data.voc.VOCDataset` or :class:`~glmix_viz.data.coco.COCODataset`.
+        dataset: a :class:`~glmix_viz.data.base.Split` with masks (its ``background`` and ``ignore`` values are used).
         pred_dir: folder of predicted label PNGs (palette or grey values are class indices; 255 = uncertain).
         pred_ignore: ``"background"`` (default, IRN's stricter convention): predicted 255 counts as background;
             ``"ignore"``: such pixels are left out.
@@ -123,7 +124,7 @@ def evaluate_predictions(
     if not pred_dir.is_dir():
         raise DataError(f"{pred_dir}: prediction folder does not exist")
     names = list(dataset.class_names)
-    background, ignore = getattr(dataset, "background", 0), getattr(dataset, "ignore", IGNORE_INDEX)
+    background, ignore = dataset.background, dataset.ignore  # the data set's, wherever its background stands
     metric = SegmentationMetric(dataset.num_classes, names, background=background, ignore=ignore,
                                 pred_ignore=pred_ignore)
     missing_ids: List[str] = []

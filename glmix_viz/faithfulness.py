@@ -25,6 +25,7 @@ batch job (one JSON per image, atomic; a killed run resumes), :func:`summarize` 
 from __future__ import annotations
 
 import json
+import sys
 import zlib
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
@@ -34,10 +35,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from glmix_viz.errors import GlmixVizError, one_line
+from glmix_viz.data.base import Split
+from glmix_viz.data.classes import match_classes
+from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.images import resolve_size, to_tensor
-from glmix_viz.models.info import class_probabilities, input_mean_std, is_multilabel, model_input_size
+from glmix_viz.models.info import class_names, class_probabilities, input_mean_std, is_multilabel, model_input_size
 
 __all__ = ["RANDOM", "FILLS", "auc", "class_curves", "image_faithfulness", "method_maps", "run_faithfulness",
            "summarize", "check_methods"]
@@ -257,7 +260,7 @@ def curves_figure(summary: Mapping[str, Any], path: Path, title: str = "") -> Pa
     return saved
 
 
-def run_faithfulness(dataset: Any, model: nn.Module, out_dir: Path, methods: Sequence[str], *, steps: int = 16,
+def run_faithfulness(dataset: Split, model: nn.Module, out_dir: Path, methods: Sequence[str], *, steps: int = 16,
                      fill: str = "rise", seed: int = 0, limit: Optional[int] = None, input_size: Optional[int] = None,
                      resamples: int = 2000, overwrite: bool = False, progress: bool = True,
                      command: str = "") -> Dict[str, Any]:
@@ -265,12 +268,19 @@ def run_faithfulness(dataset: Any, model: nn.Module, out_dir: Path, methods: Seq
     ``faithfulness_curves.png``.
 
     Args:
-        dataset: a split reader (``ids``, ``load_image(id)``, ``image_labels(id)``).
+        dataset: a :class:`~glmix_viz.data.base.Split` with image-level labels; its classes are matched to the
+            model's by name (:func:`~glmix_viz.data.classes.match_classes`), a class the model lacks reported once.
         limit: the first ``limit`` ids only.
     """
     from glmix_viz.runtime.jobs import RunSummary, plan_job
 
     methods = check_methods(methods)
+    try:
+        match = match_classes(class_names(model), dataset, num_model_classes=int(getattr(model, "num_classes", 0)))
+    except DataError as error:
+        raise GlmixVizError(one_line(error, with_type=False)) from None
+    if match.warning():
+        print(f"warning: {match.warning()}", file=sys.stderr)
     if steps < 2:
         raise GlmixVizError(f"--steps must be at least 2, got {steps}")
     out_dir = Path(out_dir)
@@ -295,8 +305,9 @@ def run_faithfulness(dataset: Any, model: nn.Module, out_dir: Path, methods: Seq
     with summary.running():
         for image_id in plan.todo:
             try:
-                present = [int(c) for c in np.flatnonzero(np.asarray(dataset.image_labels(image_id)) > 0.5)]
-                image = dataset.load_image(image_id)
+                labels = match.model_labels(dataset.labels(image_id))
+                present = [int(c) for c in np.flatnonzero(labels > 0.5)]
+                image = dataset.image(image_id)
                 result = image_faithfulness(model, image, present, methods, image_id=image_id, steps=steps,
                                             fill=fill, seed=seed, input_size=input_size)
             except (GlmixVizError, ValueError, OSError) as error:

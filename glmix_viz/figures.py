@@ -409,7 +409,7 @@ def error_panels(image: np.ndarray | None, gt: np.ndarray, pred: np.ndarray, pal
     Args:
         image: ``(H, W, 3)`` uint8 RGB, or ``None`` (a grey panel stands in for it).
         gt, pred: ``(H, W)`` label maps (255 = ignored / unsure).
-        palette: ``(256, 3)`` uint8 class colours, 255 included (e.g. :func:`glmix_viz.data.voc.voc_palette`).
+        palette: ``(256, 3)`` uint8 class colours, 255 included (e.g. :func:`glmix_viz.labels.voc_palette`).
         max_side: resize the pictures to this longer side (labels and errors nearest-neighbour).
         background, ignore: the data set's background class (or None) and ignore value, for the error map.
 

@@ -4,7 +4,8 @@ This module runs the model and collects; the scores themselves live in :mod:`glm
 
 For every GLMix block, the hard grouping (each pixel's most likely slot, ``GroupingRecord.hard``) is up-sampled to the
 mask's resolution (nearest neighbour) and compared with the ground-truth object instances (``SegmentationObject``
-masks of a VOC-layout set, as ``make-shapes`` writes them) by the adjusted Rand index over the foreground pixels only
+masks, as ``make-shapes`` writes them; any split whose ``instances(id)`` has them) by the adjusted Rand index over
+the foreground pixels only
 (:func:`~glmix_viz.scoring.grouping.foreground_ari`): the score asks whether the slots keep each object in one piece
 and apart from the others, not whether they find the background. It is averaged over the images with at least
 ``min_instances`` visible objects (with one object the ARI is degenerate: 1 if the object lies in one slot, 0
@@ -35,7 +36,7 @@ import torch
 import torch.nn as nn
 
 import glmix_viz.models  # noqa: F401  (registers the GLNet variants with timm)
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.registry import open_split
 from glmix_viz.errors import DataError
 from glmix_viz.images import batch_to_tensor
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
@@ -100,7 +101,8 @@ class GroupingSample:
 
 
 def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) -> List[GroupingSample]:
-    """Images, ``SegmentationObject`` instance masks and (where present) class maps of a VOC-layout split.
+    """Images, instance masks and (where present) class maps of a split (any format with instance masks, e.g. the
+    VOC layout's ``SegmentationObject``).
 
     Args:
         root: the set's folder.
@@ -108,26 +110,23 @@ def load_grouping_samples(root: str, split: str, limit: Optional[int] = None) ->
         limit: only the first ``limit`` ids.
 
     Raises:
-        DataError: the set has no ``SegmentationObject`` folder, an image lacks its instance mask, or a mask's size
-            differs from its image's.
+        DataError: the set has no instance masks, an image lacks its instance mask, or a mask's size differs from
+            its image's.
     """
-    voc = VOCDataset(root, split)
-    folder = voc.root / "SegmentationObject"
-    if not folder.is_dir():
-        raise DataError(f"{voc.root}: no SegmentationObject folder (instance masks are needed for the grouping score)")
+    data = open_split(root, split)
     samples = []
-    for image_id in voc.ids[:limit]:
-        path = folder / f"{image_id}.png"
-        if not path.is_file():
-            raise DataError(f"{path}: instance mask missing")
-        image = voc.load_image(image_id)
-        instances = load_label_png(path)
+    for image_id in data.ids[:limit]:
+        instances = data.instances(image_id)
+        if instances is None:
+            raise DataError(f"{data.root}: no instance mask for image {image_id!r} (instance masks are needed for "
+                            "the grouping score)")
+        image = data.image(image_id)
         if instances.shape != image.shape[:2]:
-            raise DataError(f"{path}: instance mask size differs from the image's")
-        classes = voc.load_mask(image_id)
+            raise DataError(f"{data.root}: instance mask of {image_id!r} differs in size from the image")
+        classes = data.mask(image_id)
         if classes is not None and classes.shape != image.shape[:2]:
-            raise DataError(f"{voc.mask_path(image_id)}: class mask size differs from the image's")
-        samples.append(GroupingSample(image_id, image, instances, classes, getattr(voc, "background", 0)))
+            raise DataError(f"{data.root}: class mask of {image_id!r} differs in size from the image")
+        samples.append(GroupingSample(image_id, image, instances, classes, data.background))
     return samples
 
 

@@ -37,11 +37,12 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 import torch.nn as nn
 
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.base import Split
+from glmix_viz.data.registry import open_split
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.grouping import GroupingSample, per_image_object_scores, untrained_copy
-from glmix_viz.labels import IGNORE_INDEX, load_label_png
+from glmix_viz.labels import IGNORE_INDEX
 from glmix_viz.probe import glmix_block_names
 from glmix_viz.scoring.grouping import cluster_class_regions, object_purity, object_table, purity_draws, semantic_miou
 from glmix_viz.scoring.stats import (
@@ -104,22 +105,22 @@ class GroupingScoreSettings:
 
 
 # ------------------------------------------------------------------------------------------------- reading the split
-def _check_split(voc: VOCDataset) -> bool:
+def _check_split(voc: Split) -> bool:
     """Raise on an empty split or one without class masks; return whether it has instance masks."""
     if not voc.ids:
         raise DataError(f"{voc.root}: split {voc.split!r} has no images")
-    first = voc.mask_path(voc.ids[0])
+    first = voc.mask_path(voc.ids[0]) if voc.has_masks else None
     if first is None or not Path(first).is_file():
-        raise DataError(f"{voc.root}: split {voc.split!r} has no class masks (SegmentationClass/{voc.ids[0]}.png "
-                        "missing); grouping-scores needs pixel labels")
-    return (voc.root / "SegmentationObject").is_dir()
+        raise DataError(f"{voc.root}: split {voc.split!r} has no class masks (none for {voc.ids[0]!r}); "
+                        "grouping-scores needs pixel labels")
+    return voc.instances(voc.ids[0]) is not None
 
 
-def _load_sample(voc: VOCDataset, image_id: str, instances: bool) -> GroupingSample:
+def _load_sample(voc: Split, image_id: str, instances: bool) -> GroupingSample:
     """One image with its class map and (where the set has them) its instance mask; without instance masks the
     class map stands in (the instance scores are then left out)."""
-    image = voc.load_image(image_id)
-    classes = voc.load_mask(image_id)
+    image = voc.image(image_id)
+    classes = voc.mask(image_id)
     if classes is None:
         raise DataError(f"{image_id}: class mask missing")
     if classes.shape != image.shape[:2]:
@@ -127,16 +128,15 @@ def _load_sample(voc: VOCDataset, image_id: str, instances: bool) -> GroupingSam
                         f"{image.shape[:2]}")
     objects = classes
     if instances:
-        path = voc.root / "SegmentationObject" / f"{image_id}.png"
-        if not path.is_file():
-            raise DataError(f"{path}: instance mask missing")
-        objects = load_label_png(path)
+        objects = voc.instances(image_id)
+        if objects is None:
+            raise DataError(f"{voc.root}: instance mask of {image_id!r} missing")
         if objects.shape != image.shape[:2]:
-            raise DataError(f"{path}: instance mask size differs from the image's")
+            raise DataError(f"{voc.root}: instance mask of {image_id!r} differs in size from the image")
     valid = classes[classes != IGNORE_INDEX]
     if valid.size and int(valid.max()) >= voc.num_classes:
         raise DataError(f"{voc.mask_path(image_id)}: class id {int(valid.max())} outside 0..{voc.num_classes - 1}")
-    return GroupingSample(image_id, image, objects, classes)
+    return GroupingSample(image_id, image, objects, classes, voc.background)
 
 
 # ----------------------------------------------------------------------------------------------------- chunk files
@@ -189,7 +189,7 @@ def _mean(values: np.ndarray) -> Optional[float]:
     return float(np.nanmean(values)) if np.any(~np.isnan(values)) else None
 
 
-def _clustered(arrays: Dict[str, np.ndarray], clusters: int, images: int, background: int, seed: int) -> Dict[str, Any]:
+def _clustered(arrays: Dict[str, np.ndarray], clusters: int, images: int, background: Optional[int], seed: int) -> Dict[str, Any]:
     """Semantic mIoU and object purity of one block's slots at ``clusters`` k-means clusters (and per-image tables
     for the intervals)."""
     result = semantic_miou(arrays["features"], arrays["overlaps"], clusters=clusters, seed=seed, background=background)
@@ -206,7 +206,7 @@ def _miou_statistic(confusion: np.ndarray):
     return lambda weights: miou_of_counts((weights @ flat).reshape(weights.shape[:-1] + shape))
 
 
-def _purity_statistic(tables: np.ndarray, background: int):
+def _purity_statistic(tables: np.ndarray, background: Optional[int]):
     """weights (..., N) -> object purity of the weighted per-image cluster x class tables."""
     flat, shape = tables.reshape(len(tables), -1).astype(np.float64), tables.shape[1:]
     return lambda weights: purity_draws(object_table((weights @ flat).reshape(weights.shape[:-1] + shape),
@@ -218,7 +218,7 @@ def _interval(count: int, statistic, boot: Dict[str, int]) -> List[float]:
 
 
 def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, Any]], clusters: int, images: int,
-                 background: int, instances: bool, boot: Dict[str, int], num_slots: int,
+                 background: Optional[int], instances: bool, boot: Dict[str, int], num_slots: int,
                  size: Sequence[int], merge_k: int, class_names: Sequence[str]) -> Dict[str, Any]:
     entry: Dict[str, Any] = {"slots": num_slots, "size": list(size), "regions": float(arrays["regions"].mean())}
     levels = ("instance", "class") if instances else ("class",)
@@ -251,7 +251,7 @@ def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, A
     return entry
 
 
-def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, images: int, background: int,
+def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, images: int, background: Optional[int],
             instances: bool, boot: Dict[str, int]) -> Dict[str, Any]:
     """Model - control of every score of one block, paired over the same images."""
     a, b = mine["arrays"], theirs["arrays"]
@@ -260,6 +260,8 @@ def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, images:
         out[f"mbo_{level}"] = paired_difference(a[f"mbo_{level}"], b[f"mbo_{level}"], **boot)
     level = "instance" if instances else "class"
     out["mbo_merged"] = paired_difference(a[f"mbo_merged_{level}"], b[f"mbo_merged_{level}"], **boot)
+    if mine["clustered"] is None or theirs["clustered"] is None:
+        return out
     for k, suffix in ((clusters, ""), (2 * clusters, "_2x")):
         x, y = mine["clustered"][k], theirs["clustered"][k]
         out[f"semantic_miou{suffix}"] = paired_miou_difference(x["confusion"], y["confusion"], **boot)
@@ -322,14 +324,14 @@ def run_grouping_scores(data: PathLike, split: str, model: nn.Module, out_dir: P
             found in the split (``clusters``), ``out_dir`` holding chunks of another run.
     """
     out_dir = Path(out_dir)
-    voc = VOCDataset(data, split)
+    voc = open_split(data, split)
     ids = list(voc.ids[:limit])
     instances = _check_split(voc)
     names = glmix_block_names(model)
     if not names:
         raise GlmixVizError(f"{checkpoint or 'the model'}: has no GLMix block with slots (nothing to score)")
     num_classes = voc.num_classes
-    background = 0  # VOC layout: index 0 of the class list is the background
+    background = voc.background  # the data set's, wherever it stands (None: it has none)
     clusters = settings.clusters or num_classes
     merge_k = settings.merge_k or num_classes
     from glmix_viz.models.tap import tap_infos
@@ -365,6 +367,9 @@ def run_grouping_scores(data: PathLike, split: str, model: nn.Module, out_dir: P
                     outputs=[(folder, ".npz") for folder in folders.values()])
     for folder in folders.values():
         folder.mkdir(parents=True, exist_ok=True)
+    reuse = _finished(out_dir, record, settings, clusters) if not plan.todo and not overwrite else None
+    if reuse is not None:  # every chunk scored and summarised with these settings: nothing to redo
+        return reuse
     control = untrained_copy(model, settings.control_seed) if settings.control else None
     if control is not None and glmix_block_names(control) != names:
         raise GlmixVizError(f"{checkpoint or 'the model'}: its untrained copy has other GLMix blocks "
@@ -396,14 +401,30 @@ def run_grouping_scores(data: PathLike, split: str, model: nn.Module, out_dir: P
                 summary.done()
     results = _summarise(out_dir, list(chunk_ids), names, infos, tags, settings, clusters, merge_k, num_classes,
                          background, instances, list(voc.class_names), record)
+    results["plan"] = record
     results["summary"] = summary.data["counts"]
     results["failures"] = summary.data["failures"]
     save_bytes_atomic(out_dir / RESULTS_FILE, (json.dumps(results, indent=1) + "\n").encode())
     return results
 
 
+def _finished(out_dir: Path, record: Dict[str, Any], settings: GroupingScoreSettings,
+              clusters: int) -> Optional[Dict[str, Any]]:
+    """The results file of an earlier run of this plan with these settings, or None."""
+    path = out_dir / RESULTS_FILE
+    if not path.is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    same = (results.get("plan") == record and results.get("clusters") == clusters
+            and results.get("resamples") == settings.resamples and results.get("seed") == settings.seed)
+    return results if same else None
+
+
 def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[str, Any], tags: List[str],
-               settings: GroupingScoreSettings, clusters: int, merge_k: int, num_classes: int, background: int,
+               settings: GroupingScoreSettings, clusters: int, merge_k: int, num_classes: int, background: Optional[int],
                instances: bool, class_names: List[str], record: Dict[str, Any]) -> Dict[str, Any]:
     """Read every chunk back, block by block: means, intervals, clusters, paired differences, figures."""
     present = [c for c in chunks if all((out_dir / CHUNKS / t / f"{c}.npz").is_file() for t in tags)]
@@ -446,9 +467,11 @@ def _summarise(out_dir: Path, chunks: List[str], names: List[str], infos: Dict[s
     return results
 
 
-def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, seed: int = 0) -> Dict[str, Any]:
+def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, seed: int = 0,
+                 clustered: bool = True) -> Dict[str, Any]:
     """Paired differences (first - second) of two ``grouping-scores`` folders made on the same images with the same
-    clusters (e.g. two training recipes): per block, every score of :func:`run_grouping_scores`'s ``vs_control``.
+    clusters (e.g. two training recipes): per block, every score of :func:`run_grouping_scores`'s ``vs_control``
+    (``clustered=False``: the mBO scores only, without redoing the k-means).
 
     Raises:
         GlmixVizError: the folders were not scored on the same images or with the same clusters.
@@ -474,6 +497,6 @@ def compare_runs(first: PathLike, second: PathLike, *, resamples: int = 1000, se
             arrays = _gather(folder / CHUNKS / "model", chunks, sizes, j)
             scored.append({"arrays": arrays, "clustered": {
                 k: _clustered(arrays, k, images, background, seed)
-                for k in (clusters, 2 * clusters)}})
+                for k in (clusters, 2 * clusters)} if clustered else None})
         out[name] = _paired(scored[0], scored[1], clusters, images, background, instances, boot)
     return out

@@ -1,7 +1,7 @@
 """Held-out evaluation of a classifier's slots, measured like a paper: one function for the benchmarks, the
 experiments and the notebooks.
 
-:func:`heldout_evaluation` scores a model on a VOC-layout split with instance masks (a ``make-shapes`` set of a seed
+:func:`heldout_evaluation` scores a model on a split with instance masks (a ``make-shapes`` set of a seed
 never used for training or selection):
 
 * classification mAP over all images (:func:`glmix_viz.scoring.classification.mean_average_precision`);
@@ -29,7 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.registry import open_split
 from glmix_viz.grouping import (
     ObjectScores,
     load_grouping_samples,
@@ -140,7 +140,7 @@ def _classification(model: nn.Module, root: str, split: str, size: int, device: 
     value, per_class = mean_average_precision(scores, targets)
     names = model.pretrained_cfg.get("label_names") or [str(k) for k in range(scores.shape[1])]
     return {"map": value, "ap": dict(zip(names, map(float, per_class))), "images": len(targets),
-            "per_image": {"ids": list(data.voc.ids), "scores": scores.tolist(), "targets": targets.tolist()}}
+            "per_image": {"ids": list(data.split.ids), "scores": scores.tolist(), "targets": targets.tolist()}}
 
 
 def heldout_evaluation(
@@ -161,7 +161,7 @@ def heldout_evaluation(
 
     Args:
         model: a GLNet classifier (multi-label head).
-        root: VOC-layout set with ``SegmentationObject`` instance masks (``make-shapes`` output).
+        root: a data set with instance masks (``make-shapes`` output: its ``SegmentationObject``).
         split: its split.
         input_size: square input side (default: the model's).
         min_instances: the grouping is scored on images with at least this many objects.
@@ -209,7 +209,7 @@ def heldout_evaluation(
                                        "untrained": {n: v.tolist() for n, v in untrained.trained.items()},
                                        "grid": {n: v.tolist() for n, v in trained.grid.items()}}
     if objects:
-        found = object_report(model, samples, input_size=size, num_classes=VOCDataset(root, split).num_classes,
+        found = object_report(model, samples, input_size=size, num_classes=open_split(root, split).num_classes,
                               clusters=clusters, control_seed=control_seed, batch_size=batch_size, **boot)
         report["per_image"]["objects"] = found.pop("per_image")
         report["objects"] = found

@@ -138,15 +138,16 @@ def channels_to_labels(channels: np.ndarray, class_indices: np.ndarray, *, fallb
 
     Args:
         channels: ``(H, W)`` uint8 channel indices into ``class_indices``; 255 where unsure.
-        class_indices: ``(K + 1,)`` label id of every channel (0 background, model class ``c`` -> ``c + 1``).
-        fallback_to_channels: when some label id does not fit a palette PNG (> 254, e.g. a 1000-class head), return
+        class_indices: ``(K + 1,)`` label id of every channel (e.g. the data set's background id, then the data-set id
+            of every model class: :attr:`glmix_viz.data.classes.ClassMatch.label_ids`; 255 writes a channel as unsure).
+        fallback_to_channels: when some label id does not fit a palette PNG (> 255, e.g. a 1000-class head), return
             the channel indices instead of raising.
 
     Returns:
         ``(H, W)`` uint8 label ids, 255 kept where unsure.
     """
     class_indices = np.asarray(class_indices)
-    if class_indices.size and int(class_indices.max()) >= IGNORE_INDEX:
+    if class_indices.size and int(class_indices.max()) > IGNORE_INDEX:  # 255 itself: a channel written as unsure
         if fallback_to_channels:
             return np.asarray(channels, dtype=np.uint8)
         raise ValueError(f"label id {int(class_indices.max())} does not fit a palette PNG (ids 0..254; 255 = unsure)")

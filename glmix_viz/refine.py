@@ -29,8 +29,7 @@ pixel. The arg-max is the same. Like the published code, the scores are resized 
 distribution per pixel there (here by dividing by their sum; ToCo takes a softmax of its CAMs); the refined maps are
 resized back bilinearly (convex weights: still a distribution).
 
-This module sits beside :mod:`glmix_viz.crf`, outside :mod:`glmix_viz.pseudo` (which re-exports it as
-``glmix_viz.pseudo.refine``): a worker process that unpickles :class:`PARParams` then imports numpy, pydensecrf and
+This module sits beside :mod:`glmix_viz.crf`, outside :mod:`glmix_viz.pseudo`: a worker process that unpickles :class:`PARParams` then imports numpy, pydensecrf and
 torch, not every score method of the ``pseudo`` package.
 
 The confidence rule of both refinements is the same: with ``confidence`` set, a pixel whose largest refined

@@ -7,7 +7,7 @@ summary each). ``eval.json`` beside it (``glmix-viz evaluate``) holds its scores
 
 * :func:`find_runs` - every run folder below a root.
 * :func:`read_run` - one folder as a :class:`Run`: its summaries merged, its evaluation, its model file, its progress.
-* :func:`open_run_dataset` - the data set the run was made on (VOC layout or COCO), for its images and ground truth.
+* :func:`open_run_dataset` - the data set the run was made on (any format open_split knows), for its images and ground truth.
 
 Nothing here draws or needs Streamlit; :mod:`glmix_viz.app.runs` shows it.
 """
@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple, Union
 
-from glmix_viz.data.coco import open_data_root
+from glmix_viz.data.base import Split
+from glmix_viz.data.registry import open_split
 from glmix_viz.errors import DataError, one_line
 from glmix_viz.evaluate import run_summaries
 
@@ -223,18 +224,19 @@ def read_run(folder: Union[str, os.PathLike], root: Optional[Union[str, os.PathL
                progress=progress, problems=tuple(problems))
 
 
-def open_recorded_dataset(data_root: Union[str, os.PathLike], split: str) -> Any:
-    """The data set a summary records (root and split): a VOC-layout reader or a COCO one.
+def open_recorded_dataset(data_root: Union[str, os.PathLike], split: str) -> Split:
+    """The data set a summary records (root and split), in whatever format :func:`~glmix_viz.data.registry.open_split`
+    recognises.
 
     Raises:
         DataError: the folder is not there (e.g. the run was copied from another machine) or is not a data set.
     """
     if not Path(data_root).expanduser().is_dir():
         raise DataError(f"{data_root}: the run's data set is not there (images and ground truth unavailable)")
-    return open_data_root(data_root, split)
+    return open_split(data_root, split)
 
 
-def open_run_dataset(run: Run) -> Any:
+def open_run_dataset(run: Run) -> Split:
     """The data set a run was made on (:func:`open_recorded_dataset` of its summary's root and split).
 
     Raises:

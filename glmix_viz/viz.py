@@ -593,16 +593,19 @@ def error_overlay(errors: np.ndarray, image: np.ndarray | None = None, *, alpha:
 
 
 def mask_picture(labels: np.ndarray, palette: np.ndarray, *, image: np.ndarray | None = None, style: str = "flat",
-                 alpha: float = 0.7) -> np.ndarray:
+                 alpha: float = 0.7, background: int | None = 0, ignore: int = 255) -> np.ndarray:
     """A label map as a picture: ``"flat"`` paints every label in its palette colour (as VOC draws its ground truth;
     the palette needs an entry for every label present, 255 included, e.g. ``voc_palette(256)``); ``"overlay"``
-    blends the colours of the labels other than background and 255 over ``image``."""
+    blends the colours of the labels other than ``background`` (the data set's; None: none) and ``ignore`` over
+    ``image``."""
     labels = np.asarray(labels)
     if style == "flat":
         return colorize_labels(labels, palette)
     if style != "overlay" or image is None:
         raise ValueError(f"style must be 'flat', or 'overlay' with an image; got {style!r}")
-    shown = (labels > 0) & (labels != 255)  # background and the ignore label stay the image
+    shown = labels != ignore  # background and the ignore label stay the image
+    if background is not None:
+        shown &= labels != background
     return overlay(image, colorize_labels(np.where(shown, labels, 0), palette), alpha=alpha, mask=shown)
 
 
@@ -621,13 +624,14 @@ def mask_comparison(image: np.ndarray, truth: np.ndarray, masks: Mapping[str, np
     Returns:
         ``(H', W', 3)`` ``uint8`` RGB.
     """
-    rows = [hstack_panels([image, mask_picture(truth, palette, image=image, style=style)],
+    ids = dict(background=background, ignore=ignore)
+    rows = [hstack_panels([image, mask_picture(truth, palette, image=image, style=style, **ids)],
                           titles=["image", "ground truth"], font_size=font_size, pad=2)]
     names = list(masks)
     for start in range(0, len(names), max(1, per_row)):
         panels, titles = [], []
         for name in names[start:start + max(1, per_row)]:
-            panels.append(mask_picture(masks[name], palette, image=image, style=style))
+            panels.append(mask_picture(masks[name], palette, image=image, style=style, **ids))
             titles.append(name)
             if errors:
                 codes = error_map(masks[name], truth, background=background, ignore=ignore)

@@ -30,11 +30,13 @@ def paired_masks(wsss: Dict[str, Any], reference: str = "slot_ablate") -> Dict[s
     """Paired mIoU differences (other - reference) over the evaluation images from the prediction folders."""
     import numpy as np
 
-    from glmix_viz.data.voc import VOCDataset, load_label_png
+    from glmix_viz.data.registry import open_split
+    from glmix_viz.labels import load_label_png
+    from glmix_viz.scoring.segmentation import confusion_matrix
     from glmix_viz.scoring.stats import paired_miou_difference
 
     first = Path(next(iter(wsss["pseudo_masks"].values()))["predictions"])
-    dataset = VOCDataset(first.parents[1] / "eval", "val")  # <work>/predictions/<method> beside <work>/eval
+    dataset = open_split(first.parents[1] / "eval", "val")  # <work>/predictions/<method> beside <work>/eval
     classes = len(dataset.class_names)
     out: Dict[str, Any] = {}
     for suffix in ("", "_crf"):
@@ -43,12 +45,8 @@ def paired_masks(wsss: Dict[str, Any], reference: str = "slot_ablate") -> Dict[s
             folder = Path(entry["predictions" + suffix])
             rows = []
             for image_id in dataset.ids:
-                gt = dataset.load_mask(image_id).astype(np.int64)
-                pred = np.asarray(load_label_png(folder / f"{image_id}.png")).astype(np.int64)
-                pred[pred == 255] = 0
-                valid = gt != 255
-                rows.append(np.bincount(gt[valid] * classes + pred[valid], minlength=classes**2)
-                            .reshape(classes, classes))
+                rows.append(confusion_matrix(load_label_png(folder / f"{image_id}.png"), dataset.mask(image_id),
+                                             classes, background=dataset.background, ignore=dataset.ignore))
             confusions[method] = np.stack(rows)
         for method in confusions:
             if method != reference:

@@ -137,7 +137,7 @@ def test_upload_shows_groupings_and_block_and_class_can_change() -> None:
     assert at.subheader[0].value == f"Score maps of '{third_class}' by each method"
     captions = _captions(at)
     assert any(caption.startswith("cam:") for caption in captions)
-    assert any(caption.startswith("After the dense CRF") for caption in captions)
+    assert any(caption.startswith("After dense CRF") for caption in captions)  # the default refinement
 
 
 def test_corrupt_small_and_unsupported_uploads_show_errors_and_good_images_still_work() -> None:

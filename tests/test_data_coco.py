@@ -144,14 +144,16 @@ def test_evaluate_takes_coco_root(coco_root: Path, tmp_path: Path, capsys: pytes
     assert scores["missing_predictions"] == ["COCO_val2014_000000000002"]
 
 
-def test_open_data_root_tells_coco_from_voc(coco_root: Path, tmp_path: Path) -> None:
-    from glmix_viz.data.coco import COCODataset, open_data_root
+def test_open_split_tells_coco_from_voc(coco_root: Path, tmp_path: Path) -> None:
+    from glmix_viz.data.coco import COCODataset
+    from glmix_viz.data.registry import open_split
     from glmix_viz.data.shapes import ShapesConfig, make_shapes
     from glmix_viz.data.voc import VOCDataset
 
-    assert isinstance(open_data_root(coco_root, "val"), COCODataset)
+    coco = open_split(coco_root, "val")
+    assert isinstance(coco, COCODataset) and coco.background == 0 and coco.ignore == 255
     make_shapes(tmp_path / "voc", ShapesConfig(image_size=32), num_train=1, num_val=1, seed=0)
-    assert isinstance(open_data_root(tmp_path / "voc", "val"), VOCDataset)
+    assert isinstance(open_split(tmp_path / "voc", "val"), VOCDataset)
 
 
 def test_segment_train_and_segment_take_coco_root(coco_root: Path, tmp_path: Path) -> None:
@@ -196,4 +198,4 @@ def test_training_split_reads_a_coco_root(coco_root: Path) -> None:
 
     split = load_split(str(coco_root), "val", 32, workers=0)
     assert len(split) == 2
-    assert split.voc.class_names == ("background", "person", "dog", "kite")
+    assert split.split.class_names == ("background", "person", "dog", "kite")

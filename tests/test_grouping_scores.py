@@ -17,7 +17,7 @@ from glmix_viz.data.shapes import ShapesConfig, make_shapes
 from glmix_viz.errors import DataError, GlmixVizError
 from glmix_viz.grouping import load_grouping_samples, per_image_object_scores
 from glmix_viz.scoring.grouping import cluster_class_regions, object_purity, object_table, purity_draws
-from glmix_viz.grouping_scores import GroupingScoreSettings, run_grouping_scores
+from glmix_viz.grouping_scores import GroupingScoreSettings, compare_runs, run_grouping_scores
 from glmix_viz.models.loading import save_checkpoint
 
 ARGS = dict(downsample_strides=(2, 2, 1), num_slots=4, mixing_modes=("glmix", "glmix", "glmix.mha_nchw", "glmix"))
@@ -87,6 +87,18 @@ def test_scores_match_the_heldout_functions_and_resume(shapes, tmp_path):
     again = run_grouping_scores(shapes, "val", model, out, settings, progress=False)
     assert again["summary"]["skipped"] == 4 and again["summary"]["done"] == 2
     assert again["blocks"] == results["blocks"]
+    # a finished run with the same settings is read back, not recomputed
+    (out / "chunks" / "model" / "chunk-00000.npz").write_bytes(b"not read")
+    assert run_grouping_scores(shapes, "val", model, out, settings, progress=False)["blocks"] == results["blocks"]
+    (out / "chunks" / "model" / "chunk-00000.npz").unlink()
+    run_grouping_scores(shapes, "val", model, out, settings, progress=False)
+    # a folder paired with itself: every difference is zero
+    same = compare_runs(out, out, resamples=20)
+    for name in names:
+        assert same[name]["mbo_instance"]["mean"] == pytest.approx(0.0, abs=1e-12)
+        assert same[name]["semantic_miou"]["mean"] == pytest.approx(0.0, abs=1e-12)
+        assert same[name]["object_purity"]["mean"] == pytest.approx(0.0, abs=1e-12)
+    assert "semantic_miou" not in compare_runs(out, out, resamples=20, clustered=False)[names[0]]
     # another run's settings in the same folder: one line, not a silent mix
     with pytest.raises(GlmixVizError, match="another run"):
         run_grouping_scores(shapes, "val", model, out, GroupingScoreSettings(clusters=2, chunk_size=3),

@@ -175,7 +175,7 @@ def test_a_classifier_that_does_not_fit_is_refused(shapes_root, tmp_path):
         "model has a 1000-class ImageNet head; pseudo-label needs a multi-label head for the data set's 4 classes: "
         "fine-tune it first (glmix-viz finetune ...)"
     )
-    with pytest.raises(CheckpointError, match="3-class head but the data set has 4"):
+    with pytest.raises(CheckpointError, match="3-class head without class names but the data set has 4"):
         _run(dataset, tmp_path / "out", timm.create_model("glnet_tiny", num_classes=3))
     assert not (tmp_path / "out").exists()
 
@@ -235,7 +235,7 @@ def test_a_batch_that_fails_is_redone_image_by_image(shapes_root, model, tmp_pat
 
 
 def test_par_runs_in_worker_processes_like_in_the_main_process_and_stage_shares_add_up(shapes_root, model, tmp_path):
-    from glmix_viz.pseudo.refine import PARParams, par_refine
+    from glmix_viz.refine import PARParams, par_refine
 
     dataset = VOCDataset(shapes_root, "val")
     params = PARParams(iterations=3)
@@ -266,7 +266,7 @@ def test_the_main_process_path_batches_par_by_size_and_equals_image_by_image():
     from types import SimpleNamespace
 
     from glmix_viz.pseudo.pipeline import refine_in_main
-    from glmix_viz.pseudo.refine import PARParams, par_refine
+    from glmix_viz.refine import PARParams, par_refine
 
     class Timer:
         def timed(self, name):

@@ -172,7 +172,7 @@ def test_a_broken_pool_stops_the_run(tmp_path):
 
 
 def test_pool_workers_run_torch_on_one_thread_each(tmp_path):
-    from glmix_viz.pseudo.refine import PARParams
+    from glmix_viz.refine import PARParams
     from glmix_viz.pseudo.workers import new_pool
 
     with new_pool(1) as pool:  # one worker: both jobs run in the same process
@@ -187,7 +187,7 @@ def _threads(_: int) -> int:
 
 
 def test_a_task_carrying_refined_maps_is_only_written(tmp_path):
-    from glmix_viz.pseudo.refine import PARParams
+    from glmix_viz.refine import PARParams
 
     refined = np.zeros((3, 4, 6), np.float32)
     refined[2] = 0.6  # label 7 everywhere, though the scores say 3 on the left
@@ -202,7 +202,7 @@ def test_a_task_carrying_refined_maps_is_only_written(tmp_path):
 def test_a_worker_job_puts_torch_on_one_thread_for_par_and_the_main_process_keeps_its_threads(tmp_path):
     import torch
 
-    from glmix_viz.pseudo.refine import PARParams
+    from glmix_viz.refine import PARParams
     from glmix_viz.pseudo.workers import torch_threads
 
     with torch_threads(2):
@@ -215,7 +215,7 @@ def test_a_worker_job_puts_torch_on_one_thread_for_par_and_the_main_process_keep
 @pytest.mark.parametrize("refinement", ["none", "crf", "par"])
 def test_the_worker_job_writes_the_labels_of_pseudo_mask(tmp_path, refinement):
     from glmix_viz.pseudo.masks import pseudo_mask
-    from glmix_viz.pseudo.refine import default_params
+    from glmix_viz.refine import default_params
 
     params = default_params(refinement) if refinement != "crf" else CRFParams(iterations=3, confidence=0.6)
     task = _task(tmp_path, crf=params, save_scores=True)

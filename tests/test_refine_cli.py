@@ -11,7 +11,7 @@ import torch
 
 from glmix_viz.cli import main
 from glmix_viz.data.shapes import ShapesConfig, make_shapes
-from glmix_viz.pseudo.refine import PARParams, refined_labels
+from glmix_viz.refine import PARParams, refined_labels
 from glmix_viz.segment.predict import _labels
 
 

@@ -269,6 +269,7 @@ def test_validation_loss_is_the_mean_pixel_cross_entropy_by_hand() -> None:
 
     class Data:  # one 32x32 image: 512 pixels of class 0, 256 of class 1, 256 ignored
         num_classes, class_names = 3, ("background", "a", "b")
+        background, ignore = 0, 255  # the Split protocol's (glmix_viz.data.base)
 
         def load_image(self, image_id: str) -> np.ndarray:
             return np.zeros((32, 32, 3), np.uint8)

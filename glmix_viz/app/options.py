@@ -3,7 +3,8 @@
 Options come after ``--`` of ``streamlit run`` (``glmix-viz app`` puts them there), each with an environment
 variable as fallback: ``--checkpoints`` (``GLMIX_CHECKPOINTS``), ``--device``, ``--uploads`` (``GLMIX_UPLOADS``: the
 upload store, default a private folder in the system's temporary folder), ``--runs`` (``GLMIX_RUNS``) and
-``--atlas`` (``GLMIX_ATLAS``). :func:`folders` names the folders a link may point into
+``--atlas`` (``GLMIX_ATLAS``) and ``--data`` (``GLMIX_DATA``: the data set of the runs, instead of the one their
+summaries record). :func:`folders` names the folders a link may point into
 (:mod:`glmix_viz.app.links`): nothing outside them is ever opened from a link or typed into a folder box.
 
 What a visitor may cost (:data:`LIMIT_OPTIONS`, each also an environment variable):
@@ -29,7 +30,7 @@ from typing import Any, Dict, List, Optional
 from glmix_viz.open import demo_checkpoint
 
 FOLDER_OPTIONS = {"checkpoints": "GLMIX_CHECKPOINTS", "uploads": "GLMIX_UPLOADS", "runs": "GLMIX_RUNS",
-                  "atlas": "GLMIX_ATLAS"}
+                  "atlas": "GLMIX_ATLAS", "data": "GLMIX_DATA"}
 
 
 DEFAULT_RANDOM_VARIANTS = ("glnet_tiny", "glnet_stl")

@@ -23,6 +23,7 @@ from PIL import Image
 from glmix_viz.app import data, links
 from glmix_viz.app.options import option_folder
 from glmix_viz.app.page import remember
+from glmix_viz.data.base import Split
 from glmix_viz.labels import voc_palette
 from glmix_viz.pseudo import ScoreSettings
 from glmix_viz.errors import GlmixVizError, one_line
@@ -76,12 +77,18 @@ def _dataset(data_root: str, split: str) -> Any:
     return open_recorded_dataset(data_root, split)
 
 
+def data_root_of(run: Run) -> Optional[str]:
+    """The run's data set folder: ``app --data`` when given (runs copied from another machine), else the one its
+    summary records."""
+    return option_folder("data") or run.data_root
+
+
 def run_dataset(run: Run) -> Tuple[Optional[Any], Optional[str]]:
     """``(data set, None)``, or ``(None, one line saying why not)``."""
     try:
-        if not run.data_root or not run.split:
+        if not data_root_of(run) or not run.split:
             return open_run_dataset(run), None  # raises the one-line reason
-        return _dataset(run.data_root, run.split), None
+        return _dataset(data_root_of(run), run.split), None
     except GlmixVizError as error:
         return None, one_line(error)
 
@@ -99,7 +106,9 @@ def run_scores(run: Run) -> Tuple[Optional[Dict[str, Any]], str]:
     dataset, problem = run_dataset(run)
     if dataset is None:
         return None, f"no per-image scores: no {EVAL_FILE} with them, and {problem}"
-    scores = _scored(str(run.path), folder_stamp(run.path), run.data_root, run.split)
+    if not dataset.has_masks:
+        return None, f"no per-image scores: {dataset.root} has no ground-truth masks (image-level labels only)"
+    scores = _scored(str(run.path), folder_stamp(run.path), data_root_of(run), run.split)
     return scores, (f"scored here on the {scores['num_images']} label maps present "
                     f"(no {EVAL_FILE} with per-image scores)")
 
@@ -143,7 +152,7 @@ def image_table(scores: Mapping[str, Any], classes: List[int], run: Run, with_th
            for name in names},
     })
     if with_thumbnails:
-        table.insert(1, "image", [_thumbnail(run.data_root, run.split, image_id, THUMBNAIL_SIDE)
+        table.insert(1, "image", [_thumbnail(data_root_of(run), run.split, image_id, THUMBNAIL_SIDE)
                                   for image_id in table["id"]])
     return table
 
@@ -229,7 +238,7 @@ def scores_view(scores: Mapping[str, Any], source: str) -> None:
     st.caption(source)
 
 
-def images_view(run: Run, scores: Mapping[str, Any], dataset: Any) -> Optional[str]:
+def images_view(run: Run, scores: Mapping[str, Any], dataset: Split) -> Optional[str]:
     """The images worst first (filter by class, sort by any column); returns the id chosen in the table or below."""
     names = list(scores["class_names"])
     left, right = st.columns([2, 1])
@@ -277,12 +286,12 @@ def class_legend(names: List[str], palette: np.ndarray, *maps: np.ndarray, ignor
     return label_legend(palette[shown], words, cols=min(4, max(1, len(shown))), column_width=150), words
 
 
-def _ids(dataset: Any) -> Dict[str, Any]:
-    """The data set's background class and ignore value, for the error maps (VOC's 0 and 255 where it has none)."""
-    return {"background": getattr(dataset, "background", 0), "ignore": getattr(dataset, "ignore", 255)}
+def _ids(dataset: Split) -> Dict[str, Any]:
+    """The data set's background class and ignore value, for the error maps."""
+    return {"background": dataset.background, "ignore": dataset.ignore}
 
 
-def image_view(run: Run, dataset: Any, row: Mapping[str, Any], names: List[str]) -> None:
+def image_view(run: Run, dataset: Split, row: Mapping[str, Any], names: List[str]) -> None:
     """Image, ground truth, the run's mask and the error map; the image's per-class scores; open in the explorer."""
     try:
         gt, pred = load_pair(dataset, run.path, row["id"])
@@ -363,7 +372,7 @@ def disagreements(run: Run, other: Run, scores: Mapping[str, Any], other_scores:
     for label, shown in (("A", run), ("B", other)):
         try:
             gt, pred = load_pair(dataset, shown.path, chosen)
-            panels = error_panels(dataset.load_image(chosen), gt, pred, palette, max_side=PANEL_SIDE,
+            panels = error_panels(dataset.image(chosen), gt, pred, palette, max_side=PANEL_SIDE,
                                   **_ids(dataset))
         except GlmixVizError as error:
             st.error(one_line(error))
@@ -461,7 +470,7 @@ def _run_model(run: Run, device: str) -> data.LoadedModel:
     return data.checkpoint_model(path, None, device, label=f"{path.name} (the model of run {run.name})", name=path.name)
 
 
-def _run_image(run: Run, dataset: Any, image_id: str) -> data.LoadedImage:
+def _run_image(run: Run, dataset: Split, image_id: str) -> data.LoadedImage:
     """The run's image, named after its id and run, with the image-level labels the run was given."""
     if image_id not in set(dataset.ids):
         raise links.LinkError(f"is no image of the split of run {run.name}", "image_id")

@@ -33,6 +33,7 @@ import torch
 from glmix_viz.atlas import collect
 from glmix_viz.atlas.build import build_atlas
 from glmix_viz.atlas.collect import BlockRows, FEATURES_FOLDER, block_rows, chunk_paths
+from glmix_viz.data.base import Split
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
 from glmix_viz.images import batch_to_tensor, check_min_size
@@ -66,13 +67,14 @@ def _ids_hash(ids: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(ids).encode("utf-8")).hexdigest()[:16]
 
 
-def _manifest(source: Any, model: Any, settings: AtlasSettings, blocks: List[str], input_size: int) -> Dict[str, Any]:
-    names = getattr(source, "class_names", None)
+def _manifest(source: Split, model: Any, settings: AtlasSettings, blocks: List[str], input_size: int) -> Dict[str, Any]:
+    names = list(source.class_names or ()) if source.has_masks else []
     return {"format": "glmix-viz-atlas/1", "ids": _ids_hash(source.ids), "num_images": len(source.ids),
             "chunk_size": settings.chunk_size, "blocks": blocks, "feature": settings.feature, "input_size": input_size,
-            "model": model_summary(model), "class_names": None if names is None else list(names),
+            "model": model_summary(model), "class_names": names or None,
+            "background": source.background if names else None,
             "source": {"root": str(Path(getattr(source, "root", "")).resolve()),
-                       "split": getattr(source, "split", None), "kind": type(source).__name__}}
+                       "split": getattr(source, "split", None), "format": source.format}}
 
 
 def _check_manifest(path: Path, manifest: Dict[str, Any], overwrite: bool) -> None:
@@ -93,7 +95,7 @@ def _check_manifest(path: Path, manifest: Dict[str, Any], overwrite: bool) -> No
     save_bytes_atomic(path, (json.dumps(manifest, indent=2, default=str) + "\n").encode("utf-8"))
 
 
-def _write_images_list(out_dir: Path, source: Any) -> None:
+def _write_images_list(out_dir: Path, source: Split) -> None:
     target = out_dir / "images.json"
     if target.is_file():
         return
@@ -101,15 +103,15 @@ def _write_images_list(out_dir: Path, source: Any) -> None:
     save_bytes_atomic(target, json.dumps({"ids": list(source.ids), "paths": paths}).encode("utf-8"))
 
 
-def _read_batch(source: Any, ids: Sequence[str], summary: Any) -> List[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
+def _read_batch(source: Split, ids: Sequence[str], summary: Any) -> List[Tuple[str, np.ndarray, Optional[np.ndarray]]]:
     """Image and mask of each id; an unreadable one is reported on the summary and left out."""
     loaded = []
     for image_id in ids:
         with summary.timed("load_s"):
             try:
-                image = source.load_image(image_id)
+                image = source.image(image_id)
                 check_min_size(image, name=str(source.image_path(image_id)))
-                loaded.append((image_id, image, source.load_mask(image_id)))
+                loaded.append((image_id, image, source.mask(image_id)))
             except GlmixVizError as error:
                 summary.fail(image_id, one_line(error, with_type=False))
             except Exception as error:  # noqa: BLE001 - an unreadable file must not stop the run
@@ -118,8 +120,8 @@ def _read_batch(source: Any, ids: Sequence[str], summary: Any) -> List[Tuple[str
 
 
 @torch.inference_mode()
-def _collect_chunk(source: Any, model: Any, ids: Sequence[str], first: int, blocks: List[str], settings: AtlasSettings,
-                   input_size: int, summary: Any):
+def _collect_chunk(source: Split, model: Any, ids: Sequence[str], first: int, blocks: List[str],
+                   settings: AtlasSettings, input_size: int, summary: Any):
     """Rows of every block for one chunk's images, and the chunk's failures."""
     mean, std = input_mean_std(model)
     device = next(model.parameters()).device
@@ -156,13 +158,13 @@ def _empty_rows(model: Any, blocks: List[str], input_size: int, feature: str):
                                                     "label_share", "hard"))) for r in rows]
 
 
-def collect_regions(source: Any, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, *,
+def collect_regions(source: Split, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, *,
                     shard: Any = None, overwrite: bool = False, progress: bool = True) -> Dict[str, Any]:
     """Collect the regions of every image of ``source`` into chunk files (resumable; see the module docstring).
 
     Args:
-        source: a data set with ``ids``, ``load_image``, ``load_mask`` (may return None), ``image_path`` and
-            ``class_names`` (None without labels): a VOCDataset, COCODataset or ImageFolder.
+        source: a :class:`~glmix_viz.data.base.Split` (masks give the purity; without them, e.g. a labelled or
+            plain image folder, there is none).
         model: a GLNet (eval mode, on its device).
         out_dir: the atlas folder.
         settings: what to collect.
@@ -229,7 +231,7 @@ def _remove_new(folder: Path, before: Optional[set]) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_atlas(source: Any, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, clusters: int, *,
+def run_atlas(source: Split, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, clusters: int, *,
               shard: Any = None, overwrite: bool = False, progress: bool = True, **build: Any) -> Dict[str, Any]:
     """Collect the regions, then (once every chunk exists) cluster them and write the atlas.
 

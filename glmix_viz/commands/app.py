@@ -29,6 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=Path, default=None,
                         help="a folder of run folders (pseudo-label, segment output) for the run browser; default: "
                              "$GLMIX_RUNS")
+    parser.add_argument("--data", type=Path, default=None, metavar="PATH",
+                        help="the data set of the --runs (any format of docs/own_data.md), instead of the folder "
+                             "their summaries record (e.g. runs copied from another machine); default: $GLMIX_DATA")
     parser.add_argument("--atlas", type=Path, default=None,
                         help="a slot atlas folder (made by glmix-viz atlas) to open in the Atlas view")
     parser.add_argument("--uploads", type=Path, default=None,
@@ -72,6 +75,8 @@ def streamlit_argv(args: argparse.Namespace) -> List[str]:
         app_options += ["--checkpoints", str(args.checkpoints.expanduser().resolve())]
     if args.runs is not None:
         app_options += ["--runs", str(args.runs.expanduser().resolve())]
+    if getattr(args, "data", None) is not None:
+        app_options += ["--data", str(args.data.expanduser().resolve())]
     if getattr(args, "atlas", None) is not None:
         app_options += ["--atlas", str(args.atlas.expanduser().resolve())]
     if args.uploads is not None:
@@ -93,6 +98,10 @@ def run(args: argparse.Namespace) -> int:
             raise GlmixVizError(f"--{name.replace('_', '-')} {getattr(args, name)}: must be positive")
     if args.runs is not None and not args.runs.expanduser().is_dir():
         raise GlmixVizError(f"--runs {args.runs}: no such folder")
+    if getattr(args, "data", None) is not None:
+        from glmix_viz.data.registry import detect_format
+
+        detect_format(args.data)  # one line now rather than in the browser: missing, empty or unknown layout
     if getattr(args, "atlas", None) is not None and not (args.atlas.expanduser() / "atlas.json").is_file():
         raise GlmixVizError(f"--atlas {args.atlas}: no atlas.json there (make it with glmix-viz atlas ... --out DIR)")
     from streamlit.web import cli as streamlit_cli  # deferred: Streamlit loads plotly and its server (~1 s)

@@ -6,11 +6,14 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, List, Tuple, Union
+from typing import TYPE_CHECKING, Any, List, Tuple, Union
 
-from glmix_viz.commands.common import load_model_from_args, open_dataset
+from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.scoring.stats import DEFAULT_RESAMPLES
+
+if TYPE_CHECKING:
+    from glmix_viz.data.base import Split
 
 HELP = ("slot atlas: collect every image's slot regions for the chosen blocks, cluster them into concepts "
         "(scikit-learn k-means), write purity, typical regions and a figure (resumable, bounded memory)")
@@ -22,13 +25,9 @@ def _blocks(values: List[str]) -> List[Union[int, str]]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--images", type=Path, metavar="DIR", help="a folder of images (no labels: no purity)")
-    source.add_argument("--voc-root", type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
-    source.add_argument("--coco-root", type=Path, help="COCO-2014 folder (train2014/, val2014/, annotations/)")
-    parser.add_argument("--coco-mask-cache", type=Path, default=None, metavar="DIR",
-                        help="with --coco-root: keep the masks built from the annotations as PNGs here")
-    parser.add_argument("--split", default="val", help="split of --voc-root / --coco-root (default val)")
+    source = add_dataset_arguments(parser, split="val")  # --data PATH (--voc-root / --coco-root), --split
+    source.add_argument("--images", dest="data", type=Path, metavar="DIR",
+                        help="alias of --data for a plain folder of images (no labels: no purity)")
     parser.add_argument("--checkpoint", type=Path, help="GLNet checkpoint (default: the bundled demo model)")
     parser.add_argument("--block", action="append", default=None, metavar="B",
                         help="GLMix block: path (stages.1.blocks.0) or index (-1); repeatable or comma list (default: "
@@ -55,12 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
 
 
-def open_source(args: argparse.Namespace):
-    """The images of ``--images`` / ``--voc-root`` / ``--coco-root``."""
-    if args.images is not None:
-        from glmix_viz.data.folder import ImageFolder
-
-        return ImageFolder(args.images)
+def open_source(args: argparse.Namespace) -> "Split":
+    """The split of ``--data`` (or its aliases ``--images``, ``--voc-root``, ``--coco-root``)."""
     return open_dataset(args)
 
 

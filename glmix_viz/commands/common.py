@@ -1,5 +1,5 @@
 """Helpers shared by the subcommands: choosing the model (``--checkpoint`` / ``--model``) and the data set
-(``--voc-root`` / ``--coco-root``).
+(``--data PATH``, with ``--voc-root`` / ``--coco-root`` as aliases).
 
 Like every command module, this one imports nothing heavy at its top (torch, timm, the data readers): ``glmix-viz
 --help`` builds every command's parser, and must not wait for torch. The library is imported inside the functions
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Optional, Tuple
 if TYPE_CHECKING:
     import torch.nn as nn
 
+    from glmix_viz.data.base import Split
     from glmix_viz.models.info import ModelInfo
 
 
@@ -36,26 +37,47 @@ def load_model_from_args(args: argparse.Namespace, *,
     return opened.model, opened.info
 
 
-def add_dataset_arguments(parser: argparse.ArgumentParser) -> None:
-    """``--voc-root DIR`` or ``--coco-root DIR`` (one of them, required), and ``--coco-mask-cache DIR``."""
-    group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--voc-root", type=Path, help="VOC2012 folder, VOCdevkit, or the folder above")
-    group.add_argument("--coco-root", type=Path, help="COCO-2014 folder (train2014/, val2014/, annotations/)")
+def add_dataset_arguments(parser: argparse.ArgumentParser, *, required: bool = True, split: Optional[str] = None,
+                          split_help: str = "") -> argparse._MutuallyExclusiveGroup:
+    """``--data PATH`` (any format :func:`~glmix_viz.data.registry.open_split` recognises), with ``--voc-root`` and
+    ``--coco-root`` kept as aliases; ``--coco-mask-cache DIR``; and ``--split`` when ``split`` is given (its default).
+
+    Returns the group, so a command can add another source to it (atlas's ``--images``).
+    """
+    group = parser.add_mutually_exclusive_group(required=required)
+    group.add_argument("--data", type=Path, metavar="PATH",
+                       help="data set folder: segmentation folder (images/ masks/ classes.txt), labelled folder "
+                            "(images/ labels.csv classes.txt), VOC layout, COCO-2014 or plain images "
+                            "(docs/own_data.md)")
+    group.add_argument("--voc-root", dest="data", type=Path, metavar="DIR", help="alias of --data (VOC layout)")
+    group.add_argument("--coco-root", dest="data", type=Path, metavar="DIR", help="alias of --data (COCO-2014)")
     parser.add_argument("--coco-mask-cache", type=Path, default=None, metavar="DIR",
-                        help="with --coco-root: keep the 81-class masks built from the annotations as PNGs here")
+                        help="COCO data: keep the 81-class masks built from the annotations as PNGs here")
+    if split is not None:
+        parser.add_argument("--split", default=split,
+                            help=split_help or f"split of --data (default {split}; a folder without splits/: all)")
+    return group
 
 
-def open_dataset(args: argparse.Namespace, split: Optional[str] = None):
-    """The reader ``add_dataset_arguments`` chose (a VOCDataset or a COCODataset) for ``split`` (default
+def open_dataset(args: argparse.Namespace, split: Optional[str] = None) -> "Split":
+    """The split of ``--data`` (:func:`~glmix_viz.data.registry.open_split`) named ``split`` (default
     ``args.split``)."""
-    split = args.split if split is None else split
-    if getattr(args, "coco_root", None) is not None:
-        from glmix_viz.data.coco import COCODataset
+    from glmix_viz.data.registry import open_split  # the readers: only when a command runs
 
-        return COCODataset(args.coco_root, split, mask_cache=getattr(args, "coco_mask_cache", None))
-    from glmix_viz.data.voc import VOCDataset
+    split = getattr(args, "split", None) if split is None else split
+    options = {}
+    if getattr(args, "coco_mask_cache", None) is not None:
+        options["mask_cache"] = args.coco_mask_cache
+    return open_split(args.data, split, **options)
 
-    return VOCDataset(args.voc_root, split)
+
+def require_masks(dataset: "Split", command: str) -> None:
+    """Refuse, in one line, a data set without masks for a command that scores against them."""
+    from glmix_viz.errors import DataError
+
+    if not dataset.has_masks:
+        raise DataError(f"{dataset.root}: {command} needs ground-truth masks, and this data set has none "
+                        "(a labelled or plain image folder); use a segmentation folder (images/ masks/ classes.txt)")
 
 
 def positive_scales(text: str) -> Tuple[float, ...]:
@@ -78,7 +100,7 @@ def _dilations(text: str) -> Tuple[int, ...]:
 
 def add_refine_arguments(parser: argparse.ArgumentParser, *, default: str = "crf", crf_flags: bool = True) -> None:
     """``--refine {crf,par,none}``, ``--crf`` / ``--no-crf`` (aliases of ``--refine crf`` / ``none``) and the PAR
-    settings (``--par-*``, defaults and their sources: :mod:`glmix_viz.pseudo.refine`)."""
+    settings (``--par-*``, defaults and their sources: :mod:`glmix_viz.refine`)."""
     from glmix_viz.commands.library_values import VALUES  # the library's values, without importing torch
 
     par = argparse.Namespace(**VALUES["refine"]["par_defaults"])
@@ -118,9 +140,9 @@ def refine_name(args: argparse.Namespace) -> str:
 
 
 def par_params(args: argparse.Namespace, device: Optional[str] = None):
-    """The :class:`~glmix_viz.pseudo.refine.PARParams` of the ``--par-*`` flags (a one-line ``ValueError`` when out of
+    """The :class:`~glmix_viz.refine.PARParams` of the ``--par-*`` flags (a one-line ``ValueError`` when out of
     range; a CUDA ``device`` where none exists is refused too)."""
-    from glmix_viz.pseudo.refine import PARParams, check_device
+    from glmix_viz.refine import PARParams, check_device
 
     params = PARParams(dilations=args.par_dilations, iterations=args.par_iterations,
                        kernel_width=args.par_kernel_width, position_weight=args.par_position_weight,

@@ -1,5 +1,5 @@
-"""``glmix-viz evaluate``: scores of a folder of label PNGs against a VOC-layout or COCO split: the split's
-confusion-matrix mIoU, per-image scores, the worst images as a figure, and a paired comparison with a second folder.
+"""``glmix-viz evaluate``: scores of a folder of label PNGs against a split's masks (any data set with masks): the
+split's confusion-matrix mIoU, per-image scores, the worst images as a figure, and a paired comparison with a second folder.
 
 Library: :mod:`glmix_viz.evaluate` (scores, comparison) and :func:`glmix_viz.figures.worst_images_figure`.
 """
@@ -10,19 +10,21 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Mapping
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping
 
-from glmix_viz.commands.common import add_dataset_arguments, open_dataset
+from glmix_viz.commands.common import add_dataset_arguments, open_dataset, require_masks
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.scoring.stats import DEFAULT_RESAMPLES  # numpy only: no torch for --help
+
+if TYPE_CHECKING:
+    from glmix_viz.data.base import Split
 
 HELP = "mIoU, per-class and per-image IoU of predicted label PNGs against a split's masks; compare two folders"
 DEFAULT_WORST = 8
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataset_arguments(parser)
-    parser.add_argument("--split", default="val", help="split list name (train, val ...) or path (default: val)")
+    add_dataset_arguments(parser, split="val")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--pred", required=True, type=Path,
                         help="folder of <id>.png label maps (several shards' shared output folder reads as one)")
     parser.add_argument("--out", type=Path, default=None,
@@ -72,7 +74,7 @@ def _report(scores: Mapping[str, Any], folder: Path) -> None:
             print(f"failed: {failure['id']}: {failure['reason']}", file=sys.stderr)
 
 
-def score_folder(args: argparse.Namespace, dataset: Any, folder: Path) -> Dict[str, Any]:
+def score_folder(args: argparse.Namespace, dataset: "Split", folder: Path) -> Dict[str, Any]:
     """The scores of one folder (nothing written yet).
 
     Raises:
@@ -129,7 +131,7 @@ def print_worst(rows: List[Mapping[str, Any]], heading: str) -> None:
               f"{', '.join(row['predicted_absent']) or '-'}")
 
 
-def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
+def write_worst_figure(dataset: "Split", folder: Path, rows: List[Mapping[str, Any]], path: Path) -> Path:
     """The grid of :func:`glmix_viz.figures.worst_images_figure` for these rows (an unreadable image: grey)."""
     from glmix_viz.evaluate import load_pair
     from glmix_viz.figures import save_figure, worst_images_figure  # plotly and matplotlib: only for a figure
@@ -147,7 +149,7 @@ def write_worst_figure(dataset: Any, folder: Path, rows: List[Mapping[str, Any]]
                 f"{_percent(row['pixel_accuracy']).strip()} %"
         entries.append({"image": image, "gt": gt, "pred": pred, "title": title})
     picture = worst_images_figure(entries, palette=voc_palette(256), class_names=list(dataset.class_names),
-                                  background=getattr(dataset, "background", 0), ignore=getattr(dataset, "ignore", 255))
+                                  background=dataset.background, ignore=dataset.ignore)
     return save_figure(picture, path)
 
 
@@ -176,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bootstrap < 1:
         raise GlmixVizError(f"--bootstrap {args.bootstrap}: give a number of resamples >= 1")
     dataset = open_dataset(args)
+    require_masks(dataset, "evaluate")
     out = args.out if args.out is not None else args.pred / "eval.json"
     scores = score_folder(args, dataset, args.pred)  # both folders are scored before anything is written
     other = score_folder(args, dataset, args.compare) if args.compare is not None else None

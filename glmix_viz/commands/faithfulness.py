@@ -7,14 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from glmix_viz.commands.common import add_dataset_arguments
+
 HELP = ("faithfulness of class maps: deletion / insertion curves (RISE protocol) of any pseudo-mask methods and a "
         "random control, per image and in total, paired differences vs the first method (resumable)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, metavar="ROOT",
-                        help="data set folder (VOC layout, e.g. a make-shapes folder, or COCO-2014)")
-    parser.add_argument("--split", default="val", help="split of --data (default val)")
+    add_dataset_arguments(parser, split="val")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--methods", default="slot_pool,gradcam,random",
                         help="comma list of registry methods and/or 'random'; the first is the reference of the "
                              "paired differences (default slot_pool,gradcam,random)")
@@ -33,12 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from glmix_viz.commands.common import load_model_from_args
-    from glmix_viz.data.coco import open_data_root
+    from glmix_viz.commands.common import load_model_from_args, open_dataset
     from glmix_viz.faithfulness import check_methods, run_faithfulness
 
     methods = check_methods(args.methods.split(","))
-    dataset = open_data_root(args.data, args.split)
+    dataset = open_dataset(args)
     model, description = load_model_from_args(args)
     print(f"model: {description}", file=sys.stderr)
     report = run_faithfulness(dataset, model, args.out, methods, steps=args.steps, fill=args.fill, seed=args.seed,

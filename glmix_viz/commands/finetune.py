@@ -7,11 +7,12 @@ import argparse
 from glmix_viz.commands.common import add_dataset_arguments
 from glmix_viz.commands.train import add_common_arguments, config_kwargs, report
 
-HELP = "fine-tune a GLNet checkpoint with a new multi-label head on a VOC-layout set (PASCAL VOC train_aug...) or COCO-2014"
+HELP = ("fine-tune a GLNet checkpoint with a new multi-label head on image-level labels (--data: a labelled or "
+        "segmentation folder, PASCAL VOC train_aug..., COCO-2014)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_dataset_arguments(parser)  # --voc-root DIR or --coco-root DIR
+    add_dataset_arguments(parser)  # --data PATH (--voc-root / --coco-root)
     parser.add_argument("--init", required=True, help="checkpoint to start from (official .pth or .safetensors)")
     add_common_arguments(parser, default_epochs=20, default_lr=1e-4, split_flag="--split", split_default="train_aug")
     parser.set_defaults(model=None)  # default: the variant the --init checkpoint holds
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     kwargs = config_kwargs(args)
     if args.model is None:  # the variant of the initial checkpoint
         kwargs["model"] = load_model(args.init, device="cpu").checkpoint_config["variant"]
-    config = TrainConfig.from_flat(data=str(args.voc_root or args.coco_root), init=args.init,
+    config = TrainConfig.from_flat(data=str(args.data), init=args.init,
                                    augment=args.augment or "standard", **kwargs)
     if config.input_size is None:
         config.input_size = 224

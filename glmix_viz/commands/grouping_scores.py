@@ -8,14 +8,15 @@ import argparse
 import sys
 from pathlib import Path
 
+from glmix_viz.commands.common import add_dataset_arguments
+
 HELP = ("score every GLMix block's slots on a labelled split: instance/class mBO, mBO after merging to K, "
         "data-set-level semantic mIoU and object purity (k-means of the slots), with an untrained control "
         "(resumable, bounded memory)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, required=True, help="a labelled data set (VOC layout: make-shapes, VOC)")
-    parser.add_argument("--split", default="val", help="its split (default val)")
+    add_dataset_arguments(parser, split="val")  # --data PATH (--voc-root / --coco-root), --split: a set with masks
     parser.add_argument("--checkpoint", type=Path, default=None, help="GLNet checkpoint (default: the demo model)")
     parser.add_argument("--model", default=None, help=argparse.SUPPRESS)  # a random variant, for tests only
     parser.add_argument("--control", choices=("untrained",), default=None,

@@ -85,8 +85,7 @@ def load_classifier(args: argparse.Namespace, num_object_classes: int):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = CRFParams()
-    add_dataset_arguments(parser)  # --voc-root DIR or --coco-root DIR
-    parser.add_argument("--split", default="train", help="split list name (train, val, train_aug ...) or path")
+    add_dataset_arguments(parser, split="train")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--out", required=True, type=Path, help="output folder for <id>.png and summary.json")
     add_model_arguments(parser)
     methods = "; ".join(f"{name}: {method.description}" for name, method in METHODS.items())
@@ -158,7 +157,7 @@ def refine_device(device):
 
 def crf_params(args: argparse.Namespace):
     """The refinement's parameters of the flags: :class:`~glmix_viz.crf.CRFParams` (``--refine crf``, the default),
-    :class:`~glmix_viz.pseudo.refine.PARParams` (``--refine par``), or None (``--refine none`` / ``--no-crf``)."""
+    :class:`~glmix_viz.refine.PARParams` (``--refine par``), or None (``--refine none`` / ``--no-crf``)."""
     name = refine_name(args)
     if name == "none":
         return None
@@ -172,8 +171,9 @@ def crf_params(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.base import object_names
     from glmix_viz.pseudo.pipeline import run_pseudo_label
-    from glmix_viz.pseudo.refine import check_device
+    from glmix_viz.refine import check_device
     from glmix_viz.runtime.distributed import launcher_device, resolve_shard
 
     try:  # settings errors are user errors: one line, no traceback
@@ -186,7 +186,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise GlmixVizError(str(error)) from None
     dataset = open_dataset(args)
-    model = load_classifier(args, dataset.num_classes - 1)
+    model = load_classifier(args, len(object_names(dataset)))
     summary = run_pseudo_label(
         dataset, args.out, model, settings=settings, crf=crf, workers=args.workers, overwrite=args.overwrite,
         shard=args.shard, save_scores=args.save_scores, batch_size=args.batch_size, progress=args.progress,

@@ -16,7 +16,7 @@ from glmix_viz.commands.common import (
 )
 from glmix_viz.commands.library_values import VALUES
 from glmix_viz.crf import CRFParams
-from glmix_viz.errors import GlmixVizError
+from glmix_viz.errors import DataError, GlmixVizError, one_line
 
 OUTPUT_FORMATS = VALUES["segment"]["output_formats"]  # glmix_viz.segment.predict's, without importing torch
 
@@ -25,8 +25,7 @@ HELP = "predict a split with a segment-train checkpoint: palette PNGs (resumable
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", required=True, type=Path, help="segmenter checkpoint (RUN/best.safetensors)")
-    add_dataset_arguments(parser)
-    parser.add_argument("--split", default="val", help="split list name (val, test ...) or path (default: val)")
+    add_dataset_arguments(parser, split="val")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--out", required=True, type=Path, help="output folder for the PNGs and summary.json")
     parser.add_argument("--format", dest="output_format", choices=OUTPUT_FORMATS, default="voc",
                         help="voc: OUT/<id>.png; voc-test: OUT/results/VOC2012/Segmentation/comp6_test_cls/<id>.png")
@@ -43,6 +42,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from glmix_viz.data.classes import match_label_ids
     from glmix_viz.runtime.distributed import launcher_device, resolve_shard
     from glmix_viz.segment.model import load_segmenter, segmenter_class_names
     from glmix_viz.segment.predict import run_segment
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
         refine = refine_name(args)
         if args.device is not None and str(args.device).startswith("cuda"):
-            from glmix_viz.pseudo.refine import check_device
+            from glmix_viz.refine import check_device
 
             check_device(args.device)  # CUDA asked for where none exists: one line, before any image
         refinement = {"none": None, "crf": CRFParams()}.get(refine) if refine != "par" else par_params(args)
@@ -63,16 +63,17 @@ def run(args: argparse.Namespace) -> int:
     dataset = open_dataset(args)
     segmenter = load_segmenter(args.checkpoint, device=args.device)
     names = segmenter_class_names(segmenter)
-    if names is not None and [n.lower() for n in names] != [n.lower() for n in dataset.class_names]:
-        if len(names) != len(dataset.class_names):
-            raise GlmixVizError(f"{args.checkpoint}: segmenter has {len(names)} classes but the data set has "
-                                f"{len(dataset.class_names)}")
-        print(f"warning: segmenter classes {names} differ from the data set's {list(dataset.class_names)}",
+    try:
+        label_ids, unknown = match_label_ids(names if dataset.class_names else None, dataset)  # by name
+    except DataError as error:
+        raise GlmixVizError(f"{args.checkpoint}: {one_line(error, with_type=False)}") from None
+    if unknown:
+        print(f"warning: the segmenter does not know the data set's classes {', '.join(unknown)}: never predicted",
               file=sys.stderr)
     summary = run_segment(dataset, args.out, segmenter, scales=args.scales, flip=args.flip,
                           crf=refinement, output_format=args.output_format,
                           overwrite=args.overwrite, shard=args.shard, device=args.device, batch_size=args.batch_size,
-                          progress=args.progress)
+                          progress=args.progress, label_ids=label_ids)
     counts = summary["counts"]
     print(f"{counts['done']} done, {counts['skipped']} skipped (already done), {counts['failed']} failed of "
           f"{counts['total']}; {summary['timing']['images_per_s']} images/s; summary: {summary['summary_path']}")

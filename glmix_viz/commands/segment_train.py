@@ -29,8 +29,7 @@ def _scale_range(text: str):
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = SimpleNamespace(**VALUES["segment_train"]["defaults"])  # SegmentTrainConfig's
-    add_dataset_arguments(parser)
-    parser.add_argument("--split", default="train", help="training split (train, train_aug ...; default train)")
+    add_dataset_arguments(parser, split="train")  # --data PATH (--voc-root / --coco-root), --split
     parser.add_argument("--val-split", default="val",
                         help="split scored (mIoU) after each epoch when it has ground truth; 'none' to skip")
     parser.add_argument("--labels", type=Path, default=None, metavar="DIR",

@@ -24,7 +24,8 @@ def add_common_arguments(
     parser.add_argument("--model", default="glnet_tiny", help="registered GLNet variant (default: glnet_tiny)")
     parser.add_argument("--model-args", default="{}", metavar="JSON",
                         help='constructor overrides recorded in the checkpoint, e.g. \'{"num_slots": 9}\'')
-    parser.add_argument(split_flag, dest="train_split", default=split_default,
+    parser.add_argument(split_flag, *(["--split"] if split_flag != "--split" else []), dest="train_split",
+                        default=split_default,
                         help=f"training split (default: {split_default})")
     parser.add_argument("--val-split", default="val", help="validation split ('' to skip validation)")
     parser.add_argument("--epochs", type=int, default=default_epochs)
@@ -128,7 +129,9 @@ def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, help="root of a VOC-layout data set (e.g. make-shapes output)")
+    parser.add_argument("--data", required=True,
+                        help="data set folder with image-level labels: labelled or segmentation folder, VOC layout "
+                             "(e.g. make-shapes output) or COCO-2014 (docs/own_data.md)")
     add_common_arguments(parser, default_epochs=30, default_lr=2e-3)
 
 

@@ -30,7 +30,7 @@ def compute() -> Dict[str, Any]:
     from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, SHAPE_CLASSES
     from glmix_viz.pseudo import METHODS, default_method
     from glmix_viz.pseudo.evidence import BG_RULES, DEFAULT_POWER_ALPHA
-    from glmix_viz.pseudo.refine import REFINEMENTS, PARParams
+    from glmix_viz.refine import REFINEMENTS, PARParams
     from glmix_viz.segment.model import DECODERS
     from glmix_viz.segment.predict import OUTPUT_FORMATS
     from glmix_viz.segment.train import SegmentTrainConfig

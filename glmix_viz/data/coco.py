@@ -30,13 +30,13 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 from pycocotools.coco import COCO
 
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.base import SplitBase
 from glmix_viz.errors import DataError, ImageLoadError, one_line
 from glmix_viz.files import save_png_atomic
 from glmix_viz.images import load_image
 from glmix_viz.labels import IGNORE_INDEX, label_to_pil, load_label_png
 
-__all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root", "open_data_root"]
+__all__ = ["COCO_SPLITS", "COCODataset", "COCOSample", "is_coco_root"]
 
 COCO_SPLITS: Dict[str, str] = {"train": "train2014", "val": "val2014", "train2014": "train2014", "val2014": "val2014"}
 """Accepted split names -> the folder / annotation suffix."""
@@ -49,7 +49,7 @@ class COCOSample:
         self.id, self.image, self.labels, self.mask = image_id, image, labels, mask
 
 
-class COCODataset:
+class COCODataset(SplitBase):
     """A COCO-2014 split with the interface of :class:`~glmix_viz.data.voc.VOCDataset`.
 
     Args:
@@ -64,6 +64,8 @@ class COCODataset:
     Raises:
         DataError: unknown split, missing folder or annotation file, unreadable annotations.
     """
+
+    format = "coco"  # the name of its entry in glmix_viz.data.registry.DATASETS
 
     def __init__(self, root: str | os.PathLike, split: str = "train", *,
                  mask_cache: Optional[str | os.PathLike] = None) -> None:
@@ -84,7 +86,7 @@ class COCODataset:
         self.coco = self._read_annotations()
         categories = sorted(self.coco.loadCats(self.coco.getCatIds()), key=lambda category: category["id"])
         self.class_names: tuple[str, ...] = ("background", *(category["name"] for category in categories))
-        self.num_classes = len(self.class_names)
+        self.background = 0
         self._label_of_category = {category["id"]: index + 1 for index, category in enumerate(categories)}
         by_stem = {Path(info["file_name"]).stem: info for info in self.coco.imgs.values()
                    if self.coco.getAnnIds(imgIds=info["id"])}
@@ -125,6 +127,15 @@ class COCODataset:
         if not path.is_file():
             raise ImageLoadError(f"{path}: image file not found (id {image_id!r})")
         return load_image(path, max_side=max_side)
+
+    def image(self, image_id: str) -> np.ndarray:
+        return self.load_image(image_id)
+
+    def mask(self, image_id: str) -> np.ndarray:
+        return self.load_mask(image_id)
+
+    def labels(self, image_id: str) -> np.ndarray:
+        return self.image_labels(image_id)
 
     def image_labels(self, image_id: str) -> np.ndarray:
         """``(80,)`` float32 multi-hot labels: every category annotated in the image (crowd included)."""
@@ -175,14 +186,3 @@ def is_coco_root(root: str | os.PathLike) -> bool:
     """Whether ``root`` has the COCO-2014 layout (``annotations/instances_{train,val}2014.json``)."""
     folder = Path(root).expanduser() / "annotations"
     return any((folder / f"instances_{name}.json").is_file() for name in ("train2014", "val2014"))
-
-
-def open_data_root(root: str | os.PathLike, split: str, *, mask_cache: Optional[str | os.PathLike] = None) -> Any:
-    """The reader for a data root: a :class:`COCODataset` for the COCO-2014 layout, else a ``VOCDataset``.
-
-    For tools that take one data folder (e.g. ``TrainConfig.data``); the command line says which with
-    ``--voc-root`` / ``--coco-root`` (:func:`glmix_viz.commands.common.open_dataset`).
-    """
-    if is_coco_root(root):
-        return COCODataset(root, split, mask_cache=mask_cache)
-    return VOCDataset(root, split)

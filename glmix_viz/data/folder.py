@@ -2,8 +2,8 @@
 
 :class:`ImageFolder` has the reading side of :class:`~glmix_viz.data.voc.VOCDataset` (``ids``, ``image_path``,
 ``load_image``, ``load_mask``) so that a job written for a labelled set also runs on unlabelled images: ids are the
-files' paths relative to the folder (POSIX separators, sorted), ``load_mask`` is always ``None`` and there are no class
-names.
+files' paths relative to the folder (POSIX separators, sorted), ``mask`` is always ``None``, there are no class
+names (``()``), no background and no image-level labels (``labels`` refuses in one line).
 """
 
 from __future__ import annotations
@@ -14,29 +14,34 @@ from typing import List, Optional
 
 import numpy as np
 
-from glmix_viz.errors import DataError, ImageLoadError
-from glmix_viz.images import load_image
+from glmix_viz.data.base import SplitBase
+from glmix_viz.errors import DataError
 
 __all__ = ["IMAGE_SUFFIXES", "ImageFolder"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif")
 
 
-class ImageFolder:
+class ImageFolder(SplitBase):
     """The image files under a folder (searched recursively; hidden files and folders skipped).
 
     Args:
         root: the folder.
 
     Attributes:
-        root, ids (relative POSIX paths, sorted), split (``None``), class_names (``None``).
+        root, ids (relative POSIX paths, sorted), split (``None``), class_names (``()``).
 
     Raises:
         DataError: the folder does not exist or holds no image file.
     """
 
+    format = "images"  # the name of its entry in glmix_viz.data.registry.DATASETS
+
     split: Optional[str] = None
-    class_names = None
+    class_names: tuple = ()
+    background = None
+    has_masks = False
+    has_labels = False
 
     def __init__(self, root: str | os.PathLike) -> None:
         self.root = Path(root).expanduser()
@@ -50,19 +55,13 @@ class ImageFolder:
         if not self.ids:
             raise DataError(f"{self.root}: no image file ({', '.join(IMAGE_SUFFIXES)}) in the folder")
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
     def image_path(self, image_id: str) -> Path:
         return self.root / image_id
 
-    def load_image(self, image_id: str, *, max_side: int | None = None) -> np.ndarray:
-        """``(H, W, 3)`` uint8 RGB. Raises ImageLoadError when the file is missing or cannot be decoded."""
-        path = self.image_path(image_id)
-        if not path.is_file():
-            raise ImageLoadError(f"{path}: image file not found")
-        return load_image(path, max_side=max_side)
-
-    def load_mask(self, image_id: str) -> None:
+    def mask(self, image_id: str) -> None:
         """No ground truth in a plain folder."""
         return None
+
+    def labels(self, image_id: str) -> np.ndarray:
+        raise DataError(f"{self.root}: a plain image folder has no image-level labels (use a labelled folder: "
+                        "images/, labels.csv, classes.txt)")

@@ -17,6 +17,9 @@ is true.
     classes.txt                          background first, then the shape names
     shapes_meta.json                     generator settings, seed, counts, format version; written last
 
+With ``layout="folder"`` it writes a segmentation folder (:mod:`glmix_viz.data.segfolder`) instead: ``images/``,
+``masks/`` (palette PNGs), ``classes.txt`` and ``splits/<split>.txt``.
+
 Determinism: image ``i`` of split ``s`` is drawn from ``numpy.random.default_rng([seed, code(s), i])``, so the same
 seed gives byte-identical files, and changing ``num_train`` changes neither the validation images nor the first
 training images. VOC marks object borders with 255 in its class masks; here that band is off by default
@@ -444,11 +447,13 @@ def _encode_image(image: np.ndarray, image_format: str) -> bytes:
 
 
 _OUTPUT_FOLDERS = ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject", "ImageSets")
+_FOLDER_LAYOUT = {"JPEGImages": "images", "SegmentationClass": "masks", "ImageSets": "splits"}
+LAYOUTS = ("voc", "folder")
 _META_FILE = "shapes_meta.json"
 
 
 def _prepare_output(out_dir: Path, overwrite: bool) -> None:
-    existing = [name for name in _OUTPUT_FOLDERS if (out_dir / name).exists()]
+    existing = [name for name in (*_OUTPUT_FOLDERS, "images", "masks", "splits") if (out_dir / name).exists()]
     if not existing:
         return
     if not overwrite:
@@ -456,9 +461,9 @@ def _prepare_output(out_dir: Path, overwrite: bool) -> None:
             f"{out_dir}: already holds a data set ({', '.join(existing)}); "
             "pass overwrite=True (--overwrite) to replace it"
         )
-    if not (out_dir / _META_FILE).is_file() and (out_dir / "JPEGImages").exists():
+    if not (out_dir / _META_FILE).is_file() and any((out_dir / name).exists() for name in ("JPEGImages", "images")):
         raise DataError(
-            f"{out_dir}: holds VOC folders not written by make_shapes (no {_META_FILE}); refusing to delete"
+            f"{out_dir}: holds data folders not written by make_shapes (no {_META_FILE}); refusing to delete"
         )
     for name in existing:
         shutil.rmtree(out_dir / name)
@@ -476,6 +481,7 @@ def make_shapes(
     image_format: str = "png",
     overwrite: bool = False,
     progress: bool = True,
+    layout: str = "voc",
 ) -> dict:
     """Write a synthetic shapes data set in the PASCAL VOC layout (see the module docstring).
 
@@ -489,6 +495,8 @@ def make_shapes(
         image_format: ``"png"`` (lossless, default) or ``"jpg"`` (JPEG quality 95, as VOC stores photos).
         overwrite: Replace a data set that ``make_shapes`` wrote there before.
         progress: Show a tqdm progress bar when more than 200 images are written.
+        layout: ``"voc"`` (default: the PASCAL VOC layout) or ``"folder"`` (a segmentation folder: ``images/``,
+            ``masks/``, ``classes.txt``, ``splits/``; no XML, no instance masks).
 
     Returns:
         Summary dict: ``out_dir``, ``seed``, ``classes`` (with background), ``splits`` (name -> count),
@@ -502,6 +510,8 @@ def make_shapes(
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
     if image_format not in ("png", "jpg"):
         raise ValueError(f"image_format must be 'png' or 'jpg', got {image_format!r}")
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     counts = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
     if any(count < 0 for count in counts.values()) or counts["train"] + counts["val"] + counts["test"] == 0:
         raise ValueError(f"split sizes must be non-negative and not all zero, got {counts}")
@@ -509,17 +519,23 @@ def make_shapes(
     out_dir.mkdir(parents=True, exist_ok=True)
     _prepare_output(out_dir, overwrite)
     folders = {name: out_dir / name for name in _OUTPUT_FOLDERS}
+    if layout == "folder":
+        folders = {name: out_dir / _FOLDER_LAYOUT[name] if name in _FOLDER_LAYOUT else None
+                   for name in _OUTPUT_FOLDERS}
     for name in ("JPEGImages", "Annotations", "SegmentationClass", "SegmentationObject"):
-        folders[name].mkdir(parents=True, exist_ok=True)
+        if folders[name] is not None:
+            folders[name].mkdir(parents=True, exist_ok=True)
     (out_dir / "classes.txt").write_text("\n".join(config.class_names) + "\n", encoding="utf-8")
 
     started = time.perf_counter()
     split_ids, objects_per_class, images_with_overlap = _write_images(
         folders, counts, config, int(seed), image_format, progress, out_dir.name)
     # The split lists and the metadata come last: a folder without them is an unfinished run.
-    _write_split_lists(folders["ImageSets"] / "Segmentation", split_ids)
+    _write_split_lists(folders["ImageSets"] / ("Segmentation" if layout == "voc" else ""), split_ids)
     seconds = time.perf_counter() - started
     metadata = _metadata(config, int(seed), image_format, split_ids, objects_per_class, images_with_overlap)
+    if layout != "voc":
+        metadata["layout"] = layout
     save_bytes_atomic(out_dir / _META_FILE, (json.dumps(metadata, indent=2) + "\n").encode("utf-8"))
     return {
         "out_dir": str(out_dir),
@@ -537,8 +553,10 @@ def _write_sample(folders: dict[str, Path], image_id: str, sample: ShapesImage, 
     file_name = f"{image_id}.{image_format}"
     (folders["JPEGImages"] / file_name).write_bytes(_encode_image(sample.image, image_format))
     (folders["SegmentationClass"] / f"{image_id}.png").write_bytes(_encode_png(label_to_pil(sample.class_mask)))
-    (folders["SegmentationObject"] / f"{image_id}.png").write_bytes(_encode_png(label_to_pil(sample.instance_mask)))
-    (folders["Annotations"] / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, file_name, sample))
+    if folders["SegmentationObject"] is not None:
+        (folders["SegmentationObject"] / f"{image_id}.png").write_bytes(_encode_png(label_to_pil(sample.instance_mask)))
+    if folders["Annotations"] is not None:
+        (folders["Annotations"] / f"{image_id}.xml").write_bytes(_annotation_xml(image_id, file_name, sample))
 
 
 def _write_images(folders: dict[str, Path], counts: dict[str, int], config: ShapesConfig, seed: int,

@@ -37,6 +37,7 @@ from xml.etree import ElementTree
 
 import numpy as np
 
+from glmix_viz.data.base import SplitBase, background_of, check_mask, labels_from_mask
 from glmix_viz.errors import DataError, ImageLoadError
 from glmix_viz.images import load_image
 from glmix_viz.labels import load_label_png
@@ -138,7 +139,7 @@ def find_voc_root(root: str | os.PathLike) -> Path:
     )
 
 
-class VOCDataset:
+class VOCDataset(SplitBase):
     """Reader for a data set in the PASCAL VOC layout (real VOC, VOC + SBD, or the synthetic shapes set).
 
     Args:
@@ -156,6 +157,8 @@ class VOCDataset:
     Raises:
         DataError: The root, the split list or the class list is missing or malformed.
     """
+
+    format = "voc"  # the name of its entry in glmix_viz.data.registry.DATASETS
 
     def __init__(
         self,
@@ -181,6 +184,11 @@ class VOCDataset:
         if len(self.class_names) > 255:
             raise DataError(f"{self.root}: at most 255 classes fit a VOC mask, got {len(self.class_names)}")
         self._class_index = {name: index for index, name in enumerate(self.class_names)}
+        found = background_of(self.class_names)
+        self.background = 0 if found is None else found  # VOC's convention: the first class, unless one is named so
+        objects = [name for index, name in enumerate(self.class_names) if index != self.background]
+        self._object_index = {name: position for position, name in enumerate(objects)}
+        self.has_masks = any((self.root / folder).is_dir() for folder in _MASK_FOLDERS)
         self.split = None if split is None else str(split)
         self.split_file: Path | None = None
         self.ids: list[str] = self._read_split(split)
@@ -295,7 +303,39 @@ class VOCDataset:
             DataError: The mask file exists but cannot be read.
         """
         path = self.mask_path(image_id)
-        return None if path is None else load_label_png(path)
+        return None if path is None else check_mask(path, load_label_png(path), self.num_classes, self.ignore)
+
+    def instances(self, image_id: str) -> np.ndarray | None:
+        """``SegmentationObject/<id>.png`` (instance ids, 0 no object, 255 ignore), or ``None`` without one.
+
+        Raises:
+            DataError: the file cannot be read, or its size differs from the image's.
+        """
+        path = self.root / "SegmentationObject" / f"{image_id}.png"
+        if not path.is_file():
+            return None
+        instances = load_label_png(path)
+        image = self.image_path(image_id)
+        if image.is_file():
+            from PIL import Image
+
+            with Image.open(image) as opened:
+                width, height = opened.size
+            if instances.shape != (height, width):
+                raise DataError(f"{path}: instance mask size differs from the image's")
+        return instances
+
+    def image(self, image_id: str) -> np.ndarray:
+        """The :class:`~glmix_viz.data.base.Split` spelling of :meth:`load_image`."""
+        return self.load_image(image_id)
+
+    def mask(self, image_id: str) -> np.ndarray | None:
+        """The :class:`~glmix_viz.data.base.Split` spelling of :meth:`load_mask`."""
+        return self.load_mask(image_id)
+
+    def labels(self, image_id: str) -> np.ndarray:
+        """The :class:`~glmix_viz.data.base.Split` spelling of :meth:`image_labels`."""
+        return self.image_labels(image_id)
 
     def objects(self, image_id: str) -> list[VOCObject]:
         """The objects of ``Annotations/<id>.xml``.
@@ -348,28 +388,24 @@ class VOCDataset:
         )
 
     def _labels_from_xml(self, image_id: str) -> np.ndarray:
-        labels = np.zeros(self.num_classes - 1, dtype=np.float32)
+        labels = np.zeros(len(self._object_index), dtype=np.float32)
         for obj in self.objects(image_id):
             if obj.difficult and not self.include_difficult:
                 continue
-            index = self._class_index.get(obj.name)
-            if index is None or index == 0:
+            position = self._object_index.get(obj.name)
+            if position is None:
                 raise DataError(
                     f"{self.annotation_path(image_id)}: unknown class {obj.name!r} "
-                    f"(known: {', '.join(self.class_names[1:])})"
+                    f"(known: {', '.join(self._object_index)})"
                 )
-            labels[index - 1] = 1.0
+            labels[position] = 1.0
         return labels
 
     def _labels_from_mask(self, image_id: str) -> np.ndarray:
         mask = self.load_mask(image_id)
         if mask is None:
             raise DataError(f"{self.root}: no mask for image {image_id!r} in {' or '.join(_MASK_FOLDERS)}")
-        present = np.unique(mask)
-        present = present[(present > 0) & (present < self.num_classes)]
-        labels = np.zeros(self.num_classes - 1, dtype=np.float32)
-        labels[present.astype(np.int64) - 1] = 1.0
-        return labels
+        return labels_from_mask(mask, self.num_classes, self.background)
 
     def _find_cls_labels(self) -> Path | None:
         for folder in dict.fromkeys((self.root, self.given_root)):
@@ -389,10 +425,10 @@ class VOCDataset:
         if vector is None:
             raise DataError(f"{self._cls_labels_path}: no labels for image {image_id!r}")
         vector = np.asarray(vector, dtype=np.float32).reshape(-1)
-        if vector.shape[0] != self.num_classes - 1:
+        if vector.shape[0] != len(self._object_index):
             raise DataError(
                 f"{self._cls_labels_path}: labels of image {image_id!r} have {vector.shape[0]} entries, "
-                f"expected {self.num_classes - 1}"
+                f"expected {len(self._object_index)}"
             )
         return vector
 

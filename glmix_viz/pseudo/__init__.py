@@ -11,7 +11,7 @@ complete and in that order whichever module of the package a caller imports firs
 * :func:`compute_scores`, :func:`compute_scores_batch` - the scoring (:mod:`glmix_viz.pseudo.scores`), made of the
   building blocks of :mod:`glmix_viz.pseudo.evidence`;
 * :func:`pseudo_mask` - scores (+ a refinement) to label ids with 255 for unsure (:mod:`glmix_viz.pseudo.masks`);
-* the refinements, dense CRF, PAR or none: :mod:`glmix_viz.pseudo.refine` (code in :mod:`glmix_viz.refine`).
+* the refinements, dense CRF, PAR or none: :mod:`glmix_viz.refine` (code in :mod:`glmix_viz.refine`).
 """
 
 from __future__ import annotations

@@ -7,8 +7,8 @@
     mask.labels()                                                            # (H, W) uint8 label ids, 255 unsure
 
 Without refinement parameters the mask is the arg-max of the scores (ties go to the background). With them, the
-refinement of their kind (:mod:`glmix_viz.pseudo.refine`: :class:`~glmix_viz.crf.CRFParams` the dense CRF,
-:class:`~glmix_viz.pseudo.refine.PARParams` PAR) refines the scores, and pixels whose refined probability is below
+refinement of their kind (:mod:`glmix_viz.refine`: :class:`~glmix_viz.crf.CRFParams` the dense CRF,
+:class:`~glmix_viz.refine.PARParams` PAR) refines the scores, and pixels whose refined probability is below
 the parameters' ``confidence`` (when set) become 255.
 """
 
@@ -21,7 +21,7 @@ import numpy as np
 
 from glmix_viz.crf import IGNORE_INDEX, confident_labels
 from glmix_viz.labels import channels_to_labels
-from glmix_viz.pseudo.refine import RefineParams, method_of, refine
+from glmix_viz.refine import RefineParams, method_of, refine
 
 __all__ = ["IGNORE_INDEX", "PseudoMask", "channels_to_labels", "pseudo_mask"]
 
@@ -61,7 +61,7 @@ def pseudo_mask(image: np.ndarray, maps: Any, crf: RefineParams = None) -> Pseud
         maps: the image's :class:`~glmix_viz.pseudo.scores.ScoreMaps` (``scores`` ``(K + 1, H, W)``, background
             first, and ``class_indices``).
         crf: the refinement's parameters (:class:`~glmix_viz.crf.CRFParams` for the dense CRF,
-            :class:`~glmix_viz.pseudo.refine.PARParams` for PAR; their ``confidence`` marks unsure pixels 255), or
+            :class:`~glmix_viz.refine.PARParams` for PAR; their ``confidence`` marks unsure pixels 255), or
             ``None`` for the arg-max of the scores. (The name stays ``crf`` for the callers written before PAR.)
 
     Returns:

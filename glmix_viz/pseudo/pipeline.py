@@ -1,4 +1,5 @@
-"""The pseudo-label batch job over a VOC-layout data set (evaluation of its output: :mod:`glmix_viz.evaluate`).
+"""The pseudo-label batch job over a data set (a :class:`~glmix_viz.data.base.Split`; evaluation of its output:
+:mod:`glmix_viz.evaluate`).
 
 :func:`run_pseudo_label` wires four stages, each in its own module:
 
@@ -8,7 +9,7 @@
    :func:`~glmix_viz.pseudo.scores.compute_scores_batch`); when a batch fails, image by image, so that one bad
    image is reported and skipped;
 3. refine and write (:mod:`glmix_viz.pseudo.workers`): a pool of worker processes runs the refinement
-   (:mod:`glmix_viz.pseudo.refine`: dense CRF or PAR) and writes the outputs while the network runs ahead; PAR on a
+   (:mod:`glmix_viz.refine`: dense CRF or PAR) and writes the outputs while the network runs ahead; PAR on a
    CUDA device instead runs here, batched on the GPU right after the network, and the workers only write;
 4. summary (:class:`glmix_viz.runtime.jobs.RunSummary`): counts, failures with reasons, settings, model, timing, and
    ``stage_share``: each stage's share of the summed stage seconds (load, network, refine, write; worker seconds
@@ -41,8 +42,10 @@ import numpy as np
 import torch
 
 from glmix_viz.crf import CRFParams
-from glmix_viz.pseudo.refine import PARParams, RefineParams, check_device, method_of, par_refine_batch
-from glmix_viz.errors import CheckpointError, GlmixVizError, one_line
+from glmix_viz.data.base import Split, object_names
+from glmix_viz.data.classes import ClassMatch, match_classes
+from glmix_viz.refine import PARParams, RefineParams, check_device, method_of, par_refine_batch
+from glmix_viz.errors import CheckpointError, DataError, GlmixVizError, one_line
 from glmix_viz.models.info import class_names as model_class_names
 from glmix_viz.models.info import model_summary
 from glmix_viz.pseudo.plan import SCORES_FOLDER, output_paths, plan_run
@@ -73,33 +76,29 @@ Loaded = Tuple[str, np.ndarray, np.ndarray]  # (id, (H, W, 3) uint8 image, (num_
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def check_classifier(model: Any, num_object_classes: int, class_names: Optional[Sequence[str]] = None) -> List[str]:
-    """Refuse a model whose classifier does not fit the data set; return warnings (e.g. differing class names).
+def check_classifier(model: Any, dataset: Split) -> Tuple[ClassMatch, List[str]]:
+    """Match the model's classes to the data set's by name; refuse a model that fits it nowhere.
 
-    Args:
-        model: the classifier.
-        num_object_classes: the data set's classes minus the background (20 for VOC).
-        class_names: the data set's object class names (background excluded), to compare with the model's.
+    Returns:
+        The :class:`~glmix_viz.data.classes.ClassMatch` and warnings (data-set classes the model does not know,
+        reported once for the run).
 
     Raises:
-        CheckpointError: the head has another number of classes (with a specific message for an ImageNet head).
+        CheckpointError: an ImageNet head, or a head whose classes share nothing with the data set.
     """
     num_classes = int(getattr(model, "num_classes", 0) or 0)
-    if num_classes == 1000 and num_object_classes != 1000:
+    num_objects = len(object_names(dataset))
+    if num_classes == 1000 and num_objects != 1000:
         raise CheckpointError(
             "model has a 1000-class ImageNet head; pseudo-label needs a multi-label head for the data set's "
-            f"{num_object_classes} classes: fine-tune it first (glmix-viz finetune ...)"
+            f"{num_objects} classes: fine-tune it first (glmix-viz finetune ...)"
         )
-    if num_classes != num_object_classes:
-        raise CheckpointError(
-            f"model has a {num_classes}-class head but the data set has {num_object_classes} object classes "
-            "(background excluded); use a model fine-tuned on this data set (glmix-viz finetune ...)"
-        )
-    warnings = []
-    names = model_class_names(model)
-    if names is not None and class_names is not None and [n.lower() for n in names] != [n.lower() for n in class_names]:
-        warnings.append(f"model class names {list(names)} differ from the data set's {list(class_names)}")
-    return warnings
+    try:
+        match = match_classes(model_class_names(model), dataset, num_model_classes=num_classes)
+    except DataError as error:
+        raise CheckpointError(f"{one_line(error, with_type=False)} (glmix-viz finetune ...)") from None
+    warning = match.warning()
+    return match, [] if warning is None else [warning]
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -107,13 +106,16 @@ def check_classifier(model: Any, num_object_classes: int, class_names: Optional[
 # ----------------------------------------------------------------------------------------------------------------------
 
 
-def load_images(dataset: Any, ids: Sequence[str], summary: Any) -> List[Loaded]:
-    """Load stage: image and image-level labels of each id; an unreadable one is reported and left out."""
+def load_images(dataset: Split, ids: Sequence[str], summary: Any, match: Optional[ClassMatch] = None) -> List[Loaded]:
+    """Load stage: image and image-level labels of each id (over the model's classes when ``match`` is given); an
+    unreadable one is reported and left out."""
     loaded: List[Loaded] = []
     for image_id in ids:
         with summary.timed("load_s"):
             try:
-                loaded.append((image_id, dataset.load_image(image_id), dataset.image_labels(image_id)))
+                labels = dataset.labels(image_id)
+                loaded.append((image_id, dataset.image(image_id),
+                               labels if match is None else match.model_labels(labels)))
             except GlmixVizError as error:
                 summary.fail(image_id, one_line(error))
             except Exception as error:  # noqa: BLE001 - an unreadable file must not stop the run
@@ -143,7 +145,7 @@ def _chunks(items: Sequence[str], size: int) -> Iterator[Sequence[str]]:
         yield items[start:start + size]
 
 
-def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[str, Any],
+def _run_info(dataset: Split, model: Any, plan: JobPlan, settings: Any, job: Dict[str, Any],
               warnings: List[str]) -> Dict[str, Any]:
     """The summary's record of the run: warnings, settings (score settings and the job's), model, data set."""
     return {
@@ -154,7 +156,7 @@ def _run_info(dataset: Any, model: Any, plan: JobPlan, settings: Any, job: Dict[
         "dataset": {
             "root": str(getattr(dataset, "root", "")), "split": getattr(dataset, "split", None), "shard": plan.shard,
             "num_ids_in_split": len(plan.all_ids), "num_ids_in_shard": len(plan.my_ids),
-            "class_names": list(dataset.class_names),
+            "class_names": list(dataset.class_names), "background": dataset.background,
         },
     }
 
@@ -202,7 +204,7 @@ def refine_in_main(kept: Sequence[Tuple[str, np.ndarray, Any]], crf: PARParams, 
 
 
 def run_pseudo_label(
-    dataset: Any,
+    dataset: Split,
     out_dir: Union[str, os.PathLike],
     model: Any,
     settings: Optional[ScoreSettings] = None,
@@ -224,19 +226,20 @@ def run_pseudo_label(
     summarised.
 
     Args:
-        dataset: a :class:`~glmix_viz.data.voc.VOCDataset` (``ids``, ``load_image``, ``image_labels``,
-            ``class_names``, ``root``, ``split``).
+        dataset: a :class:`~glmix_viz.data.base.Split` with image-level labels.
         out_dir: output folder (created).
-        model: a GLNet whose head has ``dataset.num_classes - 1`` classes.
+        model: a GLNet classifier; its classes are matched to the data set's by name
+            (:func:`~glmix_viz.data.classes.match_classes`), and the masks hold the data set's class ids (its
+            background id, or 255 where it has no background).
         settings: the score settings (:class:`~glmix_viz.pseudo.settings.ScoreSettings`: method, options, scales,
             flip, background rule, blocks, input size, device); ``None``: its defaults (the default method).
         crf: the refinement's settings: :class:`~glmix_viz.crf.CRFParams` (dense CRF, the default),
-            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR; with a CUDA ``device`` it runs batched on the GPU in
+            :class:`~glmix_viz.refine.PARParams` (PAR; with a CUDA ``device`` it runs batched on the GPU in
             the main process), or ``None`` for the arg-max of the scores.
         refinement: the same, under the name that says what it is (given, it replaces ``crf``).
         workers: refinement / writer processes; 0 runs them in the main process (no overlap; for debugging).
         overwrite: redo images whose outputs exist.
-        shard: ``"K/N"``: only the ids of that shard (:func:`glmix_viz.data.voc.shard_ids`).
+        shard: ``"K/N"``: only the ids of that shard (:func:`glmix_viz.runtime.distributed.shard_ids`).
         save_scores: also write ``scores/<id>.npz``.
         batch_size: images per network step.
         max_pending: most images handed to the workers and not yet finished (default ``4 * workers + batch_size``).
@@ -267,8 +270,7 @@ def run_pseudo_label(
     method_of(crf)  # a bad parameter object: refused before any image
     par_device = check_device(crf.device) if isinstance(crf, PARParams) else "cpu"
     worker_crf = dataclasses.replace(crf, device=None) if par_device != "cpu" else crf  # workers refine on the CPU
-    class_names = list(dataset.class_names)
-    warnings = check_classifier(model, len(class_names) - 1, class_names[1:])
+    match, warnings = check_classifier(model, dataset)
     for warning in warnings:
         print(f"warning: {warning}", file=sys.stderr)
     plan = plan_run(dataset.ids if ids is None else ids, out_dir, shard=shard, overwrite=overwrite,
@@ -284,7 +286,7 @@ def run_pseudo_label(
                                                            max_pending=pending, executor=executor,
                                                            load_torch=isinstance(worker_crf, PARParams)) as pool:
             for chunk in _chunks(plan.todo, batch_size):
-                loaded = load_images(dataset, chunk, summary)
+                loaded = load_images(dataset, chunk, summary, match)
                 with summary.timed("network_s"):
                     outcomes = score_images(model, loaded, settings, batch_size * (2 if settings.flip else 1))
                 kept = []
@@ -297,7 +299,8 @@ def run_pseudo_label(
                            else [None] * len(kept))
                 for (image_id, image, result), maps in zip(kept, refined):
                     png_path, npz_path = output_paths(plan.out_dir, image_id)
-                    pool.submit(FinishTask(image_id, image, result.scores, result.class_indices, worker_crf, png_path,
+                    label_ids = match.label_ids[np.asarray(result.class_indices, dtype=np.int64)]
+                    pool.submit(FinishTask(image_id, image, result.scores, label_ids, worker_crf, png_path,
                                            npz_path, save_scores, maps))
             pool.harvest(1)  # the last images' jobs
         summary.finish()

@@ -264,7 +264,7 @@ def compute_scores(
             call (its mode is restored afterwards); moved to ``settings.device`` if that is given.
         image: ``(H, W, 3)`` uint8 RGB.
         labels: ``(num_classes,)`` multi-hot vector over the model's classes (background excluded), e.g.
-            ``VOCDataset.image_labels(id)``.
+            ``Split.labels(id)`` matched to the model (:func:`glmix_viz.data.classes.match_classes`).
         settings: method, options, scales, flip, background rule and parameter, blocks, input size, device
             (:class:`ScoreSettings`; ``None``: its defaults, i.e. the default method).
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from glmix_viz.data.base import Split
 from glmix_viz.errors import DataError, GlmixVizError, ImageLoadError, one_line
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 from glmix_viz.labels import IGNORE_INDEX, load_label_png
@@ -38,7 +39,7 @@ def label_path(labels_dir: Optional[PathLike], image_id: str) -> Optional[Path]:
     return None if labels_dir is None else Path(labels_dir) / f"{image_id}.png"
 
 
-def image_size_of(dataset: Any, image_id: str) -> Tuple[int, int]:
+def image_size_of(dataset: Split, image_id: str) -> Tuple[int, int]:
     """``(height, width)`` of an image from its file header (no decoding), EXIF rotation applied."""
     path = dataset.image_path(image_id)
     try:
@@ -52,10 +53,10 @@ def image_size_of(dataset: Any, image_id: str) -> Tuple[int, int]:
     return (width, height) if orientation in (5, 6, 7, 8) else (height, width)
 
 
-def _load_labels(dataset: Any, labels_dir: Optional[PathLike], image_id: str) -> np.ndarray:
+def _load_labels(dataset: Split, labels_dir: Optional[PathLike], image_id: str) -> np.ndarray:
     path = label_path(labels_dir, image_id)
     if path is None:
-        mask = dataset.load_mask(image_id)
+        mask = dataset.mask(image_id)
         if mask is None:
             raise DataError(f"{dataset.root}: no ground-truth mask for image {image_id!r}")
         return mask
@@ -75,7 +76,7 @@ class PairCheck:
     failures: List[Dict[str, str]] = field(default_factory=list)
 
 
-def check_pairs(dataset: Any, ids: Sequence[str], labels_dir: Optional[PathLike], num_classes: int,
+def check_pairs(dataset: Split, ids: Sequence[str], labels_dir: Optional[PathLike], num_classes: int,
                 *, progress: bool = False) -> PairCheck:
     """Keep the ids whose label PNG exists, reads, has its image's size and holds only classes or 255.
 
@@ -168,7 +169,7 @@ class SegmentationPairs(torch.utils.data.Dataset):
         ignore).
     """
 
-    def __init__(self, dataset: Any, ids: Sequence[str], labels_dir: Optional[PathLike], transform: Any,
+    def __init__(self, dataset: Split, ids: Sequence[str], labels_dir: Optional[PathLike], transform: Any,
                  seed: int = 0) -> None:
         self.dataset = dataset
         self.ids = list(ids)

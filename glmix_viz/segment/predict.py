@@ -25,6 +25,7 @@ from glmix_viz.crf import CRFParams
 from glmix_viz.errors import GlmixVizError, one_line
 from glmix_viz.files import save_png_atomic
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
+from glmix_viz.data.base import Split
 from glmix_viz.labels import label_to_pil
 from glmix_viz.runtime.jobs import RunSummary, plan_job
 from glmix_viz.segment.model import backbone_of
@@ -110,7 +111,7 @@ def predict_labels(
         image: ``(H, W, 3)`` uint8 RGB.
         scales, flip, device: as in :func:`predict_probs`.
         crf: :class:`~glmix_viz.crf.CRFParams` (dense CRF) or
-            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR, on the CPU) to refine with, or None.
+            :class:`~glmix_viz.refine.PARParams` (PAR, on the CPU) to refine with, or None.
 
     Returns:
         ``(H, W)`` uint8 class indices (255 only where the CRF confidence rule leaves a pixel uncertain).
@@ -122,7 +123,7 @@ def predict_labels(
 def _labels(image: np.ndarray, probs: np.ndarray, crf: Any) -> np.ndarray:
     if crf is None:
         return probs.argmax(axis=0).astype(np.uint8)
-    from glmix_viz.pseudo.refine import refined_labels  # dense CRF or PAR, by the parameters' type
+    from glmix_viz.refine import refined_labels  # dense CRF or PAR, by the parameters' type
 
     return refined_labels(image, probs, crf)
 
@@ -146,7 +147,7 @@ class SegmentSettings:
     Attributes:
         scales, flip: test-time views (:func:`predict_probs`).
         crf: :class:`~glmix_viz.crf.CRFParams` (dense CRF) or
-            :class:`~glmix_viz.pseudo.refine.PARParams` (PAR, on the CPU) to refine with, or None.
+            :class:`~glmix_viz.refine.PARParams` (PAR, on the CPU) to refine with, or None.
         output_format: ``"voc"`` (``OUT/<id>.png``) or ``"voc-test"`` (the evaluation server's layout).
         device: where the network runs.
         batch_size: images per network step (images of equal size are batched together).
@@ -176,13 +177,14 @@ def _batches(ids: Sequence[str], batch_size: int) -> List[List[str]]:
     return [list(ids[start:start + batch_size]) for start in range(0, len(ids), batch_size)]
 
 
-def _run_batch(segmenter: nn.Module, dataset: Any, batch_ids: Sequence[str], settings: SegmentSettings,
-               out_dir: Path, summary: RunSummary) -> None:
-    """Load, predict and write one batch (images grouped by size), counting each id in the summary."""
+def _run_batch(segmenter: nn.Module, dataset: Split, batch_ids: Sequence[str], settings: SegmentSettings,
+               out_dir: Path, summary: RunSummary, lookup: Optional[np.ndarray] = None) -> None:
+    """Load, predict and write one batch (images grouped by size), counting each id in the summary; ``lookup``
+    (256,) turns the segmenter's class indices into the data set's ids."""
     loaded: Dict[Tuple[int, int], List[Tuple[str, np.ndarray]]] = {}
     for image_id in batch_ids:
         try:
-            image = dataset.load_image(image_id)
+            image = dataset.image(image_id)
         except GlmixVizError as error:
             summary.fail(image_id, one_line(error))
             continue
@@ -198,6 +200,8 @@ def _run_batch(segmenter: nn.Module, dataset: Any, batch_ids: Sequence[str], set
         for (image_id, image), image_probs in zip(group, probs):
             try:
                 labels = _labels(image, image_probs, settings.crf)
+                if lookup is not None:
+                    labels = lookup[labels]
                 save_png_atomic(segment_output_path(out_dir, image_id, settings.output_format), label_to_pil(labels))
             except (OSError, ValueError) as error:
                 summary.fail(image_id, f"writing the prediction failed: {one_line(error)}")
@@ -206,7 +210,7 @@ def _run_batch(segmenter: nn.Module, dataset: Any, batch_ids: Sequence[str], set
 
 
 def run_segment(
-    dataset: Any,
+    dataset: Split,
     out_dir: Union[str, os.PathLike],
     segmenter: nn.Module,
     *,
@@ -219,6 +223,7 @@ def run_segment(
     device: Optional[Union[str, torch.device]] = None,
     batch_size: int = 4,
     progress: bool = True,
+    label_ids: Optional[Sequence[int]] = None,
 ) -> Dict[str, Any]:
     """Predict a split with a segmenter; palette PNGs, resumable, sharded, summarised (see the module docstring).
 
@@ -235,6 +240,9 @@ def run_segment(
         device: where the network runs (default: the segmenter's device).
         batch_size: images per network step (images of equal size are batched together).
         progress: tqdm bar on stderr.
+        label_ids: the data set's class id of each segmenter output (e.g. from
+            :func:`~glmix_viz.data.classes.match_label_ids`, for a segmenter trained on another numbering);
+            ``None``: the outputs are the data set's ids.
 
     Returns:
         The summary (also written to ``OUT/summary*.json``; :class:`~glmix_viz.runtime.jobs.RunSummary`):
@@ -253,10 +261,14 @@ def run_segment(
             "segmenter": _describe(segmenter), "settings": settings.record(out_dir, plan.shard, overwrite)}
     summary = RunSummary(plan.summary_path, total=len(plan.my_ids), skipped=plan.skipped, todo=len(plan.todo),
                          info=info, desc="segment", progress=progress)
+    lookup = None
+    if label_ids is not None:
+        lookup = np.arange(256, dtype=np.uint8)
+        lookup[:len(label_ids)] = np.asarray(label_ids, dtype=np.uint8)
     with summary.running():
         segmenter.eval()
         for batch_ids in _batches(plan.todo, settings.batch_size):
-            _run_batch(segmenter, dataset, batch_ids, settings, out_dir, summary)
+            _run_batch(segmenter, dataset, batch_ids, settings, out_dir, summary, lookup)
     return {**summary.data, "summary_path": str(summary.path)}
 
 

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from glmix_viz.checkpoints import read_config, read_safetensors
+from glmix_viz.data.base import Split
 from glmix_viz.errors import DataError, GlmixVizError
 from glmix_viz.labels import IGNORE_INDEX
 from glmix_viz.scoring.segmentation import SegmentationMetric
@@ -124,7 +125,7 @@ def _build(config: SegmentTrainConfig, num_classes: int) -> Tuple[nn.Module, Dic
     return segmenter, {"variant": variant, "model_args": model_args, "init": config.init}
 
 
-def _check_ids(dataset: Any, labels: Optional[str], progress: bool, what: str, *, quiet: bool = False) -> List[str]:
+def _check_ids(dataset: Split, labels: Optional[str], progress: bool, what: str, *, quiet: bool = False) -> List[str]:
     check = check_pairs(dataset, dataset.ids, labels, dataset.num_classes, progress=progress)
     for failure in [] if quiet else check.failures:
         print(f"{what}: left out {failure['id']}: {failure['reason']}", file=sys.stderr)
@@ -135,14 +136,16 @@ def _check_ids(dataset: Any, labels: Optional[str], progress: bool, what: str, *
     return check.ids
 
 
-def _val_ids(dataset: Any) -> List[str]:
+def _val_ids(dataset: Split) -> List[str]:
     """The ids of a validation split that have ground truth (all or nothing: a split without masks is skipped)."""
+    if not dataset.has_masks:
+        return []
     ids = [image_id for image_id in dataset.ids if dataset.mask_path(image_id) is not None]
     return ids if len(ids) == len(dataset.ids) else []
 
 
 @torch.no_grad()
-def evaluate_segmenter(segmenter: nn.Module, dataset: Any, ids: Sequence[str], device: torch.device,
+def evaluate_segmenter(segmenter: nn.Module, dataset: Split, ids: Sequence[str], device: torch.device,
                        *, progress: bool = False, batch_size: int = 8) -> Dict[str, Any]:
     """mIoU of a segmenter on ground-truth ids, single scale at each image's own size.
 
@@ -150,7 +153,8 @@ def evaluate_segmenter(segmenter: nn.Module, dataset: Any, ids: Sequence[str], d
         :meth:`~glmix_viz.scoring.segmentation.SegmentationMetric.compute`'s scores, plus ``loss``: the mean pixel
         cross-entropy of the predicted probabilities against the ground truth (255 ignored).
     """
-    metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names))
+    metric = SegmentationMetric(dataset.num_classes, list(dataset.class_names), background=dataset.background,
+                                ignore=dataset.ignore)
     nll, pixels = 0.0, 0
     was_training = segmenter.training
     segmenter.eval()
@@ -265,7 +269,7 @@ def _seed(seed: int, epoch: int, rank: int) -> None:
     np.random.seed(value)
 
 
-def _meta(config: SegmentTrainConfig, record: Dict[str, Any], dataset: Any, images: int) -> Dict[str, Any]:
+def _meta(config: SegmentTrainConfig, record: Dict[str, Any], dataset: Split, images: int) -> Dict[str, Any]:
     """What every checkpoint of the run records."""
     return {"backbone": {"variant": record["variant"], "model_args": record["model_args"]}, "init": record["init"],
             "decoder": config.decoder, "decoder_args": config.decoder_args, "num_classes": dataset.num_classes,
@@ -274,7 +278,7 @@ def _meta(config: SegmentTrainConfig, record: Dict[str, Any], dataset: Any, imag
                           images=images)}
 
 
-def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optional[Any] = None) -> Dict[str, Any]:
+def train_segmenter(config: SegmentTrainConfig, dataset: Split, val_dataset: Optional[Split] = None) -> Dict[str, Any]:
     """Train a segmenter on a split's label PNGs (see the module docstring).
 
     Args:
@@ -332,7 +336,7 @@ def train_segmenter(config: SegmentTrainConfig, dataset: Any, val_dataset: Optio
 
 
 def _finish_epoch(segmenter: nn.Module, optimizer: torch.optim.Optimizer, progress: Progress, meta: Dict[str, Any],
-                  val_dataset: Any, val_ids: Sequence[str], config: SegmentTrainConfig, epoch: int, loss: float,
+                  val_dataset: Optional[Split], val_ids: Sequence[str], config: SegmentTrainConfig, epoch: int, loss: float,
                   seconds: float, device: torch.device) -> None:
     """Rank 0 after an epoch: validate, log, save (``best`` when the mIoU improves, or every epoch without one)."""
     row: Dict[str, Any] = {"epoch": epoch, "train_loss": loss, "seconds": seconds}

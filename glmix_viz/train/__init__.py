@@ -1,9 +1,10 @@
-"""Multi-label classification training of GLNet on a VOC-layout data set: the loop behind ``train`` and ``finetune``.
+"""Multi-label classification training of GLNet on image-level labels: the loop behind ``train`` and ``finetune``.
 
 What the loop does, in order:
 
-* reads the image-level labels of a VOC-layout data set (real PASCAL VOC or the ``make-shapes`` set) through
-  :class:`~glmix_viz.data.voc.VOCDataset`, resizes every image to a square ``input_size`` and, when the set fits the
+* reads the image-level labels of a data set (a labelled or segmentation folder, PASCAL VOC, COCO, the
+  ``make-shapes`` set: any :class:`~glmix_viz.data.base.Split` of :func:`~glmix_viz.data.registry.open_split`),
+  resizes every image to a square ``input_size`` and, when the set fits the
   ``cache_gb`` budget, keeps the whole split in memory as uint8;
 * augments on the training device, batch-wise: a per-image affine warp (flips, optional 90-degree rotations, zoom
   and shift) drawn from a seeded generator, so a run is a deterministic function of its seed (on the CPU) and a

@@ -74,7 +74,7 @@ class TrainConfig(RuntimeConfig):
     RuntimeConfig`'s (keyword-only).
 
     Attributes:
-        data: root of a VOC-layout data set.
+        data: folder of a data set with image-level labels (any format of glmix_viz.data.registry.open_split).
         model: registered GLNet variant.
         model_args: constructor overrides (e.g. ``{"num_slots": 9}``), recorded in the checkpoint.
         init: checkpoint to start from (fine-tuning); its classifier is replaced by a fresh multi-label head.

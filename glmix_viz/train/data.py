@@ -1,4 +1,4 @@
-"""Training data: a VOC-layout split resized and (when it fits) cached as uint8, normalisation, and the seeded
+"""Training data: a split (any :class:`~glmix_viz.data.base.Split` with image-level labels) resized and (when it fits) cached as uint8, normalisation, and the seeded
 batch-wise augmentation of the training loop."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from glmix_viz.data.coco import open_data_root
-from glmix_viz.data.voc import VOCDataset
+from glmix_viz.data.base import Split
+from glmix_viz.data.registry import open_split
 from glmix_viz.errors import DataError
 from glmix_viz.images import IMAGENET_MEAN, IMAGENET_STD
 
@@ -19,25 +19,25 @@ __all__ = ["LoadedSplit", "load_split", "normalize_batch", "denormalize_batch", 
 
 
 class _ResizedSplit(torch.utils.data.Dataset):
-    """Images of a VOC split resized to a square side, as uint8 (3, S, S) tensors, with multi-hot labels (K,)."""
+    """Images of a split resized to a square side, as uint8 (3, S, S) tensors, with multi-hot labels (K,)."""
 
-    def __init__(self, voc: VOCDataset, size: int) -> None:
-        self.voc = voc
+    def __init__(self, split: Split, size: int) -> None:
+        self.split = split
         self.size = size
 
     def __len__(self) -> int:
-        return len(self.voc.ids)
+        return len(self.split.ids)
 
     def __getitem__(self, index: int) -> Tuple[torch.Tensor, torch.Tensor]:
         import cv2
 
-        image_id = self.voc.ids[index]
-        image = self.voc.load_image(image_id)
+        image_id = self.split.ids[index]
+        image = self.split.image(image_id)
         if image.shape[:2] != (self.size, self.size):
             shrink = max(image.shape[:2]) > self.size
             interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
             image = cv2.resize(image, (self.size, self.size), interpolation=interpolation)
-        labels = self.voc.image_labels(image_id)
+        labels = self.split.labels(image_id)
         return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1), torch.from_numpy(labels)
 
 
@@ -45,23 +45,23 @@ class LoadedSplit:
     """A split ready for training: either fully in memory or streamed through a DataLoader.
 
     Attributes:
-        voc: the data set reader.
+        split: the data set (a :class:`~glmix_viz.data.base.Split`).
         size: square side of the images.
         images: (N, 3, S, S) uint8 when cached, else None.
         labels: (N, K) float32 multi-hot labels (always in memory).
     """
 
-    def __init__(self, voc: VOCDataset, size: int, cache_gb: float, workers: int, progress: bool) -> None:
-        self.voc = voc
+    def __init__(self, split: Split, size: int, cache_gb: float, workers: int, progress: bool) -> None:
+        self.split = split
         self.size = size
         self.workers = workers
-        self.dataset = _ResizedSplit(voc, size)
-        self.labels = torch.from_numpy(np.stack([voc.image_labels(i) for i in voc.ids])).float()
+        self.dataset = _ResizedSplit(split, size)
+        self.labels = torch.from_numpy(np.stack([split.labels(i) for i in split.ids])).float()
         self.images: Optional[torch.Tensor] = None
-        if len(voc.ids) * 3 * size * size <= cache_gb * 1e9:
+        if len(split.ids) * 3 * size * size <= cache_gb * 1e9:
             loader = torch.utils.data.DataLoader(self.dataset, batch_size=64, num_workers=workers)
             chunks = []
-            for images, _ in maybe_tqdm(loader, progress, f"loading {voc.split}", len(loader)):
+            for images, _ in maybe_tqdm(loader, progress, f"loading {split.split}", len(loader)):
                 chunks.append(images)
             self.images = torch.cat(chunks)
 
@@ -88,15 +88,18 @@ class LoadedSplit:
 
 def load_split(root: str, split: str, size: int, *, cache_gb: float = 4.0, workers: int = 2,
                progress: bool = False) -> LoadedSplit:
-    """Open a VOC-layout (or COCO-2014) split for training or evaluation.
+    """Open a split of any format :func:`~glmix_viz.data.registry.open_split` knows, for training or evaluation.
 
     Raises:
-        DataError: missing folder or split, or a split without images.
+        DataError: missing folder or split, a split without images, or a data set without image-level labels.
     """
-    voc = open_data_root(root, split)
-    if len(voc.ids) == 0:
+    opened = open_split(root, split)
+    if not opened.has_labels:
+        raise DataError(f"{root}: training needs image-level labels, and this data set has none (a plain image "
+                        "folder); use a labelled folder (images/, labels.csv, classes.txt)")
+    if len(opened.ids) == 0:
         raise DataError(f"{root}: split {split!r} has no images")
-    return LoadedSplit(voc, size, cache_gb, workers, progress)
+    return LoadedSplit(opened, size, cache_gb, workers, progress)
 
 
 def maybe_tqdm(iterable: Any, enabled: bool, desc: str, total: Optional[int] = None) -> Any:

@@ -12,6 +12,7 @@ import timm
 import torch
 import torch.nn as nn
 
+from glmix_viz.data.base import object_names
 from glmix_viz.errors import DataError, GlmixVizError
 from glmix_viz.probe import GroupingProbe, glmix_block_names
 from glmix_viz.runtime.distributed import Process, wrap_ddp
@@ -144,7 +145,7 @@ def build_run(config: TrainConfig, process: Process) -> Run:
     load = dict(cache_gb=config.cache_gb, workers=config.workers, progress=show)
     train_set = load_split(config.data, config.train_split, size, **load)
     val_set = load_split(config.data, config.val_split, size, **load) if config.val_split else None
-    class_names = list(train_set.voc.class_names[1:])
+    class_names = object_names(train_set.split)  # every class but the background, wherever it stands
 
     torch.manual_seed(config.seed)
     model, overrides = build_model(config, len(class_names))

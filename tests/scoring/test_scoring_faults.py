@@ -40,8 +40,9 @@ def test_the_explorer_and_evaluate_compare_give_the_same_interval(run_tree, monk
 
     a, b = run_tree["slot_pool"], run_tree["cam"]
     monkeypatch.setenv("GLMIX_RUNS", str(run_tree["runs"]))
-    at = AppTest.from_file(APP, default_timeout=120).run()
-    at.radio(key="page").set_value("Runs").run()
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.query_params["page"] = "runs"  # the run browser is its own page (st.navigation); a link opens it
+    at.run()
     at.selectbox(key="run").set_value(str(a)).run()
     at.session_state["run_view"] = "Compare with another run"
     at.run()

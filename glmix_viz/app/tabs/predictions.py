@@ -23,7 +23,7 @@ from glmix_viz.labels import label_to_pil, voc_palette
 from glmix_viz.pictures import mask_label_ids, png_bytes, pseudo_mask_legend, pseudo_mask_overlay
 from glmix_viz.pseudo import METHODS, ScoreSettings, default_method
 from glmix_viz.crf import CRFParams
-from glmix_viz.pseudo.refine import REFINEMENTS, PARParams, RefineParams, method_of
+from glmix_viz.refine import REFINEMENTS, PARParams, RefineParams, method_of
 from glmix_viz.slots.explore import Exploration, top_predictions
 from glmix_viz.viz import heatmap_overlay, label_legend, map_colorbar, overlay, scale_caption, value_ranges
 

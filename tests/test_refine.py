@@ -1,4 +1,4 @@
-"""Tests of the refinements (glmix_viz.pseudo.refine): PAR's invariants, hand-checked small cases, the one entry point."""
+"""Tests of the refinements (glmix_viz.refine): PAR's invariants, hand-checked small cases, the one entry point."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from glmix_viz.crf import CRFParams, dense_crf
-from glmix_viz.pseudo.refine import (
+from glmix_viz.refine import (
     REFINEMENTS,
     PARParams,
     _affinity,
