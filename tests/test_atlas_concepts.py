@@ -86,3 +86,21 @@ def test_fit_concepts_finds_two_separate_groups_across_chunks_and_refuses_too_fe
     assert kmeans.cluster_centers_.shape == (2, 2)
     with pytest.raises(DataError, match="only 13 regions for 14 concepts"):
         fit_concepts([first, second], 0, 14)
+
+
+def test_fitting_and_the_map_sample_are_reproducible_and_row_batches_keep_every_row_in_order(tmp_path):
+    from glmix_viz.atlas.concepts import _row_batches, fit_concepts
+
+    rng = np.random.default_rng(1)
+    points = rng.normal(0, 1, (13, 2))
+    first = _labelled_chunk(tmp_path / "chunk-00000.npz", points[:6], [0] * 6, [-1] * 6)
+    second = _labelled_chunk(tmp_path / "chunk-00001.npz", points[6:], [1] * 7, [-1] * 7)
+    batches = list(_row_batches([first, second], 0, 4))
+    assert [len(batch) for batch in batches] == [4, 4, 4, 1]
+    np.testing.assert_array_equal(np.concatenate(batches), points.astype(np.float16).astype(np.float32))
+    one, two = (fit_concepts([first, second], 0, 3, seed=4, batch_rows=4) for _ in range(2))
+    np.testing.assert_array_equal(one.cluster_centers_, two.cluster_centers_)  # same files and seed: same centroids
+    assert fit_concepts([first, second], 0, 13).n_clusters == 13  # as many regions as concepts is enough
+    samples = [describe_concepts([first, second], 0, one, 0, map_points=5, seed=seed).sample["slot"].tolist()
+               for seed in (0, 0, 1)]
+    assert samples[0] == samples[1] and len(samples[0]) == 5

@@ -39,3 +39,34 @@ def test_one_shard_newer_than_the_evaluation_makes_it_stale(tmp_path):
 def test_a_run_without_evaluation_is_not_stale(tmp_path):
     _write(tmp_path / "summary.json", _summary(), 1_000_000)
     assert not read_run(tmp_path).evaluation_is_stale()
+
+
+def test_progress_names_every_missing_shard_and_the_running_jobs():
+    from glmix_viz.runs import RunProgress
+
+    progress = RunProgress(expected=10, written=4, missing_shards=("2/3", "3/3"), running=1)
+    assert progress.missing == 6 and not progress.complete
+    assert progress.describe() == ("4 of 10 label maps written; no summary yet from shard(s) 2/3, 3/3; "
+                                   "1 job(s) still running or killed")
+    assert RunProgress(expected=None, written=4, missing_shards=(), running=0).describe().startswith("complete")
+
+
+def test_only_folders_with_a_summary_are_runs(tmp_path):
+    from glmix_viz.runs import find_runs
+
+    for name, files in {"run": ["summary.json"], "shard": ["summary.shard-1-of-2.json"],
+                        "scored_only": ["eval.json"], "notes": ["summary.txt"]}.items():
+        (tmp_path / name).mkdir()
+        for file in files:
+            (tmp_path / name / file).write_text("{}")
+    assert [path.name for path in find_runs(tmp_path)] == ["run", "shard"]
+
+
+def test_a_missing_data_set_is_one_line_naming_its_folder(tmp_path):
+    import pytest
+
+    from glmix_viz.errors import DataError
+    from glmix_viz.runs import open_recorded_dataset
+
+    with pytest.raises(DataError, match=f"^{tmp_path / 'gone'}: the run's data set is not there"):
+        open_recorded_dataset(tmp_path / "gone", "val")
