@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, flag) < 1:
             raise GlmixVizError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     source = open_source(args)
+    if args.importance and not source.has_labels:
+        raise GlmixVizError(f"--importance needs image-level labels: {args.data} ({source.format}) has none")
     model, description = load_model_from_args(args)
     print(f"model: {description}", file=sys.stderr)
     settings = AtlasSettings(blocks=chosen_blocks(args, model, description), feature=args.feature, input_size=args.input_size,
@@ -98,8 +100,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"{block['name']}: {len(block['concepts'])} concepts over {block['regions']} regions{purity}; "
               f"figure {args.out / block['figure']}")
     if args.importance and result["atlas"]:
-        if args.images is not None:
-            raise GlmixVizError("--importance needs image labels: use --voc-root or --coco-root, not --images")
         from glmix_viz.atlas.importance import concept_importance
 
         importance = concept_importance(args.out, model, source, resamples=args.resamples, seed=args.seed,
