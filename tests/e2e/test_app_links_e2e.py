@@ -70,5 +70,7 @@ def test_the_run_browser_and_the_atlas_are_pages_of_the_navigation(server: str, 
     assert page.url.split("?")[0].endswith("/runs")
     page.get_by_role("link", name="Atlas").click()
     page.get_by_role("heading", name="Slot atlas").wait_for(timeout=120_000)
-    assert page.url.split("?")[0].endswith("/atlas") and "page=atlas" in page.url
+    # the page writes its link (page=atlas) after it has drawn: wait for the address instead of reading it at once
+    page.wait_for_url(lambda url: "page=atlas" in url, timeout=60_000)
+    assert page.url.split("?")[0].endswith("/atlas")
     assert page.locator('[data-testid="stException"]').count() == 0
