@@ -23,7 +23,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import os
 import subprocess
@@ -47,9 +46,13 @@ BEGIN, END = "<!-- app_memory:begin (bench/app_memory.py --docs) -->", "<!-- app
 
 
 def rss_mib() -> float:
+    """Resident memory after a collection, with freed heap given back to the system (glibc's malloc_trim, as the
+    model cache does on eviction): memory the C library merely keeps for reuse is not memory the server holds."""
     import psutil
 
-    gc.collect()
+    from glmix_viz.app.modelcache import _release_memory
+
+    _release_memory()
     return psutil.Process().memory_info().rss / 2**20
 
 
