@@ -354,34 +354,6 @@ register(TableSpec(
 register(TableSpec(
     "Command-line start-up", ("bench/results/cli_help*.json",), "bench/cli_help.py",
     ("runs", "reference", "machine.load_1min", "median_s", "ratio_to_reference", "goal_ratio", "goal_met")))
-def _scoring_bootstrap(data: Dict[str, Any]) -> str:
-    """bench/scoring_bootstrap.py has no table(): coverage and cost of BCa beside the percentile interval."""
-    lines = [f"Default resamples {data['default_resamples']}; coverage of the 95 % interval over data sets drawn from "
-             "known distributions (standard error of a coverage in brackets).", "",
-             "| images | trials | statistic | BCa coverage | percentile coverage | BCa mean width | percentile mean width |",
-             "| --- | --- | --- | --- | --- | --- | --- |"]
-    for row in data["coverage"]:
-        for statistic, covered in row["coverage"].items():
-            width = row["mean_width"][statistic]
-            lines.append(f"| {row['images']} | {row['trials']} | {statistic} | {covered['BCa']:.3f} "
-                         f"(±{row['coverage_standard_error']:.3f}) | {covered['percentile']:.3f} | "
-                         f"{width['BCa']:.4f} | {width['percentile']:.4f} |")
-    cost = data["cost"]
-    lines += ["", f"Cost ({cost['resamples']} resamples; {cost['split_images']}-image split, "
-                  f"{cost['atlas_images']}-image atlas; load {data['machine']['load_1min']:.1f}, contended):", "",
-              "| interval | BCa s | percentile s | BCa / percentile |", "| --- | --- | --- | --- |"]
-    for name, seconds in cost["seconds"].items():
-        lines.append(f"| {name} | {seconds['BCa']:.2f} | {seconds['percentile']:.2f} | "
-                     f"{cost['bca_over_percentile'][name]:.2f} |")
-    return "\n".join(lines)
-
-
-register(TableSpec(
-    "One bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
-    ("default_resamples", "coverage.0.coverage", "coverage.0.mean_width", "coverage.0.coverage_standard_error",
-     "coverage.0.images", "coverage.0.trials", "cost.seconds", "cost.bca_over_percentile", "cost.resamples",
-     "cost.split_images", "cost.atlas_images", "machine.load_1min"),
-    render=_scoring_bootstrap))
 register(TableSpec(
     "Slot atlas: demo model against its untrained copy", ("experiments/results/atlas_shapes*.json",),
     "experiments/atlas_shapes.py",
