@@ -375,8 +375,8 @@ register(TableSpec(
 register(TableSpec(
     "Semantic slots: training recipes against the demo recipe (issue 29)", ("experiments/results/semantic_slots*.json",),
     "experiments/semantic_slots.py", ("setup.heldout_images", "heldout", "goals"),
-    intro="Fine-tunes of the demo model at one budget, scored on held-out make-shapes seeds 4101 and 4102 by "
-          "grouping-scores and the held-out bench; see docs/semantic_slots.md."))
+    intro="Fine-tunes of the demo model at one budget per file, scored on held-out make-shapes seeds (named in each "
+          "table's heading) by grouping-scores and the held-out bench; see docs/semantic_slots.md."))
 register(TableSpec(
     "The one bootstrap: coverage and cost", ("bench/results/scoring_bootstrap*.json",), "bench/scoring_bootstrap.py",
     ("default_resamples", "machine.load_1min", "coverage.0.trials", "coverage.0.images", "coverage.0.coverage",
