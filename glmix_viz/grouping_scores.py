@@ -55,7 +55,7 @@ from glmix_viz.scoring.stats import (
 )
 from glmix_viz.runtime.jobs import RunSummary, plan_job
 
-__all__ = ["GroupingScoreSettings", "run_grouping_scores", "RESULTS_FILE", "FORMAT"]
+__all__ = ["GroupingScoreSettings", "run_grouping_scores", "slot_identity_scores", "RESULTS_FILE", "FORMAT"]
 
 FORMAT = "glmix-viz/grouping-scores/1"
 RESULTS_FILE = "grouping_scores.json"
@@ -243,12 +243,21 @@ def _block_entry(arrays: Dict[str, np.ndarray], clustered: Dict[int, Dict[str, A
         entry[f"object_purity{suffix}_ci95"] = _interval(images, _purity_statistic(found["tables"], background), boot)
         entry[f"clusters{suffix}"] = k
     entry["slots_clustered"] = int(len(arrays["features"]))
-    if "slot_index" in arrays:  # the slot's index as its concept: meaningful when slots are learned, not pooled
-        tables = cluster_class_regions(arrays["slot_index"], arrays["overlaps"], num_slots, arrays["slot_image"],
-                                       images)
-        entry["slot_identity_purity"] = object_purity(tables.sum(axis=0), background)
-        entry["slot_identity_purity_ci95"] = _interval(images, _purity_statistic(tables, background), boot)
+    if "slot_index" in arrays:
+        entry.update(slot_identity_scores(arrays, num_slots, images, background, boot))
     return entry
+
+
+def slot_identity_scores(arrays: Dict[str, np.ndarray], num_slots: int, images: int, background: Optional[int],
+                         boot: Dict[str, int]) -> Dict[str, Any]:
+    """``slot_identity_purity`` and its ``_ci95``: the object purity with each slot's index as its concept (meaningful
+    when slots are learned, not pooled), from the block's ``slot_index``, ``overlaps`` and ``slot_image``. The atlas's
+    ``--concepts slot`` scores the same regions with the same functions (object purity of the concept x class table,
+    :func:`glmix_viz.scoring.stats.image_bootstrap` over images): ``tests/test_atlas_identity.py`` checks they agree.
+    """
+    tables = cluster_class_regions(arrays["slot_index"], arrays["overlaps"], num_slots, arrays["slot_image"], images)
+    return {"slot_identity_purity": object_purity(tables.sum(axis=0), background),
+            "slot_identity_purity_ci95": _interval(images, _purity_statistic(tables, background), boot)}
 
 
 def _paired(mine: Dict[str, Any], theirs: Dict[str, Any], clusters: int, images: int, background: Optional[int],

@@ -1,6 +1,11 @@
 """Build an atlas from collected regions: concepts per block, their purity, typical regions, map and figure.
 
-Writes, in the atlas folder, for the ``J``-th block: ``block-J.npz`` (``centroids`` (K, C); ``map_xy`` (P, 2) the PCA
+The concepts come from k-means over the regions' features (the default) or, for blocks with learned initial slots,
+from the slot index itself (``concepts="slot"``); :mod:`glmix_viz.atlas.sources` says which and checks it. Everything
+after the fit (sizes, purity and its intervals, typical regions, map, figure) is the same code for both.
+
+Writes, in the atlas folder, for the ``J``-th block: ``block-J.npz`` (``centroids`` (K, C): the k-means centres, or
+each slot's mean feature; ``map_xy`` (P, 2) the PCA
 coordinates of a uniform sample of regions with their ``map_concept``, ``map_label``, ``map_image``, ``map_slot``;
 ``pca_mean`` / ``pca_components`` to place other slots on the map; ``purity_draws`` (R,) the bootstrap purities,
 ``object_purity_draws`` (R,) those of the object regions alone; ``region_image``, ``region_concept``,
@@ -22,7 +27,8 @@ from typing import Any, Dict, List, Optional, Union
 import numpy as np
 
 from glmix_viz.atlas.collect import FEATURES_FOLDER, chunk_header, chunk_paths, read_chunk
-from glmix_viz.atlas.concepts import ConceptStats, describe_concepts, fit_concepts
+from glmix_viz.atlas.concepts import ConceptStats, describe_concepts
+from glmix_viz.atlas.sources import DEFAULT_SOURCE, check_source, fit_source
 from glmix_viz.errors import DataError, one_line
 from glmix_viz.scoring.grouping import contingency_scores, image_tables, object_purity, object_table, purity_statistic
 from glmix_viz.scoring.stats import DEFAULT_RESAMPLES, Interval, image_bootstrap
@@ -138,13 +144,16 @@ def _block_entry(name: str, stats: ConceptStats, class_names: Optional[List[str]
     return out
 
 
-def _figure(out_dir: Path, j: int, entry: Dict[str, Any]) -> str:
+def _figure(out_dir: Path, j: int, entry: Dict[str, Any], source: str) -> str:
+    noun = "slot" if source == "slot" else "concept"
     crops, titles = [], []
     for concept in entry["concepts"]:
         crops.append([load_image(out_dir / e["crop"]) for e in concept["examples"] if "crop" in e])
         label = f", {concept['class']} {concept['purity']:.0%}" if "class" in concept else ""
-        titles.append(f"concept {concept['index']}: {concept['size']} regions{label}")
+        titles.append(f"{noun} {concept['index']}: {concept['size']} regions{label}")
     heading = f"{entry['name']}: {len(entry['concepts'])} concepts"
+    if source == "slot":
+        heading += " (slot identity: one per slot)"
     if "purity" in entry:
         low, high = entry["purity_ci95"]
         heading += f", purity {entry['purity']:.3f} ({low:.3f}-{high:.3f})"
@@ -166,15 +175,22 @@ def _read_plan(out_dir: Path):
     return plan, chunks
 
 
-def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 0, examples: int = 8,
-                resamples: int = DEFAULT_RESAMPLES, map_points: int = 3000, passes: int = 3,
-                progress: bool = True) -> Dict[str, Any]:
+def build_atlas(out_dir: Union[str, os.PathLike], clusters: Optional[int], *, concepts: str = DEFAULT_SOURCE,
+                allow_pooled: bool = False, seed: int = 0, examples: int = 8, resamples: int = DEFAULT_RESAMPLES,
+                map_points: int = 3000, passes: int = 3, progress: bool = True) -> Dict[str, Any]:
     """Cluster the collected regions of every block into ``clusters`` concepts and write the atlas.
 
+    With ``concepts="slot"`` each region's concept is its slot index instead (one concept per slot of the block;
+    ``clusters`` must be None or the slot count; blocks with pooled slots are refused unless ``allow_pooled``:
+    :func:`glmix_viz.atlas.sources.check_source`); a concept's typical regions are then those nearest the mean
+    feature of the slot's regions.
+
     Returns:
-        The content of ``atlas.json``: ``format``, ``clusters``, ``seed``, ``plan`` (``features/plan.json``),
+        The content of ``atlas.json``: ``format``, ``concepts`` (the source: ``kmeans`` or ``slot``; an atlas
+        without it is k-means), ``clusters`` (None for ``slot``), ``seed``, ``plan`` (``features/plan.json``),
         ``images`` (read), ``failures`` (``id``, ``reason``: images skipped while collecting), ``class_names``, and
         ``blocks``: a list, per block: ``name``, ``index`` (J of its files), ``regions``, ``images``, ``figure``,
+        ``slots`` (``num_slots``, ``slot_init``, where the plan records them),
         ``data`` (``block-J.npz``), ``concepts`` (``index``, ``size``, ``share``, with labels ``purity``, ``class``,
         ``class_index``, ``class_counts``, ``labelled``; ``examples``: ``id``, ``image``, ``slot``, ``distance``,
         ``confidence``, ``crop``), and with labels ``purity``, ``purity_ci95``, ``majority_baseline``, ``nmi``,
@@ -184,9 +200,12 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
         ``class_counts``.
     """
     out_dir = Path(out_dir)
-    if clusters < 1:
+    if concepts == "kmeans" and (clusters is None or clusters < 1):
         raise DataError(f"--clusters must be at least 1, got {clusters}")
     plan, chunks = _read_plan(out_dir)
+    slots = plan.get("slots")
+    check_source(concepts, plan["blocks"], slots, clusters=clusters if concepts == "slot" else None,
+                 allow_pooled=allow_pooled)
     images = json.loads((out_dir / "images.json").read_text())
     headers = [chunk_header(path) for path in chunks]
     class_names = plan.get("class_names")
@@ -194,7 +213,8 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
     blocks = []
     for j, name in enumerate(tqdm(plan["blocks"], desc="concepts", unit="block", disable=not progress,
                                   file=sys.stderr)):
-        kmeans = fit_concepts(chunks, j, clusters, seed=seed, passes=passes)
+        kmeans = fit_source(concepts, chunks, j, clusters=clusters, slots=slots[j] if slots else None, seed=seed,
+                            passes=passes)
         stats = describe_concepts(chunks, j, kmeans, len(class_names or []), examples=examples,
                                   map_points=map_points, seed=seed)
         intervals = _purity_intervals(stats, len(images["ids"]), background, resamples, seed)
@@ -208,9 +228,12 @@ def build_atlas(out_dir: Union[str, os.PathLike], clusters: int, *, seed: int = 
         example_rows = _crops(out_dir, j, stats, images["paths"], plan["chunk_size"])
         entry = _block_entry(name, stats, class_names, example_rows, images["ids"], intervals, background)
         entry.update(index=j, data=f"block-{j}.npz")
-        entry["figure"] = _figure(out_dir, j, entry)
+        if slots:
+            entry["slots"] = dict(slots[j])
+        entry["figure"] = _figure(out_dir, j, entry, concepts)
         blocks.append(entry)
-    atlas = {"format": ATLAS_FORMAT, "clusters": clusters, "seed": seed, "resamples": resamples, "plan": plan,
+    atlas = {"format": ATLAS_FORMAT, "concepts": concepts, "clusters": clusters if concepts == "kmeans" else None,
+             "seed": seed, "resamples": resamples, "plan": plan,
              "images": sum(len(h["ids"]) for h in headers), "failures": [f for h in headers for f in h["failures"]],
              "class_names": class_names, "blocks": blocks}
     save_bytes_atomic(out_dir / "atlas.json", (json.dumps(atlas, indent=2) + "\n").encode("utf-8"))

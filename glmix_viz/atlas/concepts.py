@@ -3,8 +3,9 @@
 * :func:`fit_concepts` - scikit-learn's ``MiniBatchKMeans`` fitted with ``partial_fit`` over the chunk files, a few
   passes in a fixed order (so memory holds one batch of rows, whatever the number of images; same files and seed,
   same centroids).
-* :func:`describe_concepts` - a second pass: every region's concept (nearest centroid), each concept's size and class
-  counts, its most typical regions (closest to the centroid), a uniform sample of regions for the 2-D map, and the
+* :func:`describe_concepts` - a second pass: every region's concept (nearest centroid; for the slot-identity source
+  of :mod:`glmix_viz.atlas.sources`, its slot), each concept's size and class counts, its most typical regions
+  (closest to the centroid, or to the slot's mean feature), a uniform sample of regions for the 2-D map, and the
   (image, concept, class) of every labelled region, from which the atlas bootstraps the purity over images.
 
 The scores (purity, object purity, NMI) and their bootstrap are :mod:`glmix_viz.scoring.grouping`'s and
@@ -105,10 +106,23 @@ def _sample_rows(chunk_no: int, count: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, 7919, chunk_no]).random(count)
 
 
+def _assign(concepts, rows: Dict[str, np.ndarray]):
+    """``(concept, distance to its centre)`` of chunk rows: the model's own ``assign`` where it has one (the slot
+    source's :class:`~glmix_viz.atlas.sources.SlotIdentity`), else the nearest centroid of a fitted k-means."""
+    if hasattr(concepts, "assign"):
+        return concepts.assign(rows)
+    distances = concepts.transform(rows["features"])
+    concept = distances.argmin(axis=1)
+    return concept, distances[np.arange(len(concept)), concept]
+
+
 def describe_concepts(chunks: Sequence[Path], block: int, kmeans, num_classes: int, *, examples: int = 8,
                       map_points: int = 3000, seed: int = 0) -> ConceptStats:
     """Second pass over one block's chunk files: concept of every region, sizes, class table, typical regions,
-    labelled regions, map sample (see :class:`ConceptStats`)."""
+    labelled regions, map sample (see :class:`ConceptStats`).
+
+    ``kmeans``: a fitted ``MiniBatchKMeans`` (``n_clusters``, ``transform``), or any concepts with ``n_clusters`` and
+    ``assign(rows) -> (concept, distance)`` (:func:`glmix_viz.atlas.sources.fit_source`)."""
     clusters = kmeans.n_clusters
     classes = max(num_classes, 0)
     stats = ConceptStats(sizes=np.zeros(clusters, np.int64), table=np.zeros((clusters, classes), np.int64),
@@ -120,9 +134,7 @@ def describe_concepts(chunks: Sequence[Path], block: int, kmeans, num_classes: i
         rows = read_chunk(path, block)
         if not len(rows["slot"]):
             continue
-        distances = kmeans.transform(rows["features"])
-        concept = distances.argmin(axis=1)
-        own = distances[np.arange(len(concept)), concept]
+        concept, own = _assign(kmeans, rows)
         stats.sizes += np.bincount(concept, minlength=clusters)
         stats.images += len(np.unique(rows["image"]))
         _keep_typical(stats.typical, concept, own, rows, examples)

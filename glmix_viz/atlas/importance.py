@@ -1,7 +1,8 @@
 """Concept importance: how much a class's probability depends on a concept of the atlas (slot interventions).
 
 For a block of an atlas, every image of the atlas runs through the model; its slots are given their concepts
-(nearest centroid, :meth:`~glmix_viz.atlas.read.Atlas.slot_concepts`), and for every concept present in the image
+(:meth:`~glmix_viz.atlas.read.Atlas.slot_concepts`: the nearest centroid, or in a slot-identity atlas the slot's own
+index, so that concept k's removal is the removal of slot k), and for every concept present in the image
 its slots are removed together (:mod:`glmix_viz.slots.interventions`: no attention to them, no dispatch from them,
 the others' dispatch renormalised) and the rest of the network runs; all concepts of one image run as one batch.
 The importance of concept k for class c is the mean, over the images whose labels contain c, of the change of c's

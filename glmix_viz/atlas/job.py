@@ -3,7 +3,8 @@ atlas. Resumable, shardable, summarised like the other batch jobs.
 
 Layout of an atlas folder::
 
-    features/plan.json            what the chunks hold: ids' hash, chunk size, blocks, feature, input size, model
+    features/plan.json            what the chunks hold: ids' hash, chunk size, blocks (and their slot count and
+                                  initialisation, ``slots``), feature, input size, model
     features/chunk-NNNNN.npz      regions of ``chunk_size`` consecutive images (:mod:`glmix_viz.atlas.collect`)
     images.json                   ids and image paths (the explorer opens images from here)
     summary.json                  the collecting run (counts, failures, timing); summary.shard-K-of-N.json per shard
@@ -13,7 +14,7 @@ Layout of an atlas folder::
 A chunk file is written atomically once all its images are read, so a killed run loses at most the chunk under way;
 a rerun removes the temporaries it left and does the chunks that are missing (the plan and the summary are
 :mod:`glmix_viz.runtime.jobs`'s, the ids of the plan are the chunks). The chunks hold no concept: changing
-``--clusters`` reclusters without running the model again.
+``--clusters`` (or ``--concepts``) reclusters without running the model again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 from glmix_viz.atlas import collect
 from glmix_viz.atlas.build import build_atlas
 from glmix_viz.atlas.collect import BlockRows, FEATURES_FOLDER, block_rows, chunk_paths
+from glmix_viz.atlas.sources import DEFAULT_SOURCE, block_slots, check_source
 from glmix_viz.data.base import Split
 from glmix_viz.errors import DataError, GlmixVizError, one_line
 from glmix_viz.files import save_bytes_atomic
@@ -70,7 +72,8 @@ def _ids_hash(ids: Sequence[str]) -> str:
 def _manifest(source: Split, model: Any, settings: AtlasSettings, blocks: List[str], input_size: int) -> Dict[str, Any]:
     names = list(source.class_names or ()) if source.has_masks else []
     return {"format": "glmix-viz-atlas/1", "ids": _ids_hash(source.ids), "num_images": len(source.ids),
-            "chunk_size": settings.chunk_size, "blocks": blocks, "feature": settings.feature, "input_size": input_size,
+            "chunk_size": settings.chunk_size, "blocks": blocks, "slots": block_slots(model, blocks),
+            "feature": settings.feature, "input_size": input_size,
             "model": model_summary(model), "class_names": names or None,
             "background": source.background if names else None,
             "source": {"root": str(Path(getattr(source, "root", "")).resolve()),
@@ -88,6 +91,9 @@ def _check_manifest(path: Path, manifest: Dict[str, Any], overwrite: bool) -> No
         if changed:
             raise DataError(f"{path.parent}: holds regions collected with other {', '.join(changed)}; use another "
                             "--out, or --overwrite to start again")
+        if "slots" not in old:  # collected before the slots were recorded: the same model, so record them now
+            save_bytes_atomic(path, (json.dumps({**old, "slots": manifest["slots"]}, indent=2, default=str)
+                                     + "\n").encode("utf-8"))
         return
     if overwrite and path.parent.is_dir():
         for old_chunk in path.parent.glob("*chunk-*"):
@@ -231,19 +237,30 @@ def _remove_new(folder: Path, before: Optional[set]) -> None:
             path.unlink(missing_ok=True)
 
 
-def run_atlas(source: Split, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings, clusters: int, *,
+def run_atlas(source: Split, model: Any, out_dir: Union[str, os.PathLike], settings: AtlasSettings,
+              clusters: Optional[int], *, concepts: str = DEFAULT_SOURCE, allow_pooled: bool = False,
               shard: Any = None, overwrite: bool = False, progress: bool = True, **build: Any) -> Dict[str, Any]:
     """Collect the regions, then (once every chunk exists) cluster them and write the atlas.
+
+    ``concepts`` / ``allow_pooled`` / ``clusters`` are checked against the model's blocks before any image is read
+    (:func:`glmix_viz.atlas.sources.check_source`: a slot-identity atlas of pooled slots is refused up front).
 
     Returns:
         ``{"summary": the collecting run's summary, "atlas": the atlas (atlas.json) or None while chunks are
         missing}``; ``build`` goes to :func:`glmix_viz.atlas.build.build_atlas` (seed, examples, resamples, ...).
 
     Raises:
+        GlmixVizError: a concept source that does not fit the blocks.
         DataError: no image could be read and none was collected before: what this run wrote (the folder itself when
             it made it) is removed first, so no half-made atlas folder is left behind.
     """
     out_dir = Path(out_dir)
+    try:
+        names = GroupingProbe(model, list(settings.blocks)).block_names
+    except ValueError as error:
+        raise GlmixVizError(f"--block: {error}") from None
+    check_source(concepts, names, block_slots(model, names), clusters=clusters if concepts == "slot" else None,
+                 allow_pooled=allow_pooled)
     before = _files_under(out_dir)
     summary = collect_regions(source, model, out_dir, settings, shard=shard, overwrite=overwrite, progress=progress)
     counts = summary["counts"]
@@ -256,4 +273,5 @@ def run_atlas(source: Split, model: Any, out_dir: Union[str, os.PathLike], setti
     if not summary["complete"]:
         print(f"regions of this shard collected; the atlas is built once every shard is done", file=sys.stderr)
         return {"summary": summary, "atlas": None}
-    return {"summary": summary, "atlas": build_atlas(out_dir, clusters, progress=progress, **build)}
+    return {"summary": summary, "atlas": build_atlas(out_dir, clusters, concepts=concepts, allow_pooled=allow_pooled,
+                                                     progress=progress, **build)}

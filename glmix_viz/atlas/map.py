@@ -48,9 +48,9 @@ def atlas_map_figure(atlas: Atlas, block: str, color_by: str = "concept", *,
     figure = go.Figure()
     for value in np.unique(groups):
         chosen = np.flatnonzero(groups == value)
-        title = (f"concept {value}" if color_by == "concept" else
+        title = (f"{atlas.concept_noun} {value}" if color_by == "concept" else
                  (names[value] if 0 <= value < len(names) else "no label"))
-        hover = [f"{ids[image[i]]}<br>slot {slot[i]} · concept {concept[i]}"
+        hover = [f"{ids[image[i]]}<br>slot {slot[i]} · {atlas.concept_noun} {concept[i]}"
                  + (f" · {names[label[i]]}" if 0 <= label[i] < len(names) else "") for i in chosen]
         figure.add_trace(go.Scattergl(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers", name=title, text=hover,
                                       customdata=np.stack([image[chosen], slot[chosen]], axis=1),

@@ -1,10 +1,11 @@
 """A finished atlas, opened for browsing: its blocks and concepts, their crops, the 2-D map, and the concept of any
-slot (nearest centroid), for the explorer and the notebooks.
+slot (nearest centroid; in a slot-identity atlas, the slot's own index), for the explorer and the notebooks.
 
     atlas = open_atlas("runs/atlas")
     atlas.block_names                        # blocks with concepts
     atlas.block("stages.0.blocks.0")         # its atlas.json entry: concepts, purity, examples ...
     atlas.slot_concepts(name, record)        # (S,) concept of every slot of a block's record, and its distance
+    atlas.source                             # "kmeans" or "slot" (glmix_viz.atlas.sources)
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from glmix_viz.atlas.build import ATLAS_FORMAT
+from glmix_viz.atlas.sources import atlas_source
 from glmix_viz.errors import DataError
 
 __all__ = ["Atlas", "ExampleRegion", "open_atlas"]
@@ -55,6 +57,11 @@ class Atlas:
         return self.data.get("class_names")
 
     @property
+    def source(self) -> str:
+        """Where the concepts come from: ``"kmeans"`` or ``"slot"`` (an atlas that does not say is k-means)."""
+        return atlas_source(self.data)
+
+    @property
     def feature(self) -> str:
         return self.data["plan"].get("feature", "slots_in")
 
@@ -83,19 +90,32 @@ class Atlas:
         return Path(self.images["paths"][index])
 
     def nearest_concepts(self, name: str, features: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """``(concept, distance)`` of each row of ``(S, C)`` slot features (scaled to unit length, as collected)."""
+        """``(concept, distance)`` of each row of ``(S, C)`` slot features (scaled to unit length, as collected).
+
+        In a k-means atlas, the nearest centroid. In a slot-identity atlas the rows must be the block's ``S`` slots
+        in order, and row ``s``'s concept is ``s`` whatever its feature; its distance is to the slot's mean feature
+        (NaN for a slot that held no region in the atlas)."""
         centroids = self.arrays(name)["centroids"]
         features = np.asarray(features, dtype=np.float32)
         if features.ndim != 2 or features.shape[1] != centroids.shape[1]:
             raise ValueError(f"{name}: features must be (S, {centroids.shape[1]}), got {features.shape}")
         features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+        if self.source == "slot":
+            if len(features) != len(centroids):
+                raise ValueError(f"{name}: a slot-identity atlas needs all {len(centroids)} slots in order, got "
+                                 f"{len(features)} rows")
+            concept = np.arange(len(features))
+            distance = np.linalg.norm(features - centroids, axis=1)
+            sizes = np.array([c["size"] for c in self.block(name)["concepts"]])
+            return concept, np.where(sizes > 0, distance, np.nan)
         distances = np.linalg.norm(features[:, None, :] - centroids[None], axis=2)
         concept = distances.argmin(axis=1)
         return concept, distances[np.arange(len(concept)), concept]
 
     def slot_concepts(self, name: str, record: Any) -> Tuple[np.ndarray, np.ndarray]:
         """The concept of every slot of a block's :class:`~glmix_viz.probe.GroupingRecord` (first image of the
-        batch), by the feature the atlas was collected with."""
+        batch), by the feature the atlas was collected with (:meth:`nearest_concepts`: in a slot-identity atlas,
+        slot ``s`` is concept ``s``)."""
         features = getattr(record, self.feature)[0].float().cpu().numpy()
         return self.nearest_concepts(name, features)
 
@@ -106,11 +126,17 @@ class Atlas:
         features = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
         return (features - arrays["pca_mean"]) @ arrays["pca_components"].T
 
+    @property
+    def concept_noun(self) -> str:
+        """What a concept is called: ``"concept"``, or ``"slot"`` in a slot-identity atlas."""
+        return "slot" if self.source == "slot" else "concept"
+
     def concept_title(self, name: str, concept: int) -> str:
-        """``"concept 3: 120 regions, circle 84%"`` (the class part only with labels)."""
+        """``"concept 3: 120 regions, circle 84%"`` (the class part only with labels; ``"slot 3: ..."`` in a
+        slot-identity atlas)."""
         entry = self.block(name)["concepts"][concept]
         label = f", {entry['class']} {entry['purity']:.0%}" if "class" in entry else ""
-        return f"concept {concept}: {entry['size']} regions{label}"
+        return f"{self.concept_noun} {concept}: {entry['size']} regions{label}"
 
 
 def open_atlas(folder: Union[str, os.PathLike]) -> Atlas:
@@ -133,4 +159,8 @@ def open_atlas(folder: Union[str, os.PathLike]) -> Atlas:
         raise DataError(f"{path}: cannot read the atlas ({error})") from None
     if data.get("format") != ATLAS_FORMAT:
         raise DataError(f"{path}: not a glmix-viz atlas (format {data.get('format')!r}, expected {ATLAS_FORMAT!r})")
+    try:
+        atlas_source(data)
+    except DataError as error:
+        raise DataError(f"{path}: {str(error).removeprefix('atlas.json: ')}") from None
     return Atlas(folder, data, images)

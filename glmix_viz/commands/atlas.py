@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Tuple, Union
 
 from glmix_viz.commands.common import add_dataset_arguments, load_model_from_args, open_dataset
+from glmix_viz.commands.library_values import VALUES
 from glmix_viz.errors import GlmixVizError
 from glmix_viz.scoring.stats import DEFAULT_RESAMPLES
 
@@ -16,7 +17,11 @@ if TYPE_CHECKING:
     from glmix_viz.data.base import Split
 
 HELP = ("slot atlas: collect every image's slot regions for the chosen blocks, cluster them into concepts "
-        "(scikit-learn k-means), write purity, typical regions and a figure (resumable, bounded memory)")
+        "(scikit-learn k-means, or --concepts slot: each learned slot is a concept), write purity, typical regions "
+        "and a figure (resumable, bounded memory)")
+DEFAULT_CLUSTERS = 8
+CONCEPT_SOURCES = VALUES["atlas"]["concept_sources"]  # glmix_viz.atlas.sources's, without importing torch
+DEFAULT_CONCEPTS = VALUES["atlas"]["default_concepts"]
 
 
 def _blocks(values: List[str]) -> List[Union[int, str]]:
@@ -33,7 +38,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="GLMix block: path (stages.1.blocks.0) or index (-1); repeatable or comma list (default: "
                              "the block the explorer opens on: for the demo model the one that groups best on its "
                              "benchmark, else the first GLMix block)")
-    parser.add_argument("--clusters", type=int, default=8, help="concepts per block (default 8)")
+    parser.add_argument("--concepts", choices=CONCEPT_SOURCES, default=DEFAULT_CONCEPTS,
+                        help=f"where a region's concept comes from (default {DEFAULT_CONCEPTS}): kmeans clusters "
+                             "the slot features into --clusters concepts; slot makes each region's concept its slot "
+                             "index (one concept per slot), for blocks whose initial slots are learned (slot_init "
+                             "'param', e.g. glnet_stl_paramslot); refused for pooled slots")
+    parser.add_argument("--allow-pooled-slots", action="store_true",
+                        help="with --concepts slot, accept blocks whose slots are pooled from the input "
+                             "(slot_init 'ada_avgpool'): slot k is then the k-th grid cell, so the atlas is a "
+                             "positional baseline, not learned identities")
+    parser.add_argument("--clusters", type=int, default=None,
+                        help=f"concepts per block with --concepts kmeans (default {DEFAULT_CLUSTERS}); with "
+                             "--concepts slot it is each block's slot count, and another number is refused")
     parser.add_argument("--out", type=Path, required=True, help="the atlas folder")
     parser.add_argument("--feature", choices=("slots_in", "slots_out"), default="slots_in",
                         help="slot feature clustered: before (default) or after slot attention")
@@ -77,8 +93,12 @@ def chosen_blocks(args: argparse.Namespace, model: Any, info: Any) -> Tuple[Unio
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.atlas import AtlasSettings, run_atlas
 
+    if args.concepts == "kmeans" and args.clusters is None:
+        args.clusters = DEFAULT_CLUSTERS
+    if args.allow_pooled_slots and args.concepts != "slot":
+        raise GlmixVizError("--allow-pooled-slots applies only to --concepts slot")
     for flag in ("clusters", "batch_size", "chunk_size", "examples", "resamples"):
-        if getattr(args, flag) < 1:
+        if getattr(args, flag) is not None and getattr(args, flag) < 1:
             raise GlmixVizError(f"--{flag.replace('_', '-')} must be at least 1, got {getattr(args, flag)}")
     source = open_source(args)
     if args.importance and not source.has_labels:
@@ -87,7 +107,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"model: {description}", file=sys.stderr)
     settings = AtlasSettings(blocks=chosen_blocks(args, model, description), feature=args.feature, input_size=args.input_size,
                              batch_size=args.batch_size, chunk_size=args.chunk_size)
-    result = run_atlas(source, model, args.out, settings, args.clusters, shard=args.shard, overwrite=args.overwrite,
+    result = run_atlas(source, model, args.out, settings, args.clusters, concepts=args.concepts,
+                       allow_pooled=args.allow_pooled_slots, shard=args.shard, overwrite=args.overwrite,
                        progress=args.progress, seed=args.seed, examples=args.examples, resamples=args.resamples)
     counts = result["summary"]["counts"]
     print(f"{counts['done']} images read, {counts['skipped']} already collected, {counts['failed']} failed of "
@@ -97,7 +118,8 @@ def run(args: argparse.Namespace) -> int:
     for block in (result["atlas"] or {}).get("blocks", []):
         purity = f", purity {block['purity']:.3f} (95% {block['purity_ci95'][0]:.3f}-{block['purity_ci95'][1]:.3f})" \
             if "purity" in block else ""
-        print(f"{block['name']}: {len(block['concepts'])} concepts over {block['regions']} regions{purity}; "
+        identity = " (slot identity)" if args.concepts == "slot" else ""
+        print(f"{block['name']}: {len(block['concepts'])} concepts{identity} over {block['regions']} regions{purity}; "
               f"figure {args.out / block['figure']}")
     if args.importance and result["atlas"]:
         from glmix_viz.atlas.importance import concept_importance

@@ -111,4 +111,5 @@ VALUES = {'pseudo_label': {'methods': [{'name': 'cam',
                                 'weight_decay': 0.01,
                                 'warmup_steps': 50}},
  'make_shapes': {'shape_classes': ('circle', 'square', 'triangle', 'cross', 'star', 'ring'),
-                 'default_shape_classes': ('circle', 'square', 'triangle', 'cross')}}
+                 'default_shape_classes': ('circle', 'square', 'triangle', 'cross')},
+ 'atlas': {'concept_sources': ('kmeans', 'slot'), 'default_concepts': 'kmeans'}}

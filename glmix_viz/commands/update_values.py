@@ -27,6 +27,7 @@ value here differs from the library's.
 
 def compute() -> Dict[str, Any]:
     """The values, read from the library (imports torch)."""
+    from glmix_viz.atlas.sources import CONCEPT_SOURCES, DEFAULT_SOURCE
     from glmix_viz.data.shapes import DEFAULT_SHAPE_CLASSES, SHAPE_CLASSES
     from glmix_viz.pseudo import METHODS, default_method
     from glmix_viz.pseudo.evidence import BG_RULES, DEFAULT_POWER_ALPHA
@@ -58,6 +59,7 @@ def compute() -> Dict[str, Any]:
                 "weight_decay", "warmup_steps")},
         },
         "make_shapes": {"shape_classes": tuple(SHAPE_CLASSES), "default_shape_classes": tuple(DEFAULT_SHAPE_CLASSES)},
+        "atlas": {"concept_sources": tuple(CONCEPT_SOURCES), "default_concepts": DEFAULT_SOURCE},
     }
 
 

@@ -90,8 +90,10 @@ def _this_image(atlas: Atlas, block: str, page: Page) -> Optional[np.ndarray]:
              "distance to its centre (unit-feature L2)": round(float(distance[s]), 3)} for s in np.argsort(-hard, kind="stable")
             if hard[s] > 0]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-    st.caption("Distance: Euclidean distance between the slot's feature scaled to unit length and its concept's "
-               "centre (no unit: 0 at the centre, at most 2).")
+    centre = ("the mean feature of that slot's regions in the atlas" if atlas.source == "slot"
+              else "its concept's centre")
+    st.caption(f"Distance: Euclidean distance between the slot's feature scaled to unit length and {centre} (no unit: "
+               "0 at the centre, at most 2).")
     features = getattr(record, atlas.feature)[0].float().cpu().numpy()
     return atlas.project(block, features)
 
@@ -123,9 +125,17 @@ def _examples(page: Page, atlas: Atlas, block: str, concept: int) -> None:
                       args=(page, region, block), help="open this image at this block with this slot chosen")
 
 
+def source_text(atlas: Atlas) -> str:
+    """Where the atlas's concepts come from, in words."""
+    if atlas.source == "slot":
+        return "concepts: slot identity (each region's concept is its slot index)"
+    return "concepts: k-means of the slot features"
+
+
 def _summary(atlas: Atlas, block: str) -> str:
     entry = atlas.block(block)
-    text = f"{len(entry['concepts'])} concepts over {entry['regions']} regions of {entry['images']} images"
+    text = (f"{len(entry['concepts'])} concepts over {entry['regions']} regions of {entry['images']} images · "
+            f"{source_text(atlas)}")
     if "purity" in entry:
         low, high = entry["purity_ci95"]
         text += (f" · purity {entry['purity']:.3f} (95 % {low:.3f}-{high:.3f}; one concept: "
@@ -144,7 +154,8 @@ def importance_text(atlas: Atlas, block: str, concept: int) -> str:
     ranked = sorted(importance.items(), key=lambda item: item[1]["mean"])[:3]
     parts = [f"{name} {100 * e['mean']:+.1f} points [{100 * e['ci95'][0]:+.1f}, {100 * e['ci95'][1]:+.1f}] "
              f"({e['images']} images, {e['with_concept']} with the concept)" for name, e in ranked]
-    return (f"Removing concept {concept} costs " + "; ".join(parts) + ". Mean change of the class probability over "
+    return (f"Removing {atlas.concept_noun} {concept} costs " + "; ".join(parts) + ". Mean change of the class "
+            "probability over "
             "the images with the class when the concept's slots are removed (0 where the image lacks it), 95 % "
             "bootstrap interval.")
 
