@@ -286,6 +286,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dev-seed", type=int, default=None,
                         help="make-shapes seed of the development set the combination is chosen on (default 5100; "
                              "-1: none)")
+    parser.add_argument("--also", action="append", default=[], metavar="NAME=CHECKPOINT",
+                        help="score another checkpoint beside the recipes (e.g. a model trained from scratch with a "
+                             "recipe: experiments/train_demo.py --runs semantic); repeatable")
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--sets", default=None,
                         help="comma-separated held-out sets to score (default: all, heldout_5101,heldout_5102)")
@@ -390,6 +393,13 @@ def main() -> int:
     minutes = {} if args.skip_train else train_all(work, argvs, args.jobs, args.stop_after or setup["epochs"])
     load_after = os.getloadavg()[0]
     checkpoints = {"shipped": DEMO, **{name: work / "runs" / name / "last.safetensors" for name in recipes}}
+    for entry in args.also:
+        name, _, checkpoint = entry.partition("=")
+        if not name or not checkpoint or name in checkpoints:
+            parser.error(f"--also wants NAME=CHECKPOINT with a new name, got {entry!r}")
+        if not Path(checkpoint).is_file():
+            parser.error(f"--also {entry}: no checkpoint at {checkpoint}")
+        checkpoints[name] = Path(checkpoint)
     resamples = 20 if args.smoke else args.resamples
     development = evaluate(work, checkpoints, setup["dev"], resamples, args.smoke) if setup["dev"] else {}
     evaluation = {} if args.dev_only else evaluate(work, checkpoints, setup["heldout"], resamples, args.smoke)
@@ -401,7 +411,7 @@ def main() -> int:
             training[name] = [{k: v for k, v in row.items() if k != "val_ap"} for row in rows]
     results = {
         "command": command_line(__file__),
-        "setup": setup, "recipes": commands, "combo": combo,
+        "setup": setup, "recipes": commands, "combo": combo, "also": args.also,
         "training_log": training, "train_minutes": minutes, "development": development, "heldout": evaluation,
         "goals": goals(evaluation),
         "timings": (f"{args.jobs} training(s) side by side, one thread each, on {os.cpu_count()} CPU cores; load "

@@ -43,7 +43,14 @@ EPOCHS = 16
 # The grouping losses of the demo recipe (EXPERIMENTS.md, fourth probe): colour reconstruction through the slots
 # (C then D, weight 10) and the bilateral Potts loss on D (weight 1, colour width 0.12), on every GLMix block.
 GROUPING_FLAGS = ["--recon-weight", "10", "--potts-weight", "1", "--potts-sigma-rgb", "0.12"]
-RUNS = {"grouping": GROUPING_FLAGS, "bce": []}
+# Issue 29's semantic-slots recipe (experiments/semantic_slots.py chose it on a development seed): the demo recipe plus
+# the cross-view prototype consistency of the slots (weight 1) and the slot-level MIL loss on every GLMix block
+# (weight 0.5), from scratch.
+GLMIX_BLOCKS = ["stages.0.blocks.0", "stages.1.blocks.0", "stages.1.blocks.1", "stages.2.blocks.0",
+                "stages.2.blocks.2", "stages.3.blocks.0"]
+SEMANTIC_FLAGS = GROUPING_FLAGS + ["--proto-weight", "1", "--slot-mil-weight", "0.5",
+                                   "--slot-mil-blocks", ",".join(GLMIX_BLOCKS)]
+RUNS = {"grouping": GROUPING_FLAGS, "bce": [], "semantic": SEMANTIC_FLAGS}
 
 
 SMOKE_SIZES = {"shapes": dict(num_train=4, num_val=2), "heldout_a": dict(num_val=3), "heldout_b": dict(num_val=3)}
@@ -134,7 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Reproduce and measure the glmix-viz demo model.")
     parser.add_argument("--work", default=None, help="folder for the data sets, the runs and the results (required; "
                         "--smoke: a temporary folder)")
-    parser.add_argument("--runs", default="grouping,bce", help="comma-separated runs to train: grouping, bce")
+    parser.add_argument("--runs", default="grouping,bce", help="comma-separated runs to train: grouping (the demo), bce (its control), semantic (issue 29)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true", help="only evaluate existing runs")
