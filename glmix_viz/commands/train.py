@@ -51,6 +51,9 @@ def add_common_arguments(
     parser.add_argument("--slot-mil-weight", type=float, default=0.0,
                         help="weight of the slot MIL loss (per-slot classification, max over slots); 0: off")
     parser.add_argument("--slot-mil-blocks", default="", help="comma-separated GLMix block paths for the MIL loss")
+    parser.add_argument("--slot-mil-background", action="store_true",
+                        help="slot MIL with a background column: a softmax over the classes and the background per "
+                             "slot (every slot picks one), the background claimed by some slot in every image")
     add_grouping_arguments(parser)
     add_prototype_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
@@ -114,7 +117,7 @@ def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, slot_scale_wd=args.slot_scale_wd,
         weight_decay_recipe=args.wd_recipe, slot_scale_init=args.slot_scale_init, input_size=args.input_size,
         grad_clip=args.grad_clip, drop_path=args.drop_path, slot_mil_weight=args.slot_mil_weight,
-        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b],
+        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b], slot_mil_background=args.slot_mil_background,
         grouping_blocks=[b for b in args.grouping_blocks.split(",") if b], potts_weight=args.potts_weight,
         potts_sigma_rgb=args.potts_sigma_rgb, potts_sigma_xy=args.potts_sigma_xy, entropy_weight=args.entropy_weight,
         usage_entropy_weight=args.usage_entropy_weight, recon_weight=args.recon_weight,

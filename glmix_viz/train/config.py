@@ -98,6 +98,8 @@ class TrainConfig(RuntimeConfig):
         slot_mil_weight: weight of the slot MIL loss (0: off).
         slot_mil_blocks: GLMix block paths for the slot MIL loss (empty: the GLMix blocks of the deepest stage that
             has any).
+        slot_mil_background: the slot MIL loss's softmax form with a background column (every slot picks one class
+            or the background; :class:`glmix_viz.train.losses.SlotMILHeads`).
         grouping: the grouping losses (:class:`GroupingConfig`; flat names in records: :meth:`from_flat`).
         proto_weight: weight of the cross-view prototype consistency of the slots (0: off;
             :mod:`glmix_viz.train.prototypes`); it costs a second forward pass per batch.
@@ -135,6 +137,7 @@ class TrainConfig(RuntimeConfig):
     augment: str = "shapes"
     slot_mil_weight: float = 0.0
     slot_mil_blocks: List[str] = field(default_factory=list)
+    slot_mil_background: bool = False
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     seed: int = 0
     proto_weight: float = 0.0

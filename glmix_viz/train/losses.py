@@ -215,32 +215,54 @@ class GroupingLosses:
 
 
 class SlotMILHeads(nn.Module):
-    """One linear classifier per chosen GLMix block, applied to every slot; the image logit is the max over slots.
+    """One linear classifier per chosen GLMix block, applied to every slot; the image score pools over the slots.
+
+    Two forms:
+
+    * ``background=False`` (the original): K independent sigmoid logits per slot; the image logit of a class is the
+      max over the slots, trained with BCE against the image labels;
+    * ``background=True``: K + 1 logits per slot with a softmax over the classes *and the background*, so every slot
+      must say which one class (or the background) it holds; the image probability of a class is the max over the
+      slots of that class's probability, trained with BCE against the labels, and the background, present in every
+      image, must be claimed by at least one slot. Slots that hold no object evidence are pushed to the background
+      column, so the background slots of all images share one direction of the feature space (the plain form leaves
+      them free to spread with colour and texture, which splits the background over several k-means clusters).
 
     Args:
         model: the network whose blocks are read (for their channel width).
         blocks: GLMix block paths.
         num_classes: K.
+        background: the softmax form with a background column.
     """
 
-    def __init__(self, model: nn.Module, blocks: Sequence[str], num_classes: int) -> None:
+    def __init__(self, model: nn.Module, blocks: Sequence[str], num_classes: int, background: bool = False) -> None:
         super().__init__()
         infos = tap_infos(model)
         self.blocks = list(blocks)
+        self.background = bool(background)
         self.heads = nn.ModuleList()
+        outputs = num_classes + (1 if self.background else 0)
         for name in self.blocks:
             if name not in infos:
                 raise ValueError(f"{name!r} is not a GLMix block of the model")
             dim = infos[name].width
-            self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, num_classes)))
+            self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)))
 
     def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:
-        """Per block, (B, K) image logits = max over slots of the slot logits."""
-        return [head(probe[name].slots_in.float()).amax(dim=1) for name, head in zip(self.blocks, self.heads)]
+        """Per block, the image scores: (B, K) max-over-slots logits, or with ``background`` (B, K + 1)
+        max-over-slots probabilities of the per-slot softmax (the last column the background)."""
+        out = []
+        for name, head in zip(self.blocks, self.heads):
+            logits = head(probe[name].slots_in.float())  # (B, S, K[+1])
+            out.append(torch.softmax(logits, dim=-1).amax(dim=1) if self.background else logits.amax(dim=1))
+        return out
 
 
 def slot_mil_loss(heads: nn.Module, probe: GroupingProbe, labels: torch.Tensor) -> torch.Tensor:
-    """Mean over blocks of the BCE of the max-over-slots logits of ``heads`` (SlotMILHeads, or DDP around them)
-    against the image labels (B, K)."""
-    logits = heads(probe)
-    return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in logits) / len(logits)
+    """Mean over blocks of the BCE of ``heads``' image scores (SlotMILHeads, or DDP around them) against the image
+    labels (B, K); with the background form, a background column of ones is appended to the labels."""
+    scores = heads(probe)
+    if getattr(heads, "module", heads).background:
+        target = torch.cat([labels.float(), labels.new_ones(labels.shape[0], 1, dtype=torch.float32)], dim=1)
+        return sum(F.binary_cross_entropy(s.float().clamp(1e-6, 1 - 1e-6), target) for s in scores) / len(scores)
+    return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in scores) / len(scores)

@@ -1,0 +1,70 @@
+"""The slot MIL loss, both forms, against values worked out by hand."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import timm
+import torch
+
+import glmix_viz.models  # noqa: F401
+from glmix_viz.probe import GroupingProbe
+from glmix_viz.train.losses import SlotMILHeads, slot_mil_loss
+
+TINY_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 4, "mixing_modes": ["glmix", "glmix", "glmix.mha_nchw",
+                                                                               "glmix"]}
+BLOCK = "stages.0.blocks.0"
+
+
+def _probe_run(heads: SlotMILHeads, model, images, labels):
+    with torch.no_grad(), GroupingProbe(model, [BLOCK]) as probe:
+        model(images)
+        return heads(probe), slot_mil_loss(heads, probe, labels)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    torch.manual_seed(0)
+    model = timm.create_model("glnet_tiny", num_classes=3, **TINY_ARGS).eval()
+    return model, torch.rand(2, 3, 32, 32)
+
+
+def _constant_heads(model, bias, background):
+    """Heads whose every slot gets the logits ``bias`` (zero weights), whatever the slot holds."""
+    heads = SlotMILHeads(model, [BLOCK], num_classes=3, background=background)
+    linear = heads.heads[0][1]
+    with torch.no_grad():
+        linear.weight.zero_()
+        linear.bias.copy_(torch.tensor(bias))
+    return heads
+
+
+def test_background_form_softmax_over_classes_and_background_by_hand(tiny):
+    model, images = tiny
+    heads = _constant_heads(model, [0.0, math.log(2.0), 0.0, math.log(4.0)], background=True)
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    scores, loss = _probe_run(heads, model, images, labels)
+    # every slot's softmax over (3 classes, background) is (1, 2, 1, 4) / 8; the max over slots is the same
+    expected = torch.tensor([1 / 8, 2 / 8, 1 / 8, 4 / 8])
+    assert scores[0].shape == (2, 4)
+    assert torch.allclose(scores[0], expected.expand(2, 4), atol=1e-6)
+    # BCE against the labels with a background column of ones, mean over 2 images x 4 columns
+    p = expected.tolist()
+    by_hand = -(math.log(p[0]) + math.log(1 - p[1]) + math.log(1 - p[2]) + math.log(p[3])  # image 1: class 0
+                + math.log(1 - p[0]) + math.log(p[1]) + math.log(p[2]) + math.log(p[3])) / 8  # image 2: 1, 2
+    assert float(loss) == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_plain_form_max_logit_bce_by_hand(tiny):
+    model, images = tiny
+    heads = _constant_heads(model, [0.0, 1.0, -1.0], background=False)
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    scores, loss = _probe_run(heads, model, images, labels)
+    assert torch.allclose(scores[0], torch.tensor([0.0, 1.0, -1.0]).expand(2, 3))
+
+    def bce(z, y):
+        return -(y * math.log(1 / (1 + math.exp(-z))) + (1 - y) * math.log(1 - 1 / (1 + math.exp(-z))))
+
+    by_hand = sum(bce(z, y) for row in labels.tolist() for z, y in zip([0.0, 1.0, -1.0], row)) / 6
+    assert float(loss) == pytest.approx(by_hand, abs=1e-5)
