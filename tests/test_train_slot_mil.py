@@ -42,11 +42,11 @@ def _constant_heads(model, bias, background):
 
 def test_background_form_softmax_over_classes_and_background_by_hand(tiny):
     model, images = tiny
-    heads = _constant_heads(model, [0.0, math.log(2.0), 0.0, math.log(4.0)], background=True)
+    heads = _constant_heads(model, [0.0, math.log(2.0), 0.0, math.log(3.0)], background=True)
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
     scores, loss = _probe_run(heads, model, images, labels)
-    # every slot's softmax over (3 classes, background) is (1, 2, 1, 4) / 8; the max over slots is the same
-    expected = torch.tensor([1 / 8, 2 / 8, 1 / 8, 4 / 8])
+    # every slot's softmax over (3 classes, background) is (1, 2, 1, 3) / 7; the max over slots is the same
+    expected = torch.tensor([1 / 7, 2 / 7, 1 / 7, 3 / 7])
     assert scores[0].shape == (2, 4)
     assert torch.allclose(scores[0], expected.expand(2, 4), atol=1e-6)
     # BCE against the labels with a background column of ones, mean over 2 images x 4 columns
