@@ -278,6 +278,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--recipes", default="baseline,paramslot,proto,mil",
                         help="comma-separated recipes to train and score (baseline, paramslot, proto, mil, combo)")
     parser.add_argument("--combo", default="paramslot,proto", help="the recipes the 'combo' recipe joins")
+    parser.add_argument("--define", action="append", default=[], metavar="NAME=FLAGS",
+                        help="a further recipe: NAME and its finetune flags (shell words), e.g. "
+                             "\"milcos=--slot-mil-weight 0.5 --slot-mil-background --slot-mil-cosine 0.1\"; "
+                             "NAME may then appear in --recipes and --combo; repeatable")
     parser.add_argument("--epochs", type=int, default=None, help="the schedule's epochs (default 2)")
     parser.add_argument("--stop-after", type=int, default=0, help="stop every run after this epoch (0: all)")
     parser.add_argument("--skip-train", action="store_true", help="score the runs already in --work")
@@ -382,6 +386,11 @@ def main() -> int:
         parser.error("--work is needed (data, runs and scores go there)")
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    for entry in args.define:
+        name, _, flags = entry.partition("=")
+        if not name or not flags or name in RECIPES or name == "combo":
+            parser.error(f"--define wants NAME=FLAGS with a new name, got {entry!r}")
+        RECIPES[name] = shlex.split(flags)
     recipes = [r for r in args.recipes.split(",") if r] if not args.smoke else ["baseline", "proto"]
     combo = [r for r in args.combo.split(",") if r]
     unknown = [r for r in recipes + combo if r not in RECIPES and r != "combo"]
@@ -414,7 +423,7 @@ def main() -> int:
             training[name] = [{k: v for k, v in row.items() if k != "val_ap"} for row in rows]
     results = {
         "command": command_line(__file__),
-        "setup": setup, "recipes": commands, "combo": combo, "also": args.also,
+        "setup": setup, "recipes": commands, "combo": combo, "also": args.also, "defined": args.define,
         "training_log": training, "train_minutes": minutes, "development": development, "heldout": evaluation,
         "goals": goals(evaluation),
         "timings": (f"{args.jobs} training(s) side by side, one thread each, on {os.cpu_count()} CPU cores; load "

@@ -10,7 +10,7 @@ import torch
 
 import glmix_viz.models  # noqa: F401
 from glmix_viz.probe import GroupingProbe
-from glmix_viz.train.losses import SlotMILHeads, slot_mil_loss
+from glmix_viz.train.losses import CosineClassifier, SlotMILHeads, slot_mil_loss
 
 TINY_ARGS = {"downsample_strides": [2, 2, 1], "num_slots": 4, "mixing_modes": ["glmix", "glmix", "glmix.mha_nchw",
                                                                                "glmix"]}
@@ -68,3 +68,26 @@ def test_plain_form_max_logit_bce_by_hand(tiny):
 
     by_hand = sum(bce(z, y) for row in labels.tolist() for z, y in zip([0.0, 1.0, -1.0], row)) / 6
     assert float(loss) == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_cosine_classifier_scores_direction_only_by_hand():
+    head = CosineClassifier(2, 3, temperature=0.5)
+    with torch.no_grad():
+        head.weight.copy_(torch.tensor([[2.0, 0.0], [0.0, 3.0], [1.0, 1.0]]))
+    features = torch.tensor([[[3.0, 4.0]], [[0.3, 0.4]]])  # one direction, two lengths
+    logits = head(features)
+    by_hand = torch.tensor([0.6, 0.8, (0.6 + 0.8) / math.sqrt(2)]) / 0.5
+    assert torch.allclose(logits[0, 0], by_hand, atol=1e-6)
+    assert torch.allclose(logits[1, 0], by_hand, atol=1e-6)  # the length of a slot does not change its score
+
+
+def test_cosine_heads_in_the_background_form(tiny):
+    model, images = tiny
+    heads = SlotMILHeads(model, [BLOCK], num_classes=3, background=True, cosine=0.1)
+    assert isinstance(heads.heads[0], CosineClassifier) and heads.heads[0].weight.shape[0] == 4
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    scores, loss = _probe_run(heads, model, images, labels)
+    assert scores[0].shape == (2, 4) and bool(((scores[0] > 0) & (scores[0] <= 1)).all())
+    assert math.isfinite(float(loss))
+    with pytest.raises(ValueError, match="temperature"):
+        SlotMILHeads(model, [BLOCK], num_classes=3, cosine=-1.0)

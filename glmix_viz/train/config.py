@@ -100,6 +100,7 @@ class TrainConfig(RuntimeConfig):
             has any).
         slot_mil_background: the slot MIL loss's softmax form with a background column (every slot picks one class
             or the background; :class:`glmix_viz.train.losses.SlotMILHeads`).
+        slot_mil_cosine: 0, or the temperature of a cosine slot classifier for the slot MIL loss (SlotMILHeads).
         grouping: the grouping losses (:class:`GroupingConfig`; flat names in records: :meth:`from_flat`).
         proto_weight: weight of the cross-view prototype consistency of the slots (0: off;
             :mod:`glmix_viz.train.prototypes`); it costs a second forward pass per batch.
@@ -138,6 +139,7 @@ class TrainConfig(RuntimeConfig):
     slot_mil_weight: float = 0.0
     slot_mil_blocks: List[str] = field(default_factory=list)
     slot_mil_background: bool = False
+    slot_mil_cosine: float = 0.0
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     seed: int = 0
     proto_weight: float = 0.0

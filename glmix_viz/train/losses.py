@@ -214,6 +214,18 @@ class GroupingLosses:
         return sum(weights[key] * value for key, value in terms.items())
 
 
+class CosineClassifier(nn.Module):
+    """Logits = cos(feature, w_k) / temperature for K learned vectors w_k (no bias)."""
+
+    def __init__(self, dim: int, outputs: int, temperature: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(outputs, dim) * dim**-0.5)
+        self.temperature = float(temperature)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return F.normalize(features, dim=-1) @ F.normalize(self.weight, dim=-1).t() / self.temperature
+
+
 class SlotMILHeads(nn.Module):
     """One linear classifier per chosen GLMix block, applied to every slot; the image score pools over the slots.
 
@@ -233,20 +245,32 @@ class SlotMILHeads(nn.Module):
         blocks: GLMix block paths.
         num_classes: K.
         background: the softmax form with a background column.
+        cosine: 0 for a LayerNorm + linear head; > 0 for a cosine classifier at this temperature (the slot feature
+            and one learned vector per column, both L2-normalised, their dot product divided by ``cosine``): a slot
+            is then scored by its direction alone, so the loss pulls the slots of one class towards one direction
+            (as the prototype loss does, but with the image labels saying which), the geometry a data-set-level
+            k-means of the slot features can find.
     """
 
-    def __init__(self, model: nn.Module, blocks: Sequence[str], num_classes: int, background: bool = False) -> None:
+    def __init__(self, model: nn.Module, blocks: Sequence[str], num_classes: int, background: bool = False,
+                 cosine: float = 0.0) -> None:
         super().__init__()
+        if cosine < 0:
+            raise ValueError(f"cosine temperature must be >= 0, got {cosine}")
         infos = tap_infos(model)
         self.blocks = list(blocks)
         self.background = bool(background)
+        self.cosine = float(cosine)
         self.heads = nn.ModuleList()
         outputs = num_classes + (1 if self.background else 0)
         for name in self.blocks:
             if name not in infos:
                 raise ValueError(f"{name!r} is not a GLMix block of the model")
             dim = infos[name].width
-            self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)))
+            if self.cosine:
+                self.heads.append(CosineClassifier(dim, outputs, self.cosine))
+            else:
+                self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)))
 
     def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:
         """Per block, the image scores: (B, K) max-over-slots logits, or with ``background`` (B, K + 1)

@@ -110,7 +110,8 @@ def _objectives(config: TrainConfig, model: nn.Module, num_classes: int, device:
         if not blocks:
             raise ValueError(f"{config.model} has no GLMix block for the slot MIL loss")
         config.slot_mil_blocks = list(blocks)
-        aux = SlotMILHeads(model, blocks, num_classes, background=config.slot_mil_background).to(device)
+        aux = SlotMILHeads(model, blocks, num_classes, background=config.slot_mil_background,
+                           cosine=config.slot_mil_cosine).to(device)
     known = glmix_block_names(model)
     unknown = [name for name in config.grouping.blocks if name not in known]
     if unknown:
