@@ -47,13 +47,34 @@ def test_background_form_softmax_over_classes_and_background_by_hand(tiny):
     scores, loss = _probe_run(heads, model, images, labels)
     # every slot's softmax over (3 classes, background) is (1, 2, 1, 3) / 7; the max over slots is the same
     expected = torch.tensor([1 / 7, 2 / 7, 1 / 7, 3 / 7])
-    assert scores[0].shape == (2, 4)
-    assert torch.allclose(scores[0], expected.expand(2, 4), atol=1e-6)
+    assert scores[0].shape == (2, 4, 5)  # (images, classes + background, max then the 4 slots)
+    assert torch.allclose(scores[0][..., 0], expected.expand(2, 4), atol=1e-6)
+    assert torch.allclose(scores[0][..., 1:], expected.view(1, 4, 1).expand(2, 4, 4), atol=1e-6)
     # BCE against the labels with a background column of ones, mean over 2 images x 4 columns
     p = expected.tolist()
     by_hand = -(math.log(p[0]) + math.log(1 - p[1]) + math.log(1 - p[2]) + math.log(p[3])  # image 1: class 0
                 + math.log(1 - p[0]) + math.log(p[1]) + math.log(p[2]) + math.log(p[3])) / 8  # image 2: 1, 2
     assert float(loss) == pytest.approx(by_hand, abs=1e-5)
+
+
+def test_confidence_term_by_hand(tiny):
+    """Every slot: -log(mass on the image's classes and the background) + entropy within them."""
+    model, images = tiny
+    heads = _constant_heads(model, [0.0, math.log(2.0), 0.0, math.log(3.0)], background=True)
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    _, plain = _probe_run(heads, model, images, labels)
+    with torch.no_grad(), GroupingProbe(model, [BLOCK]) as probe:
+        model(images)
+        with_term = slot_mil_loss(heads, probe, labels, confidence=0.5)
+
+    def term(columns):  # columns: the allowed ones of (1, 2, 1, 3) / 7
+        mass = [(1 / 7, 2 / 7, 1 / 7, 3 / 7)[c] for c in columns]
+        inside = sum(mass)
+        return -math.log(inside) - sum(m / inside * math.log(m / inside) for m in mass)
+
+    # image 1 allows class 0 and the background; image 2 classes 1, 2 and the background; every slot is alike
+    extra = 0.5 * (term([0, 3]) + term([1, 2, 3])) / 2
+    assert float(with_term) == pytest.approx(float(plain) + extra, abs=1e-5)
 
 
 def test_plain_form_max_logit_bce_by_hand(tiny):
@@ -87,7 +108,8 @@ def test_cosine_heads_in_the_background_form(tiny):
     assert isinstance(heads.heads[0], CosineClassifier) and heads.heads[0].weight.shape[0] == 4
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
     scores, loss = _probe_run(heads, model, images, labels)
-    assert scores[0].shape == (2, 4) and bool(((scores[0] > 0) & (scores[0] <= 1)).all())
+    assert scores[0].shape == (2, 4, 5) and bool(((scores[0] > 0) & (scores[0] <= 1)).all())
+    assert torch.allclose(scores[0][..., 1:].sum(dim=1), torch.ones(2, 4), atol=1e-5)  # a softmax per slot
     assert math.isfinite(float(loss))
     with pytest.raises(ValueError, match="temperature"):
         SlotMILHeads(model, [BLOCK], num_classes=3, cosine=-1.0)

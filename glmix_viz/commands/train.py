@@ -57,6 +57,9 @@ def add_common_arguments(
     parser.add_argument("--slot-mil-cosine", type=float, default=0.0, metavar="TEMPERATURE",
                         help="slot MIL with a cosine classifier at this temperature (e.g. 0.1): the slots of a class "
                              "are pulled to one direction; 0 (default): LayerNorm + linear")
+    parser.add_argument("--slot-mil-confidence", type=float, default=0.0, metavar="WEIGHT",
+                        help="with --slot-mil-background: every slot must pick one class of its image or the "
+                             "background (per-slot mass outside them and entropy, this weight); 0 (default): off")
     add_grouping_arguments(parser)
     add_prototype_arguments(parser)
     parser.add_argument("--seed", type=int, default=0)
@@ -120,7 +123,8 @@ def config_kwargs(args: argparse.Namespace) -> Dict[str, Any]:
         warmup_epochs=args.warmup_epochs, weight_decay=args.weight_decay, slot_scale_wd=args.slot_scale_wd,
         weight_decay_recipe=args.wd_recipe, slot_scale_init=args.slot_scale_init, input_size=args.input_size,
         grad_clip=args.grad_clip, drop_path=args.drop_path, slot_mil_weight=args.slot_mil_weight,
-        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b], slot_mil_background=args.slot_mil_background, slot_mil_cosine=args.slot_mil_cosine,
+        slot_mil_blocks=[b for b in args.slot_mil_blocks.split(",") if b], slot_mil_background=args.slot_mil_background,
+        slot_mil_cosine=args.slot_mil_cosine, slot_mil_confidence=args.slot_mil_confidence,
         grouping_blocks=[b for b in args.grouping_blocks.split(",") if b], potts_weight=args.potts_weight,
         potts_sigma_rgb=args.potts_sigma_rgb, potts_sigma_xy=args.potts_sigma_xy, entropy_weight=args.entropy_weight,
         usage_entropy_weight=args.usage_entropy_weight, recon_weight=args.recon_weight,

@@ -101,6 +101,8 @@ class TrainConfig(RuntimeConfig):
         slot_mil_background: the slot MIL loss's softmax form with a background column (every slot picks one class
             or the background; :class:`glmix_viz.train.losses.SlotMILHeads`).
         slot_mil_cosine: 0, or the temperature of a cosine slot classifier for the slot MIL loss (SlotMILHeads).
+        slot_mil_confidence: weight of the per-slot term of the background form (every slot picks one class of
+            its image or the background; :func:`glmix_viz.train.losses.slot_mil_loss`).
         grouping: the grouping losses (:class:`GroupingConfig`; flat names in records: :meth:`from_flat`).
         proto_weight: weight of the cross-view prototype consistency of the slots (0: off;
             :mod:`glmix_viz.train.prototypes`); it costs a second forward pass per batch.
@@ -140,6 +142,7 @@ class TrainConfig(RuntimeConfig):
     slot_mil_blocks: List[str] = field(default_factory=list)
     slot_mil_background: bool = False
     slot_mil_cosine: float = 0.0
+    slot_mil_confidence: float = 0.0
     grouping: GroupingConfig = field(default_factory=GroupingConfig)
     seed: int = 0
     proto_weight: float = 0.0

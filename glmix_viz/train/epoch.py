@@ -56,7 +56,8 @@ def train_step(run: Run, inputs: torch.Tensor, labels: torch.Tensor,
                 if run.grouping.active:
                     terms = run.grouping.terms(run.probe, denormalize_batch(inputs))
                 if run.train_aux is not None:
-                    terms["slot_mil"] = slot_mil_loss(run.train_aux, run.probe, labels)
+                    terms["slot_mil"] = slot_mil_loss(run.train_aux, run.probe, labels,
+                                                      confidence=run.config.slot_mil_confidence)
                 if run.proto is not None:
                     terms.update(_prototype_terms(run, inputs, generator))
                 run.probe.clear()

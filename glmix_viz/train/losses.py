@@ -273,20 +273,40 @@ class SlotMILHeads(nn.Module):
                 self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)))
 
     def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:
-        """Per block, the image scores: (B, K) max-over-slots logits, or with ``background`` (B, K + 1)
-        max-over-slots probabilities of the per-slot softmax (the last column the background)."""
+        """Per block, the image scores: (B, K) max-over-slots logits, or with ``background`` (B, K + 1, S + 1):
+        column 0 the max-over-slots probabilities of the per-slot softmax (the last row the background), then the
+        per-slot probabilities themselves (for :func:`slot_mil_loss`'s confidence term)."""
         out = []
         for name, head in zip(self.blocks, self.heads):
             logits = head(probe[name].slots_in.float())  # (B, S, K[+1])
-            out.append(torch.softmax(logits, dim=-1).amax(dim=1) if self.background else logits.amax(dim=1))
+            if self.background:
+                probs = torch.softmax(logits, dim=-1).transpose(1, 2)  # (B, K + 1, S)
+                out.append(torch.cat([probs.amax(dim=2, keepdim=True), probs], dim=2))
+            else:
+                out.append(logits.amax(dim=1))
         return out
 
 
-def slot_mil_loss(heads: nn.Module, probe: GroupingProbe, labels: torch.Tensor) -> torch.Tensor:
+def slot_mil_loss(heads: nn.Module, probe: GroupingProbe, labels: torch.Tensor,
+                  confidence: float = 0.0) -> torch.Tensor:
     """Mean over blocks of the BCE of ``heads``' image scores (SlotMILHeads, or DDP around them) against the image
-    labels (B, K); with the background form, a background column of ones is appended to the labels."""
+    labels (B, K); with the background form, a background column of ones is appended to the labels, and
+    ``confidence`` > 0 adds, per slot, the loss of its probability mass outside the image's classes and the
+    background (``-log`` of the mass inside) plus the entropy of its distribution over those columns, times
+    ``confidence``: every slot, not only the one that wins the max, must pick one class of its image or the
+    background, so all the background slots are pulled the same way."""
     scores = heads(probe)
-    if getattr(heads, "module", heads).background:
-        target = torch.cat([labels.float(), labels.new_ones(labels.shape[0], 1, dtype=torch.float32)], dim=1)
-        return sum(F.binary_cross_entropy(s.float().clamp(1e-6, 1 - 1e-6), target) for s in scores) / len(scores)
-    return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in scores) / len(scores)
+    if not getattr(heads, "module", heads).background:
+        return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in scores) / len(scores)
+    target = torch.cat([labels.float(), labels.new_ones(labels.shape[0], 1, dtype=torch.float32)], dim=1)
+    total = labels.new_zeros((), dtype=torch.float32)
+    for block in scores:
+        image, slots = block[..., 0].float(), block[..., 1:].float()  # (B, K + 1), (B, K + 1, S)
+        total = total + F.binary_cross_entropy(image.clamp(1e-6, 1 - 1e-6), target)
+        if confidence > 0:
+            allowed = slots * target.unsqueeze(-1)  # mass on the image's classes and the background
+            inside = allowed.sum(dim=1).clamp_min(1e-6)  # (B, S)
+            within = allowed / inside.unsqueeze(1)
+            entropy = -(within * within.clamp_min(1e-12).log()).sum(dim=1)  # (B, S)
+            total = total + confidence * (-inside.log() + entropy).mean()
+    return total / len(scores)
