@@ -10,6 +10,9 @@ reconstruction x 10 and bilateral Potts x 1, on every GLMix block; the same data
 * ``mil``: (c) slot-level multiple-instance classification from the image labels on every GLMix block
   (``--slot-mil-weight``);
 * ``milbg``: (c') the slot MIL loss in its softmax form with a background column (``--slot-mil-background``);
+* ``milcos``: milbg with a cosine slot classifier (``--slot-mil-cosine 0.1``);
+* ``milconf``: milcos with every slot made to pick one class of its image or the background
+  (``--slot-mil-confidence 1``);
 * ``combo``: the combination (``--combo`` names the recipes it joins).
 
 Every recipe, the shipped model and the untrained control are scored on each held-out set by
@@ -48,6 +51,12 @@ RECIPES: Dict[str, List[str]] = {
     "mil": ["--slot-mil-weight", "0.5", "--slot-mil-blocks", ",".join(BLOCKS)],
     # round 2, after the development set showed the plain MIL's background slots split over two k-means clusters:
     "milbg": ["--slot-mil-weight", "0.5", "--slot-mil-blocks", ",".join(BLOCKS), "--slot-mil-background"],
+    # ... and a cosine slot classifier, so the slots of a class share a direction:
+    "milcos": ["--slot-mil-weight", "0.5", "--slot-mil-blocks", ",".join(BLOCKS), "--slot-mil-background",
+               "--slot-mil-cosine", "0.1"],
+    # ... and every slot (not only the max) made to pick a class of its image or the background:
+    "milconf": ["--slot-mil-weight", "0.5", "--slot-mil-blocks", ",".join(BLOCKS), "--slot-mil-background",
+                "--slot-mil-cosine", "0.1", "--slot-mil-confidence", "1"],
 }
 # Round 2 reports on fresh seeds 5101/5102 (round 1 reported on 4101/4102, and its results shaped round 2's choices);
 # the combination is chosen on the development seed 5100, never on a held-out one.
@@ -163,6 +172,40 @@ def evaluate(work: Path, checkpoints: Dict[str, Path], sets: Dict[str, int], res
     return out
 
 
+def diagnose_clusters(work: Path, set_name: str, models: List[str], class_names: List[str],
+                      block: int = len(BLOCKS) - 1) -> Dict[str, Any]:
+    """What the k-means of one block found, per model: for each of its K clusters (the clusters of the semantic
+    mIoU: ``glmix_viz.scoring.grouping.semantic_miou``, K = classes with background, seed 0), the slots in it, the
+    classes that hold the majority of them, and, of its background slots, how many are slots 0-2 / 3-5 / 6-8 (the
+    top, middle and bottom rows of the 3 x 3 pooled initialisation: a split by row means the features carry where a
+    slot started)."""
+    import numpy as np
+    from glmix_viz.scoring.grouping import semantic_miou
+
+    out: Dict[str, Any] = {}
+    for name in models:
+        parts: Dict[str, List[Any]] = {"features": [], "overlaps": [], "slot_index": []}
+        for chunk in sorted((work / "scores" / set_name / name / "chunks" / "model").glob("chunk-*.npz")):
+            with np.load(chunk) as arrays:
+                for key in parts:
+                    parts[key].append(arrays[f"b{block}/{key}"])
+        if not parts["features"]:
+            continue
+        features, overlaps, index = (np.concatenate(parts[k]) for k in ("features", "overlaps", "slot_index"))
+        result = semantic_miou(features, overlaps, clusters=overlaps.shape[1], seed=0, background=0)
+        majority = overlaps.argmax(axis=1)
+        clusters = []
+        for k in range(result.clusters):
+            inside = result.labels == k
+            counts = np.bincount(majority[inside], minlength=overlaps.shape[1])
+            rows = np.bincount(np.minimum(index[inside & (majority == 0)] // 3, 2), minlength=3)
+            leading = [class_names[c] for c in np.argsort(-counts) if counts[c] >= 0.25 * inside.sum()]
+            clusters.append({"slots": int(inside.sum()), "classes": leading, "slot_classes": counts.tolist(),
+                             "background_rows": rows.tolist()})
+        out[name] = {"block": BLOCKS[block], "miou": result.miou, "clusters": clusters}
+    return out
+
+
 def goals(evaluation: Dict[str, Any]) -> Dict[str, Any]:
     """The issue's goals per model and held-out set (semantic mIoU >= 0.50 in some block; first-block object purity
     >= untrained + 0.15; first-block instance mBO >= 0.70; mAP >= 0.98; best block ARI >= both controls + 0.15)."""
@@ -246,6 +289,22 @@ def render(results: Dict[str, Any]) -> str:
                     f"| {name} | {paired['map']['difference']:+.3f} ({paired['map']['ci95'][0]:+.3f}, "
                     f"{paired['map']['ci95'][1]:+.3f}) | {_ci(paired['scores'][BLOCKS[0]]['mbo_instance'])} | "
                     f"{_ci(paired['scores'][worst]['mbo_instance'])} ({worst}) | {_ci(paired['ari'][BLOCKS[0]])} |")
+        lines.append("")
+    for set_name, models in results.get("diagnosis", {}).items():
+        lines += [f"What the k-means of the last block found on **{set_name}** (K = classes with background): each "
+                  "cluster as its slots' leading classes (classes holding at least a quarter of its slots) and its "
+                  "slot count; for background clusters, the share of their background slots that started in the top "
+                  "/ middle / bottom row of the 3 x 3 pooled initialisation:", "",
+                  "| model | sem. mIoU | clusters |", "| --- | --- | --- |"]
+        for name, entry in models.items():
+            cells = []
+            for cluster in sorted(entry["clusters"], key=lambda c: (c["classes"] != ["background"], c["classes"])):
+                text = "+".join(cluster["classes"]) or "mixed"
+                rows = cluster["background_rows"]
+                if cluster["classes"] == ["background"] and sum(rows):
+                    text += " (" + "/".join(f"{r / sum(rows):.0%}" for r in rows) + ")"
+                cells.append(f"{text} {cluster['slots']}")
+            lines.append(f"| {name} | {entry['miou']:.3f} | " + "; ".join(cells) + " |")
         lines.append("")
     lines += ["Goals of the issue (met / measured, per held-out set):", "", "| model | set | best sem. mIoU >= 0.50 | "
               "purity >= untrained + 0.15 | mBO^i >= 0.70 | mAP >= 0.98 | ARI margin >= 0.15 |",
@@ -415,6 +474,11 @@ def main() -> int:
     resamples = 20 if args.smoke else args.resamples
     development = evaluate(work, checkpoints, setup["dev"], resamples, args.smoke) if setup["dev"] else {}
     evaluation = {} if args.dev_only else evaluate(work, checkpoints, setup["heldout"], resamples, args.smoke)
+    diagnosis = {}
+    if setup["dev"] and not args.smoke:
+        names = list(json.loads((work / "shapes" / "shapes_meta.json").read_text())["classes"])  # background first
+        for set_name in setup["dev"]:
+            diagnosis[set_name] = diagnose_clusters(work, set_name, list(checkpoints), names)
     training = {}
     for name in recipes:
         log = work / "runs" / name / "log.jsonl"
@@ -425,9 +489,11 @@ def main() -> int:
         "command": command_line(__file__),
         "setup": setup, "recipes": commands, "combo": combo, "also": args.also, "defined": args.define,
         "training_log": training, "train_minutes": minutes, "development": development, "heldout": evaluation,
-        "goals": goals(evaluation),
+        "goals": goals(evaluation), "diagnosis": diagnosis,
         "timings": (f"{args.jobs} training(s) side by side, one thread each, on {os.cpu_count()} CPU cores; load "
-                    f"{load_before:.1f} before and {load_after:.1f} after training"),
+                    f"{load_before:.1f} before and {load_after:.1f} after training" if minutes else
+                    "no training in this run: the runs in --work were trained before by the same commands, two side "
+                    "by side with one thread each (training_log holds every epoch's seconds and images/s)"),
     }
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
