@@ -33,6 +33,7 @@ import argparse
 import json
 import os
 import shlex
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -306,6 +307,18 @@ def render(results: Dict[str, Any]) -> str:
                 cells.append(f"{text} {cluster['slots']}")
             lines.append(f"| {name} | {entry['miou']:.3f} | " + "; ".join(cells) + " |")
         lines.append("")
+    if results.get("training_log"):
+        lines += ["Training, per model with a log: epochs, the sum of the epochs' seconds, the median epoch and the "
+                  "median images/s (the fine-tunes ran two side by side, one thread each; see `timings` and the text "
+                  "for what else ran beside each):", "",
+                  "| model | epochs | minutes | median epoch (s) | median images/s | last val mAP |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for name, rows in results["training_log"].items():
+            seconds = [row["seconds"] for row in rows]
+            lines.append(f"| {name} | {len(rows)} | {sum(seconds) / 60:.1f} | {statistics.median(seconds):.0f} | "
+                         f"{statistics.median(row['images_per_s'] for row in rows):.0f} | "
+                         f"{rows[-1].get('val_map', float('nan')):.3f} |")
+        lines.append("")
     lines += ["Goals of the issue (met / measured, per held-out set):", "", "| model | set | best sem. mIoU >= 0.50 | "
               "purity >= untrained + 0.15 | mBO^i >= 0.70 | mAP >= 0.98 | ARI margin >= 0.15 |",
               "| --- | --- | --- | --- | --- | --- | --- |"]
@@ -480,8 +493,9 @@ def main() -> int:
         for set_name in setup["dev"]:
             diagnosis[set_name] = diagnose_clusters(work, set_name, list(checkpoints), names)
     training = {}
-    for name in recipes:
-        log = work / "runs" / name / "log.jsonl"
+    logs = {name: work / "runs" / name / "log.jsonl" for name in recipes}
+    logs.update({name: Path(path).parent / "log.jsonl" for name, path in checkpoints.items() if name not in logs})
+    for name, log in logs.items():
         if log.is_file():
             rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
             training[name] = [{k: v for k, v in row.items() if k != "val_ap"} for row in rows]
