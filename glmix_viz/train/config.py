@@ -140,11 +140,12 @@ class TrainConfig(RuntimeConfig):
     augment: str = "shapes"
     slot_mil_weight: float = 0.0
     slot_mil_blocks: List[str] = field(default_factory=list)
+    grouping: GroupingConfig = field(default_factory=GroupingConfig)
+    seed: int = 0
+    # after seed, not beside slot_mil_blocks: the flat record keeps its older keys where checkpoints had them
     slot_mil_background: bool = False
     slot_mil_cosine: float = 0.0
     slot_mil_confidence: float = 0.0
-    grouping: GroupingConfig = field(default_factory=GroupingConfig)
-    seed: int = 0
     proto_weight: float = 0.0
     proto_count: int = 8
     proto_temperature: float = 0.1
