@@ -47,9 +47,9 @@ def test_background_form_softmax_over_classes_and_background_by_hand(tiny):
     scores, loss = _probe_run(heads, model, images, labels)
     # every slot's softmax over (3 classes, background) is (1, 2, 1, 3) / 7; the max over slots is the same
     expected = torch.tensor([1 / 7, 2 / 7, 1 / 7, 3 / 7])
-    assert scores[0].shape == (2, 4, 5)  # (images, classes + background, max then the 4 slots)
-    assert torch.allclose(scores[0][..., 0], expected.expand(2, 4), atol=1e-6)
-    assert torch.allclose(scores[0][..., 1:], expected.view(1, 4, 1).expand(2, 4, 4), atol=1e-6)
+    assert scores[0].shape == (2, 4, 4)  # (images, classes + background, the 4 slots)
+    assert torch.allclose(scores[0].amax(dim=2), expected.expand(2, 4), atol=1e-6)
+    assert torch.allclose(scores[0], expected.view(1, 4, 1).expand(2, 4, 4), atol=1e-6)
     # BCE against the labels with a background column of ones, mean over 2 images x 4 columns
     p = expected.tolist()
     by_hand = -(math.log(p[0]) + math.log(1 - p[1]) + math.log(1 - p[2]) + math.log(p[3])  # image 1: class 0
@@ -108,8 +108,40 @@ def test_cosine_heads_in_the_background_form(tiny):
     assert isinstance(heads.heads[0], CosineClassifier) and heads.heads[0].weight.shape[0] == 4
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
     scores, loss = _probe_run(heads, model, images, labels)
-    assert scores[0].shape == (2, 4, 5) and bool(((scores[0] > 0) & (scores[0] <= 1)).all())
-    assert torch.allclose(scores[0][..., 1:].sum(dim=1), torch.ones(2, 4), atol=1e-5)  # a softmax per slot
+    assert scores[0].shape == (2, 4, 4) and bool(((scores[0] > 0) & (scores[0] <= 1)).all())
+    assert torch.allclose(scores[0].sum(dim=1), torch.ones(2, 4), atol=1e-5)  # a softmax per slot
     assert math.isfinite(float(loss))
     with pytest.raises(ValueError, match="temperature"):
         SlotMILHeads(model, [BLOCK], num_classes=3, cosine=-1.0)
+
+
+class _FixedSlots(torch.nn.Module):
+    """Stands in for SlotMILHeads in the background form: per-slot probabilities chosen by hand."""
+
+    background = True
+
+    def __init__(self, probs):
+        super().__init__()
+        self.probs = probs
+
+    def forward(self, probe):
+        return [self.probs]
+
+
+def test_background_form_pools_the_most_confident_slot_by_hand():
+    # one image, classes (a, b) + background, two slots that disagree
+    probs = torch.tensor([[[0.6, 0.1], [0.1, 0.3], [0.3, 0.6]]])  # (1, 3 columns, 2 slots)
+    labels = torch.tensor([[1.0, 0.0]])
+    loss = slot_mil_loss(_FixedSlots(probs), None, labels)
+    # image scores: max over the slots (0.6, 0.3, 0.6); targets (1, 0, 1 for the background)
+    by_hand = -(math.log(0.6) + math.log(1 - 0.3) + math.log(0.6)) / 3
+    assert float(loss) == pytest.approx(by_hand, abs=1e-6)
+
+
+def test_confidence_without_the_background_form_is_refused():
+    from glmix_viz.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="slot_mil_background"):
+        TrainConfig.from_flat(data="d", out="o", slot_mil_weight=0.5, slot_mil_confidence=1.0)
+    with pytest.raises(ValueError, match="temperature"):
+        TrainConfig.from_flat(data="d", out="o", slot_mil_cosine=-0.1)

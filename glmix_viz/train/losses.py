@@ -273,17 +273,12 @@ class SlotMILHeads(nn.Module):
                 self.heads.append(nn.Sequential(nn.LayerNorm(dim), nn.Linear(dim, outputs)))
 
     def forward(self, probe: GroupingProbe) -> List[torch.Tensor]:
-        """Per block, the image scores: (B, K) max-over-slots logits, or with ``background`` (B, K + 1, S + 1):
-        column 0 the max-over-slots probabilities of the per-slot softmax (the last row the background), then the
-        per-slot probabilities themselves (for :func:`slot_mil_loss`'s confidence term)."""
+        """Per block: (B, K) max-over-slots logits, or with ``background`` the per-slot softmax probabilities
+        (B, K + 1, S), the last row the background (:func:`slot_mil_loss` pools them)."""
         out = []
         for name, head in zip(self.blocks, self.heads):
             logits = head(probe[name].slots_in.float())  # (B, S, K[+1])
-            if self.background:
-                probs = torch.softmax(logits, dim=-1).transpose(1, 2)  # (B, K + 1, S)
-                out.append(torch.cat([probs.amax(dim=2, keepdim=True), probs], dim=2))
-            else:
-                out.append(logits.amax(dim=1))
+            out.append(torch.softmax(logits, dim=-1).transpose(1, 2) if self.background else logits.amax(dim=1))
         return out
 
 
@@ -300,8 +295,9 @@ def slot_mil_loss(heads: nn.Module, probe: GroupingProbe, labels: torch.Tensor,
         return sum(F.binary_cross_entropy_with_logits(m.float(), labels) for m in scores) / len(scores)
     target = torch.cat([labels.float(), labels.new_ones(labels.shape[0], 1, dtype=torch.float32)], dim=1)
     total = labels.new_zeros((), dtype=torch.float32)
-    for block in scores:
-        image, slots = block[..., 0].float(), block[..., 1:].float()  # (B, K + 1), (B, K + 1, S)
+    for slots in scores:  # (B, K + 1, S)
+        slots = slots.float()
+        image = slots.amax(dim=2)  # the image's probability of each class: its most confident slot's
         total = total + F.binary_cross_entropy(image.clamp(1e-6, 1 - 1e-6), target)
         if confidence > 0:
             allowed = slots * target.unsqueeze(-1)  # mass on the image's classes and the background
