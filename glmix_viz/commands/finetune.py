@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from glmix_viz.commands.common import add_dataset_arguments
-from glmix_viz.commands.train import add_common_arguments, config_kwargs, report
+from glmix_viz.commands.train import add_common_arguments, config_kwargs, make_config, report
 
 HELP = ("fine-tune a GLNet checkpoint with a new multi-label head on image-level labels (--data: a labelled or "
         "segmentation folder, PASCAL VOC train_aug..., COCO-2014)")
@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
     kwargs = config_kwargs(args)
     if args.model is None:  # the variant of the initial checkpoint
         kwargs["model"] = load_model(args.init, device="cpu").checkpoint_config["variant"]
-    config = TrainConfig.from_flat(data=str(args.data), init=args.init,
-                                   augment=args.augment or "standard", **kwargs)
+    config = make_config(TrainConfig, data=str(args.data), init=args.init, augment=args.augment or "standard",
+                         **kwargs)
     if config.input_size is None:
         config.input_size = 224
     report(train(config), config.out)

@@ -148,10 +148,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from glmix_viz.train import TrainConfig, train
 
-    kwargs = config_kwargs(args)
-    config = TrainConfig.from_flat(data=args.data, augment=args.augment or "shapes", **kwargs)
+    config = make_config(TrainConfig, data=args.data, augment=args.augment or "shapes", **config_kwargs(args))
     report(train(config), config.out)
     return 0
+
+
+def make_config(config_class, **settings):
+    """``config_class.from_flat(**settings)``, its refusal of inconsistent settings made the CLI's one-line error
+    (shared with ``finetune``)."""
+    try:
+        return config_class.from_flat(**settings)
+    except ValueError as error:
+        raise GlmixVizError(f"training settings: {error}") from None
 
 
 def report(summary: dict, out) -> None:

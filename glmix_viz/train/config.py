@@ -165,14 +165,17 @@ class TrainConfig(RuntimeConfig):
             raise ValueError(f"unknown model {self.model!r}; known: {', '.join(VARIANTS)}")
         if self.augment not in AUGMENT_MODES:
             raise ValueError(f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}")
-        if isinstance(self.grouping, dict):  # e.g. read back from JSON
-            self.grouping = GroupingConfig(**self.grouping)
         if self.weight_decay_recipe is None:
             self.weight_decay_recipe = "official" if VARIANTS[self.model].official else "ndim"
         if self.weight_decay_recipe not in ("ndim", "official"):
             raise ValueError(f"weight_decay_recipe must be 'ndim' or 'official', got {self.weight_decay_recipe!r}")
         if self.epochs < 1 or self.batch_size < 1:
             raise ValueError("epochs and batch_size must be positive")
+        if self.slot_mil_cosine < 0:
+            raise ValueError(f"slot_mil_cosine is a temperature (> 0) or 0 for off, got {self.slot_mil_cosine}")
+        if self.slot_mil_confidence and not self.slot_mil_background:
+            raise ValueError("slot_mil_confidence acts on the background form of the slot MIL loss: "
+                             "give slot_mil_background too")
 
     @classmethod
     def from_flat(cls, **settings: Any) -> "TrainConfig":
