@@ -379,13 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _log_rows(log: Path) -> List[Dict[str, Any]]:
+    """The epochs of a training log (``log.jsonl``; none when it is missing)."""
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
+
+
 def _finished(run: Path, epochs: int) -> bool:
     """A run whose log reached its last epoch (``epochs``) and whose last checkpoint exists."""
-    log = run / "log.jsonl"
-    if not (run / "last.safetensors").is_file() or not log.is_file():
-        return False
-    rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-    return bool(rows) and rows[-1].get("epoch", 0) >= epochs
+    rows = _log_rows(run / "log.jsonl")
+    return (run / "last.safetensors").is_file() and bool(rows) and rows[-1].get("epoch", 0) >= epochs
 
 
 def train_all(work: Path, commands: Dict[str, List[str]], jobs: int, epochs: int) -> Dict[str, float]:
@@ -496,8 +498,8 @@ def main() -> int:
     logs = {name: work / "runs" / name / "log.jsonl" for name in recipes}
     logs.update({name: Path(path).parent / "log.jsonl" for name, path in checkpoints.items() if name not in logs})
     for name, log in logs.items():
-        if log.is_file():
-            rows = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+        rows = _log_rows(log)
+        if rows:
             training[name] = [{k: v for k, v in row.items() if k != "val_ap"} for row in rows]
     results = {
         "command": command_line(__file__),

@@ -43,15 +43,13 @@ EPOCHS = 16
 # The grouping losses of the demo recipe (EXPERIMENTS.md, fourth probe): colour reconstruction through the slots
 # (C then D, weight 10) and the bilateral Potts loss on D (weight 1, colour width 0.12), on every GLMix block.
 GROUPING_FLAGS = ["--recon-weight", "10", "--potts-weight", "1", "--potts-sigma-rgb", "0.12"]
-# Issue 29's semantic-slots recipe (experiments/semantic_slots.py chose it on its development seed 5100, as the combo
-# with the best semantic mIoU among the fine-tunes that kept first-block mBO >= 0.70 and mAP >= 0.98): the demo recipe
-# plus the cross-view prototype consistency of the slots (weight 1) and the slot MIL loss in its background, cosine,
-# every-slot form on every GLMix block (weight 0.5), from scratch.
-GLMIX_BLOCKS = ["stages.0.blocks.0", "stages.1.blocks.0", "stages.1.blocks.1", "stages.2.blocks.0",
-                "stages.2.blocks.2", "stages.3.blocks.0"]
-SEMANTIC_FLAGS = GROUPING_FLAGS + ["--proto-weight", "1", "--slot-mil-weight", "0.5",
-                                   "--slot-mil-blocks", ",".join(GLMIX_BLOCKS), "--slot-mil-background",
-                                   "--slot-mil-cosine", "0.1", "--slot-mil-confidence", "1"]
+# Issue 29's semantic-slots recipe, from scratch: the demo recipe plus the combination experiments/semantic_slots.py
+# chose on its development seed 5100 (the cross-view prototype loss and the slot MIL loss in its background, cosine,
+# every-slot form on every GLMix block); the flags come from that script's recipe table, the one place they live.
+sys.path.insert(0, str(REPO / "experiments"))
+from semantic_slots import recipe_flags  # noqa: E402
+
+SEMANTIC_FLAGS = GROUPING_FLAGS + recipe_flags("combo", ["proto", "milconf"])
 RUNS = {"grouping": GROUPING_FLAGS, "bce": [], "semantic": SEMANTIC_FLAGS}
 
 
@@ -143,7 +141,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Reproduce and measure the glmix-viz demo model.")
     parser.add_argument("--work", default=None, help="folder for the data sets, the runs and the results (required; "
                         "--smoke: a temporary folder)")
-    parser.add_argument("--runs", default="grouping,bce", help="comma-separated runs to train: grouping (the demo), bce (its control), semantic (issue 29)")
+    parser.add_argument("--runs", default="grouping,bce",
+                        help="comma-separated runs to train: grouping (the demo), bce (its control), semantic (issue 29)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-train", action="store_true", help="only evaluate existing runs")
